@@ -1,0 +1,83 @@
+"""traffic_lab: record, store, analyse and replay HTTP traffic on httpx.
+
+http4k's five traffic concepts (Sink, Source, Replay, ReadWriteCache, ReadWriteStream), the
+transports that record into them and serve from them, Parquet captures, pandas views and notebook
+widgets. Heavy parts (pyarrow, pandas, ipywidgets) load only when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import (
+    CorruptCaptureError,
+    InteropError,
+    InvalidRecordModeError,
+    RecordedTransportError,
+    ReplayExhaustedError,
+    SchemaVersionError,
+    StoreError,
+    StoreNotFoundError,
+    TrafficLabError,
+    UnmatchedRequestError,
+)
+from .exchange import Exchange, RecordedError
+from .matching import Matcher
+from .protocols import AsyncSource, ReadWriteCache, ReadWriteStream, Replay, Sink, Source
+from .redaction import Redactor
+from .stores.memory import FROM_CACHE, REPLAYED, MemoryCache, MemoryStream
+
+if TYPE_CHECKING:
+    from .stores.parquet import ParquetCache, ParquetStream
+
+__all__ = [
+    "FROM_CACHE",
+    "REPLAYED",
+    "AsyncSource",
+    "CorruptCaptureError",
+    "Exchange",
+    "InteropError",
+    "InvalidRecordModeError",
+    "Matcher",
+    "MemoryCache",
+    "MemoryStream",
+    "ParquetCache",
+    "ParquetStream",
+    "ReadWriteCache",
+    "ReadWriteStream",
+    "RecordedError",
+    "RecordedTransportError",
+    "Redactor",
+    "Replay",
+    "ReplayExhaustedError",
+    "SchemaVersionError",
+    "Sink",
+    "Source",
+    "StoreError",
+    "StoreNotFoundError",
+    "TrafficLabError",
+    "UnmatchedRequestError",
+    "__version__",
+]
+
+# Names that live in modules with heavy dependencies (pyarrow, pandas): imported on first use.
+_LAZY = {
+    "ParquetCache": "traffic_lab.stores.parquet",
+    "ParquetStream": "traffic_lab.stores.parquet",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'traffic_lab' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

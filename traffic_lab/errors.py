@@ -1,0 +1,121 @@
+"""Errors raised by traffic_lab itself.
+
+Errors from the wrapped httpx transport (``httpx.ConnectError``, ``httpx.ReadTimeout``...) are never
+wrapped: they reach the caller unchanged. Each traffic_lab error also subclasses the builtin it
+resembles, so ``except LookupError`` or ``except FileNotFoundError`` already works::
+
+    TrafficLabError
+    ├── StoreError                      (has .path)
+    │   ├── StoreNotFoundError          (also FileNotFoundError)
+    │   ├── CorruptCaptureError         (also ValueError)
+    │   └── SchemaVersionError          (also ValueError)
+    ├── UnmatchedRequestError           (also LookupError; has .request and .nearest)
+    ├── ReplayExhaustedError            (also LookupError)
+    ├── InvalidRecordModeError          (also ValueError)
+    ├── RecordedTransportError          (raised only when a recorded error type is not an httpx error)
+    └── InteropError                    (also ValueError; has .path, .index and .field)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "CorruptCaptureError",
+    "InteropError",
+    "InvalidRecordModeError",
+    "RecordedTransportError",
+    "ReplayExhaustedError",
+    "SchemaVersionError",
+    "StoreError",
+    "StoreNotFoundError",
+    "TrafficLabError",
+    "UnmatchedRequestError",
+]
+
+
+class TrafficLabError(Exception):
+    """Base for errors raised by traffic_lab itself."""
+
+
+class StoreError(TrafficLabError):
+    """A store or capture file could not be read or written. ``path`` names the file or folder."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """The capture folder or file does not exist."""
+
+
+class CorruptCaptureError(StoreError, ValueError):
+    """A capture file is truncated, corrupt or has a foreign schema."""
+
+
+class SchemaVersionError(StoreError, ValueError):
+    """A capture file was written with a schema version this traffic_lab cannot read."""
+
+
+class UnmatchedRequestError(TrafficLabError, LookupError):
+    """No recorded exchange matches a request (strict responders, ``mode="none"``).
+
+    ``nearest`` lists ``(recorded request, differences)`` for the closest recorded requests.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: httpx.Request,
+        nearest: Sequence[tuple[httpx.Request, Sequence[str]]] = (),
+    ) -> None:
+        lines = [message]
+        if nearest:
+            lines.append("nearest recorded requests:")
+            for recorded, differences in nearest:
+                lines.append(f"  {recorded.method} {recorded.url}")
+                lines.extend(f"    - {d}" for d in differences)
+        else:
+            lines.append("the store holds no recorded requests to compare with")
+        super().__init__("\n".join(lines))
+        self.request = request
+        self.nearest = list(nearest)
+
+
+class ReplayExhaustedError(TrafficLabError, LookupError):
+    """A strict replay responder was asked for more responses than were recorded."""
+
+
+class InvalidRecordModeError(TrafficLabError, ValueError):
+    """An unknown record mode; the message lists the valid ones."""
+
+
+class RecordedTransportError(TrafficLabError):
+    """A recorded transport failure whose type is not an httpx exception, raised on replay.
+
+    Recorded error types are looked up by name among httpx's own exceptions only; nothing from a
+    capture is ever imported or executed.
+    """
+
+
+class InteropError(TrafficLabError, ValueError):
+    """A foreign file (HAR, VCR.py cassette, http4k tree) is invalid; says where."""
+
+    def __init__(
+        self, message: str, *, path: str, index: int | None = None, field: str | None = None
+    ) -> None:
+        where = path
+        if index is not None:
+            where += f", entry {index}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.index = index
+        self.field = field

@@ -1,0 +1,417 @@
+"""The exchange record: one request, its response (or transport error) and metadata.
+
+An :class:`Exchange` keeps the *wire form* of both messages as plain parts (method, URL, raw header
+pairs, body bytes as they went over the wire, status, reason phrase, HTTP version) and builds the
+``httpx.Request`` / ``httpx.Response`` views from them on first access. Stores and the Parquet writer
+work on the parts directly, so recording and bulk reads never pay for httpx objects nobody looks at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+
+from .errors import RecordedTransportError
+
+__all__ = ["Exchange", "RecordedError"]
+
+_EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
+_HeaderTuple = tuple[tuple[bytes, bytes], ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordedError:
+    """A transport failure recorded in place of a response.
+
+    ``type`` is the exception's qualified name (``"httpx.ConnectError"``), ``message`` its text.
+    """
+
+    type: str
+    message: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> RecordedError:
+        """Describe ``exc`` by its class's qualified name and its message."""
+        klass = type(exc)
+        module = klass.__module__
+        # httpx defines its exceptions in a private module; name them as users import them.
+        if module.startswith("httpx"):
+            module = "httpx"
+        return cls(type=f"{module}.{klass.__qualname__}", message=str(exc))
+
+    def to_exception(self, request: httpx.Request | None = None) -> Exception:
+        """Build the exception to raise again on replay.
+
+        Only httpx's own exception classes are looked up (by name, in the ``httpx`` namespace);
+        any other recorded type becomes a :class:`~traffic_lab.errors.RecordedTransportError`.
+        Nothing from a capture is imported or executed.
+        """
+        module, _, name = self.type.rpartition(".")
+        klass = getattr(httpx, name, None) if module == "httpx" else None
+        if isinstance(klass, type) and issubclass(klass, httpx.RequestError):
+            return klass(self.message, request=request)
+        if isinstance(klass, type) and issubclass(klass, httpx.TransportError):
+            return klass(self.message)
+        return RecordedTransportError(f"recorded {self.type}: {self.message}")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_pairs(headers: Any) -> _HeaderTuple:
+    if headers is None:
+        return ()
+    if isinstance(headers, httpx.Headers):
+        return tuple(headers.raw)
+    return tuple(httpx.Headers(headers).raw)
+
+
+class Exchange:
+    """One recorded request and its response, with start time, elapsed time, error and tags.
+
+    Build one from httpx objects with :meth:`from_httpx`, or from wire parts with the constructor.
+    ``request`` and ``response`` are httpx objects built on first access and then kept; use
+    :meth:`new_response` for a fresh, unread response to serve (responses are single-use streams).
+
+    Parameters
+    ----------
+    method, url
+        The request line. ``url`` is the full URL as a string.
+    request_headers, response_headers
+        Raw ``(name, value)`` byte pairs, in wire order, duplicates kept.
+    request_body, response_body
+        Bodies as they went over the wire: a gzip response body stays gzip.
+    status_code
+        ``None`` for an exchange that failed in the transport (see ``error``).
+    reason_phrase, http_version
+        As received, e.g. ``"Not Found"`` and ``"HTTP/1.1"``.
+    started_at
+        When the request was sent (timezone-aware UTC).
+    elapsed
+        Time until the response body was complete (or the error was raised).
+    error
+        The transport failure, for exchanges that got no response.
+    tags
+        Free-form labels (session, test name...).
+    truncated
+        The client closed the response before reading all of it; ``response_body`` holds what
+        was read. Caches never serve a truncated exchange.
+
+    Examples
+    --------
+    >>> import httpx, traffic_lab as tl
+    >>> request = httpx.Request("GET", "https://api.example/users/1")
+    >>> response = httpx.Response(200, json={"id": 1})
+    >>> ex = tl.Exchange.from_httpx(request, response)
+    >>> ex.status_code, ex.response.json()
+    (200, {'id': 1})
+    """
+
+    __slots__ = (
+        "_request",
+        "_response",
+        "elapsed",
+        "error",
+        "http_version",
+        "method",
+        "reason_phrase",
+        "request_body",
+        "request_headers",
+        "response_body",
+        "response_headers",
+        "started_at",
+        "status_code",
+        "tags",
+        "truncated",
+        "url",
+    )
+
+    method: str
+    url: str
+    request_headers: _HeaderTuple
+    request_body: bytes
+    status_code: int | None
+    reason_phrase: str
+    http_version: str
+    response_headers: _HeaderTuple
+    response_body: bytes
+    started_at: datetime
+    elapsed: timedelta
+    error: RecordedError | None
+    tags: Mapping[str, str]
+    truncated: bool
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        *,
+        request_headers: Iterable[tuple[bytes, bytes]] = (),
+        request_body: bytes = b"",
+        status_code: int | None = None,
+        reason_phrase: str = "",
+        http_version: str = "HTTP/1.1",
+        response_headers: Iterable[tuple[bytes, bytes]] = (),
+        response_body: bytes = b"",
+        started_at: datetime | None = None,
+        elapsed: timedelta = timedelta(0),
+        error: RecordedError | None = None,
+        tags: Mapping[str, str] | None = None,
+        truncated: bool = False,
+    ) -> None:
+        if status_code is None and error is None:
+            raise ValueError("an exchange needs a status_code (a response) or an error")
+        if started_at is None:
+            started_at = _utcnow()
+        elif started_at.tzinfo is None:
+            raise ValueError("started_at must be timezone-aware (UTC)")
+        setattr_ = object.__setattr__
+        setattr_(self, "method", method.upper())
+        setattr_(self, "url", url)
+        setattr_(self, "request_headers", tuple(request_headers))
+        setattr_(self, "request_body", bytes(request_body))
+        setattr_(self, "status_code", status_code)
+        setattr_(self, "reason_phrase", reason_phrase)
+        setattr_(self, "http_version", http_version)
+        setattr_(self, "response_headers", tuple(response_headers))
+        setattr_(self, "response_body", bytes(response_body))
+        setattr_(self, "started_at", started_at)
+        setattr_(self, "elapsed", elapsed)
+        setattr_(self, "error", error)
+        setattr_(self, "tags", MappingProxyType(dict(tags)) if tags else _EMPTY_TAGS)
+        setattr_(self, "truncated", truncated)
+        setattr_(self, "_request", None)
+        setattr_(self, "_response", None)
+
+    # -- immutability ---------------------------------------------------------------------------
+    def __setattr__(self, name: str, value: object) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    _FIELDS = (
+        "method",
+        "url",
+        "request_headers",
+        "request_body",
+        "status_code",
+        "reason_phrase",
+        "http_version",
+        "response_headers",
+        "response_body",
+        "started_at",
+        "elapsed",
+        "error",
+        "tags",
+        "truncated",
+    )
+
+    def replace(self, **changes: Any) -> Exchange:
+        """A copy with some parts changed (like :func:`dataclasses.replace`)."""
+        parts = {name: getattr(self, name) for name in self._FIELDS}
+        parts.update(changes)
+        method = parts.pop("method")
+        url = parts.pop("url")
+        return Exchange(method, url, **parts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Exchange):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self._FIELDS)
+
+    def __hash__(self) -> int:
+        return hash((self.method, self.url, self.status_code, self.started_at))
+
+    def __repr__(self) -> str:
+        outcome = (
+            f"{self.status_code}" if self.status_code is not None else f"error {self.error}"
+        )
+        ms = self.elapsed.total_seconds() * 1000
+        flag = " truncated" if self.truncated else ""
+        return f"<Exchange {self.method} {self.url} -> {outcome} ({ms:.1f} ms){flag}>"
+
+    # -- conversions ----------------------------------------------------------------------------
+    @classmethod
+    def from_httpx(
+        cls,
+        request: httpx.Request,
+        response: httpx.Response | None = None,
+        *,
+        started_at: datetime | None = None,
+        elapsed: timedelta | None = None,
+        error: RecordedError | BaseException | None = None,
+        tags: Mapping[str, str] | None = None,
+        truncated: bool = False,
+    ) -> Exchange:
+        """Build an exchange from httpx objects (they are copied, never kept or changed).
+
+        The request body must be readable (``request.read()`` is called for sync streams). The
+        response body is taken from its raw stream when that is still available (responses built
+        with ``content=`` / ``json=``, or by a handler); a response that came back from a client
+        has only its decoded body, so it is stored decoded and its ``Content-Encoding`` header is
+        dropped to keep headers and body consistent.
+        """
+        request_body = _request_body(request)
+        if isinstance(error, BaseException):
+            error = RecordedError.from_exception(error)
+        if response is None:
+            if error is None:
+                raise ValueError("from_httpx needs a response or an error")
+            return cls(
+                request.method,
+                str(request.url),
+                request_headers=request.headers.raw,
+                request_body=request_body,
+                started_at=started_at,
+                elapsed=elapsed or timedelta(0),
+                error=error,
+                tags=tags,
+                truncated=truncated,
+            )
+        body, headers = _response_wire_body(response)
+        if elapsed is None:
+            try:
+                elapsed = response.elapsed
+            except RuntimeError:
+                elapsed = timedelta(0)
+        return cls(
+            request.method,
+            str(request.url),
+            request_headers=request.headers.raw,
+            request_body=request_body,
+            status_code=response.status_code,
+            reason_phrase=_reason(response),
+            http_version=response.http_version,
+            response_headers=headers,
+            response_body=body,
+            started_at=started_at,
+            elapsed=elapsed,
+            error=error,
+            tags=tags,
+            truncated=truncated,
+        )
+
+    @property
+    def request(self) -> httpx.Request:
+        """The request as an ``httpx.Request`` (built once, body already read)."""
+        request = self._request
+        if request is None:
+            request = self.new_request()
+            object.__setattr__(self, "_request", request)
+        return request
+
+    @property
+    def response(self) -> httpx.Response | None:
+        """The response as an ``httpx.Response``, or ``None`` for a failed exchange.
+
+        Built once. Its ``content`` is decoded as the client decoded it live; the wire bytes are
+        :attr:`response_body`. A body that cannot be decoded (a truncated gzip stream) is left
+        unread, so ``.content`` raises ``httpx.ResponseNotRead``; use ``response_body``.
+        """
+        response = self._response
+        if response is None and self.status_code is not None:
+            response = self.new_response()
+            response.request = self.request
+            try:
+                response.read()
+            except httpx.DecodingError:
+                response = self.new_response()
+                response.request = self.request
+            object.__setattr__(self, "_response", response)
+        return response
+
+    def new_request(self) -> httpx.Request:
+        """A fresh ``httpx.Request`` with the recorded method, URL, headers and body."""
+        request = httpx.Request(
+            self.method,
+            self.url,
+            headers=list(self.request_headers),
+            stream=httpx.ByteStream(self.request_body),
+        )
+        request.read()
+        return request
+
+    def new_response(self, extensions: Mapping[str, Any] | None = None) -> httpx.Response:
+        """A fresh, unread ``httpx.Response`` with the recorded wire body, ready to serve.
+
+        Raises the recorded transport error again for an exchange that has no response.
+        """
+        if self.status_code is None:
+            assert self.error is not None
+            raise self.error.to_exception(self.request)
+        ext: dict[str, Any] = {
+            "http_version": self.http_version.encode("ascii"),
+            "reason_phrase": self.reason_phrase.encode("latin-1"),
+        }
+        if extensions:
+            ext.update(extensions)
+        return httpx.Response(
+            self.status_code,
+            headers=list(self.response_headers),
+            stream=httpx.ByteStream(self.response_body),
+            extensions=ext,
+        )
+
+    # -- conveniences ---------------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        """The request URL's host."""
+        return httpx.URL(self.url).host
+
+    @property
+    def path(self) -> str:
+        """The request URL's path."""
+        return httpx.URL(self.url).path
+
+    @property
+    def ok(self) -> bool:
+        """True when a response arrived and was complete (not an error, not truncated)."""
+        return self.status_code is not None and not self.truncated
+
+
+def _reason(response: httpx.Response) -> str:
+    raw = response.extensions.get("reason_phrase")
+    if isinstance(raw, bytes):
+        return raw.decode("latin-1")
+    return response.reason_phrase
+
+
+def _request_body(request: httpx.Request) -> bytes:
+    try:
+        return request.content
+    except httpx.RequestNotRead:
+        if isinstance(request.stream, httpx.SyncByteStream):
+            return request.read()
+        raise ValueError(
+            "the request body is an unread async stream; await request.aread() first"
+        ) from None
+
+
+def _response_wire_body(response: httpx.Response) -> tuple[bytes, _HeaderTuple]:
+    """The body as it came over the wire, and the headers that describe it."""
+    stream = response.stream
+    if isinstance(stream, httpx.ByteStream):
+        # A ByteStream holds the wire bytes and can be iterated again, read or not.
+        return b"".join(stream), tuple(response.headers.raw)
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        if response.is_stream_consumed:
+            raise ValueError("the response stream was consumed and its body is lost") from None
+        raw = b"".join(response.iter_raw())
+        return raw, tuple(response.headers.raw)
+    # Only the decoded body survives: drop the encoding and fix the length to match it.
+    headers = [
+        (k, v)
+        for k, v in response.headers.raw
+        if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")
+    ]
+    headers.append((b"Content-Length", str(len(content)).encode()))
+    return content, tuple(headers)

@@ -1,0 +1,77 @@
+"""The five traffic concepts of http4k (``org.http4k.traffic``) as structural protocols.
+
+Write your own store (a database, an object store) by providing these methods; no subclassing or
+import of traffic_lab is needed.
+
+==================  ========================  ==========================================
+http4k              traffic_lab               contract
+==================  ========================  ==========================================
+``Sink``            :class:`Sink`             ``put(exchange)`` stores one exchange
+``Source``          :class:`Source`           ``get(request)`` -> stored response or None
+``Replay``          :class:`Replay`           ``requests()/responses()/exchanges()``
+``ReadWriteCache``  :class:`ReadWriteCache`   Sink + Source: lookup by request
+``ReadWriteStream`` :class:`ReadWriteStream`  Sink + Replay: ordered iteration
+==================  ========================  ==========================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .exchange import Exchange
+
+__all__ = ["AsyncSource", "ReadWriteCache", "ReadWriteStream", "Replay", "Sink", "Source"]
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Consumes exchanges for storage. ``put`` should be cheap: buffer rather than block."""
+
+    def put(self, exchange: Exchange) -> None: ...
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Answers a request from storage: a fresh, unread response, or ``None`` on a miss."""
+
+    def get(self, request: httpx.Request) -> httpx.Response | None: ...
+
+
+@runtime_checkable
+class AsyncSource(Protocol):
+    """Optional: a Source that can answer without blocking an event loop.
+
+    The async transports call ``aget`` when a source has it, and otherwise run ``get`` in a
+    worker thread so that a store doing I/O never blocks the loop.
+    """
+
+    async def aget(self, request: httpx.Request) -> httpx.Response | None: ...
+
+
+@runtime_checkable
+class Replay(Protocol):
+    """Recorded traffic in recorded order.
+
+    ``responses()`` raises the recorded transport error again when it reaches an exchange that
+    failed in the transport (as replaying that exchange would).
+    """
+
+    def requests(self) -> Iterator[httpx.Request]: ...
+
+    def responses(self) -> Iterator[httpx.Response]: ...
+
+    def exchanges(self) -> Iterator[Exchange]: ...
+
+
+@runtime_checkable
+class ReadWriteCache(Sink, Source, Protocol):
+    """Storage optimised for lookup by request (http4k ``ReadWriteCache``)."""
+
+
+@runtime_checkable
+class ReadWriteStream(Sink, Replay, Protocol):
+    """Storage optimised for ordered iteration (http4k ``ReadWriteStream``)."""

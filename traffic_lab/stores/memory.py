@@ -1,0 +1,162 @@
+"""In-memory stores: :class:`MemoryCache` (a ReadWriteCache) and :class:`MemoryStream` (a
+ReadWriteStream). Both are thread-safe; neither does I/O, so the async transports call them
+directly without a worker thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import httpx
+
+from ..exchange import Exchange
+from ..matching import Matcher
+
+__all__ = ["FROM_CACHE", "REPLAYED", "MemoryCache", "MemoryStream"]
+
+#: ``response.extensions`` key set on responses served from a store by lookup.
+FROM_CACHE = "traffic_lab.from_cache"
+#: ``response.extensions`` key set on responses served from a replay, in order.
+REPLAYED = "traffic_lab.replayed"
+_FROM_CACHE_EXT = {FROM_CACHE: True}
+
+
+class MemoryCache:
+    """A ReadWriteCache in memory: lookup by request key, the latest exchange for a key wins.
+
+    Exchanges that failed in the transport or were truncated are kept (see :meth:`exchanges`)
+    but never served: a cut gzip body cannot decode, and a cache answers with responses.
+
+    Parameters
+    ----------
+    matcher
+        How requests are keyed; default :class:`~traffic_lab.Matcher`.
+
+    Examples
+    --------
+    >>> import httpx, traffic_lab as tl
+    >>> cache = tl.MemoryCache()
+    >>> cache.put(tl.Exchange.from_httpx(httpx.Request("GET", "https://a.example/x"),
+    ...                                  httpx.Response(200, text="hi")))
+    >>> cache.get(httpx.Request("GET", "https://a.example/x")).read()
+    b'hi'
+    >>> cache.get(httpx.Request("GET", "https://a.example/y")) is None
+    True
+    """
+
+    def __init__(self, matcher: Matcher | None = None) -> None:
+        self.matcher = matcher if matcher is not None else Matcher()
+        self._index: dict[str, Exchange] = {}
+        self._all: list[Exchange] = []
+        self._lock = threading.Lock()
+
+    def put(self, exchange: Exchange) -> None:
+        """Store an exchange; it answers requests with its key from now on."""
+        key = self.matcher.key(exchange)
+        with self._lock:
+            self._all.append(exchange)
+            if exchange.status_code is not None and not exchange.truncated:
+                self._index[key] = exchange
+
+    def get(self, request: httpx.Request) -> httpx.Response | None:
+        """A fresh, unread response for ``request``, or ``None`` on a miss."""
+        exchange = self._index.get(self.matcher.key(request))
+        if exchange is None:
+            return None
+        return exchange.new_response(_FROM_CACHE_EXT)
+
+    async def aget(self, request: httpx.Request) -> httpx.Response | None:
+        """:meth:`get` for the async transports (memory lookups never block)."""
+        return self.get(request)
+
+    def lookup(self, request: httpx.Request) -> Exchange | None:
+        """The exchange that would answer ``request``, or ``None``."""
+        return self._index.get(self.matcher.key(request))
+
+    def __contains__(self, request: object) -> bool:
+        if not isinstance(request, httpx.Request):
+            return False
+        return self.matcher.key(request) in self._index
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def keys(self) -> list[str]:
+        """The keys that answer requests."""
+        with self._lock:
+            return list(self._index)
+
+    def exchanges(self) -> Iterator[Exchange]:
+        """Every exchange put, in the order it was put."""
+        with self._lock:
+            snapshot = list(self._all)
+        return iter(snapshot)
+
+    def clear(self) -> None:
+        """Forget every exchange."""
+        with self._lock:
+            self._index.clear()
+            self._all.clear()
+
+    def __repr__(self) -> str:
+        return f"<MemoryCache {len(self._all)} exchanges, {len(self._index)} keys>"
+
+
+class MemoryStream:
+    """A ReadWriteStream in memory: exchanges in the order they were put.
+
+    Iteration sees the exchanges present when it started; puts during iteration are kept
+    for the next one. ``responses()`` raises a recorded transport error again when it reaches
+    an exchange that failed.
+
+    Examples
+    --------
+    >>> import httpx, traffic_lab as tl
+    >>> stream = tl.MemoryStream()
+    >>> for i in range(3):
+    ...     stream.put(tl.Exchange("GET", f"https://a.example/{i}", status_code=200))
+    >>> [r.url.path for r in stream.requests()]
+    ['/0', '/1', '/2']
+    """
+
+    def __init__(self) -> None:
+        self._items: list[Exchange] = []
+        self._lock = threading.Lock()
+
+    def put(self, exchange: Exchange) -> None:
+        """Append an exchange."""
+        with self._lock:
+            self._items.append(exchange)
+
+    def exchanges(self) -> Iterator[Exchange]:
+        """The exchanges in recorded order."""
+        with self._lock:
+            snapshot = list(self._items)
+        return iter(snapshot)
+
+    def requests(self) -> Iterator[httpx.Request]:
+        """The recorded requests, in order."""
+        return (exchange.request for exchange in self.exchanges())
+
+    def responses(self) -> Iterator[httpx.Response]:
+        """The recorded responses (read, decoded), in order."""
+        for exchange in self.exchanges():
+            response = exchange.response
+            if response is None:
+                assert exchange.error is not None
+                raise exchange.error.to_exception(exchange.request)
+            yield response
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> Exchange:
+        return self._items[index]
+
+    def clear(self) -> None:
+        """Forget every exchange."""
+        with self._lock:
+            self._items.clear()
+
+    def __repr__(self) -> str:
+        return f"<MemoryStream {len(self._items)} exchanges>"
