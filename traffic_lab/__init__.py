@@ -27,14 +27,36 @@ from .matching import Matcher
 from .protocols import AsyncSource, ReadWriteCache, ReadWriteStream, Replay, Sink, Source
 from .redaction import Redactor
 from .stores.memory import FROM_CACHE, REPLAYED, MemoryCache, MemoryStream
+from .transports import (
+    NO_MORE_TRAFFIC,
+    AsyncCachingTransport,
+    AsyncCaptureTransport,
+    AsyncRecordingTransport,
+    CachingTransport,
+    CaptureTransport,
+    RecordingTransport,
+    RecordMode,
+    ReplayResult,
+    ResponseDiff,
+    areplay_requests,
+    diff_responses,
+    replay_requests,
+    responder,
+)
 
 if TYPE_CHECKING:
     from .stores.parquet import ParquetCache, ParquetStream
 
 __all__ = [
     "FROM_CACHE",
+    "NO_MORE_TRAFFIC",
     "REPLAYED",
+    "AsyncCachingTransport",
+    "AsyncCaptureTransport",
+    "AsyncRecordingTransport",
     "AsyncSource",
+    "CachingTransport",
+    "CaptureTransport",
     "CorruptCaptureError",
     "Exchange",
     "InteropError",
@@ -46,11 +68,15 @@ __all__ = [
     "ParquetStream",
     "ReadWriteCache",
     "ReadWriteStream",
+    "RecordMode",
     "RecordedError",
     "RecordedTransportError",
+    "RecordingTransport",
     "Redactor",
     "Replay",
     "ReplayExhaustedError",
+    "ReplayResult",
+    "ResponseDiff",
     "SchemaVersionError",
     "Sink",
     "Source",
@@ -59,6 +85,10 @@ __all__ = [
     "TrafficLabError",
     "UnmatchedRequestError",
     "__version__",
+    "areplay_requests",
+    "diff_responses",
+    "replay_requests",
+    "responder",
 ]
 
 # Names that live in modules with heavy dependencies (pyarrow, pandas): imported on first use.

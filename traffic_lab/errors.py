@@ -12,7 +12,7 @@ resembles, so ``except LookupError`` or ``except FileNotFoundError`` already wor
     ├── UnmatchedRequestError           (also LookupError; has .request and .nearest)
     ├── ReplayExhaustedError            (also LookupError)
     ├── InvalidRecordModeError          (also ValueError)
-    ├── RecordedTransportError          (raised only when a recorded error type is not an httpx error)
+    ├── RecordedTransportError          (a recorded error whose type is not an httpx error)
     └── InteropError                    (also ValueError; has .path, .index and .field)
 """
 

@@ -1,9 +1,10 @@
 """The exchange record: one request, its response (or transport error) and metadata.
 
-An :class:`Exchange` keeps the *wire form* of both messages as plain parts (method, URL, raw header
-pairs, body bytes as they went over the wire, status, reason phrase, HTTP version) and builds the
-``httpx.Request`` / ``httpx.Response`` views from them on first access. Stores and the Parquet writer
-work on the parts directly, so recording and bulk reads never pay for httpx objects nobody looks at.
+An :class:`Exchange` keeps the *wire form* of both messages as plain parts (method, URL, raw
+header pairs, body bytes as they went over the wire, status, reason phrase, HTTP version) and
+builds the ``httpx.Request`` / ``httpx.Response`` views from them on first access. Stores and the
+Parquet writer work on the parts directly, so recording and bulk reads never pay for httpx
+objects nobody looks at.
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ class Exchange:
     error: RecordedError | None
     tags: Mapping[str, str]
     truncated: bool
+    _request: httpx.Request | None
+    _response: httpx.Response | None
 
     def __init__(
         self,
@@ -230,9 +233,7 @@ class Exchange:
         return hash((self.method, self.url, self.status_code, self.started_at))
 
     def __repr__(self) -> str:
-        outcome = (
-            f"{self.status_code}" if self.status_code is not None else f"error {self.error}"
-        )
+        outcome = f"{self.status_code}" if self.status_code is not None else f"error {self.error}"
         ms = self.elapsed.total_seconds() * 1000
         flag = " truncated" if self.truncated else ""
         return f"<Exchange {self.method} {self.url} -> {outcome} ({ms:.1f} ms){flag}>"

@@ -113,8 +113,10 @@ class Redactor:
     >>> ex = tl.Exchange("GET", "https://api.example/x?token=abc&page=2",
     ...                  request_headers=[(b"Authorization", b"Bearer abc")], status_code=200)
     >>> red = tl.Redactor().redact(ex)
-    >>> red.url, red.request_headers
-    ('https://api.example/x?token=%5BREDACTED%5D&page=2', ((b'Authorization', b'Bearer [REDACTED]'),))
+    >>> red.url
+    'https://api.example/x?token=%5BREDACTED%5D&page=2'
+    >>> red.request_headers
+    ((b'Authorization', b'Bearer [REDACTED]'),)
     """
 
     def __init__(

@@ -1,0 +1,347 @@
+"""Test helpers for traffic_lab and for your own tests: factories and a loopback HTTP server.
+
+>>> import httpx, traffic_lab as tl
+>>> from traffic_lab.testing import LoopbackServer
+>>> with LoopbackServer() as server, httpx.Client(base_url=server.url) as client:
+...     client.get("/json").json()["ok"]
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import random
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from .exchange import Exchange, RecordedError
+
+__all__ = [
+    "LoopbackServer",
+    "free_port",
+    "json_handler",
+    "make_exchange",
+    "make_request",
+    "make_response",
+    "sample_json",
+]
+
+
+def make_request(
+    method: str = "GET",
+    url: str = "https://api.example.test/items/1",
+    *,
+    headers: Any = None,
+    content: bytes | None = None,
+    json: Any = None,
+    params: Any = None,
+) -> httpx.Request:
+    """An ``httpx.Request`` with its body read, for tests."""
+    request = httpx.Request(method, url, headers=headers, content=content, json=json, params=params)
+    request.read()
+    return request
+
+
+def make_response(
+    status_code: int = 200,
+    *,
+    headers: Any = None,
+    content: bytes | None = None,
+    json: Any = None,
+    text: str | None = None,
+) -> httpx.Response:
+    """An ``httpx.Response`` for tests (body held as wire bytes)."""
+    return httpx.Response(status_code, headers=headers, content=content, json=json, text=text)
+
+
+def make_exchange(
+    method: str = "GET",
+    url: str = "https://api.example.test/items/1",
+    *,
+    status_code: int | None = 200,
+    request_headers: Any = None,
+    request_body: bytes = b"",
+    response_headers: Any = None,
+    response_body: bytes | None = None,
+    json: Any = None,
+    started_at: datetime | None = None,
+    elapsed_ms: float = 12.5,
+    error: RecordedError | None = None,
+    tags: Mapping[str, str] | None = None,
+    truncated: bool = False,
+) -> Exchange:
+    """An :class:`~traffic_lab.Exchange` with sensible defaults, for tests.
+
+    >>> make_exchange(json={"id": 1}).response.json()
+    {'id': 1}
+    """
+    if started_at is None:
+        started_at = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    req_headers = httpx.Headers(request_headers).raw if request_headers is not None else []
+    if status_code is None:
+        if error is None:
+            error = RecordedError("httpx.ConnectError", "[Errno 111] Connection refused")
+        return Exchange(
+            method,
+            url,
+            request_headers=req_headers,
+            request_body=request_body,
+            started_at=started_at,
+            elapsed=timedelta(milliseconds=elapsed_ms),
+            error=error,
+            tags=tags,
+        )
+    response = make_response(
+        status_code, headers=response_headers, content=response_body, json=json
+    )
+    return Exchange(
+        method,
+        url,
+        request_headers=req_headers,
+        request_body=request_body,
+        status_code=status_code,
+        reason_phrase=response.reason_phrase,
+        response_headers=response.headers.raw,
+        response_body=b"".join(response.stream),  # type: ignore[arg-type]
+        started_at=started_at,
+        elapsed=timedelta(milliseconds=elapsed_ms),
+        error=error,
+        tags=tags,
+        truncated=truncated,
+    )
+
+
+def sample_json(size: int = 1024, seed: int = 0) -> dict[str, Any]:
+    """A JSON-able document of about ``size`` bytes when serialised."""
+    rng = random.Random(seed)
+    items: list[dict[str, Any]] = []
+    doc: dict[str, Any] = {"ok": True, "seed": seed, "items": items}
+    while len(json.dumps(doc)) < size:
+        n = len(items)
+        items.append({"id": n, "name": f"item-{n}-{rng.randrange(10**6)}", "price": n * 1.25})
+    return doc
+
+
+def json_handler(size: int = 1024, headers: int = 20) -> Callable[[httpx.Request], httpx.Response]:
+    """A handler for ``httpx.MockTransport``: a ~``size``-byte JSON body and ``headers`` headers."""
+    body = json.dumps(sample_json(size)).encode()
+    extra = [(f"X-Header-{i}", f"value-{i}") for i in range(max(0, headers - 2))]
+    pairs = [("Content-Type", "application/json"), *extra]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=pairs, content=body)
+
+    return handler
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without NODELAY, delayed ACKs add 40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet by default
+        pass
+
+    def _route(self) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = self._read_chunked()
+        with self.server.lock:
+            self.server.hits.append((self.command, self.path))
+        segments = [s for s in parts.path.split("/") if s]
+        name = segments[0] if segments else ""
+        if "ms" in query:
+            time.sleep(float(query["ms"]) / 1000)
+        if name == "json":
+            size = int(query.get("size", "1024"))
+            payload = json.dumps(sample_json(size, int(query.get("seed", "0")))).encode()
+            self._send(200, payload, [("Content-Type", "application/json")])
+        elif name in ("gzip", "deflate", "brotli"):
+            payload = json.dumps(sample_json(int(query.get("size", "2048")))).encode()
+            if name == "gzip":
+                encoded, coding = gzip.compress(payload, mtime=0), "gzip"
+            elif name == "deflate":
+                encoded, coding = zlib.compress(payload), "deflate"
+            else:
+                import brotli
+
+                encoded, coding = brotli.compress(payload), "br"
+            self._send(
+                200,
+                encoded,
+                [("Content-Type", "application/json"), ("Content-Encoding", coding)],
+            )
+        elif name == "bytes":
+            n = int(query.get("n", "1024"))
+            payload = random.Random(int(query.get("seed", "1"))).randbytes(n)
+            self._send(200, payload, [("Content-Type", "application/octet-stream")])
+        elif name == "stream":
+            chunks = int(query.get("chunks", "5"))
+            size = int(query.get("size", "100"))
+            delay = float(query.get("delay_ms", "0")) / 1000
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for i in range(chunks):
+                    data = (f"{i:04d}" * (size // 4 + 1))[:size].encode()
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+                    if delay:
+                        time.sleep(delay)
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+        elif name == "redirect":
+            n = int(segments[1]) if len(segments) > 1 else 1
+            target = f"/redirect/{n - 1}" if n > 1 else "/json?size=64"
+            self._send(302, b"", [("Location", target)])
+        elif name == "status":
+            code = int(segments[1]) if len(segments) > 1 else 200
+            self._send(
+                code, json.dumps({"status": code}).encode(), [("Content-Type", "application/json")]
+            )
+        elif name == "headers":
+            self._send(
+                200,
+                b"dup",
+                [
+                    ("Content-Type", "text/plain"),
+                    ("Set-Cookie", "a=1; Path=/"),
+                    ("X-Dup", "first"),
+                    ("Set-Cookie", "b=2; Path=/"),
+                    ("X-Dup", "second"),
+                    ("X-Latin", b"caf\xe9".decode("latin-1")),
+                ],
+            )
+        elif name == "reason":
+            self.send_response(299, "Custom Reason")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+        elif name == "echo":
+            doc = {
+                "method": self.command,
+                "path": parts.path,
+                "query": parts.query,
+                "headers": [[k, v] for k, v in self.headers.items()],
+                "body": base64.b64encode(body).decode(),
+            }
+            self._send(200, json.dumps(doc).encode(), [("Content-Type", "application/json")])
+        elif name == "close":
+            # Hang up without a response: the client sees a protocol error.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            self._send(404, b'{"error":"not found"}', [("Content-Type", "application/json")])
+
+    def _read_chunked(self) -> bytes:
+        out = b""
+        while True:
+            size = int(self.rfile.readline().strip() or b"0", 16)
+            if size == 0:
+                self.rfile.readline()
+                return out
+            out += self.rfile.read(size)
+            self.rfile.readline()
+
+    def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _route
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _Handler)
+        self.hits: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+
+class LoopbackServer:
+    """A real HTTP/1.1 server on 127.0.0.1 (stdlib, threaded) with routes for tests.
+
+    Routes: ``/json?size=N&seed=S``, ``/gzip``, ``/deflate``, ``/brotli`` (encoded JSON),
+    ``/bytes?n=N&seed=S`` (binary), ``/stream?chunks=N&size=S&delay_ms=D`` (chunked),
+    ``/redirect/N`` (N hops then ``/json``), ``/status/CODE``, ``/headers`` (duplicate and
+    non-UTF-8 headers), ``/reason`` (status 299 "Custom Reason"), ``/echo`` (the request as JSON,
+    body base64), ``/close`` (hangs up without answering). Any route takes ``?ms=N`` to sleep.
+    ``hits`` lists ``(method, path)`` of every request served.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = _Server((host, port))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def hits(self) -> list[tuple[str, str]]:
+        """``(method, path)`` of each request served, in order."""
+        with self._server.lock:
+            return list(self._server.hits)
+
+    def start(self) -> LoopbackServer:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

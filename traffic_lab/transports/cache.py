@@ -1,0 +1,318 @@
+"""http4k's ``ServeCachedFrom`` and the record modes VCR.py users know, on httpx transports."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from ..errors import InvalidRecordModeError, UnmatchedRequestError
+from ..matching import Matcher
+from ..protocols import ReadWriteCache, Source
+from ..redaction import Redactor
+from ..stores.memory import FROM_CACHE
+from .record import AsyncRecordingTransport, RecordingTransport
+
+__all__ = [
+    "AsyncCachingTransport",
+    "AsyncCaptureTransport",
+    "CachingTransport",
+    "CaptureTransport",
+    "RecordMode",
+]
+
+
+def _mark(response: httpx.Response) -> httpx.Response:
+    if not response.extensions.get(FROM_CACHE):
+        response.extensions = {**response.extensions, FROM_CACHE: True}
+    return response
+
+
+class CachingTransport(httpx.BaseTransport):
+    """Answer from ``source`` when it has a response, else fall through (http4k ServeCachedFrom).
+
+    Responses served from the source carry ``response.extensions["traffic_lab.from_cache"]``.
+    Composed with :class:`RecordingTransport` over the same store, it is http4k's
+    ``SimpleCachingFrom``: ``CachingTransport(cache, RecordingTransport(cache, HTTPTransport()))``.
+
+    Parameters
+    ----------
+    source
+        Any object with ``get(request) -> httpx.Response | None``.
+    transport
+        Where misses go; default ``httpx.HTTPTransport()``.
+
+    Examples
+    --------
+    >>> import httpx, traffic_lab as tl
+    >>> from traffic_lab.testing import json_handler
+    >>> cache = tl.MemoryCache()
+    >>> live = httpx.MockTransport(json_handler())
+    >>> transport = tl.CachingTransport(cache, tl.RecordingTransport(cache, live))
+    >>> with httpx.Client(transport=transport) as client:
+    ...     first = client.get("https://api.example/items")
+    ...     second = client.get("https://api.example/items")
+    >>> first.extensions.get("traffic_lab.from_cache"), second.extensions["traffic_lab.from_cache"]
+    (None, True)
+    """
+
+    def __init__(self, source: Source, transport: httpx.BaseTransport | None = None) -> None:
+        self._source = source
+        self._inner = transport if transport is not None else httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        response = self._source.get(request)
+        if response is not None:
+            return _mark(response)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _async_getter(source: Source) -> Callable[[httpx.Request], Any]:
+    aget = getattr(source, "aget", None)
+    if aget is not None:
+        return aget  # type: ignore[no-any-return]
+
+    async def run_in_thread(request: httpx.Request) -> httpx.Response | None:
+        # A store doing I/O in get() must not block the event loop.
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(source.get, request)
+
+    return run_in_thread
+
+
+class AsyncCachingTransport(httpx.AsyncBaseTransport):
+    """The async twin of :class:`CachingTransport`.
+
+    Uses the source's ``aget`` when it has one (memory stores answer without blocking);
+    otherwise ``get`` runs in a worker thread so a store doing I/O never blocks the event loop.
+    """
+
+    def __init__(self, source: Source, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._source = source
+        self._aget = _async_getter(source)
+        self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        response = await self._aget(request)
+        if response is not None:
+            return _mark(response)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class RecordMode(StrEnum):
+    """When to record and when to replay (VCR.py's modes, plus ``rewrite``).
+
+    ``once``
+        An empty store records (and serves what it recorded in this session); a store that
+        already held recordings when the transport was made only replays, and a miss raises.
+    ``new_episodes``
+        Replay what is recorded, record what is new.
+    ``none``
+        Replay only; a miss raises :class:`~traffic_lab.UnmatchedRequestError` naming the
+        nearest recorded requests. No request reaches the network.
+    ``all``
+        Every request goes to the network and is recorded; nothing is replayed.
+    ``rewrite``
+        Like ``all``, but the store's earlier recordings are cleared (``store.clear()``) before
+        the first request, so the store ends up holding exactly this session's traffic.
+    """
+
+    ONCE = "once"
+    NEW_EPISODES = "new_episodes"
+    NONE = "none"
+    ALL = "all"
+    REWRITE = "rewrite"
+
+    @classmethod
+    def parse(cls, value: RecordMode | str) -> RecordMode:
+        """The mode named by ``value``; an unknown name raises, listing the valid ones."""
+        if isinstance(value, RecordMode):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(m.value for m in cls)
+            raise InvalidRecordModeError(
+                f"unknown record mode {value!r}; valid modes: {valid}"
+            ) from None
+
+
+class _CaptureCore:
+    """Sans-IO decisions shared by the sync and async capture transports."""
+
+    def __init__(self, cache: ReadWriteCache, mode: RecordMode | str) -> None:
+        self.mode = RecordMode.parse(mode)
+        self.cache = cache
+        effective = self.mode
+        if effective is RecordMode.ONCE:
+            try:
+                empty = len(cache) == 0  # type: ignore[arg-type]
+            except TypeError:
+                raise TypeError(
+                    f"record mode 'once' needs a store with len(); {type(cache).__name__} has none"
+                ) from None
+            effective = RecordMode.NEW_EPISODES if empty else RecordMode.NONE
+        if effective is RecordMode.REWRITE and not callable(getattr(cache, "clear", None)):
+            raise TypeError(
+                f"record mode 'rewrite' needs a store with clear(); {type(cache).__name__} has none"
+            )
+        self.effective_mode = effective
+        self.serve = effective in (RecordMode.NEW_EPISODES, RecordMode.NONE)
+        self.record = effective is not RecordMode.NONE
+        self._clear_pending = effective is RecordMode.REWRITE
+        self._lock = threading.Lock()
+
+    def before(self) -> None:
+        if self._clear_pending:
+            with self._lock:
+                if self._clear_pending:
+                    self.cache.clear()  # type: ignore[attr-defined]
+                    self._clear_pending = False
+
+    def miss(self, request: httpx.Request) -> UnmatchedRequestError:
+        matcher = getattr(self.cache, "matcher", None)
+        if not isinstance(matcher, Matcher):
+            matcher = Matcher()
+        exchanges = getattr(self.cache, "exchanges", None)
+        candidates = list(exchanges()) if callable(exchanges) else []
+        return UnmatchedRequestError(
+            f"record mode {self.mode.value!r}: no recorded exchange matches "
+            f"{request.method} {request.url}",
+            request=request,
+            nearest=matcher.nearest(request, candidates),
+        )
+
+
+class CaptureTransport(httpx.BaseTransport):
+    """Record into and replay from one store, under a :class:`RecordMode`.
+
+    Parameters
+    ----------
+    cache
+        A ReadWriteCache (``MemoryCache``, ``ParquetCache``, your own).
+    transport
+        Where live requests go; default ``httpx.HTTPTransport()``.
+    mode
+        ``"once"`` (default), ``"new_episodes"``, ``"none"``, ``"all"`` or ``"rewrite"``.
+    redactor, tags
+        As for :class:`RecordingTransport`.
+
+    Examples
+    --------
+    >>> import httpx, traffic_lab as tl
+    >>> from traffic_lab.testing import json_handler
+    >>> cache = tl.MemoryCache()
+    >>> live = httpx.MockTransport(json_handler())
+    >>> with httpx.Client(transport=tl.CaptureTransport(cache, live, mode="once")) as client:
+    ...     client.get("https://api.example/items").status_code
+    200
+    >>> with httpx.Client(transport=tl.CaptureTransport(cache, live, mode="none")) as client:
+    ...     client.get("https://api.example/other")
+    Traceback (most recent call last):
+    ...
+    traffic_lab.errors.UnmatchedRequestError: record mode 'none': no recorded exchange matches GET https://api.example/other
+    nearest recorded requests:
+      GET https://api.example/items
+        - path: '/items' != '/other'
+    """
+
+    def __init__(
+        self,
+        cache: ReadWriteCache,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        mode: RecordMode | str = RecordMode.ONCE,
+        redactor: Redactor | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        self._core = _CaptureCore(cache, mode)
+        inner = transport if transport is not None else httpx.HTTPTransport()
+        self._live: httpx.BaseTransport = (
+            RecordingTransport(cache, inner, redactor=redactor, tags=tags)
+            if self._core.record
+            else inner
+        )
+
+    @property
+    def mode(self) -> RecordMode:
+        """The mode asked for."""
+        return self._core.mode
+
+    @property
+    def effective_mode(self) -> RecordMode:
+        """What the mode resolved to (``once`` becomes ``new_episodes`` or ``none``)."""
+        return self._core.effective_mode
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        core = self._core
+        core.before()
+        if core.serve:
+            response = core.cache.get(request)
+            if response is not None:
+                return _mark(response)
+            if not core.record:
+                raise core.miss(request)
+        return self._live.handle_request(request)
+
+    def close(self) -> None:
+        self._live.close()
+
+
+class AsyncCaptureTransport(httpx.AsyncBaseTransport):
+    """The async twin of :class:`CaptureTransport`."""
+
+    def __init__(
+        self,
+        cache: ReadWriteCache,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        mode: RecordMode | str = RecordMode.ONCE,
+        redactor: Redactor | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        self._core = _CaptureCore(cache, mode)
+        self._aget = _async_getter(cache)
+        inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._live: httpx.AsyncBaseTransport = (
+            AsyncRecordingTransport(cache, inner, redactor=redactor, tags=tags)
+            if self._core.record
+            else inner
+        )
+
+    @property
+    def mode(self) -> RecordMode:
+        """The mode asked for."""
+        return self._core.mode
+
+    @property
+    def effective_mode(self) -> RecordMode:
+        """What the mode resolved to (``once`` becomes ``new_episodes`` or ``none``)."""
+        return self._core.effective_mode
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        core = self._core
+        core.before()
+        if core.serve:
+            response = await self._aget(request)
+            if response is not None:
+                return _mark(response)
+            if not core.record:
+                raise core.miss(request)
+        return await self._live.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._live.aclose()

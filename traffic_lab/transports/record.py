@@ -1,0 +1,216 @@
+"""http4k's ``RecordTo``: transports that record every exchange passing through into a Sink."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from ..exchange import Exchange, RecordedError, _response_wire_body
+from ..protocols import Sink
+from ..redaction import Redactor
+from ._streams import TeeAsyncStream, TeeSyncStream
+
+__all__ = ["AsyncRecordingTransport", "RecordingTransport"]
+
+
+class _Pending:
+    """What is known of an exchange once its request is sent."""
+
+    __slots__ = ("body", "headers", "method", "started_at", "t0", "url")
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.method = request.method
+        self.url = str(request.url)
+        # A copy: the caller's Headers object is mutable.
+        self.headers = tuple(request.headers.raw)
+        self.body = request.content
+        self.started_at = datetime.now(UTC)
+        self.t0 = time.perf_counter()
+
+
+class _Recorder:
+    """The sans-IO core shared by the sync and async recording transports."""
+
+    __slots__ = ("redactor", "sink", "tags")
+
+    def __init__(self, sink: Sink, redactor: Redactor | None, tags: Mapping[str, str] | None):
+        self.sink = sink
+        self.redactor = redactor if redactor is not None else Redactor()
+        self.tags = dict(tags) if tags else None
+
+    def fail(self, pending: _Pending, exc: BaseException) -> None:
+        exchange = Exchange(
+            pending.method,
+            pending.url,
+            request_headers=pending.headers,
+            request_body=pending.body,
+            started_at=pending.started_at,
+            elapsed=timedelta(seconds=time.perf_counter() - pending.t0),
+            error=RecordedError.from_exception(exc),
+            tags=self.tags,
+        )
+        self.sink.put(self.redactor.redact(exchange))
+
+    def finish(
+        self,
+        pending: _Pending,
+        response: httpx.Response,
+        body: bytes,
+        truncated: bool,
+        error: BaseException | None = None,
+        headers: tuple[tuple[bytes, bytes], ...] | None = None,
+    ) -> None:
+        reason = response.extensions.get("reason_phrase")
+        exchange = Exchange(
+            pending.method,
+            pending.url,
+            request_headers=pending.headers,
+            request_body=pending.body,
+            status_code=response.status_code,
+            reason_phrase=reason.decode("latin-1")
+            if isinstance(reason, bytes)
+            else response.reason_phrase,
+            http_version=response.http_version,
+            response_headers=response.headers.raw if headers is None else headers,
+            response_body=body,
+            started_at=pending.started_at,
+            elapsed=timedelta(seconds=time.perf_counter() - pending.t0),
+            error=RecordedError.from_exception(error) if error is not None else None,
+            tags=self.tags,
+            truncated=truncated,
+        )
+        self.sink.put(self.redactor.redact(exchange))
+
+    def finish_read(self, pending: _Pending, response: httpx.Response) -> None:
+        """Record a response that arrived already read (``MockTransport``, handlers): the
+        client will never iterate or close its stream, so record it now."""
+        body, headers = _response_wire_body(response)
+        self.finish(pending, response, body, False, headers=headers)
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """Record every exchange that passes through ``transport`` into ``sink`` (http4k RecordTo).
+
+    The caller gets the live response unchanged, streaming included; the exchange is recorded
+    once the body has been read or the response closed (a response closed early is recorded as
+    far as it was read, with ``truncated=True``). A transport error is recorded with its error
+    and re-raised unchanged. A copy of each exchange goes through ``redactor`` (default
+    :class:`~traffic_lab.Redactor`) before the sink sees it.
+
+    Parameters
+    ----------
+    sink
+        Where exchanges go: any object with ``put(exchange)``.
+    transport
+        The transport to wrap; default ``httpx.HTTPTransport()``.
+    redactor
+        Secret scrubbing before storage; ``Redactor.disabled()`` to store everything.
+    tags
+        Labels stored with every exchange (e.g. ``{"session": "nightly"}``).
+
+    Examples
+    --------
+    >>> import httpx, traffic_lab as tl
+    >>> from traffic_lab.testing import json_handler
+    >>> stream = tl.MemoryStream()
+    >>> transport = tl.RecordingTransport(stream, httpx.MockTransport(json_handler()))
+    >>> with httpx.Client(transport=transport) as client:
+    ...     client.get("https://api.example/items").status_code
+    200
+    >>> len(stream)
+    1
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        redactor: Redactor | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        self._core = _Recorder(sink, redactor, tags)
+        self._inner = transport if transport is not None else httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        pending = _Pending(request)
+        core = self._core
+        try:
+            response = self._inner.handle_request(request)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                core.fail(pending, exc)
+            raise
+        if response.is_stream_consumed:
+            core.finish_read(pending, response)
+            return response
+        stream = response.stream
+        if not isinstance(stream, httpx.SyncByteStream):
+            raise TypeError(f"expected a sync response stream, got {type(stream).__name__}")
+
+        def on_close(body: bytes, truncated: bool, error: BaseException | None) -> None:
+            core.finish(pending, response, body, truncated, error)
+
+        response.stream = TeeSyncStream(stream, on_close)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class AsyncRecordingTransport(httpx.AsyncBaseTransport):
+    """The async twin of :class:`RecordingTransport`, for ``httpx.AsyncClient``.
+
+    Examples
+    --------
+    >>> import asyncio, httpx, traffic_lab as tl
+    >>> from traffic_lab.testing import json_handler
+    >>> stream = tl.MemoryStream()
+    >>> async def main():
+    ...     transport = tl.AsyncRecordingTransport(stream, httpx.MockTransport(json_handler()))
+    ...     async with httpx.AsyncClient(transport=transport) as client:
+    ...         return (await client.get("https://api.example/items")).status_code
+    >>> asyncio.run(main()), len(stream)
+    (200, 1)
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        redactor: Redactor | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        self._core = _Recorder(sink, redactor, tags)
+        self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        pending = _Pending(request)
+        core = self._core
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                core.fail(pending, exc)
+            raise
+        if response.is_stream_consumed:
+            core.finish_read(pending, response)
+            return response
+        stream = response.stream
+        if not isinstance(stream, httpx.AsyncByteStream):
+            raise TypeError(f"expected an async response stream, got {type(stream).__name__}")
+
+        def on_close(body: bytes, truncated: bool, error: BaseException | None) -> None:
+            core.finish(pending, response, body, truncated, error)
+
+        response.stream = TeeAsyncStream(stream, on_close)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
