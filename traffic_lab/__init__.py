@@ -5,9 +5,7 @@ transports that record into them and serve from them, Parquet captures, pandas v
 widgets. Heavy parts (pyarrow, pandas, ipywidgets) load only when first used.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+import typing
 
 from ._version import __version__
 from .errors import (
@@ -44,13 +42,12 @@ from .transports import (
     responder,
 )
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from .stores.parquet import ParquetCache, ParquetStream
 
 __all__ = [
-    "FROM_CACHE",
-    "NO_MORE_TRAFFIC",
-    "REPLAYED",
+    "__version__",
+    "areplay_requests",
     "AsyncCachingTransport",
     "AsyncCaptureTransport",
     "AsyncRecordingTransport",
@@ -58,24 +55,30 @@ __all__ = [
     "CachingTransport",
     "CaptureTransport",
     "CorruptCaptureError",
+    "diff_responses",
     "Exchange",
+    "FROM_CACHE",
     "InteropError",
     "InvalidRecordModeError",
     "Matcher",
     "MemoryCache",
     "MemoryStream",
+    "NO_MORE_TRAFFIC",
     "ParquetCache",
     "ParquetStream",
     "ReadWriteCache",
     "ReadWriteStream",
-    "RecordMode",
     "RecordedError",
     "RecordedTransportError",
     "RecordingTransport",
+    "RecordMode",
     "Redactor",
     "Replay",
+    "replay_requests",
+    "REPLAYED",
     "ReplayExhaustedError",
     "ReplayResult",
+    "responder",
     "ResponseDiff",
     "SchemaVersionError",
     "Sink",
@@ -84,11 +87,6 @@ __all__ = [
     "StoreNotFoundError",
     "TrafficLabError",
     "UnmatchedRequestError",
-    "__version__",
-    "areplay_requests",
-    "diff_responses",
-    "replay_requests",
-    "responder",
 ]
 
 # Names that live in modules with heavy dependencies (pyarrow, pandas): imported on first use.
@@ -98,7 +96,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'traffic_lab' has no attribute {name!r}")

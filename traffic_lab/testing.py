@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import json as _json
 import random
 import socket
 import threading
@@ -103,18 +104,23 @@ def make_exchange(
             error=error,
             tags=tags,
         )
-    response = make_response(
-        status_code, headers=response_headers, content=response_body, json=json
-    )
+    headers = httpx.Headers(response_headers)
+    if json is not None:
+        body = _json.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
+        headers.setdefault("Content-Type", "application/json")
+    else:
+        body = response_body or b""
+    if body:
+        headers.setdefault("Content-Length", str(len(body)))
     return Exchange(
         method,
         url,
         request_headers=req_headers,
         request_body=request_body,
         status_code=status_code,
-        reason_phrase=response.reason_phrase,
-        response_headers=response.headers.raw,
-        response_body=b"".join(response.stream),  # type: ignore[arg-type]
+        reason_phrase=httpx.codes.get_reason_phrase(status_code),
+        response_headers=headers.raw,
+        response_body=body,
         started_at=started_at,
         elapsed=timedelta(milliseconds=elapsed_ms),
         error=error,
@@ -288,6 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # the default backlog of 5 resets bursts of concurrent clients
 
     def __init__(self, address: tuple[str, int]) -> None:
         super().__init__(address, _Handler)

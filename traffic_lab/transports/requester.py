@@ -52,7 +52,7 @@ VOLATILE_HEADERS = frozenset(
     }
 )
 # Headers the client must compute for the message it actually sends.
-_HOP_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})
+_HOP_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
 
 #: Stands in a JSON diff for a value that one side does not have.

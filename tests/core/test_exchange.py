@@ -1,0 +1,126 @@
+"""Exchange: wire parts and conversion to and from httpx."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+import traffic_lab as tl
+from traffic_lab.testing import make_exchange
+
+
+def test_from_httpx_keeps_header_order_duplicates_and_raw_bytes():
+    request = httpx.Request(
+        "POST",
+        "https://api.example/a?x=1",
+        headers=[(b"X-B", b"1"), (b"x-a", b"caf\xe9"), (b"X-B", b"2")],
+        content=b"\x00\xff",
+    )
+    response = httpx.Response(
+        201,
+        headers=[(b"Set-Cookie", b"a=1"), (b"X-Raw", b"\xff\xfe"), (b"set-cookie", b"b=2")],
+        content=b"\x89PNG\r\n",
+        extensions={"http_version": b"HTTP/2", "reason_phrase": b"Made It"},
+    )
+    ex = tl.Exchange.from_httpx(request, response)
+    assert ex.request_headers[0] == (b"Host", b"api.example")
+    assert ex.request_headers[1:4] == ((b"X-B", b"1"), (b"x-a", b"caf\xe9"), (b"X-B", b"2"))
+    assert ex.response_headers[:3] == (
+        (b"Set-Cookie", b"a=1"),
+        (b"X-Raw", b"\xff\xfe"),
+        (b"set-cookie", b"b=2"),
+    )
+    assert (ex.status_code, ex.reason_phrase, ex.http_version) == (201, "Made It", "HTTP/2")
+    assert ex.request_body == b"\x00\xff"
+    assert ex.response_body == b"\x89PNG\r\n"
+    # And back to httpx: the same bytes, order and duplicates.
+    assert ex.request.headers.raw[1:4] == [(b"X-B", b"1"), (b"x-a", b"caf\xe9"), (b"X-B", b"2")]
+    assert ex.response.headers.get_list("set-cookie") == ["a=1", "b=2"]
+    assert ex.response.http_version == "HTTP/2"
+    assert ex.response.reason_phrase == "Made It"
+    assert ex.response.content == b"\x89PNG\r\n"
+    assert ex.request.content == b"\x00\xff"
+
+
+def test_gzip_body_is_wire_bytes_and_response_view_decodes():
+    raw = gzip.compress(b'{"a": 1}')
+    response = httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=raw)
+    ex = tl.Exchange.from_httpx(httpx.Request("GET", "https://a.example/"), response)
+    assert ex.response_body == raw
+    assert ex.response.json() == {"a": 1}
+    fresh = ex.new_response()
+    assert fresh.read() == b'{"a": 1}'
+    assert ex.new_response() is not fresh
+
+
+def test_client_response_without_raw_stream_is_stored_decoded_and_consistent():
+    def handler(request):
+        return httpx.Response(
+            200, headers={"Content-Encoding": "gzip"}, stream=httpx.ByteStream(gzip.compress(b"hi"))
+        )
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        live = client.get("https://a.example/")
+    ex = tl.Exchange.from_httpx(live.request, live)
+    assert ex.response_body == b"hi"
+    names = [k.lower() for k, _ in ex.response_headers]
+    assert b"content-encoding" not in names
+    assert dict(ex.response_headers)[b"Content-Length"] == b"2"
+    assert ex.response.text == "hi"
+
+
+def test_corrupt_encoded_body_leaves_view_unread_but_keeps_wire_bytes():
+    cut = b"this is not gzip data"
+    ex = make_exchange(response_headers={"Content-Encoding": "gzip"}, response_body=cut)
+    assert ex.response_body == cut
+    with pytest.raises(httpx.ResponseNotRead):
+        _ = ex.response.content
+
+
+def test_error_exchange_has_no_response_and_raises_on_new_response():
+    ex = make_exchange(status_code=None)
+    assert ex.response is None
+    assert ex.ok is False
+    with pytest.raises(httpx.ConnectError, match="Connection refused"):
+        ex.new_response()
+
+
+def test_exchange_is_immutable_and_replace_copies():
+    ex = make_exchange()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ex.url = "x"  # type: ignore[misc]
+    other = ex.replace(url="https://api.example.test/items/2")
+    assert other.url.endswith("/2") and ex.url.endswith("/1")
+    assert ex == ex.replace()
+    assert ex != other
+
+
+def test_validation_of_parts():
+    with pytest.raises(ValueError, match="needs a status_code"):
+        tl.Exchange("GET", "https://a/")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        tl.Exchange("GET", "https://a/", status_code=200, started_at=datetime(2026, 1, 1))
+
+
+def test_repr_and_conveniences():
+    ex = make_exchange(
+        "get", "https://api.example.test/users/7?x=1", elapsed_ms=12.5, tags={"s": "1"}
+    )
+    assert repr(ex) == "<Exchange GET https://api.example.test/users/7?x=1 -> 200 (12.5 ms)>"
+    assert (ex.host, ex.path, ex.ok) == ("api.example.test", "/users/7", True)
+    assert dict(ex.tags) == {"s": "1"}
+    assert ex.started_at == datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert ex.elapsed == timedelta(milliseconds=12.5)
+
+
+def test_recorded_error_round_trip():
+    exc = httpx.ConnectTimeout("too slow")
+    recorded = tl.RecordedError.from_exception(exc)
+    assert recorded == tl.RecordedError("httpx.ConnectTimeout", "too slow")
+    again = recorded.to_exception(httpx.Request("GET", "https://a/"))
+    assert type(again) is httpx.ConnectTimeout and str(again) == "too slow"
+    assert tl.RecordedError.from_exception(ValueError("v")).type == "builtins.ValueError"
