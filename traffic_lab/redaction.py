@@ -70,6 +70,20 @@ _SECRET_SUBSTRINGS = (
     "sessionid",
 )
 _SECRET_WHOLE_NAMES = frozenset({"key", "pwd", "pass", "sig", "auth", "code_verifier", "otp"})
+# Names that mention a secret but describe it rather than hold it ("token_type": "Bearer").
+_DESCRIPTIVE_SUFFIXES = (
+    "_type",
+    "-type",
+    "_url",
+    "_uri",
+    "_endpoint",
+    "_expires_in",
+    "_expires_at",
+    "_expiry",
+    "_count",
+    "_length",
+    "_hint",
+)
 # A cheap pre-check on raw bodies: no hit means no JSON/form field can need redacting.
 _BODY_HINT = re.compile(
     rb"(?i)token|secret|passw|apikey|api_key|api-key|credential|signature|access_?key|"
@@ -87,6 +101,8 @@ def is_secret_name(name: str) -> bool:
     lowered = name.lower()
     if lowered in _SECRET_WHOLE_NAMES:
         return True
+    if lowered.endswith(_DESCRIPTIVE_SUFFIXES):
+        return False
     return any(s in lowered for s in _SECRET_SUBSTRINGS)
 
 

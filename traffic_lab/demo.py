@@ -1,0 +1,324 @@
+"""A realistic local demo API on 127.0.0.1, and a traffic generator that exercises it.
+
+Notebooks, the sample capture in ``data/`` and the README's main job use it, so everything
+runs on a machine with no internet. The API is a small shop: users, orders, products (with PNG
+images), a slow search, a login that returns a token, reports that sometimes fail, and a rate
+limit. Behaviour is deterministic: the same request sequence gives the same answers.
+
+>>> import httpx
+>>> from traffic_lab.demo import DemoAPI
+>>> with DemoAPI() as api, httpx.Client(base_url=api.url) as client:
+...     client.get("/api/users/3").json()["name"]
+'user-3'
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import random
+import struct
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["DemoAPI", "generate_traffic", "png_bytes"]
+
+_N_USERS = 500
+_FIRST = ["Ada", "Alan", "Grace", "Linus", "Barbara", "Ken", "Edsger", "Margaret", "Dennis"]
+_STATUSES = ["pending", "paid", "shipped", "delivered", "cancelled"]
+
+
+def png_bytes(width: int = 16, height: int = 16, seed: int = 0) -> bytes:
+    """A valid RGB PNG image of the given size (deterministic noise), for binary bodies."""
+    rng = random.Random(seed)
+    rows = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _user(uid: int) -> dict[str, Any]:
+    rng = random.Random(uid)
+    return {
+        "id": uid,
+        "name": f"user-{uid}",
+        "display_name": f"{rng.choice(_FIRST)} {chr(65 + uid % 26)}.",
+        "email": f"user{uid}@example.test",
+        "plan": rng.choice(["free", "pro", "team"]),
+        "created": f"2025-{1 + uid % 12:02d}-{1 + uid % 28:02d}",
+    }
+
+
+def _order(oid: str) -> dict[str, Any]:
+    rng = random.Random(oid)
+    items: list[dict[str, Any]] = [
+        {"sku": f"SKU-{rng.randrange(1000):04d}", "qty": rng.randrange(1, 4)}
+        for _ in range(rng.randrange(1, 5))
+    ]
+    return {
+        "id": oid,
+        "user_id": rng.randrange(1, _N_USERS + 1),
+        "status": rng.choice(_STATUSES),
+        "items": items,
+        "total": round(sum(int(i["qty"]) for i in items) * rng.uniform(3, 90), 2),
+    }
+
+
+def _order_ids(n: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    server_version = "traffic-lab-demo/1.0"
+
+    def setup(self) -> None:
+        super().setup()
+        import socket
+
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _json(self, status: int, doc: Any, headers: list[tuple[str, str]] | None = None) -> None:
+        body = json.dumps(doc).encode()
+        extra = list(headers or [])
+        accepts_gzip = "gzip" in (self.headers.get("Accept-Encoding") or "")
+        if accepts_gzip and len(body) > 1024:
+            body = gzip.compress(body, mtime=0)
+            extra.append(("Content-Encoding", "gzip"))
+        self._send(status, body, [("Content-Type", "application/json"), *extra])
+
+    def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Request-Id", hashlib.sha1(self.path.encode()).hexdigest()[:12])
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _route(self) -> None:
+        parts = urlsplit(self.path)
+        q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        seg = [s for s in parts.path.split("/") if s]
+        with self.server.lock:
+            self.server.count += 1
+            count = self.server.count
+        if seg[:1] != ["api"]:
+            return self._json(404, {"error": "not found", "path": parts.path})
+        seg = seg[1:]
+        if seg == ["health"]:
+            return self._send(200, b"ok", [("Content-Type", "text/plain")])
+        if seg == ["login"] and self.command == "POST":
+            try:
+                creds = json.loads(body or b"{}")
+            except ValueError:
+                return self._json(400, {"error": "invalid JSON"})
+            if creds.get("password") != "demo":
+                return self._json(401, {"error": "bad credentials"})
+            token = hashlib.sha256(str(creds.get("username")).encode()).hexdigest()
+            return self._json(
+                200,
+                {"access_token": token, "token_type": "Bearer", "expires_in": 3600},
+                [("Set-Cookie", f"session={token[:16]}; Path=/; HttpOnly")],
+            )
+        if self.server.require_auth and not (self.headers.get("Authorization") or "").startswith(
+            "Bearer "
+        ):
+            return self._json(401, {"error": "missing bearer token"})
+        if seg == ["users"] and self.command == "GET":
+            page, per_page = int(q.get("page", "1")), min(int(q.get("per_page", "20")), 100)
+            start = (page - 1) * per_page + 1
+            users = [_user(i) for i in range(start, min(start + per_page, _N_USERS + 1))]
+            return self._json(200, {"page": page, "per_page": per_page, "users": users})
+        if seg == ["users"] and self.command == "POST":
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                return self._json(422, {"error": "body must be JSON"})
+            if not isinstance(doc, dict) or "name" not in doc:
+                return self._json(422, {"error": "name is required"})
+            return self._json(201, {"id": _N_USERS + count, **doc})
+        if len(seg) == 2 and seg[0] == "users":
+            if not seg[1].isdigit() or not 1 <= int(seg[1]) <= _N_USERS:
+                return self._json(404, {"error": "no such user", "id": seg[1]})
+            return self._json(200, _user(int(seg[1])))
+        if seg == ["orders"]:
+            orders = [_order(o) for o in _order_ids(60)]
+            if "status" in q:
+                orders = [o for o in orders if o["status"] == q["status"]]
+            return self._json(200, {"orders": orders})
+        if len(seg) == 2 and seg[0] == "orders":
+            return self._json(200, _order(seg[1]))
+        if len(seg) == 3 and seg[0] == "products" and seg[2] == "image.png":
+            pid = int(seg[1]) if seg[1].isdigit() else 0
+            return self._send(
+                200,
+                png_bytes(16, 16, pid),
+                [("Content-Type", "image/png"), ("Cache-Control", "max-age=3600")],
+            )
+        if seg == ["search"]:
+            term = q.get("q", "")
+            delay = 0.05 + (int(hashlib.md5(term.encode()).hexdigest(), 16) % 250) / 1000
+            time.sleep(delay * self.server.slowness)
+            hits = [_user(1 + (len(term) * 7 + i) % _N_USERS) for i in range(len(term) % 6)]
+            return self._json(200, {"q": term, "hits": hits})
+        if len(seg) == 2 and seg[0] == "reports":
+            time.sleep(0.12 * self.server.slowness)
+            if int(hashlib.md5(seg[1].encode()).hexdigest(), 16) % 5 == 0:
+                return self._json(500, {"error": "report generation failed"})
+            return self._json(200, {"report": seg[1], "rows": list(range(50))})
+        if seg == ["limited"]:
+            if count % 4 == 0:
+                return self._json(429, {"error": "slow down"}, [("Retry-After", "1")])
+            return self._json(200, {"ok": True})
+        return self._json(404, {"error": "not found", "path": parts.path})
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _route
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], require_auth: bool, slowness: float) -> None:
+        super().__init__(address, _Handler)
+        self.lock = threading.Lock()
+        self.count = 0
+        self.require_auth = require_auth
+        self.slowness = slowness
+
+
+class DemoAPI:
+    """The demo shop API, served from a background thread on 127.0.0.1.
+
+    Parameters
+    ----------
+    port
+        0 (default) picks a free port.
+    require_auth
+        Ask for ``Authorization: Bearer ...`` on everything but ``/api/login`` and
+        ``/api/health``.
+    slowness
+        Scales the deliberate delays of ``/api/search`` and ``/api/reports`` (0 removes them).
+
+    Endpoints: ``GET /api/health``, ``POST /api/login`` (password ``demo``), ``GET /api/users``
+    (``page``, ``per_page``), ``GET /api/users/{id}`` (404 past 500), ``POST /api/users`` (422
+    without ``name``), ``GET /api/orders`` (gzip when accepted), ``GET /api/orders/{uuid}``,
+    ``GET /api/products/{id}/image.png``, ``GET /api/search?q=`` (50-300 ms),
+    ``GET /api/reports/{hash}`` (120 ms, one in five fails with 500), ``GET /api/limited``
+    (every fourth call answers 429).
+    """
+
+    def __init__(self, port: int = 0, *, require_auth: bool = False, slowness: float = 1.0):
+        self._server = _Server(("127.0.0.1", port), require_auth, slowness)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> DemoAPI:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> DemoAPI:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _plan(n: int, seed: int) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """The request mix a generated session sends: (method, path, httpx kwargs)."""
+    rng = random.Random(seed)
+    orders = _order_ids(60)
+    yield "POST", "/api/login", {"json": {"username": "ada", "password": "demo"}}
+    for i in range(n - 1):
+        roll = rng.random()
+        if roll < 0.30:
+            uid = rng.randrange(1, _N_USERS + 40)  # a few past the end: 404s
+            yield "GET", f"/api/users/{uid}", {}
+        elif roll < 0.42:
+            yield "GET", "/api/users", {"params": {"page": rng.randrange(1, 6), "per_page": 20}}
+        elif roll < 0.54:
+            yield "GET", f"/api/orders/{rng.choice(orders)}", {}
+        elif roll < 0.60:
+            params = {"status": rng.choice(_STATUSES)} if rng.random() < 0.5 else {}
+            yield "GET", "/api/orders", {"params": params}
+        elif roll < 0.70:
+            yield "GET", f"/api/products/{rng.randrange(1, 40)}/image.png", {}
+        elif roll < 0.78:
+            yield (
+                "GET",
+                "/api/search",
+                {"params": {"q": rng.choice(_FIRST).lower()[: rng.randrange(2, 6)]}},
+            )
+        elif roll < 0.83:
+            token = hashlib.md5(f"r{rng.randrange(30)}".encode()).hexdigest()[:10]
+            yield "GET", f"/api/reports/{token}", {}
+        elif roll < 0.90:
+            doc: dict[str, Any] = {"name": f"new-{i}"} if rng.random() < 0.85 else {"nick": "x"}
+            yield "POST", "/api/users", {"json": doc}
+        elif roll < 0.97:
+            yield "GET", "/api/limited", {}
+        else:
+            yield "GET", f"/api/unknown/{i}", {}
+
+
+def generate_traffic(client: Any, n: int = 200, *, seed: int = 0) -> int:
+    """Send ``n`` requests of a realistic mix through an ``httpx.Client`` based at a DemoAPI.
+
+    Logs in first and uses the token it gets, so captures hold credentials to redact. Returns
+    the number of requests sent.
+    """
+    token = None
+    sent = 0
+    for method, path, kwargs in _plan(n, seed):
+        headers: dict[str, str] = {"Authorization": f"Bearer {token}"} if token else {}
+        response = client.request(method, path, headers=headers, **kwargs)
+        sent += 1
+        if path == "/api/login" and response.status_code == 200:
+            token = response.json()["access_token"]
+    return sent
