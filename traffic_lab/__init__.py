@@ -43,6 +43,7 @@ from .transports import (
 )
 
 if typing.TYPE_CHECKING:
+    from .middleware import RecordingASGIMiddleware, RecordingWSGIMiddleware
     from .stores.parquet import ParquetCache, ParquetStream
 
 __all__ = [
@@ -70,7 +71,9 @@ __all__ = [
     "ReadWriteStream",
     "RecordedError",
     "RecordedTransportError",
+    "RecordingASGIMiddleware",
     "RecordingTransport",
+    "RecordingWSGIMiddleware",
     "RecordMode",
     "Redactor",
     "Replay",
@@ -93,6 +96,8 @@ __all__ = [
 _LAZY = {
     "ParquetCache": "traffic_lab.stores.parquet",
     "ParquetStream": "traffic_lab.stores.parquet",
+    "RecordingASGIMiddleware": "traffic_lab.middleware",
+    "RecordingWSGIMiddleware": "traffic_lab.middleware",
 }
 
 

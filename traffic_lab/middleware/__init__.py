@@ -1,0 +1,41 @@
+"""Server-side ``RecordTo``: ASGI and WSGI middleware that record every exchange a Python web app
+serves into any Sink, without changing what the client receives.
+
+Both record the request as the app reads it and the response as the app sends it, redact a copy
+(on by default) and put it into the Sink when the exchange is over; streaming responses stream
+through chunk by chunk. Neither imports a web framework or server.
+
+Outcomes, the same for both:
+
+- a complete response: a plain exchange (``truncated=False``, ``error=None``);
+- a response cut off (the client went away, or the app stopped early): ``truncated=True`` with
+  the body that was handed to the server;
+- the app raised: ``error`` records the exception, which propagates unchanged; with no
+  response started the exchange has no status (the server sends its own 500);
+- the app returned without a response: no status, and ``error.type`` is
+  ``"traffic_lab.middleware.NoResponse"``; the client left before any response:
+  ``"traffic_lab.middleware.ClientDisconnected"`` (with ``truncated=True``). Replaying either
+  raises :class:`~traffic_lab.errors.RecordedTransportError`.
+
+==============================  =========================================================
+:class:`RecordingASGIMiddleware`  Starlette, FastAPI, Quart... under uvicorn, hypercorn...
+:class:`RecordingWSGIMiddleware`  Flask, Django (WSGI), Pyramid... under gunicorn, uWSGI...
+==============================  =========================================================
+
+Examples
+--------
+>>> import traffic_lab as tl
+>>> from traffic_lab.middleware import RecordingWSGIMiddleware
+>>> def app(environ, start_response):
+...     start_response("200 OK", [("Content-Type", "text/plain")])
+...     return [b"hi"]
+>>> stream = tl.MemoryStream()
+>>> app = RecordingWSGIMiddleware(app, stream, tags={"service": "hello"})
+"""
+
+from __future__ import annotations
+
+from .asgi import RecordingASGIMiddleware
+from .wsgi import RecordingWSGIMiddleware
+
+__all__ = ["RecordingASGIMiddleware", "RecordingWSGIMiddleware"]

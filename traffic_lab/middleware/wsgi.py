@@ -1,0 +1,394 @@
+"""WSGI middleware that records every HTTP exchange an app serves into a Sink.
+
+Pure PEP 3333: it wraps ``wsgi.input``, ``start_response`` (and the ``write`` callable it
+returns) and the response iterable, passing every chunk through at once, so generator responses
+stream as before. What it sees and records:
+
+- the URL from ``wsgi.url_scheme``, ``HTTP_HOST`` (else ``SERVER_NAME``/``SERVER_PORT``) and the
+  raw request target ``RAW_URI`` / ``REQUEST_URI`` when the server provides it (gunicorn,
+  Werkzeug, uWSGI, mod_wsgi); otherwise ``SCRIPT_NAME`` + ``PATH_INFO`` re-quoted, plus
+  ``QUERY_STRING``. A re-quoted path cannot tell ``/a%2Fb`` from ``/a/b``;
+- the request headers rebuilt from ``HTTP_*``, ``CONTENT_TYPE`` and ``CONTENT_LENGTH``, names in
+  conventional case (``X-Api-Key``). WSGI loses what the wire had: the order is the order of the
+  environ (servers put ``CONTENT_*`` where they like), duplicate headers arrive joined with
+  commas in one value, ``-`` and ``_`` in names are indistinguishable, and some servers invent
+  values (``wsgiref`` sets ``CONTENT_TYPE`` to ``text/plain`` when the client sent none);
+- the request body *as the app reads it* from ``wsgi.input`` (a body the app never reads is not
+  recorded); ``SERVER_PROTOCOL`` as the HTTP version;
+- the status line, headers and body the app produces. Headers the server adds itself (``Date``,
+  ``Server``, a computed ``Content-Length``, ``Transfer-Encoding``) are not recorded.
+
+When the exchange ends:
+
+- it is put into the Sink once, when the server calls ``close()`` on the response (PEP 3333
+  servers always do); ``elapsed`` stops when the iterable was exhausted;
+- ``close()`` before the iterable was exhausted means the server stopped sending, almost always
+  because the client went away: ``truncated=True``, with the chunks the server had taken (a
+  chunk counts once the server asks for the next one or the iterable ends);
+- if the app raises, the exchange carries ``error`` and the exception propagates unchanged.
+  Until the first non-empty chunk the server has sent nothing and answers with its own 500, so
+  the exchange then has no status.
+
+The app gets a shallow copy of the environ with ``wsgi.input`` wrapped; the server's own environ
+is left as it was. ``Sink.put`` runs in the server's worker threads, possibly several at once
+(the memory stores are thread-safe); a slow sink should buffer. A Sink that raises
+does not reach the app: its error propagates from ``close()`` after the response was sent, or is
+added as a note to the app's own exception. The response is wrapped, so a server's
+``wsgi.file_wrapper`` fast path (``sendfile``) is not taken; the bytes sent are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import lru_cache
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import quote
+
+from ._core import Capture, Recorder, header_tuple
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from ..protocols import Sink
+    from ..redaction import Redactor
+
+__all__ = ["RecordingWSGIMiddleware"]
+
+_OptExcInfo: TypeAlias = (
+    tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
+)
+_Write: TypeAlias = Callable[[bytes], object]
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+# RFC 3986 pchar plus "/": what may stay unescaped in a path we rebuild from a decoded one.
+_PATH_SAFE = "/:@!$&'()*+,;="
+# Request header names whose conventional spelling is not Title-Case.
+_IRREGULAR_NAMES = {"TE": "TE", "DNT": "DNT", "CONTENT_MD5": "Content-MD5"}
+
+
+class RecordingWSGIMiddleware:
+    """Record every HTTP exchange a WSGI app serves into a Sink (server-side ``RecordTo``).
+
+    The client receives exactly what the app produces; a redacted copy of each exchange goes
+    to the Sink when the server closes the response. See the module documentation for what
+    WSGI cannot tell about the request as it was on the wire.
+
+    Parameters
+    ----------
+    app
+        The WSGI application to wrap.
+    sink
+        Where exchanges go (any object with ``put(exchange)``); ``put`` runs in the server's
+        worker thread.
+    redactor
+        Applied to a copy of each exchange before the Sink sees it; default
+        :class:`~traffic_lab.Redactor` (credentials scrubbed). ``Redactor.disabled()`` opts out.
+    tags
+        Labels added to every recorded exchange.
+
+    Examples
+    --------
+    >>> import httpx, traffic_lab as tl
+    >>> from traffic_lab.middleware import RecordingWSGIMiddleware
+    >>> def app(environ, start_response):
+    ...     body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    ...     start_response("201 Created", [("Content-Type", "text/plain")])
+    ...     return [b"got ", body]
+    >>> stream = tl.MemoryStream()
+    >>> transport = httpx.WSGITransport(app=RecordingWSGIMiddleware(app, stream))
+    >>> with httpx.Client(transport=transport, base_url="http://testserver") as client:
+    ...     client.post("/upload", content=b"abc").text
+    'got abc'
+    >>> ex = stream[0]
+    >>> ex.method, ex.url, ex.request_body, ex.status_code, ex.reason_phrase, ex.response_body
+    ('POST', 'http://testserver/upload', b'abc', 201, 'Created', b'got abc')
+
+    With Flask: ``app.wsgi_app = RecordingWSGIMiddleware(app.wsgi_app, sink)``.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        sink: Sink,
+        *,
+        redactor: Redactor | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        self.app = app
+        self._recorder = Recorder(sink, redactor, tags)
+
+    @property
+    def sink(self) -> Sink:
+        """Where exchanges go."""
+        return self._recorder.sink
+
+    @property
+    def redactor(self) -> Redactor:
+        """The redactor applied before the Sink sees an exchange."""
+        return self._recorder.redactor
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        """Labels added to every recorded exchange."""
+        return self._recorder.tags or {}
+
+    def __repr__(self) -> str:
+        return f"RecordingWSGIMiddleware(app={self.app!r}, sink={self.sink!r})"
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        capture = Capture(
+            str(environ.get("REQUEST_METHOD") or "GET"),
+            _url(environ),
+            _headers(environ),
+            str(environ.get("SERVER_PROTOCOL") or "HTTP/1.0"),
+        )
+        cycle = _Cycle(self._recorder, capture, start_response)
+        stream = environ.get("wsgi.input")
+        if stream is not None:
+            # A copy: the server's own environ (and its wsgi.input) stay as they were.
+            environ = {**environ, "wsgi.input": _TeeInput(stream, capture.request_chunks)}
+        try:
+            result = self.app(environ, cycle.start_response)
+        except BaseException as exc:
+            cycle.raised(exc)
+            raise
+        if hasattr(result, "__len__"):
+            # Servers use len() == 1 to compute Content-Length (wsgiref does): keep it working.
+            return _SizedResponse(result, cycle)
+        return _Response(result, cycle)
+
+
+class _Cycle:
+    """One request/response cycle: wraps ``start_response``/``write`` and records the outcome."""
+
+    __slots__ = (
+        "_recorder",
+        "_start_response",
+        "_write",
+        "capture",
+        "complete",
+        "head",
+        "recorded",
+        "sent_body",
+    )
+
+    def __init__(self, recorder: Recorder, capture: Capture, start_response: StartResponse) -> None:
+        self._recorder = recorder
+        self._start_response = start_response
+        self._write: _Write | None = None
+        self.capture = capture
+        self.head = capture.method.upper() == "HEAD"
+        self.complete = False
+        self.recorded = False
+        self.sent_body = False
+
+    def start_response(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: _OptExcInfo | None = None,
+        /,
+    ) -> _Write:
+        if not isinstance(headers, list):
+            headers = list(headers)  # PEP 3333 asks for a list; read a one-shot iterable once
+        pairs = header_tuple(headers)
+        if exc_info is None:
+            write = self._start_response(status, headers)
+        else:
+            write = self._start_response(status, headers, exc_info)
+        code, _, reason = status.partition(" ")
+        capture = self.capture
+        try:
+            capture.status_code = int(code)
+        except ValueError:
+            capture.status_code = None
+        capture.reason_phrase = reason
+        capture.response_headers = pairs
+        self._write = write
+        return self.write
+
+    def write(self, data: bytes) -> object:
+        if self._write is None:
+            raise AssertionError("write() called before start_response()")
+        result = self._write(data)
+        self.commit(data)
+        return result
+
+    def commit(self, data: bytes) -> None:
+        """The server has taken ``data`` for the client."""
+        if data:
+            self.sent_body = True
+            # HTTP forbids a body in a response to HEAD.
+            if not self.head:
+                self.capture.response_chunks.append(bytes(data))
+
+    def exhausted(self) -> None:
+        self.complete = True
+        self.capture.mark_finished()
+
+    def raised(self, exc: BaseException) -> None:
+        if self.recorded:
+            return
+        self.recorded = True
+        # Before the first non-empty chunk (or the end of an empty body) nothing went out, and
+        # the server answers with its own error response: record no status then.
+        responded = self.capture.status_code is not None and (self.sent_body or self.complete)
+        self._recorder.fail(
+            self.capture, exc, complete=self.complete, disconnected=False, responded=responded
+        )
+
+    def closed(self) -> None:
+        if self.recorded:
+            return
+        self.recorded = True
+        # A close before the end: the server stopped asking, nearly always a client that left.
+        self._recorder.finish(self.capture, complete=self.complete, disconnected=not self.complete)
+
+
+class _Response:
+    """The app's response iterable, teed chunk by chunk; records on ``close()``."""
+
+    __slots__ = ("_cycle", "_inner", "_iterator", "_pending")
+
+    def __init__(self, inner: Iterable[bytes], cycle: _Cycle) -> None:
+        self._inner = inner
+        self._cycle = cycle
+        self._iterator: Iterator[bytes] | None = None
+        self._pending: bytes | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        cycle = self._cycle
+        pending = self._pending
+        if pending is not None:
+            # The server asks for more: it has taken the previous chunk.
+            self._pending = None
+            cycle.commit(pending)
+        try:
+            iterator = self._iterator
+            if iterator is None:
+                iterator = self._iterator = iter(self._inner)
+            chunk = next(iterator)
+        except StopIteration:
+            cycle.exhausted()
+            raise
+        except BaseException as exc:
+            cycle.raised(exc)
+            raise
+        self._pending = chunk
+        return chunk
+
+    def close(self) -> None:
+        inner_close = getattr(self._inner, "close", None)
+        if inner_close is not None:
+            try:
+                inner_close()
+            except BaseException as exc:
+                self._cycle.raised(exc)
+                raise
+        self._cycle.closed()
+
+
+class _SizedResponse(_Response):
+    """A response whose iterable has a length (a list): servers may rely on ``len()``."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        inner: Any = self._inner
+        return len(inner)
+
+
+class _TeeInput:
+    """``wsgi.input`` that keeps a copy of every byte the app reads; nothing is read ahead."""
+
+    __slots__ = ("_chunks", "_inner")
+
+    def __init__(self, inner: Any, chunks: list[bytes]) -> None:
+        self._inner = inner
+        self._chunks = chunks
+
+    # Arguments are passed on exactly as given: some servers' streams take no size argument,
+    # and read() with no size means "to the end" where read(-1) may not.
+    def read(self, *args: Any) -> bytes:
+        data: bytes = self._inner.read(*args)
+        if data:
+            self._chunks.append(bytes(data))
+        return data
+
+    def readline(self, *args: Any) -> bytes:
+        line: bytes = self._inner.readline(*args)
+        if line:
+            self._chunks.append(bytes(line))
+        return line
+
+    def readlines(self, *args: Any) -> list[bytes]:
+        lines: list[bytes] = self._inner.readlines(*args)
+        self._chunks.extend(bytes(line) for line in lines)
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._inner:
+            self._chunks.append(bytes(line))
+            yield line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _native_bytes(text: str) -> bytes:
+    # PEP 3333 native strings carry the wire bytes as latin-1; some servers decode UTF-8.
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+
+
+@lru_cache(maxsize=512)
+def _header_name(key: str) -> str:
+    irregular = _IRREGULAR_NAMES.get(key)
+    if irregular is not None:
+        return irregular
+    return "-".join(part.capitalize() for part in key.split("_"))
+
+
+def _headers(environ: WSGIEnvironment) -> tuple[tuple[bytes, bytes], ...]:
+    pairs: list[tuple[bytes, bytes]] = []
+    for key, value in environ.items():
+        if not isinstance(value, str):
+            continue
+        if key.startswith("HTTP_"):
+            name = key[5:]
+            if name in ("CONTENT_TYPE", "CONTENT_LENGTH") and environ.get(name):
+                continue  # the CGI variable holds it; don't record it twice
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if not value:
+                continue  # servers set these to "" when the client sent none
+            name = key
+        else:
+            continue
+        pairs.append((_header_name(name).encode("latin-1"), _native_bytes(value)))
+    return tuple(pairs)
+
+
+def _url(environ: WSGIEnvironment) -> str:
+    scheme = str(environ.get("wsgi.url_scheme") or "http")
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = str(environ.get("SERVER_NAME") or "localhost")
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        port = str(environ.get("SERVER_PORT") or "")
+        if port and _DEFAULT_PORTS.get(scheme) != port:
+            host = f"{host}:{port}"
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if isinstance(raw, str) and raw.startswith("/"):
+        # The request target as the client sent it (path and query, still percent-encoded).
+        return f"{scheme}://{host}{raw}"
+    decoded = str(environ.get("SCRIPT_NAME") or "") + str(environ.get("PATH_INFO") or "")
+    path = quote(_native_bytes(decoded), safe=_PATH_SAFE) or "/"
+    query = str(environ.get("QUERY_STRING") or "")
+    return f"{scheme}://{host}{path}?{query}" if query else f"{scheme}://{host}{path}"
