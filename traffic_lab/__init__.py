@@ -101,12 +101,20 @@ _LAZY = {
 }
 
 
+# Subpackages with heavy or optional dependencies: ``tl.interop``, ``tl.widgets``, ...
+_LAZY_MODULES = frozenset({"frames", "interop", "middleware", "widgets"})
+
+
 def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _LAZY_MODULES:
+        module = importlib.import_module(f"traffic_lab.{name}")
+        globals()[name] = module
+        return module
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'traffic_lab' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module_name), name)
     globals()[name] = value
     return value

@@ -1,0 +1,42 @@
+"""Import and export of other tools' traffic files: HAR, VCR.py cassettes, http4k disk stores.
+
+Readers take a path and return a ``list`` of :class:`~traffic_lab.Exchange`, in the file's
+order, after checking the whole file: an invalid file raises
+:class:`~traffic_lab.InteropError` naming the file, the entry index and the field, and never
+yields part of its content. The exchanges are ordinary ones that any store can hold. Writers
+take an iterable of exchanges and a path, write atomically (a temporary file or folder renamed
+into place), refuse to replace an existing path unless ``overwrite=True``, and return how many
+entries they wrote.
+
+=====================  =====================  ===============================================
+format                 read                   write
+=====================  =====================  ===============================================
+HAR 1.2                :func:`read_har`       :func:`write_har`
+VCR.py cassette        :func:`read_vcr`       :func:`write_vcr` (YAML needs PyYAML)
+http4k DiskTree /      :func:`read_http4k`    :func:`write_http4k`
+DiskStream
+=====================  =====================  ===============================================
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> import traffic_lab as tl
+>>> from traffic_lab import interop
+>>> from traffic_lab.testing import make_exchange
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> interop.write_har([make_exchange(json={"id": 1})], folder / "capture.har")
+1
+>>> stream = tl.MemoryStream()
+>>> for exchange in interop.read_har(folder / "capture.har"):
+...     stream.put(exchange)
+>>> [r.json() for r in stream.responses()]
+[{'id': 1}]
+"""
+
+from __future__ import annotations
+
+from .har import read_har, write_har
+from .http4k import read_http4k, write_http4k
+from .vcr import read_vcr, write_vcr
+
+__all__ = ["read_har", "read_http4k", "read_vcr", "write_har", "write_http4k", "write_vcr"]
