@@ -1,0 +1,248 @@
+"""What :class:`ParquetCache` and :class:`ParquetStream` share: opening, writing, Arrow access."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ...errors import StoreNotFoundError
+from ...matching import Matcher
+from ._fs import CaptureFS
+from .compact import CompactionReport, compact_capture, recover_logs
+from .reader import DATASET_SCHEMA, Capture, DataFile, marker_name, resolve_blobs, time_filter
+from .schema import DEFAULT_BLOB_THRESHOLD, exchanges_to_table
+from .writer import CaptureWriter, Entry, day_of
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
+
+    from ...exchange import Exchange
+
+__all__ = ["ParquetBase"]
+
+_ORDER: list[tuple[str, Literal["ascending", "descending"]]] = [
+    ("started_at", "ascending"),
+    ("writer_id", "ascending"),
+    ("writer_seq", "ascending"),
+]
+
+
+class ParquetBase:
+    """Shared machinery; see :class:`ParquetCache` and :class:`ParquetStream`."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        matcher: Matcher | None = None,
+        *,
+        filesystem: Any = None,
+        durable: bool = False,
+        flush_rows: int = 20_000,
+        flush_bytes: int = 32 * 1024 * 1024,
+        flush_seconds: float | None = 10.0,
+        blob_threshold: int = DEFAULT_BLOB_THRESHOLD,
+        row_group_size: int = 1024,
+        compression: str = "zstd",
+        strict: bool = False,
+        create: bool = True,
+        recover: bool = True,
+    ) -> None:
+        self.matcher = matcher if matcher is not None else Matcher()
+        self._cfs = CaptureFS(path, filesystem)
+        self._capture = Capture(self._cfs, strict=strict, create=create)
+        self._state_lock = threading.RLock()
+        self._settings = {
+            "row_group_size": row_group_size,
+            "compression": compression,
+            "blob_threshold": blob_threshold,
+        }
+        self._writer = CaptureWriter(
+            self._cfs,
+            self.matcher,
+            durable=durable,
+            flush_rows=flush_rows,
+            flush_bytes=flush_bytes,
+            flush_seconds=flush_seconds,
+            blob_threshold=blob_threshold,
+            row_group_size=row_group_size,
+            compression=compression,
+            on_publish=self._published,
+        )
+        self._files: list[DataFile] = []
+        self._cutoff: int | None = None
+        if recover and self._cfs.local:
+            self.recover()
+        self.refresh()
+
+    # -- identity ----------------------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        """The capture's location, as given."""
+        return self._cfs.url
+
+    @property
+    def writer_id(self) -> str:
+        """This store's writer id (the ``writer_id`` column of the rows it writes)."""
+        return self._writer.writer_id
+
+    # -- writing -----------------------------------------------------------------------------------
+    def put(self, exchange: Exchange) -> None:
+        """Record one exchange (buffered; see ``flush_rows``/``flush_bytes``/``flush_seconds``)."""
+        self._writer.put(exchange)
+
+    def flush(self) -> None:
+        """Publish every buffered exchange as Parquet before returning."""
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and stop writing. Reading still works afterwards. Idempotent."""
+        self._writer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _published(self, rel: str, entries: Sequence[Entry], row_group_size: int) -> None:
+        """Called by the writer after it published one of its files."""
+
+    # -- maintenance -------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Fold logs left by crashed ``durable=True`` writers into Parquet; rows recovered."""
+        return recover_logs(self._capture, **self._settings)  # type: ignore[arg-type]
+
+    def compact(self, *, target_bytes: int = 256 * 1024 * 1024) -> CompactionReport:
+        """Merge the small files of each day partition into files of up to ``target_bytes``.
+
+        Readers keep working while it runs; a file is deleted only after the merged file that
+        replaces it has been published and checked. Also removes temporary files left by
+        crashed writers.
+
+        Examples
+        --------
+        >>> import tempfile, traffic_lab as tl
+        >>> folder = tempfile.mkdtemp()
+        >>> for i in range(3):
+        ...     with tl.ParquetStream(folder) as s:
+        ...         s.put(tl.Exchange("GET", f"https://a.example/{i}", status_code=200))
+        >>> tl.ParquetStream(folder).compact().files_merged
+        3
+        """
+        self.flush()
+        report = compact_capture(self._capture, target_bytes=target_bytes, **self._settings)  # type: ignore[arg-type]
+        self.refresh()
+        return report
+
+    def refresh(self) -> None:
+        """See files published by other writers since the store opened (or last refreshed)."""
+        files, cutoff = self._capture.list_files()
+        with self._state_lock:
+            self._files, self._cutoff = files, cutoff
+
+    def clear(self) -> None:
+        """Hide every exchange recorded so far, without deleting anything.
+
+        Writes a marker file; from then on every reader of the capture (through traffic_lab)
+        ignores rows that started before it. Plain Parquet engines still see those rows:
+        filter on ``started_at`` against the marker time to do the same.
+        """
+        self._writer.flush()
+        cutoff = time.time_ns() // 1000
+        self._cfs.publish(
+            marker_name(cutoff, secrets.token_hex(4)),
+            f'{{"cleared_before_us": {cutoff}}}\n'.encode(),
+        )
+        self.refresh()
+
+    # -- Arrow access ------------------------------------------------------------------------------
+    def dataset(self) -> ds.Dataset:
+        """The capture's published files as a ``pyarrow.dataset.Dataset`` (with ``day``).
+
+        Files replaced by compaction and unreadable files are left out. Exchanges still
+        buffered are not in it (:meth:`flush` first), nor is the :meth:`clear` cutoff applied
+        (:meth:`to_arrow` applies it).
+        """
+        self.refresh()
+        return self._capture.dataset(self._files)
+
+    def to_arrow(self, columns: Sequence[str] | None = None, filter: Any = None) -> pa.Table:
+        """Rows as an Arrow table in recorded order, with a filter pushed down to the files.
+
+        Parameters
+        ----------
+        columns
+            Columns to read (default: all, plus ``day``).
+        filter
+            A ``pyarrow.compute`` Expression, e.g. ``pc.field("response_status") >= 500``.
+
+        Blob-stored bodies are read into the body columns; exchanges still buffered by this
+        store are included; rows hidden by :meth:`clear` are not.
+
+        Examples
+        --------
+        >>> import tempfile, pyarrow.compute as pc, traffic_lab as tl
+        >>> s = tl.ParquetStream(tempfile.mkdtemp())
+        >>> for status in (200, 503):
+        ...     s.put(tl.Exchange("GET", "https://a.example/", status_code=status))
+        >>> s.to_arrow(["response_status"], pc.field("response_status") >= 500).to_pylist()
+        [{'response_status': 503}]
+        """
+        self.refresh()
+        wanted = list(columns) if columns is not None else None
+        read = None
+        if wanted is not None:
+            read = list(dict.fromkeys([*wanted, *(c for c, _ in _ORDER)]))
+            for side in ("request", "response"):
+                if f"{side}_body" in wanted:
+                    read.append(f"{side}_body_blob")
+        entries, names = self._writer.pending()
+        files = [f for f in self._files if f.rel not in names]
+        where = time_filter(self._cutoff, filter)
+        table = self._capture.dataset(files).to_table(columns=read, filter=where)
+        if entries:
+            extra = self._pending_table(entries)
+            if where is not None:
+                extra = extra.filter(where)
+            extra = extra.select(table.column_names)
+            table = pa.concat_tables([table.replace_schema_metadata(None), extra])
+        if table.num_rows:
+            table = table.take(pc.sort_indices(table, sort_keys=_ORDER))
+        body_columns = wanted if wanted is not None else table.column_names
+        table = resolve_blobs(table, self._capture.read_blob, body_columns)
+        if wanted is not None:
+            table = table.select(wanted)
+        return table.replace_schema_metadata(DATASET_SCHEMA.metadata)
+
+    def _pending_table(self, entries: Sequence[Entry]) -> pa.Table:
+        keys = [e.key if e.key is not None else self.matcher.key(e.exchange) for e in entries]
+        table = exchanges_to_table(
+            [e.exchange for e in entries],
+            self.matcher,
+            keys=keys,
+            writer_id=self._writer.writer_id,
+            seqs=[e.seq for e in entries],
+        )
+        days = pa.array([day_of(e.started_us) for e in entries], pa.int32())
+        return table.append_column("day", days).replace_schema_metadata(None)
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _check_exists(self) -> None:
+        if not self._cfs.root_exists():
+            raise StoreNotFoundError("no capture here", path=self._cfs.url)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._cfs.url!r}>"

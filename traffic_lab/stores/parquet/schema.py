@@ -1,0 +1,597 @@
+"""The capture schema: Arrow types, version, upgrades, and row <-> :class:`Exchange` conversion.
+
+One row per exchange. The column list, types and meanings are documented in
+``docs/capture-format.md``; this module is the single source of truth for them. The schema
+version lives in every file's key/value metadata (``traffic_lab.schema_version``) and is upgraded
+step by step when read (:func:`upgrade_table`), like mitmproxy's flow format.
+
+Headers are stored as ordered lists of ``{name, value}`` pairs, duplicates kept. Each byte of a
+raw header maps to one character U+0000-U+00FF (ISO-8859-1), so any byte sequence survives the
+round trip and ASCII headers (nearly all of them) read as themselves in any engine.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from ...errors import CorruptCaptureError, SchemaVersionError
+from ...exchange import Exchange, RecordedError
+
+if TYPE_CHECKING:
+    from ...matching import Matcher
+
+__all__ = [
+    "DEFAULT_BLOB_THRESHOLD",
+    "HEADERS_TYPE",
+    "META_FINGERPRINT",
+    "META_REPLACES",
+    "META_SCHEMA_VERSION",
+    "META_TIME_RANGE",
+    "META_WRITER_ID",
+    "RowReader",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "TAGS_TYPE",
+    "check_schema",
+    "exchanges_to_table",
+    "file_schema_version",
+    "new_writer_id",
+    "replaces_of",
+    "split_url",
+    "table_to_exchanges",
+    "upgrade_table",
+]
+
+#: The version of the capture format this library writes. Independent of the release version.
+SCHEMA_VERSION = 1
+
+#: Bodies larger than this (bytes) are stored in content-addressed blob files by default.
+DEFAULT_BLOB_THRESHOLD = 1024 * 1024
+
+META_SCHEMA_VERSION = b"traffic_lab.schema_version"
+META_FINGERPRINT = b"traffic_lab.matcher_fingerprint"
+META_WRITER_ID = b"traffic_lab.writer_id"
+META_TIME_RANGE = b"traffic_lab.time_range"
+META_REPLACES = b"traffic_lab.replaces"
+
+HEADERS_TYPE = pa.list_(
+    pa.field(
+        "item",
+        pa.struct([pa.field("name", pa.string(), False), pa.field("value", pa.string(), False)]),
+        False,
+    )
+)
+TAGS_TYPE = pa.map_(pa.string(), pa.string())
+
+#: The Arrow schema of a capture file (schema version :data:`SCHEMA_VERSION`).
+SCHEMA = pa.schema(
+    [  # type: ignore[arg-type]  # the stubs type pa.field()'s result loosely
+        pa.field("started_at", pa.timestamp("us", tz="UTC"), False),
+        pa.field("elapsed", pa.duration("us"), False),
+        pa.field("writer_id", pa.string(), False),
+        pa.field("writer_seq", pa.int64(), False),
+        pa.field("request_method", pa.string(), False),
+        pa.field("request_url", pa.string(), False),
+        pa.field("request_scheme", pa.string()),
+        pa.field("request_host", pa.string()),
+        pa.field("request_port", pa.int32()),
+        pa.field("request_path", pa.string()),
+        pa.field("request_query", pa.string()),
+        pa.field("request_headers", HEADERS_TYPE, False),
+        pa.field("request_body", pa.binary()),
+        pa.field("request_body_size", pa.int64(), False),
+        pa.field("request_body_blob", pa.string()),
+        pa.field("request_content_type", pa.string()),
+        pa.field("request_key", pa.string(), False),
+        pa.field("response_status", pa.int32()),
+        pa.field("response_reason", pa.string()),
+        pa.field("response_http_version", pa.string()),
+        pa.field("response_headers", HEADERS_TYPE, False),
+        pa.field("response_body", pa.binary()),
+        pa.field("response_body_size", pa.int64(), False),
+        pa.field("response_body_blob", pa.string()),
+        pa.field("response_content_type", pa.string()),
+        pa.field("response_content_encoding", pa.string()),
+        pa.field("truncated", pa.bool_(), False),
+        pa.field("error_type", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("tags", TAGS_TYPE, False),
+    ]
+)
+
+#: Columns a file must have to be read as a capture (the rest default when absent).
+_REQUIRED = ("started_at", "writer_id", "writer_seq", "request_method", "request_url")
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+# Upgrade steps: _UPGRADES[v] turns a table of schema version v into version v + 1. Version 1 is
+# the first published format, so the chain is empty; a future version 2 adds ``_UPGRADES[1]``.
+_UPGRADES: dict[int, Callable[[pa.Table], pa.Table]] = {}
+
+
+def new_writer_id() -> str:
+    """A fresh random writer id (16 hex digits): names a writer's files and orders its rows."""
+    return secrets.token_hex(8)
+
+
+def file_schema_version(metadata: Mapping[bytes, bytes] | None, *, path: str) -> int:
+    """The schema version recorded in a file's key/value metadata.
+
+    Raises :class:`~traffic_lab.errors.CorruptCaptureError` when the key is missing or not a
+    number (a Parquet file that traffic_lab did not write: a foreign schema).
+
+    Examples
+    --------
+    >>> file_schema_version({b"traffic_lab.schema_version": b"1"}, path="x.parquet")
+    1
+    """
+    raw = (metadata or {}).get(META_SCHEMA_VERSION)
+    if raw is None:
+        raise CorruptCaptureError(
+            "not a traffic_lab capture file (no traffic_lab.schema_version in its metadata)",
+            path=path,
+        )
+    try:
+        version = int(raw)
+    except ValueError:
+        raise CorruptCaptureError(f"invalid schema version {raw!r}", path=path) from None
+    if version < 1:
+        raise CorruptCaptureError(f"invalid schema version {version}", path=path)
+    return version
+
+
+def check_schema(schema: pa.Schema, *, path: str) -> int:
+    """Check that a file's schema can be read as a capture; return its schema version.
+
+    Raises :class:`~traffic_lab.errors.SchemaVersionError` for a version newer than this
+    library, :class:`~traffic_lab.errors.CorruptCaptureError` for a foreign schema.
+
+    Examples
+    --------
+    >>> from traffic_lab.stores.parquet import SCHEMA
+    >>> check_schema(SCHEMA.with_metadata({"traffic_lab.schema_version": "1"}), path="f")
+    1
+    """
+    version = file_schema_version(schema.metadata, path=path)
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"written with capture schema v{version}, newer than this traffic_lab "
+            f"(reads up to v{SCHEMA_VERSION}); upgrade traffic_lab to read it",
+            path=path,
+        )
+    missing = [name for name in _REQUIRED if schema.get_field_index(name) < 0]
+    if missing:
+        raise CorruptCaptureError(f"foreign schema: missing columns {missing}", path=path)
+    return version
+
+
+def upgrade_table(
+    table: pa.Table,
+    *,
+    path: str,
+    upgrades: Mapping[int, Callable[[pa.Table], pa.Table]] | None = None,
+    target: int = SCHEMA_VERSION,
+) -> pa.Table:
+    """Bring a table read from a capture file to the current schema version, one step at a time.
+
+    Parameters
+    ----------
+    table
+        As read from the file, with the file's key/value metadata.
+    path
+        The file, named in errors.
+    upgrades, target
+        The upgrade chain and the version to reach (defaults: this library's).
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> t = pa.table({"a": [1]}).replace_schema_metadata({"traffic_lab.schema_version": "1"})
+    >>> step = {1: lambda t: t.append_column("b", pa.array([2]))}
+    >>> upgrade_table(t, path="f", upgrades=step, target=2).column_names
+    ['a', 'b']
+    """
+    chain = _UPGRADES if upgrades is None else upgrades
+    version = file_schema_version(table.schema.metadata, path=path)
+    if version > target:
+        raise SchemaVersionError(
+            f"written with capture schema v{version}, newer than this traffic_lab "
+            f"(reads up to v{target}); upgrade traffic_lab to read it",
+            path=path,
+        )
+    metadata = dict(table.schema.metadata or {})
+    while version < target:
+        step = chain.get(version)
+        if step is None:
+            raise SchemaVersionError(f"no upgrade from capture schema v{version}", path=path)
+        table = step(table)
+        version += 1
+    metadata[META_SCHEMA_VERSION] = str(version).encode()
+    return table.replace_schema_metadata(metadata)
+
+
+# -- Exchange -> row ------------------------------------------------------------------------------
+def split_url(url: str) -> tuple[str, str, int | None, str, str | None]:
+    """Split a URL into (scheme, host, port, path, query); the port defaults by scheme.
+
+    Examples
+    --------
+    >>> split_url("https://api.example/v1/items?a=1")
+    ('https', 'api.example', 443, '/v1/items', 'a=1')
+    >>> split_url("http://[::1]:8080/")
+    ('http', '::1', 8080, '/', None)
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "", "", None, url, None
+    cut = len(rest)
+    for ch in "/?#":
+        at = rest.find(ch, 0, cut)
+        if at != -1:
+            cut = at
+    authority, tail = rest[:cut], rest[cut:]
+    tail = tail.partition("#")[0]
+    path, has_query, query = tail.partition("?")
+    hostport = authority.rpartition("@")[2]
+    port: int | None = None
+    if hostport.startswith("["):
+        host, _, after = hostport[1:].partition("]")
+        port_text = after[1:] if after.startswith(":") else ""
+    else:
+        host, _, port_text = hostport.partition(":")
+    if port_text.isdigit():
+        port = int(port_text)
+    scheme = scheme.lower()
+    if port is None:
+        port = _DEFAULT_PORTS.get(scheme)
+    return scheme, host, port, path or "/", query if has_query else None
+
+
+def _content_types(
+    headers: Sequence[tuple[bytes, bytes]],
+) -> tuple[str | None, str | None]:
+    content_type = encoding = None
+    for name, value in headers:
+        if len(name) == 12 and name.lower() == b"content-type":
+            content_type = value.decode("latin-1")
+        elif len(name) == 16 and name.lower() == b"content-encoding":
+            encoding = value.decode("latin-1")
+    return content_type, encoding
+
+
+def _strings(items: list[bytes]) -> pa.Array[Any]:
+    """Bytes -> Arrow strings, mapping each byte to U+0000-U+00FF (fast path for ASCII)."""
+    binary = pa.array(items, pa.binary())
+    data = binary.buffers()[2]
+    if data is None or data.to_pybytes().isascii():
+        return binary.view(pa.string())
+    return pa.array([item.decode("latin-1") for item in items], pa.string())
+
+
+def _headers_array(lists: Sequence[Sequence[tuple[bytes, bytes]]]) -> pa.Array[Any]:
+    offsets = [0]
+    total = 0
+    for headers in lists:
+        total += len(headers)
+        offsets.append(total)
+    names = [name for headers in lists for name, _ in headers]
+    values = [value for headers in lists for _, value in headers]
+    items = pa.StructArray.from_arrays(
+        [_strings(names), _strings(values)], fields=list(HEADERS_TYPE.value_type)
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items, type=HEADERS_TYPE)
+
+
+def _tags_array(tags: Sequence[Mapping[str, str]]) -> pa.Array[Any]:
+    if not any(tags):
+        offsets: Any = pa.array([0] * (len(tags) + 1), pa.int32())
+        empty: Any = pa.array([], pa.string())
+        result: pa.Array[Any] = pa.MapArray.from_arrays(offsets, empty, empty)
+        return result
+    return pa.array([list(t.items()) for t in tags], TAGS_TYPE)
+
+
+def exchanges_to_table(
+    exchanges: Iterable[Exchange],
+    matcher: Matcher | None = None,
+    *,
+    keys: Sequence[str] | None = None,
+    writer_id: str | None = None,
+    first_seq: int = 0,
+    seqs: Sequence[int] | None = None,
+    blob_threshold: int | None = None,
+    store_blob: Callable[[bytes], str] | None = None,
+    fingerprint: str | None = None,
+) -> pa.Table:
+    """Convert exchanges to an Arrow table in the capture schema, one row each, in order.
+
+    Parameters
+    ----------
+    exchanges
+        The exchanges to convert.
+    matcher
+        Computes the ``request_key`` column (default :class:`~traffic_lab.Matcher`); its
+        fingerprint is written to the table's metadata.
+    keys
+        Precomputed request keys (one per exchange), instead of calling ``matcher.key``.
+    writer_id, first_seq, seqs
+        Writer columns: the id (a fresh random one by default) and each row's sequence number
+        (``seqs``, or ``first_seq``, ``first_seq + 1``...).
+    blob_threshold, store_blob
+        Bodies longer than ``blob_threshold`` go to ``store_blob(body) -> digest``, and the row
+        keeps the digest in ``*_body_blob`` with a null body. Without ``store_blob`` all bodies
+        stay inline.
+    fingerprint
+        The matcher fingerprint to record (default: ``matcher.fingerprint``), for rows whose
+        keys were computed elsewhere.
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> ex = tl.Exchange("GET", "https://api.example/items?a=1", status_code=200,
+    ...                  response_body=b"[]")
+    >>> table = exchanges_to_table([ex], tl.Matcher())
+    >>> table.num_rows, table["request_host"][0].as_py(), table["response_body"][0].as_py()
+    (1, 'api.example', b'[]')
+    """
+    if matcher is None:
+        from ...matching import Matcher
+
+        matcher = Matcher()
+    items = exchanges if isinstance(exchanges, list) else list(exchanges)
+    n = len(items)
+    if keys is None:
+        keys = [matcher.key(e) for e in items]
+    elif len(keys) != n:
+        raise ValueError(f"{len(keys)} keys for {n} exchanges")
+    if seqs is None:
+        seqs = range(first_seq, first_seq + n)
+    wid = writer_id if writer_id is not None else new_writer_id()
+
+    urls = [e.url for e in items]
+    parts = [split_url(u) for u in urls]
+    request_headers = [e.request_headers for e in items]
+    response_headers = [e.response_headers for e in items]
+    request_types = [_content_types(h)[0] for h in request_headers]
+    response_types = [_content_types(h) for h in response_headers]
+    request_bodies: list[bytes | None] = [e.request_body for e in items]
+    response_bodies: list[bytes | None] = [e.response_body for e in items]
+    request_sizes = [len(b) for b in request_bodies if b is not None]
+    response_sizes = [len(b) for b in response_bodies if b is not None]
+    request_blobs: list[str | None] = [None] * n
+    response_blobs: list[str | None] = [None] * n
+    if store_blob is not None and blob_threshold is not None:
+        for bodies, sizes, blobs in (
+            (request_bodies, request_sizes, request_blobs),
+            (response_bodies, response_sizes, response_blobs),
+        ):
+            for i, size in enumerate(sizes):
+                if size > blob_threshold:
+                    body = bodies[i]
+                    assert body is not None
+                    blobs[i] = store_blob(body)
+                    bodies[i] = None
+    errors = [e.error for e in items]
+    metadata = {
+        META_SCHEMA_VERSION: str(SCHEMA_VERSION).encode(),
+        META_FINGERPRINT: (
+            fingerprint if fingerprint is not None else (matcher.fingerprint or "")
+        ).encode(),
+        META_WRITER_ID: wid.encode(),
+    }
+    columns: list[pa.Array[Any]] = [
+        pa.array([e.started_at for e in items], pa.timestamp("us", tz="UTC")),
+        pa.array([e.elapsed for e in items], pa.duration("us")),
+        pa.repeat(pa.scalar(wid, pa.string()), n),
+        pa.array(seqs, pa.int64()),
+        pa.array([e.method for e in items], pa.string()),
+        pa.array(urls, pa.string()),
+        pa.array([p[0] for p in parts], pa.string()),
+        pa.array([p[1] for p in parts], pa.string()),
+        pa.array([p[2] for p in parts], pa.int32()),
+        pa.array([p[3] for p in parts], pa.string()),
+        pa.array([p[4] for p in parts], pa.string()),
+        _headers_array(request_headers),
+        pa.array(request_bodies, pa.binary()),
+        pa.array(request_sizes, pa.int64()),
+        pa.array(request_blobs, pa.string()),
+        pa.array(request_types, pa.string()),
+        pa.array(keys, pa.string()),
+        pa.array([e.status_code for e in items], pa.int32()),
+        pa.array([e.reason_phrase if e.status_code is not None else None for e in items]),
+        pa.array([e.http_version if e.status_code is not None else None for e in items]),
+        _headers_array(response_headers),
+        pa.array(response_bodies, pa.binary()),
+        pa.array(response_sizes, pa.int64()),
+        pa.array(response_blobs, pa.string()),
+        pa.array([t[0] for t in response_types], pa.string()),
+        pa.array([t[1] for t in response_types], pa.string()),
+        pa.array([e.truncated for e in items], pa.bool_()),
+        pa.array([err.type if err is not None else None for err in errors], pa.string()),
+        pa.array([err.message if err is not None else None for err in errors], pa.string()),
+        _tags_array([e.tags for e in items]),
+    ]
+    return pa.Table.from_arrays(columns, schema=SCHEMA.with_metadata(metadata))
+
+
+# -- row -> Exchange ------------------------------------------------------------------------------
+def _column(table: pa.Table | pa.RecordBatch, name: str, default: Any, n: int) -> list[Any]:
+    if table.schema.get_field_index(name) < 0:
+        return [default] * n
+    return table.column(name).to_pylist()
+
+
+class _HeaderColumn:
+    """A headers column decoded to bytes once; rows' tuples are built on demand."""
+
+    __slots__ = ("_names", "_offsets", "_values")
+
+    def __init__(self, table: pa.Table | pa.RecordBatch, name: str) -> None:
+        self._offsets: list[int] = []
+        self._names: list[bytes] = []
+        self._values: list[bytes] = []
+        if table.schema.get_field_index(name) < 0:
+            self._offsets = [0] * (table.num_rows + 1)
+            return
+        column = table.column(name)
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        offsets = self._offsets
+        for chunk in chunks:
+            lists: Any = chunk.cast(HEADERS_TYPE) if chunk.type != HEADERS_TYPE else chunk
+            if lists.null_count:
+                lists = lists.fill_null(pa.scalar([], HEADERS_TYPE))
+            # A sliced list array shares its parent's values: flatten() and rebase the offsets
+            # so only this slice's headers are decoded.
+            chunk_offsets = lists.offsets.to_pylist()
+            base = len(self._names) - chunk_offsets[0]
+            if offsets:
+                offsets.pop()
+            offsets.extend(o + base for o in chunk_offsets)
+            flat = lists.flatten()
+            self._names.extend(_latin1_bytes(flat.field("name")))
+            self._values.extend(_latin1_bytes(flat.field("value")))
+        if not offsets:
+            offsets.append(0)
+
+    def row(self, i: int) -> tuple[tuple[bytes, bytes], ...]:
+        a, b = self._offsets[i], self._offsets[i + 1]
+        return tuple(zip(self._names[a:b], self._values[a:b], strict=True))
+
+
+def _latin1_bytes(strings: Any) -> list[bytes]:
+    """Strings that hold one byte per character back to those bytes (fast path for ASCII)."""
+    data = strings.buffers()[2]
+    if data is None or data.to_pybytes().isascii():
+        return strings.view(pa.binary()).to_pylist()  # type: ignore[no-any-return]
+    return [s.encode("latin-1") for s in strings.to_pylist()]
+
+
+def _header_lists(
+    table: pa.Table | pa.RecordBatch, name: str, n: int
+) -> list[tuple[tuple[bytes, bytes], ...]]:
+    column = _HeaderColumn(table, name)
+    return [column.row(i) for i in range(n)]
+
+
+def _micros(table: pa.Table | pa.RecordBatch, name: str, n: int) -> list[int | None]:
+    if table.schema.get_field_index(name) < 0:
+        return [None] * n
+    return table.column(name).cast(pa.int64()).to_pylist()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class RowReader:
+    """Rows of a table in the capture schema, decoded once per column, built one at a time.
+
+    ``exchange(i)`` costs a few microseconds once the columns are decoded; use it for random
+    access into a batch or row group. :func:`table_to_exchanges` iterates one.
+    """
+
+    def __init__(
+        self,
+        table: pa.Table | pa.RecordBatch,
+        blobs: Callable[[str], bytes] | None = None,
+    ) -> None:
+        n = self.num_rows = table.num_rows
+        self._blobs = blobs
+        self._started = _micros(table, "started_at", n)
+        self._elapsed = _micros(table, "elapsed", n)
+        self._methods = _column(table, "request_method", None, n)
+        self._urls = _column(table, "request_url", None, n)
+        self._request_headers = _HeaderColumn(table, "request_headers")
+        self._request_bodies = _column(table, "request_body", b"", n)
+        self._request_blobs = _column(table, "request_body_blob", None, n)
+        self._statuses = _column(table, "response_status", None, n)
+        self._reasons = _column(table, "response_reason", "", n)
+        self._versions = _column(table, "response_http_version", "HTTP/1.1", n)
+        self._response_headers = _HeaderColumn(table, "response_headers")
+        self._response_bodies = _column(table, "response_body", b"", n)
+        self._response_blobs = _column(table, "response_body_blob", None, n)
+        self._truncated = _column(table, "truncated", False, n)
+        self._error_types = _column(table, "error_type", None, n)
+        self._error_messages = _column(table, "error_message", None, n)
+        self._tags = _column(table, "tags", None, n)
+
+    def exchange(self, i: int) -> Exchange:
+        """The exchange of row ``i``."""
+        request_body = self._request_bodies[i]
+        if self._request_blobs[i] is not None:
+            request_body = _blob(self._blobs, self._request_blobs[i])
+        response_body = self._response_bodies[i]
+        if self._response_blobs[i] is not None:
+            response_body = _blob(self._blobs, self._response_blobs[i])
+        error = None
+        if self._error_types[i] is not None:
+            error = RecordedError(self._error_types[i], self._error_messages[i] or "")
+        row_tags = self._tags[i]
+        elapsed = self._elapsed[i]
+        started = self._started[i]
+        return Exchange(
+            self._methods[i],
+            self._urls[i],
+            request_headers=self._request_headers.row(i),
+            request_body=request_body or b"",
+            status_code=self._statuses[i],
+            reason_phrase=self._reasons[i] or "",
+            http_version=self._versions[i] or "HTTP/1.1",
+            response_headers=self._response_headers.row(i),
+            response_body=response_body or b"",
+            started_at=_EPOCH + timedelta(microseconds=started) if started is not None else None,
+            elapsed=timedelta(microseconds=elapsed) if elapsed is not None else timedelta(0),
+            error=error,
+            tags=dict(row_tags) if row_tags else None,
+            truncated=bool(self._truncated[i]),
+        )
+
+
+def table_to_exchanges(
+    table: pa.Table | pa.RecordBatch,
+    *,
+    blobs: Callable[[str], bytes] | None = None,
+) -> Iterator[Exchange]:
+    """Turn rows in the capture schema back into :class:`~traffic_lab.Exchange` objects.
+
+    Columns other than ``request_method`` and ``request_url`` may be missing (they default), so
+    a table built from a DataFrame converts too.
+
+    Parameters
+    ----------
+    table
+        Rows in the capture schema (a table or a record batch).
+    blobs
+        Reads a blob-stored body by its digest; the stores pass their capture's blob reader.
+        Without it a row whose body is in a blob raises ``ValueError``.
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> ex = tl.Exchange("GET", "https://api.example/", status_code=204)
+    >>> [back] = table_to_exchanges(exchanges_to_table([ex]))
+    >>> back == ex
+    True
+    """
+    rows = RowReader(table, blobs)
+    for i in range(rows.num_rows):
+        yield rows.exchange(i)
+
+
+def _blob(reader: Callable[[str], bytes] | None, digest: str) -> bytes:
+    if reader is None:
+        raise ValueError(f"a body is stored in blob {digest}; pass blobs= to read it")
+    return reader(digest)
+
+
+def replaces_of(metadata: Mapping[bytes, bytes] | None) -> list[str]:
+    """The file names a compacted file replaces (empty for a file written by a writer)."""
+    raw = (metadata or {}).get(META_REPLACES)
+    if not raw:
+        return []
+    value = json.loads(raw)
+    return [str(v) for v in value] if isinstance(value, list) else []

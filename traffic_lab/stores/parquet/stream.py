@@ -1,0 +1,271 @@
+"""ParquetStream: a capture opened for ordered iteration (a ReadWriteStream).
+
+Every file is sorted by (``started_at``, ``writer_id``, ``writer_seq``), the recorded order, so
+iteration is a k-way merge of the files that overlap in time. A file is opened only when the
+merge reaches its first row time and is read a batch at a time, so memory stays bounded by the
+number of files that overlap in time (compaction keeps that small), not by the capture's size.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pyarrow as pa
+
+from ...errors import StoreNotFoundError
+from ._base import ParquetBase
+from .reader import Capture, DataFile
+from .schema import RowReader
+from .writer import Entry
+
+if TYPE_CHECKING:
+    from ...exchange import Exchange
+
+__all__ = ["ParquetStream", "iter_capture"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+OrderKey = tuple[int, str, int]
+_ORDER_COLUMNS = ["started_at", "writer_id", "writer_seq"]
+
+
+class _FileCursor:
+    """Rows of one sorted file, a batch at a time; exchanges built only for rows yielded."""
+
+    def __init__(self, capture: Capture, f: DataFile, batch_size: int) -> None:
+        self._capture = capture
+        self._batches = capture.iter_batches(f, batch_size=batch_size)
+        self._rel = f.rel
+        self.keys: list[OrderKey] = []
+        self._table: pa.Table | None = None
+        self._rows: RowReader | None = None
+        self.pos = 0
+
+    def advance_batch(self) -> bool:
+        for table in self._batches:
+            if table.num_rows == 0:
+                continue
+            us: list[Any] = table.column("started_at").cast(pa.int64()).to_pylist()
+            writers: list[Any] = table.column("writer_id").to_pylist()
+            seqs: list[Any] = table.column("writer_seq").to_pylist()
+            self.keys = list(zip(us, writers, seqs, strict=True))
+            self._table = table
+            self._rows = None
+            self.pos = 0
+            return True
+        return False
+
+    def exchange(self, i: int) -> Exchange:
+        if self._rows is None:
+            assert self._table is not None
+            where = self._capture.cfs.display(self._rel)
+            self._rows = RowReader(
+                self._table, lambda digest: self._capture.read_blob(digest, referenced_by=where)
+            )
+        return self._rows.exchange(i)
+
+
+class _PendingCursor:
+    def __init__(self, entries: Sequence[Entry], writer_id: str) -> None:
+        ordered = sorted(entries, key=lambda e: (e.started_us, e.seq))
+        self.keys = [(e.started_us, writer_id, e.seq) for e in ordered]
+        self._items = [e.exchange for e in ordered]
+        self.pos = 0
+        self._done = False
+
+    def advance_batch(self) -> bool:
+        if self._done or not self.keys:
+            return False
+        self._done = True
+        return True
+
+    def exchange(self, i: int) -> Exchange:
+        return self._items[i]
+
+
+def _merge(
+    capture: Capture,
+    files: Sequence[DataFile],
+    pending: Sequence[Entry],
+    writer_id: str,
+    *,
+    after: OrderKey | None,
+    low_us: int | None,
+    skip: int,
+    batch_size: int,
+) -> Iterator[tuple[OrderKey, Exchange]]:
+    todo = sorted(
+        (f for f in files if low_us is None or f.last_us >= low_us),
+        key=lambda f: (f.first_us, f.rel),
+    )
+    todo.reverse()  # pop() from the end: the earliest file
+    heap: list[tuple[OrderKey, int, _FileCursor | _PendingCursor]] = []
+    counter = 0
+
+    def push(cursor: _FileCursor | _PendingCursor) -> None:
+        nonlocal counter
+        while True:
+            while cursor.pos < len(cursor.keys):
+                key = cursor.keys[cursor.pos]
+                if (low_us is not None and key[0] < low_us) or (after is not None and key <= after):
+                    cursor.pos += 1
+                    continue
+                heapq.heappush(heap, (key, counter, cursor))
+                counter += 1
+                return
+            if not cursor.advance_batch():
+                return
+
+    if pending:
+        push(_PendingCursor(pending, writer_id))
+    while heap or todo:
+        while todo and (not heap or todo[-1].first_us <= heap[0][0][0]):
+            push(_FileCursor(capture, todo.pop(), batch_size))
+        if not heap:
+            continue
+        key, _, cursor = heapq.heappop(heap)
+        if skip:
+            skip -= 1
+        else:
+            yield key, cursor.exchange(cursor.pos)
+        cursor.pos += 1
+        push(cursor)
+
+
+def iter_capture(
+    store: ParquetBase,
+    *,
+    offset: int = 0,
+    since: datetime | None = None,
+    batch_size: int = 1024,
+) -> Iterator[Exchange]:
+    """Exchanges of a store's capture in recorded order (files plus its own buffered rows).
+
+    If compaction deletes a file while this runs, the capture is listed again and iteration
+    carries on after the last exchange it yielded.
+    """
+    if since is not None and since.tzinfo is None:
+        raise ValueError("since must be timezone-aware")
+    since_us = (since - _EPOCH) // _US if since is not None else None
+    last: OrderKey | None = None
+    skip = offset
+    for _attempt in range(5):
+        entries, names = store._writer.pending()
+        store.refresh()
+        cutoff = store._cutoff
+        low = since_us
+        if cutoff is not None:
+            low = cutoff if low is None else max(low, cutoff)
+        files = [f for f in store._files if f.rel not in names]
+        try:
+            for key, exchange in _merge(
+                store._capture,
+                files,
+                entries,
+                store._writer.writer_id,
+                after=last,
+                low_us=low,
+                skip=skip,
+                batch_size=batch_size,
+            ):
+                skip = 0
+                last = key
+                yield exchange
+            return
+        except StoreNotFoundError:
+            if last is None and skip:
+                continue  # nothing yielded yet: start again, still skipping
+            skip = 0
+    raise StoreNotFoundError("files kept disappearing while reading", path=store.path)
+
+
+class ParquetStream(ParquetBase):
+    """A capture opened as a ReadWriteStream: ``put`` and iteration in recorded order.
+
+    Recorded order is ``started_at``, then writer id, then the writer's sequence number. The
+    same folder can be opened as a :class:`ParquetCache` at the same time.
+
+    Parameters
+    ----------
+    path
+        A local folder or an object-store URL (``"s3://bucket/prefix"``). The standard AWS
+        environment variables are honoured.
+    matcher
+        Computes the ``request_key`` column of the rows this store writes.
+    filesystem
+        A ``pyarrow.fs.FileSystem`` or an fsspec filesystem to use instead of the URL's.
+    durable
+        Log every ``put()`` before it returns, so it survives a crash of the process.
+    flush_rows, flush_bytes, flush_seconds
+        Publish the buffer when it holds this many exchanges, this many bytes, or has held
+        exchanges this long (``None``: no time limit).
+    blob_threshold
+        Bodies larger than this go to content-addressed blob files (default 1 MiB).
+    row_group_size, compression
+        Parquet settings of the files written.
+    strict
+        Raise on unreadable files instead of skipping them with a warning.
+    create
+        Allow a folder that does not exist yet (created on first write); ``False`` raises
+        :class:`~traffic_lab.errors.StoreNotFoundError`.
+    recover
+        Fold logs left by crashed durable writers when opening.
+
+    Examples
+    --------
+    >>> import tempfile, traffic_lab as tl
+    >>> folder = tempfile.mkdtemp()
+    >>> with tl.ParquetStream(folder) as stream:
+    ...     for i in range(3):
+    ...         stream.put(tl.Exchange("GET", f"https://a.example/{i}", status_code=200))
+    >>> [r.url.path for r in tl.ParquetStream(folder).requests()]
+    ['/0', '/1', '/2']
+    """
+
+    def exchanges(self, *, offset: int = 0, since: datetime | None = None) -> Iterator[Exchange]:
+        """The exchanges in recorded order, from the ``offset``-th one or from time ``since``.
+
+        Sees files published by other writers up to the moment iteration starts, and this
+        store's own exchanges, buffered or not.
+        """
+        return iter_capture(self, offset=offset, since=since)
+
+    def requests(self) -> Iterator[httpx.Request]:
+        """The recorded requests, in order."""
+        return (exchange.request for exchange in self.exchanges())
+
+    def responses(self) -> Iterator[httpx.Response]:
+        """The recorded responses (read, decoded), in order.
+
+        Raises the recorded transport error again on reaching an exchange that failed.
+        """
+        for exchange in self.exchanges():
+            response = exchange.response
+            if response is None:
+                assert exchange.error is not None
+                raise exchange.error.to_exception(exchange.request)
+            yield response
+
+    def __len__(self) -> int:
+        with self._state_lock:
+            files, cutoff = self._files, self._cutoff
+        entries, names = self._writer.pending()
+        total = 0
+        for f in files:
+            if f.rel in names:
+                continue
+            if cutoff is None or f.first_us >= cutoff:
+                total += f.num_rows
+            elif f.last_us >= cutoff:
+                column = self._capture.read_columns(f, ["started_at"]).column("started_at")
+                micros: list[Any] = column.cast(pa.int64()).to_pylist()
+                total += sum(1 for us in micros if us >= cutoff)
+        total += sum(1 for e in entries if cutoff is None or e.started_us >= cutoff)
+        return total
+
+    def __iter__(self) -> Iterator[Exchange]:
+        return self.exchanges()

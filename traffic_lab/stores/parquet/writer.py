@@ -1,0 +1,505 @@
+"""Buffered, atomic, optionally durable writing of a capture.
+
+A :class:`CaptureWriter` buffers exchanges and publishes them as Parquet files when a flush
+policy fires (rows, bytes or seconds), on :meth:`~CaptureWriter.flush` and on
+:meth:`~CaptureWriter.close`. Each flush writes one file per day partition, named
+``day=YYYYMMDD/part-<writer_id>-<segment>.parquet``; the writer id is random, so writers in many
+threads and processes never share a file. Files appear atomically (see ``_fs``).
+
+With ``durable=True`` every ``put()`` first appends the exchange to the writer's log segment
+(``_log``), so an exchange whose ``put()`` returned survives a ``kill -9``: a segment left by a
+dead writer is folded into Parquet by the next store that opens the capture (or by
+``recover()``/``compact()``). On an object store, which cannot append, ``durable=True`` publishes
+every ``put()`` as its own file instead (slow; ``compact()`` merges them later).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ...errors import StoreError
+from ._fs import CaptureFS
+from ._log import DurableLog, encode_record
+from .schema import (
+    DEFAULT_BLOB_THRESHOLD,
+    META_TIME_RANGE,
+    exchanges_to_table,
+    new_writer_id,
+)
+
+if TYPE_CHECKING:
+    from ...exchange import Exchange
+    from ...matching import Matcher
+
+__all__ = [
+    "BLOBS_DIR",
+    "INTERNAL_DIR",
+    "LOGS_DIR",
+    "CaptureWriter",
+    "Entry",
+    "blob_path",
+    "data_file_name",
+    "day_of",
+    "write_entries",
+    "write_table",
+]
+
+INTERNAL_DIR = "_traffic_lab"
+LOGS_DIR = f"{INTERNAL_DIR}/logs"
+BLOBS_DIR = f"{INTERNAL_DIR}/blobs"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
+_DAY_LABELS: dict[int, int] = {}
+# Low-cardinality columns worth dictionary-encoding; bodies, URLs and keys are not.
+_DICTIONARY_COLUMNS = [
+    "writer_id",
+    "request_method",
+    "request_scheme",
+    "request_host",
+    "request_port",
+    "request_content_type",
+    "response_status",
+    "response_reason",
+    "response_http_version",
+    "response_content_type",
+    "response_content_encoding",
+    "error_type",
+    "request_headers.list.item.name",
+    "response_headers.list.item.name",
+]
+_STATISTICS_COLUMNS = [
+    "started_at",
+    "writer_id",
+    "writer_seq",
+    "request_method",
+    "request_host",
+    "request_key",
+    "response_status",
+]
+
+
+def day_of(started_us: int) -> int:
+    """The ``day`` partition value (``YYYYMMDD`` as an int) of a time in µs since the epoch.
+
+    Examples
+    --------
+    >>> day_of(0)
+    19700101
+    """
+    index = started_us // _DAY_US
+    label = _DAY_LABELS.get(index)
+    if label is None:
+        d = date(1970, 1, 1) + timedelta(days=index)
+        label = _DAY_LABELS[index] = d.year * 10000 + d.month * 100 + d.day
+    return label
+
+
+def data_file_name(day: int, writer_id: str, segment: int) -> str:
+    """The relative path of a writer's file for one flush (``segment``) and one day."""
+    return f"day={day}/part-{writer_id}-{segment:06d}.parquet"
+
+
+def blob_path(digest: str) -> str:
+    """The relative path of a content-addressed blob (sha256 hex digest)."""
+    return f"{BLOBS_DIR}/{digest[:2]}/{digest}"
+
+
+@dataclass(slots=True)
+class Entry:
+    """One buffered exchange: its time (µs), writer sequence number, and key if known."""
+
+    started_us: int
+    seq: int
+    exchange: Exchange
+    key: str | None
+
+
+@dataclass
+class _Batch:
+    segment: int
+    entries: list[Entry]
+    log: DurableLog | None = None
+    names: set[str] = field(default_factory=set)
+
+
+PublishHook = Callable[[str, Sequence[Entry], int], None]
+
+
+def write_entries(
+    cfs: CaptureFS,
+    entries: Sequence[Entry],
+    *,
+    matcher: Matcher,
+    writer_id: str,
+    segment: int,
+    blob_threshold: int,
+    row_group_size: int,
+    compression: str,
+    sync: bool,
+    on_publish: PublishHook | None = None,
+    known_blobs: set[str] | None = None,
+    names: Callable[[int], str] | None = None,
+    fingerprint: str | None = None,
+) -> list[str]:
+    """Publish entries as one Parquet file per day; the relative paths of the files written.
+
+    A file whose name exists already is left alone (a retried or recovered flush).
+    """
+    ordered = sorted(entries, key=lambda e: (e.started_us, e.seq))
+    by_day: dict[int, list[Entry]] = {}
+    for entry in ordered:
+        by_day.setdefault(day_of(entry.started_us), []).append(entry)
+    blobs = known_blobs if known_blobs is not None else set()
+
+    def store_blob(body: bytes) -> str:
+        digest = hashlib.sha256(body).hexdigest()
+        if digest not in blobs:
+            cfs.publish(blob_path(digest), body, sync=sync)
+            blobs.add(digest)
+        return digest
+
+    written = []
+    for day, day_entries in sorted(by_day.items()):
+        rel = names(day) if names is not None else data_file_name(day, writer_id, segment)
+        keys = [e.key if e.key is not None else matcher.key(e.exchange) for e in day_entries]
+        for e, k in zip(day_entries, keys, strict=True):
+            e.key = k
+        table = exchanges_to_table(
+            [e.exchange for e in day_entries],
+            matcher,
+            keys=keys,
+            writer_id=writer_id,
+            seqs=[e.seq for e in day_entries],
+            blob_threshold=blob_threshold,
+            store_blob=store_blob,
+            fingerprint=fingerprint,
+        )
+        meta = dict(table.schema.metadata or {})
+        meta[META_TIME_RANGE] = f"{day_entries[0].started_us},{day_entries[-1].started_us}".encode()
+        table = table.replace_schema_metadata(meta)
+        if write_table(
+            cfs, rel, table, row_group_size=row_group_size, compression=compression, sync=sync
+        ):
+            written.append(rel)
+        if on_publish is not None:
+            on_publish(rel, day_entries, row_group_size)
+    return written
+
+
+def write_table(
+    cfs: CaptureFS,
+    rel: str,
+    table: pa.Table,
+    *,
+    row_group_size: int,
+    compression: str,
+    sync: bool = True,
+) -> bool:
+    """Publish one table as a Parquet file at ``rel``; False if that name exists."""
+    codec: Any = compression
+
+    def write(where: str | pa.NativeFile) -> None:
+        pq.write_table(
+            table,
+            where,
+            row_group_size=row_group_size,
+            compression=codec,
+            use_dictionary=_DICTIONARY_COLUMNS,  # type: ignore[arg-type]  # a list is allowed
+            write_statistics=_STATISTICS_COLUMNS,
+            data_page_size=256 * 1024,
+        )
+
+    if cfs.local:
+        return cfs.publish(rel, write, sync=sync)
+    sink = pa.BufferOutputStream()
+    write(sink)
+    return cfs.publish(rel, sink.getvalue().to_pybytes())
+
+
+class CaptureWriter:
+    """Buffers exchanges and publishes them as Parquet files (see the module docstring).
+
+    Thread-safe. A background thread publishes full buffers and enforces ``flush_seconds``;
+    :meth:`flush` and :meth:`close` publish everything before returning.
+    """
+
+    def __init__(
+        self,
+        cfs: CaptureFS,
+        matcher: Matcher,
+        *,
+        durable: bool = False,
+        flush_rows: int = 20_000,
+        flush_bytes: int = 32 * 1024 * 1024,
+        flush_seconds: float | None = 10.0,
+        blob_threshold: int = DEFAULT_BLOB_THRESHOLD,
+        row_group_size: int = 1024,
+        compression: str = "zstd",
+        on_publish: PublishHook | None = None,
+    ) -> None:
+        if flush_rows < 1 or flush_bytes < 1:
+            raise ValueError("flush_rows and flush_bytes must be positive")
+        if flush_seconds is not None and flush_seconds <= 0:
+            raise ValueError("flush_seconds must be positive (or None)")
+        self.cfs = cfs
+        self.matcher = matcher
+        self.writer_id = new_writer_id()
+        self.durable = durable
+        self.flush_rows = flush_rows
+        self.flush_bytes = flush_bytes
+        self.flush_seconds = flush_seconds
+        self.blob_threshold = blob_threshold
+        self.row_group_size = row_group_size
+        self.compression = compression
+        self.on_publish = on_publish
+        self._per_put = durable and not cfs.local
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._buffer: list[Entry] = []
+        self._buffer_bytes = 0
+        self._buffer_since = 0.0
+        self._log: DurableLog | None = None
+        self._segment = 0
+        self._next_seq = 0
+        self._queue: deque[_Batch] = deque()
+        self._inflight: list[_Batch] = []
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._blobs: set[str] = set()
+        self._fingerprint = matcher.fingerprint or ""
+
+    # -- writing -----------------------------------------------------------------------------------
+    def put(
+        self,
+        exchange: Exchange,
+        key: str | None = None,
+        on_buffered: Callable[[Entry], None] | None = None,
+    ) -> int:
+        """Buffer one exchange (and log it, if durable); its writer sequence number.
+
+        ``on_buffered(entry)`` runs under the writer's lock, before the entry can be published.
+        """
+        started_us = (exchange.started_at - _EPOCH) // _US
+        if self.durable and key is None:
+            key = self.matcher.key(exchange)
+        size = len(exchange.request_body) + len(exchange.response_body) + 512
+        with self._cond:
+            if self._closed:
+                raise StoreError("the store is closed", path=self.cfs.url)
+            self._raise_error()
+            seq = self._next_seq
+            self._next_seq += 1
+            if self.durable and not self._per_put:
+                if self._log is None:
+                    self._log = self._open_log()
+                assert key is not None
+                self._log.append(encode_record(seq, exchange, key))
+            if not self._buffer:
+                self._buffer_since = time.monotonic()
+                # Kept alive until closed, so buffered exchanges are published at exit even
+                # when the program dropped the store without closing it.
+                _LIVE_WRITERS.add(self)
+            entry = Entry(started_us, seq, exchange, key)
+            self._buffer.append(entry)
+            if on_buffered is not None:
+                on_buffered(entry)
+            self._buffer_bytes += size
+            if (
+                self._per_put
+                or len(self._buffer) >= self.flush_rows
+                or self._buffer_bytes >= self.flush_bytes
+            ):
+                self._swap()
+                if not self._per_put:
+                    self._start_thread()
+                    self._cond.notify_all()
+                    # Back-pressure: never more than two buffers waiting to be written.
+                    while len(self._queue) > 2 and self._error is None:
+                        self._cond.wait()
+            elif self.flush_seconds is not None:
+                self._start_thread()
+        if self._per_put:
+            self.flush()
+        return seq
+
+    def _open_log(self) -> DurableLog:
+        path = self.cfs.full(f"{LOGS_DIR}/{self.writer_id}-{self._segment:06d}.log")
+        return DurableLog(
+            path, writer_id=self.writer_id, segment=self._segment, fingerprint=self._fingerprint
+        )
+
+    def _swap(self) -> None:
+        """Move the buffer to the write queue (lock held)."""
+        if not self._buffer:
+            return
+        batch = _Batch(self._segment, self._buffer, self._log)
+        batch.names = {
+            data_file_name(day_of(e.started_us), self.writer_id, self._segment)
+            for e in self._buffer
+        }
+        self._queue.append(batch)
+        self._buffer = []
+        self._buffer_bytes = 0
+        self._log = None
+        self._segment += 1
+
+    def _raise_error(self) -> None:
+        error = self._error
+        if error is not None:
+            self._error = None
+            if isinstance(error, StoreError):
+                raise error
+            raise StoreError(f"writing failed: {error}", path=self.cfs.url) from error
+
+    def _write_one(self) -> bool:
+        with self._cond:
+            if not self._queue:
+                return False
+            batch = self._queue.popleft()
+            self._inflight.append(batch)
+        try:
+            write_entries(
+                self.cfs,
+                batch.entries,
+                matcher=self.matcher,
+                writer_id=self.writer_id,
+                segment=batch.segment,
+                blob_threshold=self.blob_threshold,
+                row_group_size=self.row_group_size,
+                compression=self.compression,
+                sync=True,
+                on_publish=self.on_publish,
+                known_blobs=self._blobs,
+            )
+            if batch.log is not None:
+                batch.log.delete()
+        except BaseException as exc:
+            with self._cond:
+                self._inflight.remove(batch)
+                self._queue.appendleft(batch)
+                self._error = exc
+                self._cond.notify_all()
+            return False
+        with self._cond:
+            self._inflight.remove(batch)
+            self._cond.notify_all()
+        return True
+
+    def flush(self) -> None:
+        """Publish every buffered exchange before returning."""
+        with self._cond:
+            self._swap()
+            self._raise_error()
+        while self._write_one():
+            pass
+        with self._cond:
+            while self._inflight and self._error is None:
+                self._cond.wait()
+            self._raise_error()
+
+    def close(self) -> None:
+        """Flush, then stop the background thread. Idempotent."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+                if self._log is not None:
+                    self._log.delete()
+                    self._log = None
+            thread = self._thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join()
+            _LIVE_WRITERS.discard(self)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    # -- what readers need -------------------------------------------------------------------------
+    def pending(self) -> tuple[list[Entry], set[str]]:
+        """Entries not yet published, and the file names they will be published under."""
+        with self._lock:
+            batches = [*self._inflight, *self._queue]
+            entries = [e for b in batches for e in b.entries]
+            entries.extend(self._buffer)
+            names = set().union(*(b.names for b in batches)) if batches else set()
+        return entries, names
+
+    def pending_count(self) -> int:
+        """How many exchanges are buffered or being written."""
+        with self._lock:
+            batches = [*self._inflight, *self._queue]
+            return len(self._buffer) + sum(len(b.entries) for b in batches)
+
+    # -- background flushing -----------------------------------------------------------------------
+    def _start_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=_flush_loop,
+                args=(weakref.ref(self),),
+                name=f"traffic_lab-flush-{self.writer_id}",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def _next_action(self) -> float | None:
+        """Under the lock: swap an expired buffer; seconds to wait, or None to stop."""
+        if self._closed:
+            return None
+        if self._queue and self._error is None:
+            return 0.0
+        if self._buffer and self.flush_seconds is not None:
+            due = self._buffer_since + self.flush_seconds - time.monotonic()
+            if due <= 0:
+                self._swap()
+                return 0.0
+            return due
+        return 3600.0
+
+
+def _flush_loop(ref: weakref.ReferenceType[CaptureWriter]) -> None:
+    while True:
+        writer = ref()
+        if writer is None:
+            return
+        with writer._cond:
+            wait = writer._next_action()
+            if wait is None:
+                return
+            if wait > 0:
+                writer._cond.wait(min(wait, 1.0))
+                continue
+        writer._write_one()
+        del writer
+
+
+_LIVE_WRITERS: set[CaptureWriter] = set()
+
+
+@atexit.register
+def _close_live_writers() -> None:
+    # A store the program forgot to close still publishes what it buffered.
+    for writer in list(_LIVE_WRITERS):
+        try:
+            writer.close()
+        except Exception:  # nothing sensible left to do with it at exit
+            pass
