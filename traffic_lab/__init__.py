@@ -43,8 +43,9 @@ from .transports import (
 )
 
 if typing.TYPE_CHECKING:
+    from .frames import Where, read_capture, redact_capture, scan_secrets, write_capture
     from .middleware import RecordingASGIMiddleware, RecordingWSGIMiddleware
-    from .stores.parquet import ParquetCache, ParquetStream
+    from .stores.parquet import ParquetCache, ParquetStream, SkippedFileWarning
 
 __all__ = [
     "__version__",
@@ -67,6 +68,7 @@ __all__ = [
     "NO_MORE_TRAFFIC",
     "ParquetCache",
     "ParquetStream",
+    "read_capture",
     "ReadWriteCache",
     "ReadWriteStream",
     "RecordedError",
@@ -75,6 +77,7 @@ __all__ = [
     "RecordingTransport",
     "RecordingWSGIMiddleware",
     "RecordMode",
+    "redact_capture",
     "Redactor",
     "Replay",
     "replay_requests",
@@ -83,13 +86,17 @@ __all__ = [
     "ReplayResult",
     "responder",
     "ResponseDiff",
+    "scan_secrets",
     "SchemaVersionError",
     "Sink",
+    "SkippedFileWarning",
     "Source",
     "StoreError",
     "StoreNotFoundError",
     "TrafficLabError",
     "UnmatchedRequestError",
+    "Where",
+    "write_capture",
 ]
 
 # Names that live in modules with heavy dependencies (pyarrow, pandas): imported on first use.
@@ -98,6 +105,12 @@ _LAZY = {
     "ParquetStream": "traffic_lab.stores.parquet",
     "RecordingASGIMiddleware": "traffic_lab.middleware",
     "RecordingWSGIMiddleware": "traffic_lab.middleware",
+    "SkippedFileWarning": "traffic_lab.stores.parquet",
+    "Where": "traffic_lab.frames",
+    "read_capture": "traffic_lab.frames",
+    "redact_capture": "traffic_lab.frames",
+    "scan_secrets": "traffic_lab.frames",
+    "write_capture": "traffic_lab.frames",
 }
 
 

@@ -283,6 +283,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for k, v in headers:
             self.send_header(k, v)
+        if status in (204, 304) or status < 200:
+            # These responses have no body, and 204 must not even announce one.
+            self.end_headers()
+            return
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..exchange import Exchange
 from ..matching import Matcher
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["FROM_CACHE", "REPLAYED", "MemoryCache", "MemoryStream"]
 
@@ -98,6 +102,23 @@ class MemoryCache:
             self._index.clear()
             self._all.clear()
 
+    def to_pandas(
+        self,
+        columns: Any = None,
+        where: Any = None,
+        bodies: bool = False,
+        *,
+        headers: bool = False,
+    ) -> pd.DataFrame:
+        """This store's exchanges as a DataFrame (see :func:`traffic_lab.frames.to_pandas`).
+
+        Needs pandas; ``where=`` takes a :class:`~traffic_lab.frames.Where`, a dict of its
+        fields or a ``pyarrow.compute`` Expression.
+        """
+        from ..frames import to_pandas
+
+        return to_pandas(self, columns, where, bodies, headers=headers)
+
     def __repr__(self) -> str:
         return f"<MemoryCache {len(self._all)} exchanges, {len(self._index)} keys>"
 
@@ -157,6 +178,23 @@ class MemoryStream:
         """Forget every exchange."""
         with self._lock:
             self._items.clear()
+
+    def to_pandas(
+        self,
+        columns: Any = None,
+        where: Any = None,
+        bodies: bool = False,
+        *,
+        headers: bool = False,
+    ) -> pd.DataFrame:
+        """This store's exchanges as a DataFrame (see :func:`traffic_lab.frames.to_pandas`).
+
+        Needs pandas; ``where=`` takes a :class:`~traffic_lab.frames.Where`, a dict of its
+        fields or a ``pyarrow.compute`` Expression.
+        """
+        from ..frames import to_pandas
+
+        return to_pandas(self, columns, where, bodies, headers=headers)
 
     def __repr__(self) -> str:
         return f"<MemoryStream {len(self._items)} exchanges>"

@@ -8,31 +8,34 @@ import threading
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ...errors import StoreNotFoundError
 from ...matching import Matcher
 from ._fs import CaptureFS
 from .compact import CompactionReport, compact_capture, recover_logs
-from .reader import DATASET_SCHEMA, Capture, DataFile, marker_name, resolve_blobs, time_filter
+from .reader import (
+    DATASET_SCHEMA,
+    ORDER,
+    Capture,
+    DataFile,
+    marker_name,
+    resolve_blobs,
+    sort_recorded,
+    time_filter,
+)
 from .schema import DEFAULT_BLOB_THRESHOLD, exchanges_to_table
 from .writer import CaptureWriter, Entry, day_of
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow.dataset as ds
 
     from ...exchange import Exchange
 
 __all__ = ["ParquetBase"]
-
-_ORDER: list[tuple[str, Literal["ascending", "descending"]]] = [
-    ("started_at", "ascending"),
-    ("writer_id", "ascending"),
-    ("writer_seq", "ascending"),
-]
 
 
 class ParquetBase:
@@ -205,7 +208,7 @@ class ParquetBase:
         wanted = list(columns) if columns is not None else None
         read = None
         if wanted is not None:
-            read = list(dict.fromkeys([*wanted, *(c for c, _ in _ORDER)]))
+            read = list(dict.fromkeys([*wanted, *(c for c, _ in ORDER)]))
             for side in ("request", "response"):
                 if f"{side}_body" in wanted:
                     read.append(f"{side}_body_blob")
@@ -219,13 +222,30 @@ class ParquetBase:
                 extra = extra.filter(where)
             extra = extra.select(table.column_names)
             table = pa.concat_tables([table.replace_schema_metadata(None), extra])
-        if table.num_rows:
-            table = table.take(pc.sort_indices(table, sort_keys=_ORDER))
+        # Files are written in order, so this is usually a cheap check rather than a sort.
+        table = sort_recorded(table)
         body_columns = wanted if wanted is not None else table.column_names
         table = resolve_blobs(table, self._capture.read_blob, body_columns)
         if wanted is not None:
             table = table.select(wanted)
         return table.replace_schema_metadata(DATASET_SCHEMA.metadata)
+
+    def to_pandas(
+        self,
+        columns: Any = None,
+        where: Any = None,
+        bodies: bool = False,
+        *,
+        headers: bool = False,
+    ) -> pd.DataFrame:
+        """This store's exchanges as a DataFrame (see :func:`traffic_lab.frames.to_pandas`).
+
+        Needs pandas; ``where=`` takes a :class:`~traffic_lab.frames.Where`, a dict of its
+        fields or a ``pyarrow.compute`` Expression.
+        """
+        from ...frames import to_pandas
+
+        return to_pandas(self, columns, where, bodies, headers=headers)
 
     def _pending_table(self, entries: Sequence[Entry]) -> pa.Table:
         keys = [e.key if e.key is not None else self.matcher.key(e.exchange) for e in entries]

@@ -1,0 +1,475 @@
+"""Capture -> DataFrame (:func:`to_pandas`, :func:`read_capture`) and DataFrame -> capture
+(:func:`write_capture`).
+
+A traffic frame has one row per exchange and the capture's column names (``docs/analysis.md``
+lists them with their dtypes), except ``elapsed``, which becomes ``elapsed_ms`` (float
+milliseconds). Bodies and headers are left in the capture unless asked for; the frame keeps a
+reference to its capture in ``df.attrs["traffic_lab.source"]`` and the row identity
+``(writer_id, writer_seq)``, so :meth:`df.traffic.exchanges() <TrafficAccessor.exchanges>` and
+the decoded views fetch what the frame did not load, for exactly its rows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..exchange import Exchange
+from ..stores.parquet import SCHEMA, table_to_exchanges
+from ._source import CAPTURE_COLUMNS, IDENTITY, SOURCE_ATTR, CaptureRef, open_source
+from .where import WhereArg, as_expression
+
+if TYPE_CHECKING:
+    from ..matching import Matcher
+
+__all__ = [
+    "ALL_COLUMNS",
+    "BODY_COLUMNS",
+    "DEFAULT_COLUMNS",
+    "HEADER_COLUMNS",
+    "KEY_COLUMNS",
+    "SOURCE_ATTR",
+    "capture_of",
+    "frame_columns",
+    "frame_exchanges",
+    "frame_to_table",
+    "read_capture",
+    "to_pandas",
+    "write_capture",
+]
+
+#: Always in a traffic frame: the row identity, the order, the match key and the request line.
+KEY_COLUMNS: tuple[str, ...] = (
+    "started_at",
+    "writer_id",
+    "writer_seq",
+    "request_key",
+    "request_method",
+    "request_url",
+)
+BODY_COLUMNS: tuple[str, ...] = ("request_body", "response_body")
+HEADER_COLUMNS: tuple[str, ...] = ("request_headers", "response_headers")
+_BLOB_COLUMNS = ("request_body_blob", "response_body_blob")
+#: Every frame column (blob references are resolved into the body columns, never shown).
+ALL_COLUMNS: tuple[str, ...] = tuple(
+    "elapsed_ms" if c == "elapsed" else c for c in CAPTURE_COLUMNS if c not in _BLOB_COLUMNS
+)
+#: The metadata columns loaded by default: everything but bodies and headers.
+DEFAULT_COLUMNS: tuple[str, ...] = tuple(
+    c for c in ALL_COLUMNS if c not in BODY_COLUMNS + HEADER_COLUMNS
+)
+# What table_to_exchanges reads: the columns that rebuild an exchange.
+_REBUILD: tuple[str, ...] = (
+    "started_at",
+    "elapsed",
+    "request_method",
+    "request_url",
+    "request_headers",
+    "request_body",
+    "response_status",
+    "response_reason",
+    "response_http_version",
+    "response_headers",
+    "response_body",
+    "truncated",
+    "error_type",
+    "error_message",
+    "tags",
+)
+_CATEGORIES = ("request_method", "request_host")
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+ColumnsArg = Sequence[str] | Literal["all"] | None
+
+
+def _capture_name(frame_name: str) -> str:
+    return "elapsed" if frame_name in ("elapsed", "elapsed_ms") else frame_name
+
+
+def _frame_name(capture_name: str) -> str:
+    return "elapsed_ms" if capture_name == "elapsed" else capture_name
+
+
+def _wanted(columns: ColumnsArg, bodies: bool, headers: bool) -> list[str]:
+    """Capture column names to read, in schema order."""
+    if columns is None:
+        chosen = set(DEFAULT_COLUMNS)
+    elif isinstance(columns, str):
+        if columns != "all":
+            raise ValueError(f"columns= takes a list of column names or 'all', not {columns!r}")
+        chosen = set(ALL_COLUMNS)
+    else:
+        chosen = set(columns)
+        unknown = sorted(chosen - set(ALL_COLUMNS) - {"elapsed"})
+        if unknown:
+            raise ValueError(f"unknown columns {unknown}; a traffic frame has {list(ALL_COLUMNS)}")
+    chosen |= set(KEY_COLUMNS)
+    if bodies:
+        chosen |= set(BODY_COLUMNS)
+    if headers:
+        chosen |= set(HEADER_COLUMNS)
+    wanted = {_capture_name(c) for c in chosen}
+    return [c for c in CAPTURE_COLUMNS if c in wanted]
+
+
+def _types_mapper(arrow_type: pa.DataType) -> Any:
+    if arrow_type == pa.int32():
+        return pd.Int32Dtype()  # status and port: integers with NA for failed exchanges
+    if pa.types.is_map(arrow_type) or pa.types.is_list(arrow_type):
+        return pd.ArrowDtype(arrow_type)  # headers and tags stay Arrow: no object per row
+    return None
+
+
+def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """A capture-schema Arrow table as a traffic frame (dtypes as in ``docs/analysis.md``)."""
+    arrays: list[Any] = []
+    names: list[str] = []
+    for name in table.column_names:
+        column = table.column(name)
+        if name == "elapsed":
+            column = pc.divide(column.cast(pa.int64()), 1000.0)
+        elif name in _CATEGORIES:
+            column = column.dictionary_encode()
+        arrays.append(column)
+        names.append(_frame_name(name))
+    converted = pa.Table.from_arrays(arrays, names=names)
+    # Not split_blocks=True: its zero-copy columns are read-only, and assigning into the frame
+    # (df.loc[i, "request_url"] = ...) would fail.
+    return converted.to_pandas(types_mapper=_types_mapper)
+
+
+def to_pandas(
+    source: Any,
+    columns: ColumnsArg = None,
+    where: WhereArg = None,
+    bodies: bool = False,
+    *,
+    headers: bool = False,
+    filesystem: Any = None,
+) -> pd.DataFrame:
+    """Load a capture, or a store's exchanges, into a DataFrame: one row per exchange.
+
+    Parameters
+    ----------
+    source
+        A capture path or URL, a Parquet store, any store with ``to_arrow(columns=, filter=)``
+        or ``exchanges()`` (:class:`~traffic_lab.MemoryCache`,
+        :class:`~traffic_lab.MemoryStream`), or an iterable of
+        :class:`~traffic_lab.Exchange`.
+    columns
+        Frame column names to load (default :data:`DEFAULT_COLUMNS`: everything except bodies
+        and headers; ``"all"``: every column). :data:`KEY_COLUMNS` are always included.
+    where
+        A :class:`~traffic_lab.frames.Where`, a dict of its fields, or a ``pyarrow.compute``
+        Expression over capture columns. Pushed down to the Parquet files.
+    bodies
+        Also load ``request_body`` and ``response_body`` (bytes, as stored on the wire).
+    headers
+        Also load ``request_headers`` and ``response_headers`` (Arrow lists of name/value
+        pairs; see ``df.traffic.headers()`` for ordered pairs and ``df.traffic.header(name)``
+        for a lookup).
+    filesystem
+        A ``pyarrow.fs`` or fsspec filesystem for a path ``source``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows in recorded order. ``started_at`` is ``datetime64[us, UTC]``, ``elapsed_ms``
+        float64, ``response_status`` and ``request_port`` ``Int32`` (NA for an exchange that
+        failed in the transport), ``request_method`` and ``request_host`` categorical, other
+        text columns pandas' default string dtype. ``df.attrs["traffic_lab.source"]``
+        refers to the source, so columns not loaded can be fetched later for these rows.
+
+    Examples
+    --------
+    >>> import tempfile, traffic_lab as tl
+    >>> from traffic_lab.frames import to_pandas
+    >>> from traffic_lab.testing import make_exchange
+    >>> stream = tl.MemoryStream()
+    >>> for status in (200, 404, 503):
+    ...     stream.put(make_exchange(url=f"https://api.example/users/{status}",
+    ...                              status_code=status))
+    >>> df = to_pandas(stream, where={"status": "5xx"})
+    >>> df[["request_method", "request_path", "response_status"]]
+      request_method request_path  response_status
+    0            GET   /users/503              503
+    >>> str(df.response_status.dtype), str(df.started_at.dtype)
+    ('Int32', 'datetime64[us, UTC]')
+    """
+    ref = open_source(source, filesystem=filesystem)
+    wanted = _wanted(columns, bodies, headers)
+    expr = as_expression(where, partitioned=ref.partitioned)
+    table = ref.read(wanted, expr)
+    df = table_to_frame(table)
+    df.attrs[SOURCE_ATTR] = ref
+    return df
+
+
+def read_capture(
+    path: str | os.PathLike[str],
+    columns: ColumnsArg = None,
+    where: WhereArg = None,
+    bodies: bool = False,
+    *,
+    headers: bool = False,
+    filesystem: Any = None,
+) -> pd.DataFrame:
+    """Load a Parquet capture (a folder or an object-store URL) into a DataFrame.
+
+    The same as :func:`to_pandas` with a path; the capture is opened read-only (nothing is
+    written to it, and logs of crashed durable writers are not folded in). Raises
+    :class:`~traffic_lab.StoreNotFoundError` if there is no capture at ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, traffic_lab as tl
+    >>> from traffic_lab.testing import make_exchange
+    >>> folder = tempfile.mkdtemp()
+    >>> with tl.ParquetStream(folder) as stream:
+    ...     stream.put(make_exchange(json={"id": 1}))
+    >>> df = tl.read_capture(folder, bodies=True)
+    >>> df.response_body.tolist(), df.elapsed_ms.tolist()
+    ([b'{"id":1}'], [12.5])
+    """
+    return to_pandas(
+        os.fspath(path), columns, where, bodies, headers=headers, filesystem=filesystem
+    )
+
+
+# -- frame -> Arrow / exchanges -----------------------------------------------------------------
+def _series_to_arrow(series: pd.Series[Any], name: str) -> Any:
+    target = SCHEMA.field(name).type
+    if name == "elapsed":
+        ms = series.to_numpy(dtype="float64", na_value=0.0)
+        return pa.array(np.rint(ms * 1000.0).astype(np.int64), pa.int64()).cast(target)
+    try:
+        arr: Any = pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        arr = pa.array(_plain_values(series.tolist(), name), target, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if arr.type != target:
+        try:
+            arr = arr.cast(target, safe=not pa.types.is_timestamp(target))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            arr = pa.array(_plain_values(series.tolist(), name), target, from_pandas=True)
+    return arr
+
+
+def _plain_values(values: list[Any], name: str) -> list[Any]:
+    """Python values of a hand-made frame column in the shapes Arrow expects."""
+    if name in HEADER_COLUMNS:
+        return [
+            None
+            if v is None
+            else [p if isinstance(p, dict) else {"name": str(p[0]), "value": str(p[1])} for p in v]
+            for v in values
+        ]
+    if name == "tags":
+        return [list(v.items()) if isinstance(v, dict) else v for v in values]
+    return values
+
+
+def frame_to_table(df: pd.DataFrame, columns: Iterable[str] | None = None) -> pa.Table:
+    """The frame's capture columns as an Arrow table in the capture's types.
+
+    Parameters
+    ----------
+    df
+        A traffic frame (or any frame with some capture columns).
+    columns
+        Capture column names to convert (default: every capture column the frame has);
+        names the frame lacks are skipped.
+    """
+    names = list(CAPTURE_COLUMNS if columns is None else columns)
+    arrays, out = [], []
+    for name in names:
+        frame_name = _frame_name(name)
+        if frame_name not in df.columns:
+            continue
+        arrays.append(_series_to_arrow(df[frame_name], name))
+        out.append(name)
+    return pa.Table.from_arrays(arrays, names=out) if out else pa.table({})
+
+
+def capture_of(df: pd.DataFrame) -> CaptureRef | None:
+    """The reference to the capture a frame came from (``df.attrs["traffic_lab.source"]``)."""
+    ref = df.attrs.get(SOURCE_ATTR)
+    return ref if isinstance(ref, CaptureRef) else None
+
+
+def frame_columns(df: pd.DataFrame, columns: Sequence[str], source: Any = None) -> pa.Table:
+    """Capture columns for the frame's rows, in its row order: taken from the frame where it
+    has them, fetched from its capture otherwise (by ``writer_id``, ``writer_seq``).
+
+    Raises ``ValueError`` when columns are missing and the frame has no capture to fetch them
+    from, ``LookupError`` when rows are no longer in the capture.
+    """
+    table = frame_to_table(df, columns)
+    missing = [c for c in columns if c not in table.column_names]
+    if not missing:
+        return table.select(list(columns))
+    ref = open_source(source) if source is not None else capture_of(df)
+    frame_missing = [_frame_name(c) for c in missing]
+    if ref is None or ref.detached:
+        raise ValueError(
+            f"the frame has no {frame_missing} columns and no capture to load them from "
+            "(df.attrs['traffic_lab.source'] is missing); load them with to_pandas(...) or "
+            "pass source="
+        )
+    absent = [c for c in IDENTITY if c not in df.columns]
+    if absent:
+        raise ValueError(
+            f"the frame lacks {absent}, which identify its rows in the capture; "
+            f"cannot fetch {frame_missing}"
+        )
+    keys = frame_to_table(df, IDENTITY)
+    fetched = ref.fetch(keys, missing)
+    arrays = [
+        table.column(name) if name in table.column_names else fetched.column(name)
+        for name in columns
+    ]
+    return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+def frame_exchanges(df: pd.DataFrame, source: Any = None) -> Iterator[Exchange]:
+    """Exchanges rebuilt from a frame's rows, in row order (see ``df.traffic.exchanges()``)."""
+    if len(df) == 0:
+        return iter(())
+    identified = all(c in df.columns for c in IDENTITY)
+    ref = open_source(source) if source is not None else capture_of(df)
+    if identified and ref is not None and not ref.detached:
+        table = frame_columns(df, _REBUILD, source)
+    else:
+        table = frame_to_table(df, _REBUILD)
+        lacking = [
+            _frame_name(c)
+            for c in _REBUILD
+            if c not in table.column_names and c not in ("request_method", "request_url")
+        ]
+        if identified and lacking:
+            # Rows of a capture whose reference was lost: rebuilding without their bodies
+            # and headers would silently drop data.
+            raise ValueError(
+                f"the frame has no {lacking} columns and no capture to load them from "
+                "(df.attrs['traffic_lab.source'] is missing); pass source="
+            )
+        for required in ("request_method", "request_url"):
+            if required not in table.column_names:
+                raise ValueError(f"cannot rebuild exchanges without a {required!r} column")
+    return table_to_exchanges(table)
+
+
+def _exchanges_of(data: Any, source: Any) -> Iterator[Exchange]:
+    if isinstance(data, pd.DataFrame):
+        return frame_exchanges(data, source)
+    exchanges = getattr(data, "exchanges", None)
+    items = exchanges() if callable(exchanges) else data
+    if not isinstance(items, Iterable):
+        raise TypeError(
+            f"write_capture() takes a DataFrame, a store or exchanges, not {type(data).__name__}"
+        )
+    return iter(items)
+
+
+def _is_empty(path: str, filesystem: Any) -> bool:
+    """Whether a destination folder (or prefix) is absent or holds nothing."""
+    from pyarrow import fs as pafs
+
+    if filesystem is None:
+        if "://" in path and not path.startswith("file://"):
+            fs, root = pafs.FileSystem.from_uri(path)
+        else:
+            fs, root = pafs.LocalFileSystem(), os.path.abspath(path.removeprefix("file://"))
+    elif isinstance(filesystem, pafs.FileSystem):
+        fs, root = filesystem, path.partition("://")[2] or path
+    else:
+        fs = pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))  # type: ignore[abstract]
+        root = path.partition("://")[2] or path
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        return True
+    if info.type != pafs.FileType.Directory:
+        return False
+    selector = pafs.FileSelector(root, allow_not_found=True, recursive=False)
+    return not fs.get_file_info(selector)
+
+
+def write_capture(
+    data: Any,
+    path: str | os.PathLike[str],
+    *,
+    matcher: Matcher | None = None,
+    source: Any = None,
+    append: bool = False,
+    filesystem: Any = None,
+) -> int:
+    """Write a DataFrame's rows, a store's exchanges or any exchanges as a Parquet capture.
+
+    A frame's rows become exchanges as ``df.traffic.exchanges()`` builds them: values from the
+    frame's columns (so edits count), bodies and headers the frame did not load from the
+    capture it came from. Each row gets a fresh identity (``writer_id``, ``writer_seq``) in the
+    new capture; recorded order there is by ``started_at``.
+
+    Parameters
+    ----------
+    data
+        A traffic frame, a store with ``exchanges()``, or an iterable of exchanges.
+    path
+        The destination folder or object-store URL. It must not exist or be empty, unless
+        ``append=True``.
+    matcher
+        Computes the ``request_key`` column (default :class:`~traffic_lab.Matcher`).
+    source
+        For a frame whose ``attrs`` lost its capture reference: where to load missing
+        columns from (a path or a store).
+    append
+        Add to an existing capture instead of refusing a non-empty destination.
+    filesystem
+        A ``pyarrow.fs`` or fsspec filesystem for ``path``.
+
+    Returns
+    -------
+    int
+        How many exchanges were written. Files appear atomically; if writing fails part way,
+        the destination holds the files published so far and nothing else is touched.
+
+    Examples
+    --------
+    >>> import tempfile, os, httpx, traffic_lab as tl
+    >>> from traffic_lab.testing import make_exchange
+    >>> stream = tl.MemoryStream()
+    >>> for status in (200, 500, 200, 503):
+    ...     stream.put(make_exchange(status_code=status))
+    >>> df = tl.frames.to_pandas(stream)
+    >>> errors = df[df.response_status >= 500]
+    >>> folder = os.path.join(tempfile.mkdtemp(), "errors")
+    >>> tl.write_capture(errors, folder)
+    2
+    >>> [r.status_code for r in tl.ParquetStream(folder).responses()]
+    [500, 503]
+    """
+    from ..stores.parquet import ParquetStream
+
+    target = os.fspath(path)
+    if not append and not _is_empty(target, filesystem):
+        raise FileExistsError(
+            f"{target} exists and is not empty; write a new capture elsewhere, or pass "
+            "append=True to add to it"
+        )
+    written = 0
+    with ParquetStream(target, matcher, filesystem=filesystem, flush_seconds=None) as out:
+        for exchange in _exchanges_of(data, source):
+            if not isinstance(exchange, Exchange):
+                raise TypeError(f"expected traffic_lab.Exchange, got {type(exchange).__name__}")
+            out.put(exchange)
+            written += 1
+    return written

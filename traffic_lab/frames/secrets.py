@@ -1,0 +1,527 @@
+"""Secrets in captures: find credentials that were stored (:func:`scan_secrets`) and rewrite a
+capture under a new redaction rule (:func:`redact_capture`) without recording again.
+
+A capture recorded with redaction disabled, or under rules that missed a header, keeps its
+credentials in plain Parquet files. :func:`scan_secrets` reads the URL, headers and bodies
+(decoded from gzip, deflate or brotli) of every exchange and reports two kinds of finding:
+
+- a **known token format** anywhere: GitHub, GitLab, npm, Slack, Stripe secret, Google API
+  and OpenAI keys, AWS access key ids, JSON Web Tokens, PEM private keys, and credentials in
+  URLs (``https://user:password@host``) (:data:`TOKEN_FORMATS`);
+- a **high-entropy value in an auth-like field**: a header the default redactor treats as
+  secret (``Authorization``, ``Cookie``, ``X-Api-Key``...), or a query parameter, form field or
+  JSON field whose name looks like a credential (:func:`traffic_lab.redaction.is_secret_name`),
+  whose value has at least 16 characters and 3.0 bits of Shannon entropy per character (2.5
+  for token-like values: letters and digits, both present, and ``+/=_.~-``).
+  ``Basic`` credentials and password fields (``password``, ``passwd``, ``pwd``...) are always
+  reported, whatever their entropy.
+
+Values already redacted (containing the redactor's replacement, ``[REDACTED]``) are skipped.
+Findings show a masked preview only, so a scan report does not leak what it found.
+
+:func:`redact_capture` never changes the capture it reads: it writes the rewritten exchanges to
+a new capture, verifies it, and leaves deleting the old one to you.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import gzip
+import json
+import math
+import os
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote
+
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import StoreError
+from ..exchange import Exchange
+from ..redaction import REDACTED, Redactor, is_secret_name
+from ._source import IDENTITY, CaptureRef, open_source
+from .convert import _is_empty, capture_of, frame_columns, frame_exchanges
+from .views import content_codings, decode_body, decode_header
+from .where import WhereArg, as_expression
+
+if TYPE_CHECKING:
+    from ..matching import Matcher
+
+__all__ = [
+    "FINDING_COLUMNS",
+    "TOKEN_FORMATS",
+    "RedactionReport",
+    "redact_capture",
+    "redact_known_tokens",
+    "scan_secrets",
+    "shannon_entropy",
+]
+
+#: Known credential formats: (kind, regular expression).
+TOKEN_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")),
+    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_\w{22,255})")),
+    ("gitlab_token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+    ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("stripe_key", re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}")),
+    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("openai_key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}")),
+    ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("url_credentials", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@")),
+)
+#: The columns of a :func:`scan_secrets` report.
+FINDING_COLUMNS = (
+    "writer_id",
+    "writer_seq",
+    "started_at",
+    "request_method",
+    "request_url",
+    "location",
+    "name",
+    "kind",
+    "preview",
+)
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/=_.~-]+")
+_DIGIT = re.compile(r"[0-9]")
+_LETTER = re.compile(r"[A-Za-z]")
+_AUTH_SCHEMES = ("bearer", "token", "basic", "digest", "apikey", "key", "sso-key")
+_SCAN_COLUMNS = [
+    *IDENTITY,
+    "started_at",
+    "request_method",
+    "request_url",
+    "request_headers",
+    "request_body",
+    "response_headers",
+    "response_body",
+]
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits of Shannon entropy per character.
+
+    Examples
+    --------
+    >>> shannon_entropy("aaaa"), round(shannon_entropy("abcd"), 1)
+    (0.0, 2.0)
+    """
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    n = len(value)
+    return 0.0 - sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def _mask(value: str) -> str:
+    return f"{value[:4]}…({len(value)} chars)"
+
+
+@dataclasses.dataclass
+class _Scanner:
+    replacement: str
+    min_length: int
+    min_entropy: float
+    redactor: Redactor
+    found: list[tuple[str, str, str, str]] = dataclasses.field(default_factory=list)
+
+    def add(self, location: str, name: str, kind: str, value: str) -> None:
+        self.found.append((location, name, kind, _mask(value)))
+
+    def redacted(self, value: str) -> bool:
+        return self.replacement in value or unquote(self.replacement) in value
+
+    def formats(self, location: str, name: str, text: str) -> bool:
+        hit = False
+        for kind, pattern in TOKEN_FORMATS:
+            for match in pattern.finditer(text):
+                value = match.group(1) if match.groups() else match.group(0)
+                if not self.redacted(value):
+                    self.add(location, name, kind, value)
+                    hit = True
+        return hit
+
+    def field(self, location: str, name: str, key: str, value: str) -> None:
+        """A value under a credential-like name: passwords always count, the rest by entropy."""
+        lowered = key.lower()
+        if ("pass" in lowered or lowered == "pwd") and value and not self.redacted(value):
+            self.add(location, name, "password", value)
+        else:
+            self.entropy(location, name, value)
+
+    def entropy(self, location: str, name: str, value: str) -> None:
+        if self.redacted(value) or len(value) < self.min_length:
+            return
+        threshold = self.min_entropy
+        if _TOKEN_LIKE.fullmatch(value) and _DIGIT.search(value) and _LETTER.search(value):
+            # Short hex tokens cannot reach 3 bits per character (16 symbols, few samples).
+            threshold -= 0.5
+        if shannon_entropy(value) >= threshold:
+            self.add(location, name, "high_entropy", value)
+
+    # -- parts of an exchange --------------------------------------------------------------------
+    def url(self, url: str) -> None:
+        self.formats("request.url", "", url.partition("?")[0])
+        query = url.partition("?")[2].partition("#")[0]
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            if not self.formats("request.query", key, value) and is_secret_name(key):
+                self.field("request.query", key, key, value)
+
+    def headers(self, side: str, pairs: list[tuple[str, str]]) -> None:
+        location = f"{side}.header"
+        for raw_name, raw_value in pairs:
+            name, value = decode_header(raw_name), decode_header(raw_value)
+            if self.formats(location, name, value):
+                continue
+            lowered = name.lower()
+            if not self.redactor.is_secret_header(raw_name.encode("latin-1")):
+                continue
+            if lowered in ("cookie", "set-cookie"):
+                cookies = value.split(";") if lowered == "cookie" else value.split(";")[:1]
+                for cookie in cookies:
+                    cname, _, cvalue = cookie.strip().partition("=")
+                    self.entropy(location, f"{name}: {cname}", cvalue)
+                continue
+            scheme, _, credential = value.partition(" ")
+            if credential and scheme.lower() in _AUTH_SCHEMES:
+                if scheme.lower() == "basic" and not self.redacted(credential):
+                    try:
+                        decoded = base64.b64decode(credential, validate=True).decode()
+                    except (binascii.Error, UnicodeDecodeError):
+                        decoded = ""
+                    if ":" in decoded:
+                        self.add(location, name, "basic_auth", credential)
+                        continue
+                value = credential
+            self.entropy(location, name, value)
+
+    def body(self, side: str, body: bytes, pairs: list[tuple[str, str]]) -> None:
+        location = f"{side}.body"
+        decoded = decode_body(body, content_codings(pairs))
+        if not decoded:
+            return
+        try:
+            text = decoded.decode("utf-8")
+        except UnicodeDecodeError:
+            return  # binary (an image): no text credentials to find
+        self.formats(location, "", text)
+        content_type = next((v.lower() for n, v in pairs if n.lower() == "content-type"), "")
+        if "json" in content_type or text.lstrip()[:1] in ("{", "["):
+            try:
+                self.json(location, json.loads(text), "$")
+            except ValueError:
+                pass
+        elif "x-www-form-urlencoded" in content_type:
+            for key, value in parse_qsl(text, keep_blank_values=True):
+                if is_secret_name(key):
+                    self.field(location, key, key, value)
+
+    def json(self, location: str, node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                sub = f"{path}.{key}"
+                if isinstance(value, str) and isinstance(key, str) and is_secret_name(key):
+                    if not any(p.fullmatch(value) for _, p in TOKEN_FORMATS):
+                        self.field(location, sub, key, value)
+                else:
+                    self.json(location, value, sub)
+        elif isinstance(node, list):
+            for item in node:
+                self.json(location, item, f"{path}[]")
+
+
+def _pairs(cell: Any) -> list[tuple[str, str]]:
+    return [(item["name"], item["value"]) for item in cell] if cell else []
+
+
+def _rows(source: Any, where: WhereArg) -> Iterator[pa.Table]:
+    if isinstance(source, pd.DataFrame):
+        frame = source
+        if where is not None:
+            from .accessor import TrafficAccessor
+
+            frame = TrafficAccessor(frame).filter(where)
+        table = frame_columns(frame, _SCAN_COLUMNS)
+    else:
+        ref = open_source(source)
+        table = ref.read(_SCAN_COLUMNS, as_expression(where, partitioned=ref.partitioned))
+    for start in range(0, table.num_rows, 1024):
+        yield table.slice(start, 1024)
+
+
+def scan_secrets(
+    capture: Any,
+    *,
+    where: WhereArg = None,
+    min_length: int = 16,
+    min_entropy: float = 3.0,
+    redactor: Redactor | None = None,
+) -> pd.DataFrame:
+    """List credential-like values stored in a capture (see the module docstring).
+
+    Parameters
+    ----------
+    capture
+        A capture path, a store, exchanges, or a traffic frame (its rows; bodies and headers
+        are fetched from its capture).
+    where
+        Scan only these exchanges (a :class:`~traffic_lab.frames.Where`, a dict or an
+        Expression).
+    min_length, min_entropy
+        The high-entropy rule for auth-like fields.
+    redactor
+        Decides which headers are auth-like and what a redacted value looks like (default
+        ``Redactor()``).
+
+    The URL, headers and bodies of the selected exchanges are read into memory at once (bodies
+    are decoded one at a time); scan a very large capture in parts with ``where=``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per finding, in recorded order, with :data:`FINDING_COLUMNS`: the exchange's
+        identity, time, method and URL (secret query values and known tokens masked);
+        ``location`` (``request.url``, ``request.query``, ``request.header``,
+        ``request.body``, ``response.header``, ``response.body``); ``name`` (header,
+        parameter or JSON path); ``kind`` (a :data:`TOKEN_FORMATS` name, ``basic_auth``,
+        ``password`` or ``high_entropy``); ``preview`` (the first 4 characters and the
+        length). Empty when nothing was found.
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> from traffic_lab.testing import make_exchange
+    >>> leaked = make_exchange(request_headers={"Authorization": "token ghp_" + "a1B2" * 9})
+    >>> report = tl.scan_secrets([leaked, make_exchange()])
+    >>> report[["location", "name", "kind", "preview"]].values.tolist()
+    [['request.header', 'Authorization', 'github_token', 'ghp_…(40 chars)']]
+    """
+    red = redactor if redactor is not None else Redactor()
+    # The URL shown in the report is masked too: its query may hold what was found.
+    mask = Redactor(replacement=red.replacement)
+    rows: list[tuple[Any, ...]] = []
+    for batch in _rows(capture, where):
+        for record in batch.to_pylist():
+            scanner = _Scanner(red.replacement, min_length, min_entropy, red)
+            scanner.url(record["request_url"])
+            request_pairs = _pairs(record["request_headers"])
+            response_pairs = _pairs(record["response_headers"])
+            scanner.headers("request", request_pairs)
+            scanner.headers("response", response_pairs)
+            scanner.body("request", record["request_body"] or b"", request_pairs)
+            scanner.body("response", record["response_body"] or b"", response_pairs)
+            if not scanner.found:
+                continue
+            url = _scrub(mask.redact_url(record["request_url"]), red.replacement)
+            for found in scanner.found:
+                rows.append(
+                    (
+                        record["writer_id"],
+                        record["writer_seq"],
+                        record["started_at"],
+                        record["request_method"],
+                        url,
+                        *found,
+                    )
+                )
+    out = pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+    out["started_at"] = pd.to_datetime(out["started_at"], utc=True).astype("datetime64[us, UTC]")
+    out["writer_seq"] = out["writer_seq"].astype("int64")
+    return out
+
+
+# -- rewriting -------------------------------------------------------------------------------------
+def _encode(body: bytes, codings: list[str]) -> bytes | None:
+    for coding in codings:
+        if coding in ("gzip", "x-gzip"):
+            body = gzip.compress(body, mtime=0)
+        elif coding == "deflate":
+            body = zlib.compress(body)
+        elif coding == "br":
+            try:
+                import brotli
+            except ImportError:
+                return None
+            body = bytes(brotli.compress(body))
+        else:
+            return None
+    return body
+
+
+def _scrub(text: str, replacement: str) -> str:
+    for _, pattern in TOKEN_FORMATS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(0).replace(m.group(1), replacement), text)
+        else:
+            text = pattern.sub(replacement, text)
+    return text
+
+
+def _scrub_body(
+    body: bytes, headers: tuple[tuple[bytes, bytes], ...], replacement: str
+) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
+    pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+    codings = content_codings(pairs)
+    decoded = decode_body(body, codings)
+    if not decoded:
+        return body, headers
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return body, headers
+    scrubbed = _scrub(text, replacement)
+    if scrubbed == text:
+        return body, headers
+    encoded = _encode(scrubbed.encode("utf-8"), codings)
+    if encoded is None:
+        return body, headers
+    length = str(len(encoded)).encode()
+    fixed = tuple((n, length) if n.lower() == b"content-length" else (n, v) for n, v in headers)
+    return encoded, fixed
+
+
+def redact_known_tokens(exchange: Exchange, replacement: str = REDACTED) -> Exchange:
+    """Replace values of :data:`TOKEN_FORMATS` wherever they appear: URL, any header, text
+    bodies (decoded and encoded again). Use it as a redactor's last step,
+    ``Redactor(extra=redact_known_tokens)``, to catch tokens in fields with innocent names.
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> from traffic_lab.testing import make_exchange
+    >>> ex = make_exchange(json={"note": "key AKIAABCDEFGHIJKLMNOP"})
+    >>> redact_known_tokens(ex).response.json()
+    {'note': 'key [REDACTED]'}
+    """
+    changes: dict[str, Any] = {}
+    url = _scrub(exchange.url, replacement)
+    if url != exchange.url:
+        changes["url"] = url
+    for side in ("request", "response"):
+        headers: tuple[tuple[bytes, bytes], ...] = getattr(exchange, f"{side}_headers")
+        new_headers = tuple(
+            (n, _scrub(v.decode("latin-1"), replacement).encode("latin-1")) for n, v in headers
+        )
+        if side == "response" and exchange.truncated:
+            body: bytes = exchange.response_body
+        else:
+            old_body: bytes = getattr(exchange, f"{side}_body")
+            body, new_headers = _scrub_body(old_body, new_headers, replacement)
+            if body is not old_body:
+                changes[f"{side}_body"] = body
+        if new_headers != headers:
+            changes[f"{side}_headers"] = new_headers
+    return exchange.replace(**changes) if changes else exchange
+
+
+@dataclasses.dataclass(frozen=True)
+class RedactionReport:
+    """What :func:`redact_capture` did: the exchanges it copied and how many it changed."""
+
+    source: str
+    destination: str
+    exchanges: int
+    changed: int
+
+
+def redact_capture(
+    capture: Any,
+    redactor: Redactor,
+    destination: str | os.PathLike[str],
+    *,
+    matcher: Matcher | None = None,
+    filesystem: Any = None,
+) -> RedactionReport:
+    """Rewrite a capture under a redaction rule, into a new capture, without recording again.
+
+    The source is only read, never changed. Every exchange (in recorded order, tags, times,
+    errors and truncation kept) goes through ``redactor.redact`` into a new capture at
+    ``destination``, which must not exist or be empty. The new capture is then read back and
+    checked (same number of exchanges, same start times); only then does the function return.
+    Delete the old capture yourself once you are satisfied: its files still hold the secrets.
+    Rows hidden by ``clear()`` are not copied.
+
+    Parameters
+    ----------
+    capture
+        A capture path, a store, exchanges, or a traffic frame (its rows, rebuilt as
+        ``df.traffic.exchanges()`` does).
+    redactor
+        The rule, e.g. ``Redactor()`` (the defaults) or
+        ``Redactor(headers=[...], extra=redact_known_tokens)``.
+    destination
+        Where to write the rewritten capture (a folder or an object-store URL).
+    matcher
+        Computes the new capture's ``request_key`` column (default: the source store's matcher
+        if it has one, else :class:`~traffic_lab.Matcher`).
+    filesystem
+        A ``pyarrow.fs`` or fsspec filesystem for ``destination``.
+
+    Raises
+    ------
+    FileExistsError
+        ``destination`` exists and is not empty (or is the source).
+    traffic_lab.StoreError
+        The rewritten capture did not read back as written; it is left in place for
+        inspection and the source is untouched.
+
+    Examples
+    --------
+    >>> import os, tempfile, traffic_lab as tl
+    >>> from traffic_lab.testing import make_exchange
+    >>> leaked = make_exchange(request_headers={"Authorization": "Bearer " + "x9Y8" * 8})
+    >>> folder = tempfile.mkdtemp()
+    >>> report = tl.redact_capture([leaked], tl.Redactor(), os.path.join(folder, "clean"))
+    >>> report.exchanges, report.changed, len(tl.scan_secrets(report.destination))
+    (1, 1, 0)
+    """
+    from ..stores.parquet import ParquetStream
+
+    target = os.fspath(destination)
+    exchanges: Iterator[Exchange]
+    if isinstance(capture, pd.DataFrame):
+        ref = capture_of(capture) or CaptureRef()
+        exchanges = frame_exchanges(capture)
+    else:
+        ref = open_source(capture)
+        exchanges = ref.exchanges()
+    if ref.location is not None and os.path.abspath(ref.location) == os.path.abspath(target):
+        raise FileExistsError(f"{target} is the capture being redacted; write to a new place")
+    if not _is_empty(target, filesystem):
+        raise FileExistsError(f"{target} exists and is not empty; redact into a new capture")
+    if matcher is None and not ref.detached:
+        matcher = ref.matcher
+    written, changed = 0, 0
+    starts: list[datetime] = []
+    with ParquetStream(target, matcher, filesystem=filesystem, flush_seconds=None) as out:
+        for exchange in exchanges:
+            redacted = redactor.redact(exchange)
+            if redacted is not exchange and redacted != exchange:
+                changed += 1
+            out.put(redacted)
+            starts.append(redacted.started_at)
+            written += 1
+    stored: list[Any] = []
+    if written:
+        check = ParquetStream(target, filesystem=filesystem, create=False, recover=False)
+        stored = check.to_arrow(["started_at"]).column("started_at").to_pylist()
+    if sorted(stored) != sorted(starts):
+        raise StoreError(
+            f"the rewritten capture holds {len(stored)} exchanges, {written} were written; "
+            "the source was not changed",
+            path=target,
+        )
+    return RedactionReport(
+        source=ref.location if ref.location is not None else ref.describe(),
+        destination=target,
+        exchanges=written,
+        changed=changed,
+    )

@@ -1,0 +1,277 @@
+"""Decoded views of a traffic frame's rows: body bytes, text and JSON, and headers.
+
+Captures keep bodies as the bytes that went over the wire (a gzip body stays gzip) and headers
+as ordered name/value pairs. These views decode on demand, for the rows of the frame only; a
+frame that did not load bodies or headers fetches them from its capture (see
+``df.attrs["traffic_lab.source"]``). The accessor exposes them as ``df.traffic.body()``,
+``.text()``, ``.json()``, ``.headers()`` and ``.header(name)``.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .convert import frame_columns
+
+__all__ = [
+    "Side",
+    "body",
+    "content_codings",
+    "decode_body",
+    "decode_header",
+    "header",
+    "header_pairs",
+    "json_values",
+    "text",
+]
+
+#: Which message of the exchange a view looks at.
+Side = Literal["request", "response"]
+
+
+def _check_side(side: str) -> None:
+    if side not in ("request", "response"):
+        raise ValueError(f"side must be 'request' or 'response', not {side!r}")
+
+
+def decode_header(stored: str) -> str:
+    """A stored header string as httpx shows it: UTF-8 when its bytes are UTF-8.
+
+    Captures store each header byte as one character (ISO-8859-1), so any bytes survive.
+
+    Examples
+    --------
+    >>> decode_header("caf\\xc3\\xa9"), decode_header("caf\\xe9")
+    ('café', 'café')
+    """
+    if stored.isascii():
+        return stored
+    raw = stored.encode("latin-1")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return stored
+
+
+def content_codings(headers: Iterable[tuple[str, str]]) -> list[str]:
+    """The Content-Encoding codings of a header list, in the order they were applied."""
+    codings: list[str] = []
+    for name, value in headers:
+        if name.lower() == "content-encoding":
+            for part in value.split(","):
+                coding = part.strip().lower()
+                if coding and coding != "identity":
+                    codings.append(coding)
+    return codings
+
+
+def _decode_one(body: bytes, coding: str) -> bytes | None:
+    if coding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif coding == "deflate":
+        # "deflate" is zlib-wrapped by the RFC, raw in some servers: accept both.
+        decoder = zlib.decompressobj(zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS)
+    elif coding == "br":
+        try:
+            import brotli
+        except ImportError:
+            return None
+        try:
+            return bytes(brotli.decompress(body))
+        except brotli.error:
+            return None
+    else:
+        return None
+    try:
+        out = decoder.decompress(body) + decoder.flush()
+    except zlib.error:
+        return None
+    # A body cut short decompresses "fine" as far as it goes: only eof says it is whole.
+    return out if decoder.eof else None
+
+
+def decode_body(body: bytes, codings: Sequence[str]) -> bytes | None:
+    """The body with its content codings undone (gzip, deflate, brotli), or ``None`` when a
+    coding is unknown or the bytes do not decode whole (a truncated body).
+
+    Examples
+    --------
+    >>> import gzip
+    >>> decode_body(gzip.compress(b"hello"), ["gzip"])
+    b'hello'
+    >>> decode_body(gzip.compress(b"hello")[:-4], ["gzip"]) is None
+    True
+    """
+    if not body:
+        return body
+    for coding in reversed(codings):
+        decoded = _decode_one(body, coding)
+        if decoded is None:
+            return None
+        body = decoded
+    return body
+
+
+def _charset(headers: Iterable[tuple[str, str]]) -> str | None:
+    for name, value in headers:
+        if name.lower() == "content-type":
+            for param in value.split(";")[1:]:
+                key, _, val = param.strip().partition("=")
+                if key.strip().lower() == "charset" and val:
+                    return val.strip().strip('"')
+    return None
+
+
+def _pairs(cell: Any) -> list[tuple[str, str]]:
+    if cell is None:
+        return []
+    return [(item["name"], item["value"]) for item in cell]
+
+
+def _bodies(df: pd.DataFrame, side: Side, source: Any) -> tuple[list[Any], list[Any]]:
+    _check_side(side)
+    table = frame_columns(df, [f"{side}_body", f"{side}_headers"], source)
+    return table.column(0).to_pylist(), table.column(1).to_pylist()
+
+
+def body(
+    df: pd.DataFrame, side: Side = "response", *, decoded: bool = True, source: Any = None
+) -> pd.Series[Any]:
+    """Body bytes per row: decoded from their Content-Encoding (``None`` where that fails), or
+    as stored on the wire with ``decoded=False``.
+
+    Examples
+    --------
+    >>> import gzip, traffic_lab as tl
+    >>> from traffic_lab.frames import to_pandas, views
+    >>> from traffic_lab.testing import make_exchange
+    >>> ex = make_exchange(response_headers={"Content-Encoding": "gzip"},
+    ...                    response_body=gzip.compress(b'{"a": 1}'))
+    >>> views.body(to_pandas([ex])).tolist()
+    [b'{"a": 1}']
+    """
+    bodies, headers = _bodies(df, side, source)
+    values: list[Any] = []
+    for raw, cell in zip(bodies, headers, strict=True):
+        raw = raw or b""
+        values.append(decode_body(raw, content_codings(_pairs(cell))) if decoded else raw)
+    return pd.Series(values, index=df.index, name=f"{side}_body", dtype=object)
+
+
+def text(df: pd.DataFrame, side: Side = "response", *, source: Any = None) -> pd.Series[Any]:
+    """Body text per row: decoded bytes in the Content-Type charset (default UTF-8); ``None``
+    for bodies that are not text in that charset (images) or do not decode.
+
+    Examples
+    --------
+    >>> from traffic_lab.frames import to_pandas, views
+    >>> from traffic_lab.testing import make_exchange
+    >>> views.text(to_pandas([make_exchange(response_body=b"caf\\xc3\\xa9")])).tolist()
+    ['café']
+    """
+    bodies, headers = _bodies(df, side, source)
+    values: list[str | None] = []
+    for raw, cell in zip(bodies, headers, strict=True):
+        pairs = _pairs(cell)
+        decoded = decode_body(raw or b"", content_codings(pairs))
+        if decoded is None:
+            values.append(None)
+            continue
+        try:
+            values.append(decoded.decode(_charset(pairs) or "utf-8"))
+        except (UnicodeDecodeError, LookupError):
+            values.append(None)
+    return pd.Series(values, index=df.index, name=f"{side}_text", dtype=object)
+
+
+def json_values(df: pd.DataFrame, side: Side = "response", *, source: Any = None) -> pd.Series[Any]:
+    """Parsed JSON per row (dicts, lists...); ``None`` for empty or non-JSON bodies.
+
+    Examples
+    --------
+    >>> from traffic_lab.frames import to_pandas, views
+    >>> from traffic_lab.testing import make_exchange
+    >>> views.json_values(to_pandas([make_exchange(json={"id": 7})])).tolist()
+    [{'id': 7}]
+    """
+    bodies, headers = _bodies(df, side, source)
+    values: list[Any] = []
+    for raw, cell in zip(bodies, headers, strict=True):
+        decoded = decode_body(raw or b"", content_codings(_pairs(cell)))
+        if not decoded:
+            values.append(None)
+            continue
+        try:
+            values.append(json.loads(decoded))
+        except (ValueError, UnicodeDecodeError):
+            values.append(None)
+    return pd.Series(values, index=df.index, name=f"{side}_json", dtype=object)
+
+
+def header_pairs(
+    df: pd.DataFrame, side: Side = "response", *, source: Any = None
+) -> pd.Series[Any]:
+    """Headers per row as an ordered list of ``(name, value)`` pairs, duplicates kept.
+
+    Examples
+    --------
+    >>> from traffic_lab.frames import to_pandas, views
+    >>> from traffic_lab.testing import make_exchange
+    >>> ex = make_exchange(response_headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")],
+    ...                    response_body=b"x")
+    >>> views.header_pairs(to_pandas([ex])).iloc[0]
+    [('Set-Cookie', 'a=1'), ('Set-Cookie', 'b=2'), ('Content-Length', '1')]
+    """
+    _check_side(side)
+    table = frame_columns(df, [f"{side}_headers"], source)
+    values = [
+        [(decode_header(n), decode_header(v)) for n, v in _pairs(cell)]
+        for cell in table.column(0).to_pylist()
+    ]
+    return pd.Series(values, index=df.index, name=f"{side}_headers", dtype=object)
+
+
+def header(
+    df: pd.DataFrame, name: str, side: Side = "response", *, source: Any = None
+) -> pd.Series[Any]:
+    """One header's value per row (case-insensitive name); repeated headers are joined with
+    ``", "`` as ``httpx.Headers`` does; missing where the row lacks it. Computed in Arrow.
+
+    Examples
+    --------
+    >>> from traffic_lab.frames import to_pandas, views
+    >>> from traffic_lab.testing import make_exchange
+    >>> ex = make_exchange(response_headers={"X-Trace": "abc"}, response_body=b"")
+    >>> views.header(to_pandas([ex, make_exchange()]), "x-trace").tolist()
+    ['abc', nan]
+    """
+    _check_side(side)
+    table = frame_columns(df, [f"{side}_headers"], source)
+    column = table.column(0)
+    lists: Any = column.combine_chunks()
+    n = len(lists)
+    flat: Any = lists.flatten()
+    parents = pc.list_parent_indices(lists)
+    mask = pc.equal(pc.utf8_lower(flat.field("name")), pa.scalar(name.lower()))
+    matched = pa.table({"row": parents.filter(mask), "value": flat.field("value").filter(mask)})
+    grouped = matched.group_by("row", use_threads=False).aggregate([("value", "list")])
+    rows = grouped.column("row").to_numpy()
+    joined: Any = pc.binary_join(grouped.column("value_list"), ", ")
+    index = np.full(n, -1, dtype=np.int64)
+    index[rows] = np.arange(len(rows))
+    positions = pa.array(index, mask=index < 0)
+    result = joined.take(positions) if len(rows) else pa.nulls(n, pa.string())
+    values = result.to_pandas()
+    if not pc.all(pc.string_is_ascii(result)).as_py():
+        values = values.map(lambda v: decode_header(v) if isinstance(v, str) else v)
+    values.index = df.index
+    values.name = name.lower()
+    return values

@@ -1,0 +1,290 @@
+"""Row predicates over a capture: :class:`Where`, compiled to a ``pyarrow.compute`` Expression.
+
+``where=`` is spelled the same way everywhere in traffic_lab (DataFrame loading, secret scans,
+rewrites). It takes a :class:`Where`, a plain ``dict`` of the same fields, or a raw
+``pyarrow.compute.Expression`` over the capture's columns (``docs/capture-format.md``). The
+compiled expression is pushed down to the Parquet files, so a narrow filter over a large capture
+reads little: a time range prunes day partitions and row groups (``started_at`` has row-group
+statistics, as do ``request_host``, ``request_method`` and ``response_status``), and only the
+row groups that may hold matching rows are decoded. Memory stores apply the same expression to
+an Arrow table of their exchanges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["StatusSpec", "Where", "WhereArg", "as_expression", "glob_to_regex"]
+
+#: What ``Where(status=...)`` accepts: a code, a class like ``"5xx"``, a ``range``, or codes.
+StatusSpec: TypeAlias = int | str | range | Iterable[int]
+#: What ``where=`` accepts wherever it appears.
+WhereArg: TypeAlias = "Where | Mapping[str, Any] | pc.Expression | None"
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_STATUS_CLASS = re.compile(r"^([1-5])xx$", re.IGNORECASE)
+_GLOB_CHARS = frozenset("*?[")
+
+
+def glob_to_regex(pattern: str) -> str:
+    """An anchored RE2 regular expression for a path glob.
+
+    ``*`` matches within one path segment (not ``/``), ``**`` matches across segments, ``?``
+    matches one character other than ``/``, and ``[...]`` is a character class.
+
+    Examples
+    --------
+    >>> glob_to_regex("/users/*")
+    '^/users/[^/]*$'
+    >>> glob_to_regex("/api/**/image.png")
+    '^/api/.*/image\\\\.png$'
+    """
+    out = ["^"]
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "*":
+            if pattern.startswith("**", i):
+                out.append(".*")
+                i += 2
+                continue
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            end = pattern.find("]", i + 2 if pattern.startswith("[!", i) else i + 1)
+            if end == -1:
+                out.append(re.escape(ch))
+            else:
+                body = pattern[i + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                i = end + 1
+                continue
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    out.append("$")
+    return "".join(out)
+
+
+def _as_time(value: datetime | str, name: str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"Where({name}=...) takes a datetime or an ISO 8601 string")
+    if value.tzinfo is None:
+        raise ValueError(f"Where({name}=...) must be timezone-aware, e.g. 2026-03-01T12:00Z")
+    return value.astimezone(UTC)
+
+
+def _day(moment: datetime) -> int:
+    return moment.year * 10000 + moment.month * 100 + moment.day
+
+
+def _strings(value: str | Iterable[str], name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        values: tuple[Any, ...] = (value,)
+    elif isinstance(value, Iterable):
+        values = tuple(value)
+    else:
+        values = ()
+    if not values or not all(isinstance(v, str) for v in values):
+        raise TypeError(f"Where({name}=...) takes a string or a non-empty collection of strings")
+    return values
+
+
+def _text_match(field: str, values: tuple[str, ...], *, fold: bool = False) -> pc.Expression:
+    """Equality (pushed down to row-group statistics) or, for globs, a regex match."""
+    exact = [v for v in values if not _GLOB_CHARS & set(v)]
+    globs = [v for v in values if _GLOB_CHARS & set(v)]
+    parts: list[pc.Expression] = []
+    if len(exact) == 1:
+        parts.append(pc.field(field) == exact[0])
+    elif exact:
+        parts.append(pc.field(field).isin(exact))
+    for pattern in globs:
+        parts.append(
+            pc.match_substring_regex(
+                pc.field(field), pattern=glob_to_regex(pattern), ignore_case=fold
+            )
+        )
+    return _any(parts)
+
+
+def _any(parts: list[pc.Expression]) -> pc.Expression:
+    expr = parts[0]
+    for part in parts[1:]:
+        expr = expr | part
+    return expr
+
+
+def _status(spec: StatusSpec) -> pc.Expression:
+    field = pc.field("response_status")
+    if isinstance(spec, bool):
+        raise TypeError("Where(status=...) takes a code, a class like '5xx', a range or codes")
+    if isinstance(spec, int):
+        return field == spec
+    if isinstance(spec, str):
+        text = spec.strip()
+        match = _STATUS_CLASS.match(text)
+        if match is not None:
+            low = int(match.group(1)) * 100
+            return (field >= low) & (field < low + 100)
+        if text.isdigit():
+            return field == int(text)
+        raise ValueError(f"Where(status={spec!r}): use a code (404), a class ('5xx') or a range")
+    if isinstance(spec, range):
+        if spec.step == 1:
+            return (field >= spec.start) & (field < spec.stop)
+        return field.isin(list(spec))
+    codes = list(spec)
+    if not codes or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+        raise TypeError("Where(status=...) takes a code, a class like '5xx', a range or codes")
+    return field.isin(codes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Where:
+    """Which exchanges to read from a capture; every field given must hold (AND).
+
+    Parameters
+    ----------
+    host
+        A host, a glob (``"*.example.com"``), or a collection of them (any may match).
+    method
+        A method or a collection of methods (case-insensitive).
+    status
+        A code (``404``), a class (``"5xx"``), a ``range`` (``range(400, 500)``, stop
+        excluded) or a collection of codes. Exchanges that failed in the transport have no
+        status and never match a status filter (see ``failed``).
+    start, end
+        Exchanges that started at or after ``start`` and before ``end``: timezone-aware
+        datetimes or ISO 8601 strings with an offset (``"2026-03-01T12:00Z"``).
+    path
+        A path glob or a collection of them: ``*`` stays within a segment, ``**`` crosses
+        segments (``"/users/*"``, ``"/api/**"``). The query string is not part of the path.
+    failed
+        ``True``: only exchanges that failed in the transport; ``False``: only those that got a
+        response.
+    tags
+        Tag values that must all match, e.g. ``{"session": "before"}`` (kept as sorted
+        ``(name, value)`` pairs).
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> tl.Where(status="5xx").expression()
+    <pyarrow.compute.Expression ((response_status >= 500) and (response_status < 600))>
+    >>> w = tl.Where(host="api.example", status="5xx", path="/users/*", start="2026-03-01T00:00Z")
+    >>> tl.Where(method=["get", "head"]).method
+    ('GET', 'HEAD')
+    """
+
+    host: str | tuple[str, ...] | None = None
+    method: str | tuple[str, ...] | None = None
+    status: StatusSpec | None = None
+    start: datetime | str | None = None
+    end: datetime | str | None = None
+    path: str | tuple[str, ...] | None = None
+    failed: bool | None = None
+    tags: Mapping[str, str] | tuple[tuple[str, str], ...] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if self.host is not None:
+            set_(self, "host", tuple(h.lower() for h in _strings(self.host, "host")))
+        if self.method is not None:
+            set_(self, "method", tuple(m.upper() for m in _strings(self.method, "method")))
+        if self.path is not None:
+            set_(self, "path", _strings(self.path, "path"))
+        if self.start is not None:
+            set_(self, "start", _as_time(self.start, "start"))
+        if self.end is not None:
+            set_(self, "end", _as_time(self.end, "end"))
+        if self.status is not None and not isinstance(self.status, int | str | range):
+            set_(self, "status", tuple(self.status))
+        if self.status is not None:
+            _status(self.status)  # fail now, not when the filter runs
+        if self.tags is not None:
+            # Kept as sorted pairs so that a Where stays hashable.
+            set_(self, "tags", tuple(sorted(dict(self.tags).items())))
+
+    def expression(self, *, partitioned: bool = False) -> pc.Expression | None:
+        """The filter as a ``pyarrow.compute`` Expression, or ``None`` when nothing is filtered.
+
+        Parameters
+        ----------
+        partitioned
+            Also constrain the ``day`` partition column (of a Parquet capture's dataset) from
+            ``start``/``end``, so whole files are skipped without being opened.
+        """
+        parts: list[pc.Expression] = []
+        if self.host is not None:
+            assert isinstance(self.host, tuple)
+            parts.append(_text_match("request_host", self.host, fold=True))
+        if self.method is not None:
+            assert isinstance(self.method, tuple)
+            parts.append(_text_match("request_method", self.method))
+        if self.status is not None:
+            parts.append(_status(self.status))
+        if self.start is not None:
+            assert isinstance(self.start, datetime)
+            parts.append(pc.field("started_at") >= pa.scalar(self.start, _TIMESTAMP))
+            if partitioned:
+                parts.append(pc.field("day") >= _day(self.start))
+        if self.end is not None:
+            assert isinstance(self.end, datetime)
+            parts.append(pc.field("started_at") < pa.scalar(self.end, _TIMESTAMP))
+            if partitioned:
+                parts.append(pc.field("day") <= _day(self.end))
+        if self.path is not None:
+            assert isinstance(self.path, tuple)
+            parts.append(_text_match("request_path", self.path))
+        if self.failed is not None:
+            valid: Any = pc.field("error_type").is_valid()
+            parts.append(valid if self.failed else pc.invert(valid))
+        for name, value in dict(self.tags or {}).items():
+            parts.append(pc.map_lookup(pc.field("tags"), pa.scalar(name), "first") == value)
+        if not parts:
+            return None
+        expr = parts[0]
+        for part in parts[1:]:
+            expr = expr & part
+        return expr
+
+
+def as_expression(where: WhereArg, *, partitioned: bool = False) -> pc.Expression | None:
+    """Compile any accepted ``where=`` value to an Expression (``None``: no filter).
+
+    Examples
+    --------
+    >>> as_expression({"status": 404})
+    <pyarrow.compute.Expression (response_status == 404)>
+    >>> as_expression(None) is None
+    True
+    """
+    if where is None:
+        return None
+    if isinstance(where, pc.Expression):
+        return where
+    if isinstance(where, Where):
+        return where.expression(partitioned=partitioned)
+    if isinstance(where, Mapping):
+        fields = {f.name for f in dataclasses.fields(Where)}
+        unknown = sorted(set(where) - fields)
+        if unknown:
+            raise TypeError(f"unknown where= keys {unknown}; valid keys: {sorted(fields)}")
+        return Where(**where).expression(partitioned=partitioned)
+    raise TypeError(
+        "where= takes a traffic_lab.Where, a dict of its fields or a pyarrow.compute "
+        f"Expression, not {type(where).__name__}"
+    )
