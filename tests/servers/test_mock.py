@@ -1,0 +1,272 @@
+"""The mock server (MockApp under uvicorn): recorded bytes, status, reason and headers go out as
+recorded; misses, exhaustion and recorded errors answer as documented. Real clients: httpx, curl."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+import traffic_lab as tl
+from traffic_lab.servers import BackgroundServer, MockApp
+from traffic_lab.testing import make_exchange
+
+from .conftest import curl
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def record(server, store, *paths, method="GET", **kwargs):
+    """Record ``paths`` of the loopback server into ``store`` through a real connection."""
+    transport = tl.RecordingTransport(store, httpx.HTTPTransport())
+    with httpx.Client(transport=transport, base_url=server.url) as client:
+        for path in paths:
+            client.request(method, path, **kwargs).read()
+
+
+@pytest.fixture(scope="module")
+def recorded(server):
+    """A cache of real exchanges with the loopback server: gzip, chunked, odd reason, dup headers."""
+    cache = tl.MemoryCache()
+    record(server, cache, "/gzip", "/stream?chunks=3&size=10", "/reason", "/headers", "/status/404")
+    return cache
+
+
+@pytest.fixture(scope="module")
+def mock(server, recorded):
+    with BackgroundServer(MockApp(recorded, origin=server.url)) as running:
+        yield running
+
+
+def exchange_for(cache, path):
+    return next(ex for ex in cache.exchanges() if httpx.URL(ex.url).raw_path.decode() == path)
+
+
+def test_gzip_body_goes_out_as_recorded_wire_bytes(mock, recorded):
+    wire = exchange_for(recorded, "/gzip")
+    got = curl(mock.url + "/gzip")  # curl without --compressed: the bytes as sent
+    assert got.status_line == "HTTP/1.1 200 OK"
+    assert got.body == wire.response_body
+    assert got.header("Content-Encoding") == ["gzip"]
+    assert got.header("Content-Length") == [str(len(wire.response_body))]
+    with httpx.Client() as client:
+        decoded = client.get(mock.url + "/gzip")
+    assert decoded.content == gzip.decompress(wire.response_body)
+    assert decoded.json() == json.loads(gzip.decompress(wire.response_body))
+
+
+def test_headers_keep_their_order_duplicates_and_case(mock, recorded):
+    wire = exchange_for(recorded, "/headers")
+    got = curl(mock.url + "/headers")
+    expected = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in wire.response_headers]
+    assert got.headers == expected
+    assert got.header("X-Dup") == ["first", "second"]
+    assert got.header("X-Latin") == ["caf\xe9"]
+
+
+def test_recorded_reason_phrase_is_sent(mock):
+    assert curl(mock.url + "/reason").status_line == "HTTP/1.1 299 Custom Reason"
+    with httpx.Client() as client:
+        response = client.get(mock.url + "/reason")
+    assert (response.status_code, response.reason_phrase, response.text) == (
+        299,
+        "Custom Reason",
+        "ok",
+    )
+
+
+def test_chunked_recording_is_served_with_a_length_not_chunked(mock, recorded):
+    wire = exchange_for(recorded, "/stream?chunks=3&size=10")
+    assert (b"Transfer-Encoding", b"chunked") in wire.response_headers
+    got = curl(mock.url + "/stream?chunks=3&size=10")
+    assert got.header("Transfer-Encoding") == []
+    assert got.header("content-length") == ["30"]
+    assert got.body == b"0000000000" + b"0001000100" + b"0002000200"
+
+
+def test_recorded_404_is_a_recording_not_a_miss(mock):
+    got = curl(mock.url + "/status/404")
+    assert got.status_line == "HTTP/1.1 404 Not Found"
+    assert got.header("x-traffic-lab-mock") == []
+    assert json.loads(got.body) == {"status": 404}
+
+
+def test_miss_answers_503(mock):
+    got = curl(mock.url + "/json?size=7")
+    assert got.status_line == "HTTP/1.1 503 Service Unavailable"
+    assert got.header("x-traffic-lab-mock") == ["miss"]
+    assert got.body == b"no more traffic to replay\n"
+
+
+def test_strict_miss_answers_404_with_the_nearest_recordings(server, recorded):
+    with BackgroundServer(MockApp(recorded, strict=True, origin=server.url)) as running:
+        response = httpx.get(running.url + "/status/405")
+    assert response.status_code == 404
+    assert response.headers["x-traffic-lab-mock"] == "miss"
+    # The nearest differ in the fewest parts (here: the path alone), in recorded order.
+    assert response.text.splitlines() == [
+        f"no recorded exchange matches GET {server.url}/status/405",
+        "nearest recorded requests:",
+        f"  GET {server.url}/gzip",
+        "    - path: '/gzip' != '/status/405'",
+        f"  GET {server.url}/reason",
+        "    - path: '/reason' != '/status/405'",
+        f"  GET {server.url}/headers",
+        "    - path: '/headers' != '/status/405'",
+    ]
+
+
+def test_request_body_is_part_of_the_key(server):
+    cache = tl.MemoryCache()
+    record(server, cache, "/echo", method="POST", content=b"one")
+    with BackgroundServer(MockApp(cache, origin=server.url)) as running, httpx.Client() as client:
+        hit = client.post(running.url + "/echo", content=b"one")
+        miss = client.post(running.url + "/echo", content=b"two")
+    assert hit.status_code == 200 and json.loads(hit.text)["body"] == "b25l"
+    assert miss.status_code == 503
+
+
+def test_without_origin_the_requested_url_is_matched():
+    cache = tl.MemoryCache(tl.Matcher(scheme=False, host=False, port=False))
+    cache.put(make_exchange(url="https://a.example/x", json={"from": "a"}))
+    with BackgroundServer(MockApp(cache)) as running:
+        assert httpx.get(running.url + "/x").json() == {"from": "a"}
+        assert httpx.get(running.url + "/y").status_code == 503
+
+
+def test_head_keeps_the_recorded_length(server):
+    cache = tl.MemoryCache()
+    record(server, cache, "/json?size=64", method="HEAD")
+    wire = next(cache.exchanges())
+    with BackgroundServer(MockApp(cache, origin=server.url)) as running:
+        got = curl(running.url + "/json?size=64", "--head")
+    assert got.status_line == "HTTP/1.1 200 OK"
+    assert got.header("Content-Length") == [
+        v.decode() for k, v in wire.response_headers if k == b"Content-Length"
+    ]
+    assert got.body == b""
+
+
+# -- stream mode ---------------------------------------------------------------------------------
+def ordered_stream():
+    stream = tl.MemoryStream()
+    for i in range(3):
+        stream.put(
+            make_exchange(url=f"https://api.example/items/{i}", json={"i": i}, started_at=T0)
+        )
+    return stream
+
+
+def test_stream_answers_in_recorded_order_then_503():
+    with BackgroundServer(MockApp(ordered_stream())) as running, httpx.Client() as client:
+        answers = [client.get(running.url + "/anything").text for _ in range(3)]
+        exhausted = client.get(running.url + "/items/0")
+    assert answers == ['{"i":0}', '{"i":1}', '{"i":2}']
+    assert exhausted.status_code == 503
+    assert exhausted.headers["x-traffic-lab-mock"] == "exhausted"
+    assert exhausted.text == "no more traffic to replay\n"
+
+
+def test_strict_stream_explains_differences_and_exhaustion():
+    app = MockApp(ordered_stream(), strict=True, origin="https://api.example")
+    with BackgroundServer(app) as running, httpx.Client() as client:
+        first = client.get(running.url + "/items/0")
+        wrong = client.get(running.url + "/items/7")
+        third = client.get(running.url + "/items/2")
+        after = client.get(running.url + "/items/3")
+    assert first.json() == {"i": 0}
+    assert wrong.status_code == 404
+    assert wrong.text.splitlines() == [
+        "request 2 of the replay differs from the recording: GET https://api.example/items/7",
+        "nearest recorded requests:",
+        "  GET https://api.example/items/1",
+        "    - path: '/items/1' != '/items/7'",
+    ]
+    assert third.json() == {"i": 2}
+    assert after.status_code == 503
+    assert after.text == (
+        "no more traffic to replay: all 3 recorded responses were served; "
+        "asked for GET https://api.example/items/3\n"
+    )
+    assert app.counts == {"recorded": 2, "miss": 1, "exhausted": 1, "error": 0}
+
+
+# -- recorded transport errors -------------------------------------------------------------------
+def failed(url, kind="httpx.ConnectError", message="[Errno 111] Connection refused"):
+    return make_exchange(url=url, status_code=None, error=tl.RecordedError(kind, message))
+
+
+@pytest.mark.parametrize("mode", ["stream", "memory-cache", "parquet-cache"])
+def test_recorded_transport_error_answers_502_naming_it(mode, tmp_path):
+    exchanges = [
+        failed("https://api.example/down"),
+        failed("https://api.example/slow", "httpx.ReadTimeout", "timed out"),
+        make_exchange(url="https://api.example/up", json={"ok": True}),
+    ]
+    if mode == "stream":
+        store = tl.MemoryStream()
+    elif mode == "memory-cache":
+        store = tl.MemoryCache()
+    else:
+        store = tl.ParquetCache(tmp_path / "capture")
+    for exchange in exchanges:
+        store.put(exchange)
+    if mode == "parquet-cache":
+        store.close()
+        store = tl.ParquetCache(tmp_path / "capture")
+    app = MockApp(store, origin="https://api.example")
+    with BackgroundServer(app) as running, httpx.Client() as client:
+        down = client.get(running.url + "/down")
+        slow = client.get(running.url + "/slow")
+        up = client.get(running.url + "/up")
+    assert down.status_code == 502
+    assert down.headers["x-traffic-lab-mock"] == "recorded-error"
+    assert down.json() == {
+        "error": "httpx.ConnectError",
+        "message": "[Errno 111] Connection refused",
+        "recorded": "true",
+    }
+    assert (slow.status_code, slow.json()["error"]) == (504, "httpx.ReadTimeout")
+    assert up.json() == {"ok": True}
+    assert app.counts == {"recorded": 1, "miss": 0, "exhausted": 0, "error": 2}
+
+
+def test_a_source_without_aget_is_read_in_a_worker_thread():
+    class DictSource:
+        def __init__(self):
+            self.threads = []
+
+        def get(self, request):
+            import threading
+
+            self.threads.append(threading.current_thread().name)
+            return httpx.Response(200, text=request.url.path)
+
+    source = DictSource()
+    with BackgroundServer(MockApp(source)) as running:
+        assert httpx.get(running.url + "/p").text == "/p"
+    assert source.threads[0] != "traffic_lab-server"
+
+
+def test_mock_app_needs_a_store():
+    with pytest.raises(TypeError, match="MockApp needs a Source"):
+        MockApp(object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="origin must be an http"):
+        MockApp(tl.MemoryCache(), origin="ftp://x")
+
+
+@pytest.mark.anyio
+async def test_other_servers_get_standard_reasons_and_no_private_header():
+    # httpx's ASGITransport does not offer the reason extension: nothing leaks.
+    cache = tl.MemoryCache()
+    cache.put(
+        tl.Exchange("GET", "https://api.example/r", status_code=299, reason_phrase="Custom Reason")
+    )
+    transport = httpx.ASGITransport(MockApp(cache, origin="https://api.example"))
+    async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+        response = await client.get("/r")
+    assert response.status_code == 299
+    assert "x-traffic-lab-reason" not in response.headers

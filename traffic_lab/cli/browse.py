@@ -1,0 +1,581 @@
+"""Looking at a capture: ``ls`` (one line per exchange), ``stats`` (summary tables), ``show``
+(one exchange, pretty-printed).
+
+``ls`` reads a few columns with pyarrow (``store.to_arrow(columns=...)``); ``stats`` is
+``df.traffic.summary()`` and ``df.traffic.endpoints()`` of :mod:`traffic_lab.frames` over the
+metadata columns, so the command line and a notebook give the same figures. Neither reads
+bodies. An exchange's number is its position in recorded order, the same in ``ls``, ``show``
+and ``ParquetStream.exchanges(offset=...)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from ._common import EXIT_CODES_HELP, BadInputError, capture_errors, open_stream, out_console
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from ..exchange import Exchange
+
+__all__ = ["ls", "show", "stats"]
+
+_LS_COLUMNS = [
+    "started_at",
+    "elapsed",
+    "request_method",
+    "request_url",
+    "request_host",
+    "request_path",
+    "response_status",
+    "response_body_size",
+    "request_body_size",
+    "error_type",
+    "truncated",
+]
+
+
+# -- reading and filtering -------------------------------------------------------------------------
+def _read(path: str) -> pa.Table:
+    """The listing columns of the capture at ``path``, with ``index`` (recorded order)."""
+    import numpy as np
+    import pyarrow as pa
+
+    store = open_stream(path)
+    with capture_errors(path):
+        table = store.to_arrow(columns=_LS_COLUMNS)
+    store.close()
+    return table.append_column("index", pa.array(np.arange(table.num_rows), pa.int64()))
+
+
+def _ints(table: pa.Table, name: str, null: int = 0) -> np.ndarray[Any, Any]:
+    """An integer column (durations and timestamps as microseconds) as numpy, nulls as ``null``."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = table.column(name).cast(pa.int64()).to_pylist()
+    return np.asarray([null if v is None else v for v in values], dtype=np.int64)
+
+
+def _strings(table: pa.Table, name: str) -> list[str | None]:
+    return list(table.column(name).to_pylist())
+
+
+def _status_mask(table: pa.Table, spec: str) -> np.ndarray[Any, Any]:
+    import numpy as np
+
+    statuses = _ints(table, "response_status", -1)
+    failed = np.asarray([e is not None for e in _strings(table, "error_type")], dtype=bool)
+    mask = np.zeros(table.num_rows, dtype=bool)
+    for part in (p.strip().lower() for p in spec.split(",") if p.strip()):
+        if part == "error":
+            mask |= failed
+        elif re.fullmatch(r"[1-5]xx", part):
+            mask |= statuses // 100 == int(part[0])
+        elif part.isdigit():
+            mask |= statuses == int(part)
+        else:
+            raise click.BadParameter(
+                f"expected codes (404), classes (5xx) or 'error', got {part!r}",
+                param_hint="'--status'",
+            )
+    return mask
+
+
+def _mask(table: pa.Table, host: str | None, method: str | None, status: str | None) -> Any:
+    """Which rows pass the ``--host``/``--method``/``--status`` filters (``None``: all)."""
+    import numpy as np
+
+    if host is None and method is None and status is None:
+        return None
+    mask = np.ones(table.num_rows, dtype=bool)
+    if host is not None:
+        mask &= np.asarray([h == host for h in _strings(table, "request_host")], dtype=bool)
+    if method is not None:
+        wanted = method.upper()
+        mask &= np.asarray([m == wanted for m in _strings(table, "request_method")], dtype=bool)
+    if status is not None:
+        mask &= _status_mask(table, status)
+    return mask
+
+
+def _filtered(table: pa.Table, host: str | None, method: str | None, status: str | None) -> Any:
+    import pyarrow as pa
+
+    mask = _mask(table, host, method, status)
+    return table if mask is None else table.filter(pa.array(mask))
+
+
+_filter_options = [
+    click.option("--host", help="Only exchanges with this request host."),
+    click.option("--method", help="Only this request method (GET, POST...)."),
+    click.option(
+        "--status",
+        help="Only these statuses: codes, classes or transport errors, e.g. '404', '5xx', "
+        "'4xx,error'.",
+    ),
+]
+
+
+def _with_filters(function: Any) -> Any:
+    for option in reversed(_filter_options):
+        function = option(function)
+    return function
+
+
+def _iso(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds")
+
+
+def _micros(table: pa.Table, name: str) -> list[int | None]:
+    import pyarrow as pa
+
+    return list(table.column(name).cast(pa.int64()).to_pylist())
+
+
+# -- ls --------------------------------------------------------------------------------------------
+@click.command(
+    "ls",
+    epilog="""\b
+Examples:
+  traffic-lab ls captures/api
+  traffic-lab ls captures/api --status 5xx,error --host api.example.com
+  traffic-lab ls captures/api --json | jq .url
+
+"""
+    + EXIT_CODES_HELP,
+)
+@click.argument("capture")
+@_with_filters
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="At most this many lines (the first ones).",
+)
+@click.option("--all", "show_all", is_flag=True, help="Every exchange (no --limit).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead.")
+def ls(
+    capture: str,
+    host: str | None,
+    method: str | None,
+    status: str | None,
+    limit: int,
+    show_all: bool,
+    as_json: bool,
+) -> None:
+    """List a capture's exchanges in recorded order: number, time, method, status, duration,
+    response size and URL. The number is what 'traffic-lab show' takes."""
+    table = _filtered(_read(capture), host, method, status)
+    total = table.num_rows
+    if not show_all:
+        table = table.slice(0, limit)
+    rows = _ls_rows(table)
+    console = out_console()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name, justify in [
+        ("#", "right"),
+        ("time (UTC)", "left"),
+        ("method", "left"),
+        ("status", "right"),
+        ("ms", "right"),
+        ("bytes", "right"),
+        ("url", "left"),
+        ("note", "left"),
+    ]:
+        grid.add_column(name, justify=justify, no_wrap=name != "url")  # type: ignore[arg-type]
+    for row in rows:
+        grid.add_row(
+            str(row["index"]),
+            (row["started_at"] or "").replace("T", " ").replace("+00:00", ""),
+            row["method"],
+            "-" if row["status"] is None else str(row["status"]),
+            f"{row['elapsed_ms']:.1f}",
+            "-" if row["response_bytes"] is None else str(row["response_bytes"]),
+            Text(row["url"]),
+            Text(row["error"] or ("truncated" if row["truncated"] else "")),
+        )
+    console.print(grid)
+    shown = len(rows)
+    if shown < total:
+        console.print(Text(f"{shown} of {total} exchanges shown; --limit N or --all for more"))
+    else:
+        console.print(Text(f"{total} exchange{'s' if total != 1 else ''}"))
+
+
+def _ls_rows(table: pa.Table) -> list[dict[str, Any]]:
+    started = _micros(table, "started_at")
+    elapsed = _micros(table, "elapsed")
+    columns = {
+        name: table.column(name).to_pylist()
+        for name in (
+            "index",
+            "request_method",
+            "request_url",
+            "response_status",
+            "response_body_size",
+            "error_type",
+            "truncated",
+        )
+    }
+    rows = []
+    for i in range(table.num_rows):
+        status = columns["response_status"][i]
+        rows.append(
+            {
+                "index": columns["index"][i],
+                "started_at": _iso(started[i]),
+                "method": columns["request_method"][i],
+                "url": columns["request_url"][i],
+                "status": status,
+                "elapsed_ms": round((elapsed[i] or 0) / 1000, 3),
+                "response_bytes": columns["response_body_size"][i] if status is not None else None,
+                "error": columns["error_type"][i],
+                "truncated": bool(columns["truncated"][i]),
+            }
+        )
+    return rows
+
+
+# -- stats -------------------------------------------------------------------------------------
+def _frame(path: str, host: str | None, method: str | None, status: str | None) -> Any:
+    """The capture's metadata as a traffic frame (``traffic_lab.frames``), filtered."""
+    from ..frames import to_pandas
+
+    store = open_stream(path)
+    with capture_errors(path):
+        table = store.to_arrow(columns=["request_host", "request_method", "response_status",
+                                        "error_type"])  # fmt: skip
+        frame = to_pandas(store)
+    store.close()
+    keep = _mask(table, host, method, status)
+    return frame if keep is None else frame[keep]
+
+
+def _plain(value: Any) -> Any:
+    """A pandas / numpy scalar as JSON: timestamps in ISO 8601, durations in seconds, NaN null."""
+    import math
+
+    import pandas as pd
+
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat(timespec="milliseconds")
+    if isinstance(value, pd.Timedelta):
+        return value.total_seconds()
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, float):
+        return round(value, 3)
+    return value
+
+
+_ENDPOINT_COLUMNS = (
+    "count",
+    "errors_4xx",
+    "errors_5xx",
+    "failed",
+    "error_rate",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "response_bytes_total",
+)
+
+
+def _summarise(frame: Any, by_host: bool) -> dict[str, Any]:
+    """``df.traffic.summary()`` and ``df.traffic.endpoints()`` as plain data."""
+    summary = {name: _plain(value) for name, value in frame.traffic.summary().items()}
+    table = frame.traffic.endpoints(by_host=by_host) if len(frame) else None
+    rows = []
+    if table is not None:
+        for keys, record in zip(table.index, table.to_dict("records"), strict=True):
+            names = table.index.names
+            row = {str(n): _plain(k) for n, k in zip(names, keys, strict=True)}
+            row.update({c: _plain(record[c]) for c in _ENDPOINT_COLUMNS})
+            rows.append(row)
+    return {"summary": summary, "endpoints": rows}
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+@click.command(
+    "stats",
+    epilog="""\b
+Examples:
+  traffic-lab stats captures/api
+  traffic-lab stats captures/api --by-host --status 2xx --top 10
+  traffic-lab stats captures/api --json
+
+The figures are those of df.traffic.summary() and df.traffic.endpoints() in traffic_lab.frames.
+
+"""
+    + EXIT_CODES_HELP,
+)
+@click.argument("capture")
+@_with_filters
+@click.option("--by-host", is_flag=True, help="Split endpoints by request host too.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Endpoints listed in the table (most requested first).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Summary and every endpoint as JSON.")
+def stats(
+    capture: str,
+    host: str | None,
+    method: str | None,
+    status: str | None,
+    by_host: bool,
+    top: int,
+    as_json: bool,
+) -> None:
+    """Summarise a capture: counts, time span, status classes, transport errors, error rate,
+    latency percentiles and bytes; then per endpoint (method and path template, ids folded
+    into {id}, {uuid}, {hash})."""
+    result = _summarise(_frame(capture, host, method, status), by_host)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    console = out_console()
+    s = result["summary"]
+    classes = "  ".join(
+        f"{c}xx {s[f'status_{c}xx']}" for c in range(1, 6) if s.get(f"status_{c}xx")
+    )
+    lines = [
+        f"exchanges  {s['exchanges']}",
+        f"from       {s['start'] or '-'}",
+        f"to         {s['end'] or '-'}",
+        f"hosts      {s['hosts']}, {_plural(s['endpoints'], 'endpoint')}",
+        f"statuses   {classes or '-'}",
+        f"errors     {_plural(s['failed'], 'transport error')}, {s['truncated']} truncated, "
+        f"error rate {s['error_rate']:.1%}",
+        f"latency    p50 {_ms(s['p50_ms'])} ms  p90 {_ms(s['p90_ms'])} ms  "
+        f"p99 {_ms(s['p99_ms'])} ms  max {_ms(s['max_ms'])} ms",
+        f"bytes      {s['request_bytes']} sent, {s['response_bytes']} received",
+        f"repeated   {_plural(s['repeated_requests'], 'request')} with an earlier twin",
+    ]
+    for line in lines:
+        console.print(Text(line))
+    rows = result["endpoints"][:top]
+    if not rows:
+        return
+    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    keys = ["host", "method", "endpoint"] if by_host else ["method", "endpoint"]
+    for name in keys:
+        grid.add_column(name)
+    for name in ("count", "4xx", "5xx", "failed", "p50 ms", "p90 ms", "p99 ms", "max ms",
+                 "bytes"):  # fmt: skip
+        grid.add_column(name, justify="right")
+    for row in rows:
+        grid.add_row(
+            *(Text(str(row[k])) for k in keys),
+            str(row["count"]),
+            str(row["errors_4xx"]),
+            str(row["errors_5xx"]),
+            str(row["failed"]),
+            _ms(row["p50_ms"]),
+            _ms(row["p90_ms"]),
+            _ms(row["p99_ms"]),
+            _ms(row["max_ms"]),
+            str(row["response_bytes_total"]),
+        )
+    console.print()
+    console.print(grid)
+    if len(result["endpoints"]) > top:
+        console.print(Text(f"{len(result['endpoints']) - top} more endpoints (--top N, --json)"))
+
+
+# -- show ------------------------------------------------------------------------------------------
+def _body_view(body: bytes, headers: Any) -> tuple[str | None, bool]:
+    """``(text, is_json)`` for showing a decoded body; ``None`` for binary."""
+    content_type = ""
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            content_type = value.decode("latin-1").lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, False
+    if "json" in content_type or (text[:1] in "{[" and text.strip()):
+        try:
+            return json.dumps(json.loads(text), indent=2, ensure_ascii=False), True
+        except ValueError:
+            pass
+    if "\x00" in text:
+        return None, False
+    return text, False
+
+
+def _decoded_response(exchange: Exchange) -> tuple[bytes | None, str | None]:
+    """The decoded response body, or ``(None, why)`` when it cannot be decoded."""
+    import httpx
+
+    response = exchange.response
+    if response is None:
+        return None, None
+    try:
+        return response.content, None
+    except httpx.ResponseNotRead:
+        return None, "the body cannot be decoded (truncated or corrupt encoded stream)"
+
+
+def _header_lines(headers: Any) -> list[str]:
+    return [f"{n.decode('latin-1')}: {v.decode('latin-1')}" for n, v in headers]
+
+
+def _body_json(body: bytes | None) -> dict[str, Any]:
+    if body is None:
+        return {"body": None}
+    try:
+        return {"body": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"body": None, "body_base64": base64.b64encode(body).decode("ascii")}
+
+
+def _exchange_json(index: int, ex: Exchange) -> dict[str, Any]:
+    decoded, why = _decoded_response(ex)
+    out: dict[str, Any] = {
+        "index": index,
+        "started_at": ex.started_at.isoformat(timespec="microseconds"),
+        "elapsed_ms": round(ex.elapsed.total_seconds() * 1000, 3),
+        "tags": dict(ex.tags),
+        "truncated": ex.truncated,
+        "request": {
+            "method": ex.method,
+            "url": ex.url,
+            "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in ex.request_headers],
+            **_body_json(ex.request_body),
+        },
+        "response": None,
+        "error": None if ex.error is None else {"type": ex.error.type, "message": ex.error.message},
+    }
+    if ex.status_code is not None:
+        out["response"] = {
+            "status": ex.status_code,
+            "reason": ex.reason_phrase,
+            "http_version": ex.http_version,
+            "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in ex.response_headers],
+            "wire_bytes": len(ex.response_body),
+            **_body_json(decoded),
+        }
+        if why is not None:
+            out["response"]["undecodable"] = why
+    return out
+
+
+def _print_body(console: Any, body: bytes | None, headers: Any, why: str | None) -> None:
+    from rich.syntax import Syntax
+
+    if why is not None:
+        console.print(Text(f"({why})"))
+        return
+    if not body:
+        return
+    text, is_json = _body_view(body, headers)
+    console.print()
+    if text is None:
+        console.print(Text(f"(binary body, {len(body)} bytes; --raw writes it to stdout)"))
+    elif is_json and console.is_terminal:
+        console.print(Syntax(text, "json", theme="ansi_dark", word_wrap=True))
+    else:
+        console.print(Text(text))
+
+
+@click.command(
+    "show",
+    # "-1" is a number, not an option.
+    context_settings={"ignore_unknown_options": True},
+    epilog="""\b
+Examples:
+  traffic-lab show captures/api 0
+  traffic-lab show captures/api -1 --json
+  traffic-lab show captures/api 12 --raw > body.png
+
+"""
+    + EXIT_CODES_HELP,
+)
+@click.argument("capture")
+@click.argument("number", type=int)
+@click.option("--json", "as_json", is_flag=True, help="The exchange as one JSON object.")
+@click.option("--raw", is_flag=True, help="Write only the decoded response body, as bytes.")
+def show(capture: str, number: int, as_json: bool, raw: bool) -> None:
+    """Show one exchange: request line, headers and body; status line, headers and body
+    (decoded; JSON pretty-printed). NUMBER is its place in recorded order, as 'ls' lists it;
+    negative numbers count from the end (-1 is the last)."""
+    store = open_stream(capture)
+    with capture_errors(capture):
+        total = len(store)
+        index = number + total if number < 0 else number
+        if not 0 <= index < total:
+            raise BadInputError(
+                f"{capture} holds {total} exchange{'s' if total != 1 else ''}; "
+                f"there is no number {number}"
+            )
+        exchange = next(iter(store.exchanges(offset=index)))
+    store.close()
+    if as_json:
+        click.echo(json.dumps(_exchange_json(index, exchange), indent=2, ensure_ascii=False))
+        return
+    decoded, why = _decoded_response(exchange)
+    if raw:
+        click.echo(decoded or b"", nl=False)
+        return
+    console = out_console()
+    ms = exchange.elapsed.total_seconds() * 1000
+    head = f"#{index}  {exchange.started_at.isoformat(timespec='milliseconds')}  {ms:.1f} ms"
+    if exchange.tags:
+        head += "  " + " ".join(f"{k}={v}" for k, v in exchange.tags.items())
+    console.print(Text(head))
+    console.print()
+    console.print(Text(f"{exchange.method} {exchange.url}", style="bold"))
+    for line in _header_lines(exchange.request_headers):
+        console.print(Text(line))
+    _print_body(console, exchange.request_body, exchange.request_headers, None)
+    console.print()
+    if exchange.status_code is None:
+        assert exchange.error is not None
+        console.print(
+            Text(
+                f"transport error: {exchange.error.type}: {exchange.error.message}",
+                style="bold red",
+            )
+        )
+        return
+    status = f"{exchange.http_version} {exchange.status_code} {exchange.reason_phrase}".rstrip()
+    if exchange.truncated:
+        status += "  (truncated: the client stopped reading)"
+    console.print(Text(status, style="bold"))
+    for line in _header_lines(exchange.response_headers):
+        console.print(Text(line))
+    _print_body(console, decoded, exchange.response_headers, why)

@@ -1,0 +1,394 @@
+"""pytest plugin: httpx clients that record into and replay from a capture per test module.
+
+Installed with traffic_lab and registered through the ``pytest11`` entry point, like
+pytest-recording. It adds nothing to a test run until a test asks for one of its fixtures:
+
+``traffic_client`` / ``async_traffic_client``
+    An ``httpx.Client`` / ``httpx.AsyncClient`` whose transport is
+    :class:`~traffic_lab.CaptureTransport` / :class:`~traffic_lab.AsyncCaptureTransport` over a
+    :class:`~traffic_lab.ParquetCache` at ``<test file's folder>/captures/<module name>``.
+    Exchanges are tagged with the test's node id.
+``traffic_capture``
+    That capture (the store the clients use), e.g. to assert on what was recorded.
+``traffic_capture_path``
+    Module-scoped; override it in a ``conftest.py`` to put captures elsewhere.
+
+The record mode of a test comes from, first to last: the ``--traffic-mode`` option; the
+``@pytest.mark.traffic(mode=...)`` marker; the ``traffic_mode`` ini option; ``once``. So CI can
+run ``pytest --traffic-mode=none`` and know that no request reaches the network, whatever the
+markers say. Modes act on the module's capture:
+
+- ``once``: replay only if the module's capture held recordings when the module started,
+  else record (VCR.py's ``once``, with the module's capture as the cassette);
+- ``new_episodes``, ``none``, ``all``: as :class:`~traffic_lab.RecordMode` says; in ``none`` a
+  request with no recording fails the test with the nearest recorded requests and what
+  differs, even if the test catches the exception;
+- ``rewrite``: from the command line or ini, the module's earlier recordings are hidden once
+  when the module starts and everything is recorded again; from a marker it records like
+  ``all`` (clearing a capture the other tests of the module share would lose their traffic).
+
+The marker also takes ``matcher=`` (a :class:`~traffic_lab.Matcher`), ``redactor=`` and
+``tags=``. The capture folder is set by the ``traffic_capture_dir`` ini option (default
+``captures``, relative to each test file's folder).
+
+The plugin imports only pytest when it loads; traffic_lab's stores are imported by the fixtures.
+
+Examples
+--------
+.. code-block:: python
+
+    import pytest
+    import traffic_lab as tl
+
+    def test_user(traffic_client):
+        assert traffic_client.get("https://api.example/users/1").json()["id"] == 1
+
+    @pytest.mark.traffic(mode="new_episodes", matcher=tl.Matcher(ignore_query=["ts"]))
+    async def test_search(async_traffic_client):
+        response = await async_traffic_client.get("https://api.example/search?q=a&ts=1")
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .errors import UnmatchedRequestError
+    from .matching import Matcher
+    from .stores.parquet import ParquetCache
+
+__all__ = [
+    "MODES",
+    "async_traffic_client",
+    "pytest_addoption",
+    "pytest_configure",
+    "pytest_report_header",
+    "pytest_runtest_call",
+    "pytest_runtest_makereport",
+    "traffic_capture",
+    "traffic_capture_path",
+    "traffic_client",
+]
+
+#: The record modes, as ``traffic_lab.RecordMode`` names them.
+MODES = ("once", "new_episodes", "none", "all", "rewrite")
+_MARKER_ARGS = frozenset({"mode", "matcher", "redactor", "tags"})
+_MISSES = pytest.StashKey[list["UnmatchedRequestError"]]()
+_SETUP = pytest.StashKey["_TestSetup"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("traffic_lab", "traffic_lab: record and replay HTTP traffic")
+    group.addoption(
+        "--traffic-mode",
+        dest="traffic_lab_mode",
+        choices=MODES,
+        default=None,
+        help="record mode for every test using traffic_client / async_traffic_client, "
+        "over markers: once (default), new_episodes, none (no network), all, rewrite.",
+    )
+    parser.addini(
+        "traffic_capture_dir",
+        "traffic_lab: folder of the per-module captures, relative to each test file's folder "
+        "(default: captures).",
+        default="captures",
+    )
+    parser.addini(
+        "traffic_mode",
+        "traffic_lab: default record mode when neither --traffic-mode nor a marker sets one "
+        "(default: once).",
+        default="once",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "traffic(mode=None, matcher=None, redactor=None, tags=None): record mode, request "
+        "matcher, redactor and tags of the traffic_lab clients of this test.",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    mode = config.getoption("traffic_lab_mode")
+    return f"traffic_lab: --traffic-mode={mode}" if mode else None
+
+
+# -- modes ---------------------------------------------------------------------------------------
+def _session_mode(config: pytest.Config) -> tuple[str, str]:
+    """The mode set for the whole run, and where it was set."""
+    option = config.getoption("traffic_lab_mode")
+    if option:
+        return str(option), "--traffic-mode"
+    ini = str(config.getini("traffic_mode") or "once")
+    return ini, "the traffic_mode ini option" if ini != "once" else "the default"
+
+
+def _marker_kwargs(node: Any) -> dict[str, Any]:
+    marker = node.get_closest_marker("traffic")
+    if marker is None:
+        return {}
+    kwargs = dict(marker.kwargs)
+    if marker.args:
+        if len(marker.args) > 1 or "mode" in kwargs:
+            raise pytest.UsageError(
+                f"{node.nodeid}: @pytest.mark.traffic takes the mode as its only positional "
+                "argument"
+            )
+        kwargs["mode"] = marker.args[0]
+    unknown = set(kwargs) - _MARKER_ARGS
+    if unknown:
+        raise pytest.UsageError(
+            f"{node.nodeid}: unknown @pytest.mark.traffic argument(s) {sorted(unknown)}; "
+            f"known: {sorted(_MARKER_ARGS)}"
+        )
+    return kwargs
+
+
+# -- the module's capture ------------------------------------------------------------------------
+class _ModuleCapture:
+    """The capture of one test module, opened once per module, with one store per matcher."""
+
+    def __init__(self, path: Path, session_mode: str) -> None:
+        from .stores.parquet import ParquetCache
+
+        self.path = path
+        default = ParquetCache(path)
+        if session_mode == "rewrite":
+            default.clear()
+        self.was_empty = len(default) == 0
+        self._default = default
+        self._stores: dict[object, ParquetCache] = {default.matcher.fingerprint: default}
+        self._active: ParquetCache = default
+
+    def store_for(self, matcher: Matcher | None) -> ParquetCache:
+        """The store keyed by ``matcher``, seeing everything the others recorded so far."""
+        from .stores.parquet import ParquetCache
+
+        if matcher is None:
+            store = self._default
+        else:
+            key: object = matcher.fingerprint or id(matcher)
+            store = self._stores.get(key) or ParquetCache(self.path, matcher)
+            self._stores[key] = store
+        if store is not self._active:
+            self._active.flush()
+            store.refresh()
+            self._active = store
+        return store
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+
+
+@pytest.fixture(scope="module")
+def traffic_capture_path(request: pytest.FixtureRequest) -> Path:
+    """Where the test module's capture lives: ``<traffic_capture_dir>/<module name>``."""
+    module = Path(request.path)
+    folder = Path(str(request.config.getini("traffic_capture_dir") or "captures"))
+    if not folder.is_absolute():
+        folder = module.parent / folder
+    return folder / module.stem
+
+
+@pytest.fixture(scope="module")
+def _traffic_module(
+    request: pytest.FixtureRequest, traffic_capture_path: Path
+) -> Iterator[_ModuleCapture]:
+    capture = _ModuleCapture(traffic_capture_path, _session_mode(request.config)[0])
+    try:
+        yield capture
+    finally:
+        capture.close()
+
+
+# -- one test's setup ----------------------------------------------------------------------------
+class _TestSetup:
+    """What a test's clients share: the store, the resolved mode and how it was chosen."""
+
+    def __init__(self, request: pytest.FixtureRequest, module: _ModuleCapture) -> None:
+        from .transports import RecordMode
+
+        node = request.node
+        kwargs = _marker_kwargs(node)
+        session_mode, source = _session_mode(request.config)
+        if source == "--traffic-mode" or "mode" not in kwargs:
+            mode = session_mode
+        else:
+            mode, source = str(kwargs["mode"]), "@pytest.mark.traffic"
+        RecordMode.parse(mode)  # an unknown mode fails here, listing the valid ones
+        if mode == "once":
+            effective = "new_episodes" if module.was_empty else "none"
+        elif mode == "rewrite":
+            effective = "all"  # cleared when the module started, if set for the whole run
+        else:
+            effective = mode
+        self.mode = mode
+        self.effective = effective
+        self.source = source
+        self.store = module.store_for(kwargs.get("matcher"))
+        self.redactor = kwargs.get("redactor")
+        self.tags = {"test": node.nodeid, **dict(kwargs.get("tags") or {})}
+        self.path = module.path
+        self.misses: list[UnmatchedRequestError] = node.stash.setdefault(_MISSES, [])
+
+    def hint(self) -> str:
+        why = f"record mode {self.mode!r} (from {self.source})"
+        if self.mode == "once":
+            why += ": the capture held recordings when this module started, so it only replays"
+        return (
+            f"traffic_lab: capture {self.path}; {why}. To record what is missing, run with "
+            "--traffic-mode=new_episodes."
+        )
+
+
+def _setup(request: pytest.FixtureRequest, module: _ModuleCapture) -> _TestSetup:
+    node = request.node
+    setup: _TestSetup | None = node.stash.get(_SETUP, None)
+    if setup is None:
+        setup = _TestSetup(request, module)
+        node.stash[_SETUP] = setup
+    return setup
+
+
+def _refuse_network(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(
+        f"traffic_lab: record mode 'none' let {request.method} {request.url} reach the network"
+    )
+
+
+def _inner(setup: _TestSetup, *, is_async: bool) -> Any:
+    import httpx
+
+    if setup.effective == "none":
+        # CaptureTransport never sends in mode "none"; this makes sure of it.
+        return httpx.MockTransport(_refuse_network)
+    if is_async:
+        # No pooled connections: nothing is left for a sync teardown to close on a finished
+        # event loop, whatever runs the async test (anyio, pytest-asyncio, trio).
+        return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+    return httpx.HTTPTransport()
+
+
+@functools.cache
+def _transport_classes() -> tuple[type, type]:
+    import httpx
+
+    from .errors import UnmatchedRequestError
+
+    class NotingTransport(httpx.BaseTransport):
+        """Notes every miss on the test, so that a miss the test swallows still fails it."""
+
+        def __init__(self, inner: httpx.BaseTransport, misses: list[Any]) -> None:
+            self._inner = inner
+            self._misses = misses
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            try:
+                return self._inner.handle_request(request)
+            except UnmatchedRequestError as exc:
+                self._misses.append(exc)
+                raise
+
+        def close(self) -> None:
+            self._inner.close()
+
+    class AsyncNotingTransport(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport, misses: list[Any]) -> None:
+            self._inner = inner
+            self._misses = misses
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            try:
+                return await self._inner.handle_async_request(request)
+            except UnmatchedRequestError as exc:
+                self._misses.append(exc)
+                raise
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    return NotingTransport, AsyncNotingTransport
+
+
+@pytest.fixture
+def traffic_capture(
+    request: pytest.FixtureRequest, _traffic_module: _ModuleCapture
+) -> ParquetCache:
+    """The :class:`~traffic_lab.ParquetCache` this test's traffic clients record into."""
+    return _setup(request, _traffic_module).store
+
+
+@pytest.fixture
+def traffic_client(
+    request: pytest.FixtureRequest, _traffic_module: _ModuleCapture
+) -> Iterator[httpx.Client]:
+    """An ``httpx.Client`` that records into and replays from the module's capture."""
+    import httpx
+
+    from .transports import CaptureTransport
+
+    setup = _setup(request, _traffic_module)
+    noting, _ = _transport_classes()
+    capture = CaptureTransport(
+        setup.store,
+        _inner(setup, is_async=False),
+        mode=setup.effective,
+        redactor=setup.redactor,
+        tags=setup.tags,
+    )
+    with httpx.Client(transport=noting(capture, setup.misses)) as client:
+        yield client
+
+
+@pytest.fixture
+def async_traffic_client(
+    request: pytest.FixtureRequest, _traffic_module: _ModuleCapture
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` that records into and replays from the module's capture.
+
+    It keeps no connections between requests, so it needs no ``aclose()`` and works under any
+    async test runner; ``async with async_traffic_client:`` is fine too.
+    """
+    import httpx
+
+    from .transports import AsyncCaptureTransport
+
+    setup = _setup(request, _traffic_module)
+    _, noting = _transport_classes()
+    capture = AsyncCaptureTransport(
+        setup.store,
+        _inner(setup, is_async=True),
+        mode=setup.effective,
+        redactor=setup.redactor,
+        tags=setup.tags,
+    )
+    return httpx.AsyncClient(transport=noting(capture, setup.misses))
+
+
+# -- failing on misses ---------------------------------------------------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail a test that passed although a request found no recording (it caught the error)."""
+    result = yield
+    misses = item.stash.get(_MISSES, None)
+    if misses:
+        pytest.fail(str(misses[0]), pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Say which capture and mode a test that failed on a miss used, and how to record."""
+    report = yield
+    if report.when == "call" and report.failed and item.stash.get(_MISSES, None):
+        report.sections.append(("traffic_lab", item.stash[_SETUP].hint()))
+    return report

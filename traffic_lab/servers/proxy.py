@@ -1,0 +1,197 @@
+"""A recording reverse proxy: an ASGI app that passes traffic to an upstream and records it.
+
+Each request goes to the upstream base URL (path and query appended) through
+:class:`~traffic_lab.AsyncRecordingTransport`, so the exchange is recorded exactly as the
+proxy's upstream client saw it: the request as sent upstream (its ``Host`` is the upstream's),
+and the response as the upstream sent it, body in wire form. The caller gets that response
+unchanged, streamed through chunk by chunk, less hop-by-hop headers; the upstream's reason phrase
+too when the server can send one. A redacted copy of each exchange is recorded (redaction is on
+by default), never the caller's traffic.
+
+An upstream that cannot be reached answers ``502`` (``504`` for a timeout) with a JSON body
+naming the error, and the exchange is recorded with that error. A caller that goes away while a
+response streams stops the upstream read; the exchange is recorded as far as it got, marked
+``truncated``.
+
+The proxy talks to the transport directly rather than through an ``httpx.AsyncClient``: a
+client would keep a cookie jar shared by every caller, add its default headers (an
+``Accept-Encoding`` the caller never sent) and follow its own redirect and timeout policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import httpx
+
+from ..protocols import Sink
+from ..redaction import Redactor
+from ..transports.record import AsyncRecordingTransport
+from ._asgi import (
+    Receive,
+    Scope,
+    Send,
+    error_body,
+    lifespan,
+    read_body,
+    request_target,
+    send_response,
+    send_start,
+    status_for_error,
+    strip_hop_by_hop,
+)
+
+__all__ = ["PROXY_HEADER", "ProxyApp"]
+
+#: Header on the proxy's own answers (``upstream-error``), never on the upstream's.
+PROXY_HEADER = b"x-traffic-lab-proxy"
+# Request headers the proxy sets itself for the upstream connection.
+_OWN_REQUEST_HEADERS = frozenset({b"host", b"content-length", b"expect"})
+
+
+class ProxyApp:
+    """An ASGI reverse proxy to ``upstream`` that records every exchange into ``sink``.
+
+    Parameters
+    ----------
+    upstream
+        The base URL requests go to (``"http://127.0.0.1:5000"``, ``"https://api.example/v2"``):
+        the request's path and query are appended to its path.
+    sink
+        Where exchanges go (a :class:`~traffic_lab.ParquetStream`, any ``put(exchange)``).
+    redactor
+        Secret scrubbing of the recorded copy; default :class:`~traffic_lab.Redactor`,
+        ``Redactor.disabled()`` to record everything.
+    tags
+        Labels stored with every exchange.
+    timeout
+        Seconds to connect, and to wait for each read and write, upstream.
+    transport
+        The upstream transport to record; default ``httpx.AsyncHTTPTransport()`` (no retries).
+
+    Examples
+    --------
+    >>> import asyncio, httpx, traffic_lab as tl
+    >>> from traffic_lab.servers import ProxyApp
+    >>> upstream = httpx.MockTransport(lambda request: httpx.Response(200, text=request.url.path))
+    >>> stream = tl.MemoryStream()
+    >>> app = ProxyApp("https://api.example", stream, transport=upstream)
+    >>> async def main():
+    ...     transport = httpx.ASGITransport(app)
+    ...     async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as c:
+    ...         return (await c.get("/users/1")).text
+    >>> asyncio.run(main()), [ex.url for ex in stream.exchanges()]
+    ('/users/1', ['https://api.example/users/1'])
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        sink: Sink,
+        *,
+        redactor: Redactor | None = None,
+        tags: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        base = httpx.URL(upstream)
+        if base.scheme not in ("http", "https") or not base.host:
+            raise ValueError(f"upstream must be an http(s) URL with a host, got {upstream!r}")
+        if base.query or base.fragment:
+            raise ValueError(f"upstream must not have a query or fragment, got {upstream!r}")
+        self.upstream = base
+        self._prefix = base.raw_path.rstrip(b"/")
+        self._origin = f"{base.scheme}://".encode("ascii") + base.netloc
+        inner = transport if transport is not None else httpx.AsyncHTTPTransport(retries=0)
+        self._transport = AsyncRecordingTransport(sink, inner, redactor=redactor, tags=tags)
+        self._timeout = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        #: Requests answered, by outcome: ``forwarded`` (any upstream status) or ``failed``.
+        self.counts: dict[str, int] = {"forwarded": 0, "failed": 0}
+
+    def __repr__(self) -> str:
+        return f"<ProxyApp to {str(self.upstream)!r}>"
+
+    async def aclose(self) -> None:
+        """Close the upstream connections."""
+        await self._transport.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await lifespan(receive, send, self.aclose)
+            return
+        if kind != "http":
+            return  # websockets are not proxied; the server closes the connection
+        body = await read_body(receive)
+        request = self._upstream_request(scope, body)
+        try:
+            response = await self._transport.handle_async_request(request)
+        except httpx.TransportError as exc:
+            # Recorded with its error by the recording transport; the caller gets a gateway error.
+            self.counts["failed"] += 1
+            kind_name = f"httpx.{type(exc).__name__}"
+            headers = [(b"content-type", b"application/json"), (PROXY_HEADER, b"upstream-error")]
+            payload = error_body(kind_name, str(exc), upstream=str(self.upstream))
+            await send_response(scope, send, status_for_error(kind_name), headers, payload)
+            return
+        self.counts["forwarded"] += 1
+        await self._stream_back(scope, receive, send, response)
+
+    def _upstream_request(self, scope: Scope, body: bytes) -> httpx.Request:
+        headers = [
+            (name, value)
+            for name, value in strip_hop_by_hop(scope["headers"])
+            if name.lower() not in _OWN_REQUEST_HEADERS
+        ]
+        url = httpx.URL((self._origin + self._prefix + request_target(scope)).decode("latin-1"))
+        request = httpx.Request(scope["method"], url, headers=headers, content=body)
+        request.extensions = {"timeout": self._timeout}
+        return request
+
+    async def _stream_back(
+        self, scope: Scope, receive: Receive, send: Send, response: httpx.Response
+    ) -> None:
+        reason = response.extensions.get("reason_phrase", b"")
+        text = reason.decode("latin-1") if isinstance(reason, bytes) else ""
+        headers = strip_hop_by_hop(response.headers.raw)
+        if response.is_stream_consumed:
+            # An upstream transport that answers with a read response (httpx.MockTransport,
+            # handlers): it is recorded already; its wire bytes are still in its ByteStream.
+            stream = response.stream
+            body = b"".join(stream) if isinstance(stream, httpx.SyncByteStream) else b""
+            await send_start(scope, send, response.status_code, headers, text)
+            await send({"type": "http.response.body", "body": body})
+            return
+        complete = False
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            try:
+                await send_start(scope, send, response.status_code, headers, text)
+                async for chunk in response.aiter_raw():
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                complete = True
+            except httpx.TransportError:
+                # The upstream failed mid-body: recorded with its error and truncated; the
+                # caller's response cannot be completed, so the server closes the connection.
+                pass
+            finally:
+                # Closing the response records the exchange (truncated if the caller left):
+                # before the caller sees the end, so a caller that got a whole response
+                # always finds it recorded.
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+            group.cancel_scope.cancel()
+        if complete:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: Any) -> None:
+    """Stop streaming when the caller goes away (the server says ``http.disconnect``)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
