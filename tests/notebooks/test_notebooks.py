@@ -1,0 +1,107 @@
+"""Every notebook in notebooks/ runs top to bottom with nbclient, as a user would run it: cwd is
+notebooks/, against the demo API it starts on 127.0.0.1 and the sample capture in data/, with
+the widget state stored (``store_widget_state=True``) as JupyterLab saves it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture(scope="module")
+def jupyter_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep Jupyter, IPython and matplotlib state out of $HOME (the kernel inherits this)."""
+    base = tmp_path_factory.mktemp("jupyter")
+    names = {
+        "JUPYTER_CONFIG_DIR": "config",
+        "JUPYTER_DATA_DIR": "data",
+        "JUPYTER_RUNTIME_DIR": "runtime",
+        "IPYTHONDIR": "ipython",
+        "MPLCONFIGDIR": "mpl",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for name, folder in names.items():
+            mp.setenv(name, str(base / folder))
+        # jupyter_core warns once about its platformdirs migration unless told which to use.
+        mp.setenv("JUPYTER_PLATFORM_DIRS", "1")
+        mp.delenv("TRAFFIC_LAB_CAPTURE", raising=False)
+        yield
+
+
+def execute(path: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()
+    return notebook
+
+
+def test_the_four_notebooks_exist():
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01-", "02-", "03-", "04-"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_without_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+    assert "widgets" not in notebook.metadata
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(path, jupyter_env):
+    notebook = execute(path)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert errors == []
+    assert all(c.execution_count for c in code)
+    text = "\n".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+        for c in code
+        for o in c.outputs
+    )
+    views = [
+        o.data[WIDGET_VIEW]["model_id"]
+        for c in code
+        for o in c.outputs
+        if WIDGET_VIEW in o.get("data", {})
+    ]
+    state = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
+    if path.name.startswith("01-"):
+        assert "from the capture in" in text and "from the server in" in text
+        assert "[REDACTED]" in text and "no recorded exchange matches GET" in text
+    elif path.name.startswith("02-"):
+        assert "no more traffic to replay" in text
+        assert len(views) == 1 and views[0] in state
+        models = {m["model_name"] for m in state.values()}
+        assert {"IntProgressModel", "ButtonModel", "HTMLModel", "TextModel"} <= models
+    elif path.name.startswith("03-"):
+        assert len(images) == 3
+        assert "api.shop.test" in text and "staging.shop.test" in text
+    else:
+        assert len(views) == 1 and views[0] in state
+        models = {m["model_name"] for m in state.values()}
+        assert {"DropdownModel", "SelectionRangeSliderModel", "TabModel", "ButtonModel"} <= models
+        browser = state[views[0]]
+        assert (
+            browser["model_name"] == "VBoxModel"
+            and "tl-browser" in browser["state"]["_dom_classes"]
+        )
+        assert "exchanges written to errors.har" in text

@@ -1,0 +1,64 @@
+"""Notebook widgets: browse, filter, inspect and replay captures; step through streams; plots.
+
+Built from stock ipywidgets (no custom JavaScript), so they work in JupyterLab, Notebook 7 and
+Voila. Nothing from a capture is executed or injected: every text shown in HTML is escaped.
+
+=====================================  ========================================================
+:class:`TrafficBrowser`                filter, page through, inspect, replay and export a
+                                       capture (a store, a DataFrame, a path or exchanges)
+:class:`ExchangeInspector`             one exchange: request and response, bodies
+                                       pretty-printed, replay with diff, curl and httpx code
+:class:`StreamPlayer`                  step through a ReadWriteStream in order, play the rest
+                                       against a target, see the 503 at exhaustion
+:func:`timeline`,                      matplotlib figures of a traffic DataFrame (in
+:func:`latency_by_endpoint`,           :mod:`traffic_lab.widgets.plots`; needs matplotlib)
+:func:`status_mix`
+:func:`to_curl`, :func:`to_httpx_code`  an exchange's request as a shell or Python snippet
+=====================================  ========================================================
+
+Needs the ``notebook`` extra: ``pip install 'traffic_lab[notebook]'``.
+"""
+
+from __future__ import annotations
+
+try:
+    import ipywidgets  # type: ignore[import-untyped]  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised by the import-guard test in a subprocess
+    raise ImportError(
+        "traffic_lab.widgets needs ipywidgets: pip install 'traffic_lab[notebook]'"
+    ) from exc
+
+from typing import TYPE_CHECKING, Any
+
+from ._render import body_view, to_curl, to_httpx_code
+from .browser import TrafficBrowser
+from .inspector import ExchangeInspector
+from .replay_panel import StreamPlayer
+
+if TYPE_CHECKING:
+    from .plots import latency_by_endpoint, status_mix, timeline
+
+__all__ = [
+    "body_view",
+    "ExchangeInspector",
+    "latency_by_endpoint",
+    "status_mix",
+    "StreamPlayer",
+    "timeline",
+    "to_curl",
+    "to_httpx_code",
+    "TrafficBrowser",
+]
+
+# The plots need matplotlib, which loads only when a plot is first asked for.
+_PLOTS = frozenset({"latency_by_endpoint", "status_mix", "timeline"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PLOTS:
+        from . import plots
+
+        value = getattr(plots, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'traffic_lab.widgets' has no attribute {name!r}")

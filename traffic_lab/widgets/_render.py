@@ -1,0 +1,438 @@
+"""Text and HTML renderings of exchanges: decoded and pretty-printed bodies, header tables,
+request and status lines, diffs, and the request as curl or httpx code.
+
+Everything from a capture is data, never markup or code: HTML goes through :func:`html.escape`,
+shell words through :func:`shlex.quote`, Python literals through :func:`repr`. Images are shown
+only for raster types a browser cannot run code from (PNG, JPEG, GIF, WebP); SVG is text.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import shlex
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..exchange import Exchange
+from ..redaction import REDACTED
+from ..transports.requester import MISSING, ResponseDiff
+
+__all__ = [
+    "BodyView",
+    "body_view",
+    "decode_body",
+    "diff_html",
+    "esc",
+    "exchange_summary_html",
+    "headers_html",
+    "hexdump",
+    "message_html",
+    "request_line",
+    "status_line",
+    "to_curl",
+    "to_httpx_code",
+]
+
+#: Bodies longer than this are cut when rendered (the stored body is untouched).
+MAX_TEXT = 200_000
+#: Bytes shown in a hex dump.
+MAX_HEX = 4096
+_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+_TEXT_TYPES = (
+    "text/",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+    "application/graphql",
+    "image/svg+xml",
+)
+# Headers a client computes for the message it sends: left out of curl and httpx code.
+_COMPUTED = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})
+
+
+def esc(value: object) -> str:
+    """``html.escape`` of ``str(value)``, quotes included."""
+    return html.escape(str(value), quote=True)
+
+
+def _header(pairs: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in pairs:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def decode_body(body: bytes, content_encoding: str | None) -> tuple[bytes, str | None]:
+    """Undo ``Content-Encoding`` (gzip, deflate, br; chained encodings in reverse order).
+
+    Returns the decoded bytes and a note: ``None`` when nothing needed doing, else what was
+    done or why it failed (the bytes are then the undecoded ones).
+
+    Examples
+    --------
+    >>> import gzip
+    >>> decode_body(gzip.compress(b"hi"), "gzip")
+    (b'hi', 'decoded from gzip')
+    >>> decode_body(b"hi", None)
+    (b'hi', None)
+    """
+    if not content_encoding or not body:
+        return body, None
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    data = body
+    try:
+        for coding in reversed(codings):
+            if coding in ("gzip", "x-gzip"):
+                data = gzip.decompress(data)
+            elif coding == "deflate":
+                try:
+                    data = zlib.decompress(data)
+                except zlib.error:
+                    data = zlib.decompress(data, -zlib.MAX_WBITS)
+            elif coding == "br":
+                try:
+                    import brotli
+                except ImportError:
+                    return body, "brotli body: pip install brotli to decode it"
+                data = brotli.decompress(data)
+            elif coding != "identity":
+                return body, f"unknown content-encoding {coding!r}: shown as stored"
+    except Exception as exc:  # a truncated or corrupt body: show the wire bytes instead
+        return body, f"could not decode {content_encoding}: {exc}; shown as stored"
+    return data, f"decoded from {content_encoding}"
+
+
+@dataclass(frozen=True, slots=True)
+class BodyView:
+    """A body ready to show.
+
+    ``kind`` is ``"empty"``, ``"json"`` (``text`` is indented JSON), ``"text"``, ``"image"``
+    (``data`` holds the image bytes, ``mime`` its type) or ``"binary"`` (``text`` is a hex
+    dump). ``note`` says what was decoded or cut; ``size`` is the decoded size in bytes.
+    """
+
+    kind: str
+    text: str
+    data: bytes
+    mime: str
+    size: int
+    note: str
+
+    def to_html(self) -> str:
+        """The body as escaped HTML (an image shows as a placeholder line: use ``data``)."""
+        note = f'<div class="tl-note">{esc(self.note)}</div>' if self.note else ""
+        if self.kind == "empty":
+            return f'{note}<div class="tl-note">(empty body)</div>'
+        if self.kind == "image":
+            return f'{note}<div class="tl-note">{esc(self.mime)} image, {self.size} bytes</div>'
+        return f'{note}<pre class="tl-body tl-{self.kind}">{esc(self.text)}</pre>'
+
+
+def _cut(text: str) -> tuple[str, str]:
+    if len(text) <= MAX_TEXT:
+        return text, ""
+    return text[:MAX_TEXT], f"showing the first {MAX_TEXT:,} of {len(text):,} characters"
+
+
+def _join(*notes: str | None) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def hexdump(data: bytes, limit: int = MAX_HEX) -> str:
+    """A classic 16-bytes-a-line hex dump of the first ``limit`` bytes.
+
+    Examples
+    --------
+    >>> print(hexdump(b"\\x89PNG\\r\\n"))
+    00000000  89 50 4e 47 0d 0a                                .PNG..
+    """
+    lines = []
+    for offset in range(0, min(len(data), limit), 16):
+        chunk = data[offset : offset + 16]
+        hexes = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{offset:08x}  {hexes:<47}  {text}")
+    if len(data) > limit:
+        lines.append(f"... {len(data) - limit:,} more bytes")
+    return "\n".join(lines)
+
+
+def body_view(
+    body: bytes, content_type: str | None = None, content_encoding: str | None = None
+) -> BodyView:
+    """Decode and pretty-print a body: indented JSON, text, an image, or a hex dump.
+
+    Parameters
+    ----------
+    body
+        The body as stored (wire bytes).
+    content_type, content_encoding
+        The message's ``Content-Type`` and ``Content-Encoding`` header values.
+
+    Examples
+    --------
+    >>> print(body_view(b'{"id":1,"tags":["a"]}', "application/json").text)
+    {
+      "id": 1,
+      "tags": [
+        "a"
+      ]
+    }
+    >>> body_view(b"\\x00\\x01", "application/octet-stream").kind
+    'binary'
+    """
+    data, decode_note = decode_body(body, content_encoding)
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if not data:
+        return BodyView("empty", "", b"", mime, 0, _join(decode_note))
+    if mime in _IMAGE_TYPES:
+        return BodyView("image", "", data, mime, len(data), _join(decode_note))
+    is_json = mime == "application/json" or mime.endswith("+json")
+    if is_json or (not mime and data[:1] in (b"{", b"[")):
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            pass
+        else:
+            text, cut = _cut(json.dumps(doc, indent=2, ensure_ascii=False))
+            return BodyView("json", text, data, mime, len(data), _join(decode_note, cut))
+    textual = mime.startswith(_TEXT_TYPES) or is_json
+    try:
+        decoded = data.decode("utf-8")
+    except UnicodeDecodeError:
+        if textual:
+            decoded = data.decode("latin-1")
+        else:
+            text = hexdump(data)
+            return BodyView("binary", text, data, mime, len(data), _join(decode_note))
+    if not textual and any(ch in decoded for ch in "\x00\x01\x02\x03\x04\x05\x06\x07\x08"):
+        return BodyView("binary", hexdump(data), data, mime, len(data), _join(decode_note))
+    text, cut = _cut(decoded)
+    return BodyView("text", text, data, mime, len(data), _join(decode_note, cut))
+
+
+def _target(url: str) -> str:
+    rest = url.partition("://")[2]
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i != -1), default=len(rest))
+    target = rest[cut:].partition("#")[0]
+    if target.startswith("?"):
+        target = "/" + target
+    return target or "/"
+
+
+def request_line(exchange: Exchange) -> str:
+    """``GET /path?query HTTP/1.1`` (the version is the response's)."""
+    return f"{exchange.method} {_target(exchange.url)} {exchange.http_version}"
+
+
+def status_line(exchange: Exchange) -> str:
+    """``HTTP/1.1 200 OK``, or the transport error for an exchange that failed."""
+    if exchange.status_code is None:
+        error = exchange.error
+        return f"transport error: {error.type}: {error.message}" if error else "no response"
+    line = f"{exchange.http_version} {exchange.status_code} {exchange.reason_phrase}".rstrip()
+    return line + (" (truncated by the client)" if exchange.truncated else "")
+
+
+def headers_html(pairs: Sequence[tuple[bytes, bytes]]) -> str:
+    """Header pairs as an escaped two-column table, in wire order."""
+    if not pairs:
+        return '<div class="tl-note">(no headers)</div>'
+    rows = "".join(
+        f"<tr><th>{esc(name.decode('latin-1'))}</th><td>{esc(value.decode('latin-1'))}</td></tr>"
+        for name, value in pairs
+    )
+    return f'<table class="tl-headers">{rows}</table>'
+
+
+def message_html(exchange: Exchange, side: str) -> str:
+    """The request (``side="request"``) or response as HTML: first line, headers, body.
+
+    Image bodies appear as a one-line placeholder; the widgets show them with an ``Image``.
+    """
+    if side == "request":
+        first, pairs, body = request_line(exchange), exchange.request_headers, exchange.request_body
+        url = f'<div class="tl-url">{esc(exchange.url)}</div>'
+    else:
+        first, pairs, body = (
+            status_line(exchange),
+            exchange.response_headers,
+            exchange.response_body,
+        )
+        url = ""
+    view = body_view(body, _header(pairs, b"content-type"), _header(pairs, b"content-encoding"))
+    return (
+        f"{_STYLE}<div class='tl-message'><pre class='tl-first'>{esc(first)}</pre>{url}"
+        f"{headers_html(pairs)}{view.to_html()}</div>"
+    )
+
+
+def exchange_summary_html(exchange: Exchange) -> str:
+    """One line: method, URL, status, elapsed, sizes, start time."""
+    status = exchange.status_code if exchange.status_code is not None else "error"
+    ms = exchange.elapsed.total_seconds() * 1000
+    return (
+        f"{_STYLE}<div class='tl-summary'><b>{esc(exchange.method)}</b> {esc(exchange.url)} "
+        f"&rarr; <b>{esc(status)}</b> &middot; {ms:,.1f} ms &middot; "
+        f"{len(exchange.response_body):,} bytes &middot; "
+        f"{esc(exchange.started_at.isoformat(timespec='milliseconds'))}</div>"
+    )
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = value if value is MISSING else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def diff_html(diff: ResponseDiff) -> str:
+    """A :class:`~traffic_lab.ResponseDiff` as an escaped table (recorded vs live)."""
+    if not diff:
+        return f"{_STYLE}<div class='tl-same'>no differences (volatile headers ignored)</div>"
+    rows = []
+    if diff.status is not None:
+        rows.append(("status", str(diff.status[0]), str(diff.status[1])))
+    for name, old, new in diff.headers:
+        rows.append((f"header {name}", ", ".join(old) or MISSING, ", ".join(new) or MISSING))
+    for path, old_value, new_value in diff.json:
+        rows.append((f"json {path}", _short(old_value), _short(new_value)))
+    if diff.body and not diff.json:
+        rows.append(("body", "differs", "differs"))
+    body = "".join(
+        f"<tr><th>{esc(what)}</th><td class='tl-old'>{esc(old)}</td>"
+        f"<td class='tl-new'>{esc(new)}</td></tr>"
+        for what, old, new in rows
+    )
+    return (
+        f"{_STYLE}<table class='tl-diff'><tr><th></th><th>recorded</th><th>live</th></tr>"
+        f"{body}</table>"
+    )
+
+
+def _request_parts(exchange: Exchange) -> tuple[list[tuple[str, str]], list[str]]:
+    headers, redacted = [], []
+    for name, value in exchange.request_headers:
+        if name.lower() in _COMPUTED:
+            continue
+        text_name, text_value = name.decode("latin-1"), value.decode("latin-1")
+        if REDACTED in text_value:
+            redacted.append(text_name)
+            continue
+        headers.append((text_name, text_value))
+    return headers, redacted
+
+
+def to_curl(exchange: Exchange, base_url: str | None = None) -> str:
+    """The recorded request as a ``curl`` command line (every word shell-quoted).
+
+    ``Host``, ``Content-Length``, ``Transfer-Encoding`` and ``Connection`` are left to curl;
+    headers whose value was redacted are left out and named in a comment, to be filled in.
+
+    Parameters
+    ----------
+    exchange
+        The exchange whose request to render.
+    base_url
+        Send to this base URL instead of the recorded host (as the replay actions do).
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> ex = tl.Exchange("POST", "https://api.example/items?q=a b", status_code=201,
+    ...                  request_headers=[(b"Content-Type", b"application/json")],
+    ...                  request_body=b'{"name": "it\\'s"}')
+    >>> print(to_curl(ex))
+    curl -X POST 'https://api.example/items?q=a b' \\
+      -H 'Content-Type: application/json' \\
+      --data-raw '{"name": "it'"'"'s"}'
+    """
+    url = _rebased(exchange.url, base_url)
+    headers, redacted = _request_parts(exchange)
+    words = [f"curl -X {shlex.quote(exchange.method)} {shlex.quote(url)}"]
+    accept = next((v for k, v in headers if k.lower() == "accept-encoding"), "")
+    if any(c in accept for c in ("gzip", "br", "deflate")):
+        words.append("--compressed")
+    words.extend(f"-H {shlex.quote(f'{name}: {value}')}" for name, value in headers)
+    body = exchange.request_body
+    prefix = ""
+    if body:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and "\x00" not in text:
+            words.append(f"--data-raw {shlex.quote(text)}")
+        else:
+            prefix = f"# the request body is {len(body)} binary bytes: save them to body.bin\n"
+            words.append("--data-binary @body.bin")
+    if redacted:
+        prefix += f"# redacted, add your own: {', '.join(redacted)}\n"
+    return prefix + " \\\n  ".join(words)
+
+
+def to_httpx_code(exchange: Exchange, base_url: str | None = None) -> str:
+    """The recorded request as a runnable Python snippet using httpx (literals via ``repr``).
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> print(to_httpx_code(tl.Exchange("GET", "https://api.example/users/1", status_code=200)))
+    import httpx
+    <BLANKLINE>
+    response = httpx.request(
+        'GET',
+        'https://api.example/users/1',
+    )
+    print(response.status_code, response.headers.get('content-type'))
+    print(response.text[:1000])
+    """
+    url = _rebased(exchange.url, base_url)
+    headers, redacted = _request_parts(exchange)
+    lines = ["import httpx", ""]
+    if redacted:
+        lines.append(f"# redacted, add your own: {', '.join(redacted)}")
+    lines += ["response = httpx.request(", f"    {exchange.method!r},", f"    {url!r},"]
+    if headers:
+        lines.append("    headers=[")
+        lines.extend(f"        ({name!r}, {value!r})," for name, value in headers)
+        lines.append("    ],")
+    if exchange.request_body:
+        lines.append(f"    content={exchange.request_body!r},")
+    lines += [
+        ")",
+        "print(response.status_code, response.headers.get('content-type'))",
+        "print(response.text[:1000])",
+    ]
+    return "\n".join(lines)
+
+
+def _rebased(url: str, base_url: str | None) -> str:
+    if not base_url:
+        return url
+    scheme, _, rest = url.partition("://")
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i != -1), default=len(rest))
+    tail = rest[cut:] if scheme else url
+    if tail.startswith("?"):
+        tail = "/" + tail
+    return base_url.rstrip("/") + (tail or "/")
+
+
+_STYLE = """<style>
+.tl-message pre, .tl-body { white-space: pre-wrap; word-break: break-all; margin: 2px 0; }
+.tl-first { font-weight: bold; }
+.tl-headers, .tl-diff, .tl-table { border-collapse: collapse; font-size: 12px; }
+.tl-headers th, .tl-headers td, .tl-diff th, .tl-diff td, .tl-table th, .tl-table td {
+  border-bottom: 1px solid #ddd; padding: 1px 6px; text-align: left; vertical-align: top; }
+.tl-headers td, .tl-diff td { word-break: break-all; }
+.tl-note { color: #666; font-style: italic; font-size: 12px; }
+.tl-url { color: #444; font-size: 12px; word-break: break-all; }
+.tl-old { background: #fdecea; } .tl-new { background: #e7f5e8; }
+.tl-same { color: #1b7a2e; }
+.tl-table tr.tl-selected td { background: #fff3c4; }
+.tl-s2 { color: #1b7a2e; } .tl-s3 { color: #1f5fa8; } .tl-s4 { color: #b35c00; }
+.tl-s5 { color: #c62828; font-weight: bold; } .tl-serr { color: #6a1b9a; font-weight: bold; }
+.tl-num { text-align: right; font-variant-numeric: tabular-nums; }
+</style>"""

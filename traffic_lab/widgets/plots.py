@@ -1,0 +1,374 @@
+"""Plots of traffic: a timeline (waterfall) of exchanges, latency per endpoint, status mix over
+time. Each returns a ``matplotlib.figure.Figure`` drawn with the Agg renderer.
+
+Why matplotlib figures rendered to PNG: a PNG is a plain output that JupyterLab, Voila,
+``nbconvert --to html`` and GitHub's notebook viewer all show without a JavaScript extension or
+a CDN, and the figure stays an ordinary matplotlib object that users restyle or save. Only the
+object-oriented API is used (no ``pyplot``): no global figure state, no backend selection, and
+nothing left open between cells. So that a returned figure still shows in a notebook cell
+without ``pyplot``, importing this module registers a PNG formatter for ``Figure`` with IPython
+(when running under IPython and no formatter exists yet).
+
+Input: a traffic frame (``tl.read_capture`` / ``traffic_lab.frames.to_pandas`` make one;
+``TrafficBrowser`` passes its filtered rows) with ``started_at``, ``elapsed_ms`` (or a timedelta
+``elapsed``), ``request_method``, ``request_path`` (or ``request_url``) and
+``response_status``. Endpoints are templated as ``df.traffic.endpoints()`` does.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+try:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+except ImportError as exc:  # pragma: no cover - exercised where matplotlib is missing
+    raise ImportError(
+        "traffic_lab.widgets.plots needs matplotlib: pip install 'traffic_lab[notebook]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    import ipywidgets as w  # type: ignore[import-untyped]  # ipywidgets ships no types
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+    from ._data import TrafficView
+
+__all__ = [
+    "STATUS_COLORS",
+    "figure_png",
+    "latency_by_endpoint",
+    "plot_images",
+    "status_mix",
+    "timeline",
+]
+
+#: Colours of the status classes (``"error"``: a transport error, no response).
+STATUS_COLORS = {
+    "2xx": "#2e7d32",
+    "3xx": "#1f5fa8",
+    "4xx": "#ef8f00",
+    "5xx": "#c62828",
+    "error": "#6a1b9a",
+}
+_CLASSES = list(STATUS_COLORS)
+
+
+def figure_png(figure: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure)  # attaches an Agg canvas to the figure
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _register_ipython() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - ipywidgets depends on IPython
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["image/png"]
+    try:
+        formatter.lookup_by_type(Figure)
+    except KeyError:
+        formatter.for_type(Figure, figure_png)
+
+
+_register_ipython()
+
+
+# -- arrays from a frame -------------------------------------------------------------------------
+def _class_index(status: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """0..3 for 2xx..5xx (1xx counts as 2xx), 4 for a transport error."""
+    index = np.clip(status // 100 - 2, 0, 3)
+    return np.where(status < 0, 4, index)
+
+
+class _Columns:
+    """The arrays the plots need, from a DataFrame or from a browser's view."""
+
+    def __init__(
+        self,
+        start_us: np.ndarray[Any, Any],
+        elapsed_ms: np.ndarray[Any, Any],
+        status: np.ndarray[Any, Any],
+        methods: pa.Array[Any] | pa.ChunkedArray[Any],
+        paths: pa.Array[Any] | pa.ChunkedArray[Any],
+    ) -> None:
+        self.start_us = start_us
+        self.elapsed_ms = elapsed_ms
+        self.status = status
+        self.methods = methods
+        self.paths = paths
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> _Columns:
+        import pandas as pd
+
+        for name in ("started_at", "request_method", "response_status"):
+            if name not in frame.columns:
+                raise ValueError(f"not a traffic frame: no {name!r} column")
+        started = pd.to_datetime(frame["started_at"], utc=True)
+        start_us = started.astype("datetime64[us, UTC]").astype("int64").to_numpy()
+        if "elapsed_ms" in frame.columns:
+            elapsed_ms = frame["elapsed_ms"].to_numpy(dtype=float, na_value=0.0)
+        elif "elapsed" in frame.columns:
+            elapsed = pd.to_timedelta(frame["elapsed"])
+            elapsed_ms = elapsed.dt.total_seconds().to_numpy(dtype=float, na_value=0.0) * 1000
+        else:
+            raise ValueError("not a traffic frame: no 'elapsed_ms' (or 'elapsed') column")
+        status = frame["response_status"].fillna(-1).astype("int64").to_numpy()
+        if "request_path" in frame.columns:
+            paths = pa.array(frame["request_path"].astype(str).tolist(), pa.string())
+        else:
+            urls = pa.array(frame["request_url"].astype(str).tolist(), pa.string())
+            paths = pc.struct_field(
+                pc.extract_regex(urls, r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?(?P<p>[^?#]*)"),
+                [0],
+            )
+        methods = pa.array(frame["request_method"].astype(str).tolist(), pa.string())
+        return cls(start_us, elapsed_ms, status, methods, paths)
+
+    @classmethod
+    def from_view(cls, view: TrafficView, rows: np.ndarray[Any, Any]) -> _Columns:
+        take = pa.array(rows, pa.int64())
+        return cls(
+            view.start_us[rows],
+            view.elapsed_ms[rows],
+            view.status[rows],
+            view.method_names(rows),
+            view.path.take(take),
+        )
+
+    def endpoints(self) -> tuple[np.ndarray[Any, Any], list[str]]:
+        """Codes and names of ``METHOD /templated/path`` endpoints (the templates of
+        ``df.traffic.endpoints()``: ``/api/users/{id}``)."""
+        from ..frames.analysis import path_templates
+
+        templates = path_templates(self.paths)
+        names = pc.binary_join_element_wise(self.methods, templates, " ")
+        encoded = pc.dictionary_encode(names)
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks()
+        codes = np.asarray(encoded.indices.fill_null(0))
+        return codes, [str(s) for s in encoded.dictionary.to_pylist()]
+
+
+def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        figure = ax.get_figure()
+        assert isinstance(figure, Figure)
+        return figure, ax
+    figure = Figure(figsize=size, layout="constrained")
+    return figure, figure.add_subplot()
+
+
+def _legend(ax: Axes, present: set[int]) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=STATUS_COLORS[_CLASSES[k]], label=_CLASSES[k]) for k in sorted(present)]
+    if handles:
+        ax.legend(handles=handles, loc="best", fontsize=8, frameon=False)
+
+
+def _columns(data: Any) -> _Columns:
+    return data if isinstance(data, _Columns) else _Columns.from_frame(data)
+
+
+def _empty(ax: Axes, title: str) -> None:
+    ax.text(0.5, 0.5, "no exchanges", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title)
+    ax.set_axis_off()
+
+
+# -- the plots -----------------------------------------------------------------------------------
+def timeline(frame: Any, *, limit: int = 150, ax: Axes | None = None) -> Figure:
+    """A waterfall of exchanges: one bar per exchange from its start to its end.
+
+    Bars are coloured by status class; the first ``limit`` exchanges (by start time) are drawn.
+
+    Parameters
+    ----------
+    frame
+        A traffic frame (``started_at``, ``elapsed_ms``, ``request_method``,
+        ``request_path``, ``response_status``).
+    limit
+        At most this many exchanges (a waterfall of thousands of bars says little).
+    ax
+        Draw into these axes instead of a new figure.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from traffic_lab.widgets.plots import timeline
+    >>> df = pd.DataFrame({"started_at": pd.to_datetime(["2026-01-01T00:00:00Z"] * 2),
+    ...                    "elapsed_ms": [5.0, 20.0],
+    ...                    "request_method": ["GET", "POST"], "request_path": ["/a", "/b"],
+    ...                    "response_status": [200, 500]})
+    >>> timeline(df).axes[0].get_title()
+    'Timeline of the first 2 of 2 exchanges'
+    """
+    c = _columns(frame)
+    figure, axes = _axes(ax, (10, 4.5))
+    n = len(c.start_us)
+    if not n:
+        _empty(axes, "Timeline")
+        return figure
+    order = np.argsort(c.start_us, kind="stable")[:limit]
+    t0 = c.start_us[order[0]]
+    left = (c.start_us[order] - t0) / 1000.0
+    width = np.maximum(c.elapsed_ms[order], 0.0)
+    classes = _class_index(c.status[order])
+    colors = [STATUS_COLORS[_CLASSES[k]] for k in classes]
+    y = np.arange(len(order))
+    axes.barh(y, width, left=left, color=colors, height=0.8, linewidth=0)
+    # Instant exchanges would vanish: mark every start.
+    axes.scatter(left, y, s=4, c=colors, marker="|")
+    labels = [
+        f"{m} {p}"[:48]
+        for m, p in zip(
+            c.methods.take(order).to_pylist(),
+            c.paths.take(order).to_pylist(),
+            strict=True,
+        )
+    ]
+    step = max(1, len(order) // 30)
+    axes.set_yticks(y[::step], labels[::step], fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xlabel("ms since the first request")
+    axes.set_title(f"Timeline of the first {len(order):,} of {n:,} exchanges")
+    axes.grid(axis="x", alpha=0.3)
+    _legend(axes, set(classes.tolist()))
+    return figure
+
+
+def latency_by_endpoint(frame: Any, *, top: int = 12, ax: Axes | None = None) -> Figure:
+    """Latency distribution per endpoint (``METHOD /path/{id}``): boxes of the 25th-75th
+    percentiles with the median, whiskers at the 5th and 95th, for the ``top`` busiest.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from traffic_lab.widgets.plots import latency_by_endpoint
+    >>> df = pd.DataFrame({"started_at": pd.to_datetime(["2026-01-01T00:00:00Z"] * 3),
+    ...                    "elapsed_ms": [5.0, 7.0, 300.0],
+    ...                    "request_method": ["GET"] * 3,
+    ...                    "request_path": ["/users/1", "/users/2", "/search"],
+    ...                    "response_status": [200, 200, 200]})
+    >>> # Slowest at the top: tick labels run from the bottom up.
+    >>> [t.get_text() for t in latency_by_endpoint(df).axes[0].get_yticklabels()]
+    ['GET /users/{id}  (n=2)', 'GET /search  (n=1)']
+    """
+    c = _columns(frame)
+    figure, axes = _axes(ax, (10, 4.5))
+    if not len(c.start_us):
+        _empty(axes, "Latency by endpoint")
+        return figure
+    codes, names = c.endpoints()
+    counts = np.bincount(codes, minlength=len(names))
+    busiest = np.argsort(-counts, kind="stable")[:top]
+    stats = []
+    for code in busiest:
+        values = c.elapsed_ms[codes == code]
+        q05, q25, q50, q75, q95 = np.percentile(values, [5, 25, 50, 75, 95])
+        stats.append(
+            {
+                "label": f"{names[code]}  (n={counts[code]:,})",
+                "whislo": q05,
+                "q1": q25,
+                "med": q50,
+                "q3": q75,
+                "whishi": q95,
+                "fliers": [],
+            }
+        )
+    stats.sort(key=lambda s: s["med"])
+    axes.bxp(stats, orientation="horizontal", showfliers=False, patch_artist=True)
+    for patch in axes.patches:
+        patch.set_facecolor("#cfe3f7")
+    low = min(s["whislo"] for s in stats)
+    high = max(s["whishi"] for s in stats)
+    if low > 0 and high / low > 50:
+        axes.set_xscale("log")
+    axes.tick_params(axis="y", labelsize=8)
+    axes.set_xlabel("latency (ms)")
+    axes.set_title(f"Latency by endpoint (the {len(stats)} busiest; whiskers 5th-95th percentile)")
+    axes.grid(axis="x", alpha=0.3)
+    return figure
+
+
+def status_mix(frame: Any, *, bins: int = 40, ax: Axes | None = None) -> Figure:
+    """Status classes over time: stacked counts of 2xx, 3xx, 4xx, 5xx and transport errors
+    in ``bins`` equal time buckets.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from traffic_lab.widgets.plots import status_mix
+    >>> df = pd.DataFrame({"started_at": pd.to_datetime(["2026-01-01T00:00:00Z",
+    ...                                                  "2026-01-01T00:01:00Z"]),
+    ...                    "elapsed_ms": [5.0, 7.0],
+    ...                    "request_method": ["GET"] * 2, "request_path": ["/a", "/b"],
+    ...                    "response_status": [200, 503]})
+    >>> status_mix(df).axes[0].get_ylabel()
+    'exchanges per bucket'
+    """
+    import matplotlib.dates as mdates
+
+    c = _columns(frame)
+    figure, axes = _axes(ax, (10, 3.5))
+    if not len(c.start_us):
+        _empty(axes, "Status mix")
+        return figure
+    low, high = int(c.start_us.min()), int(c.start_us.max())
+    edges = np.linspace(low, max(high, low + 1), bins + 1)
+    bucket = np.clip(np.searchsorted(edges, c.start_us, side="right") - 1, 0, bins - 1)
+    classes = _class_index(c.status)
+    counts = np.zeros((len(_CLASSES), bins))
+    np.add.at(counts, (classes, bucket), 1)
+    width_us = (edges[1] - edges[0]) if bins else 1.0
+    centers = (edges[:-1] + width_us / 2).astype("int64").astype("datetime64[us]")
+    width_days = width_us / 86_400e6
+    bottom = np.zeros(bins)
+    for k, name in enumerate(_CLASSES):
+        if counts[k].any():
+            axes.bar(
+                centers,
+                counts[k],
+                width=width_days * 0.95,
+                bottom=bottom,
+                color=STATUS_COLORS[name],
+                label=name,
+            )
+            bottom += counts[k]
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    axes.set_ylabel("exchanges per bucket")
+    seconds = width_us / 1e6
+    axes.set_title(f"Status mix over time (UTC; buckets of {seconds:,.3g} s)")
+    axes.legend(fontsize=8, frameon=False, ncols=5, loc="upper left")
+    axes.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def plot_images(view: TrafficView, rows: np.ndarray[Any, Any]) -> list[w.Widget]:
+    """The three plots of some rows of a browser's view, as ``Image`` widgets."""
+    import ipywidgets as w
+
+    data = _Columns.from_view(view, rows)
+    images: list[w.Widget] = []
+    for draw in (status_mix, latency_by_endpoint, timeline):
+        png = figure_png(draw(data))
+        image = w.Image(value=png, format="png", layout=w.Layout(max_width="100%"))
+        image.add_class(f"tl-plot-{draw.__name__}")
+        images.append(image)
+    return images
