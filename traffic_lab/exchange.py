@@ -10,7 +10,7 @@ objects nobody looks at.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -117,6 +117,7 @@ class Exchange:
     __slots__ = (
         "_request",
         "_response",
+        "_served",
         "elapsed",
         "error",
         "http_version",
@@ -149,6 +150,7 @@ class Exchange:
     truncated: bool
     _request: httpx.Request | None
     _response: httpx.Response | None
+    _served: tuple[httpx.Headers, dict[str, Any]] | None
 
     def __init__(
         self,
@@ -174,23 +176,34 @@ class Exchange:
             started_at = _utcnow()
         elif started_at.tzinfo is None:
             raise ValueError("started_at must be timezone-aware (UTC)")
-        setattr_ = object.__setattr__
-        setattr_(self, "method", method.upper())
-        setattr_(self, "url", url)
-        setattr_(self, "request_headers", tuple(request_headers))
-        setattr_(self, "request_body", bytes(request_body))
-        setattr_(self, "status_code", status_code)
-        setattr_(self, "reason_phrase", reason_phrase)
-        setattr_(self, "http_version", http_version)
-        setattr_(self, "response_headers", tuple(response_headers))
-        setattr_(self, "response_body", bytes(response_body))
-        setattr_(self, "started_at", started_at)
-        setattr_(self, "elapsed", elapsed)
-        setattr_(self, "error", error)
-        setattr_(self, "tags", MappingProxyType(dict(tags)) if tags else _EMPTY_TAGS)
-        setattr_(self, "truncated", truncated)
-        setattr_(self, "_request", None)
-        setattr_(self, "_response", None)
+        # The slots' own setters (bound below the class): object.__setattr__ costs 2.5x more,
+        # and an exchange is built for every recorded request.
+        _set_method(self, method.upper())
+        _set_url(self, url)
+        # tuple(x) and bytes(x) return x itself for exact types, at the cost of a call.
+        if type(request_headers) is not tuple:
+            request_headers = tuple(request_headers)
+        if type(response_headers) is not tuple:
+            response_headers = tuple(response_headers)
+        if type(request_body) is not bytes:
+            request_body = bytes(request_body)
+        if type(response_body) is not bytes:
+            response_body = bytes(response_body)
+        _set_request_headers(self, request_headers)
+        _set_request_body(self, request_body)
+        _set_status_code(self, status_code)
+        _set_reason_phrase(self, reason_phrase)
+        _set_http_version(self, http_version)
+        _set_response_headers(self, response_headers)
+        _set_response_body(self, response_body)
+        _set_started_at(self, started_at)
+        _set_elapsed(self, elapsed)
+        _set_error(self, error)
+        _set_tags(self, MappingProxyType(dict(tags)) if tags else _EMPTY_TAGS)
+        _set_truncated(self, truncated)
+        _set_request(self, None)
+        _set_response(self, None)
+        _set_served(self, None)
 
     # -- immutability ---------------------------------------------------------------------------
     def __setattr__(self, name: str, value: object) -> None:
@@ -347,15 +360,25 @@ class Exchange:
         if self.status_code is None:
             assert self.error is not None
             raise self.error.to_exception(self.request)
-        ext: dict[str, Any] = {
-            "http_version": self.http_version.encode("ascii"),
-            "reason_phrase": self.reason_phrase.encode("latin-1"),
-        }
+        served = self._served
+        if served is None:
+            # Built once per exchange: httpx.Response copies a Headers object's list as it is,
+            # where raw pairs are normalised one by one on every response served.
+            served = (
+                httpx.Headers(list(self.response_headers)),
+                {
+                    "http_version": self.http_version.encode("ascii"),
+                    "reason_phrase": self.reason_phrase.encode("latin-1"),
+                },
+            )
+            object.__setattr__(self, "_served", served)
+        headers, ext = served
         if extensions:
-            ext.update(extensions)
+            ext = {**ext, **extensions}
+        # httpx.Response copies both headers and extensions: the shared ones never leak.
         return httpx.Response(
             self.status_code,
-            headers=list(self.response_headers),
+            headers=headers,
             stream=httpx.ByteStream(self.response_body),
             extensions=ext,
         )
@@ -375,6 +398,31 @@ class Exchange:
     def ok(self) -> bool:
         """True when a response arrived and was complete (not an error, not truncated)."""
         return self.status_code is not None and not self.truncated
+
+
+def _slot_setter(name: str) -> Callable[[Exchange, Any], None]:
+    setter: Callable[[Exchange, Any], None] = Exchange.__dict__[name].__set__
+    return setter
+
+
+# Exchange's slot setters, bound once (see Exchange.__init__).
+_set_method = _slot_setter("method")
+_set_url = _slot_setter("url")
+_set_request_headers = _slot_setter("request_headers")
+_set_request_body = _slot_setter("request_body")
+_set_status_code = _slot_setter("status_code")
+_set_reason_phrase = _slot_setter("reason_phrase")
+_set_http_version = _slot_setter("http_version")
+_set_response_headers = _slot_setter("response_headers")
+_set_response_body = _slot_setter("response_body")
+_set_started_at = _slot_setter("started_at")
+_set_elapsed = _slot_setter("elapsed")
+_set_error = _slot_setter("error")
+_set_tags = _slot_setter("tags")
+_set_truncated = _slot_setter("truncated")
+_set_request = _slot_setter("_request")
+_set_response = _slot_setter("_response")
+_set_served = _slot_setter("_served")
 
 
 def _reason(response: httpx.Response) -> str:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from .exchange import Exchange
-from .redaction import Redactor
+from .redaction import Redactor, _parse_query
 
 __all__ = ["BodyMode", "Matcher"]
 
@@ -161,38 +161,47 @@ class Matcher:
             req = request.request if isinstance(request, Exchange) else request
             return str(self.function(req))
         p = self._parts(request)
-        h = hashlib.blake2b(digest_size=16)
-        sep = b"\x1f"
-        h.update(p.method.encode() + sep + p.scheme.encode() + sep + p.host.encode() + sep)
-        h.update(str(p.port).encode() + sep + p.path.encode() + sep)
+        sep = "\x1f"
+        text = [p.method, sep, p.scheme, sep, p.host, sep, str(p.port), sep, p.path, sep]
         for k, v in p.query:
-            h.update(k.encode() + b"=" + v.encode() + b"&")
-        h.update(sep)
+            text += (k, "=", v, "&")
+        text.append(sep)
         for k, v in p.headers:
-            h.update(k.encode() + b":" + v.encode() + b"\n")
-        h.update(sep + p.body.encode())
-        return h.hexdigest()
+            text += (k, ":", v, "\n")
+        text += (sep, p.body)
+        # UTF-8 of the joined text is the concatenation of the parts' UTF-8: hashed in one
+        # update, it gives the same digest as hashing part by part (keys are persisted).
+        return hashlib.blake2b("".join(text).encode(), digest_size=16).hexdigest()
 
     def _parts(self, request: _Requestish) -> _Parts:
+        raw_headers: Sequence[tuple[bytes, bytes]] | None
         if isinstance(request, Exchange):
             method = request.method
             url = httpx.URL(request.url)
-            raw_headers: Sequence[tuple[bytes, bytes]] = request.request_headers
+            raw_headers = request.request_headers
             body = request.request_body
         else:
             method = request.method
             url = request.url
-            raw_headers = request.headers.raw
+            raw_headers = None  # Headers.raw builds a list: only when headers or a body count
             body = request.content
+        if raw_headers is None and (self.all_headers or self.headers or body):
+            assert isinstance(request, httpx.Request)
+            raw_headers = request.headers.raw
         scheme = url.scheme
-        port = url.port if url.port is not None else _DEFAULT_PORTS.get(scheme)
+        port = url.port
+        if port is None:
+            port = _DEFAULT_PORTS.get(scheme)
         query: tuple[tuple[str, str], ...] = ()
-        if self.query and url.query:
-            redacted = self.redactor.redact_query(url.query.decode("ascii", "replace"))
-            pairs = parse_qsl(redacted, keep_blank_values=True)
-            query = tuple(sorted(p for p in pairs if p[0] not in self.ignore_query))
+        raw_query = url.query if self.query else b""
+        if raw_query:
+            redacted = self.redactor.redact_query(raw_query.decode("ascii", "replace"))
+            pairs = _parse_query(redacted)
+            if self.ignore_query:
+                pairs = [p for p in pairs if p[0] not in self.ignore_query]
+            query = tuple(sorted(pairs))
         headers: tuple[tuple[str, str], ...] = ()
-        if self.all_headers or self.headers:
+        if raw_headers is not None and (self.all_headers or self.headers):
             redacted_headers = self.redactor.redact_headers(tuple(raw_headers))
             chosen = []
             for name, value in redacted_headers:
@@ -203,14 +212,14 @@ class Matcher:
                     chosen.append((lname, value.decode("latin-1")))
             headers = tuple(sorted(chosen))
         return _Parts(
-            method=method.upper() if self.method else "",
-            scheme=scheme if self.scheme else "",
-            host=url.host if self.host else "",
-            port=port if self.port else None,
-            path=url.path if self.path else "",
-            query=query,
-            headers=headers,
-            body=self._body_key(body, tuple(raw_headers)),
+            method.upper() if self.method else "",
+            scheme if self.scheme else "",
+            url.host if self.host else "",
+            port if self.port else None,
+            url.path if self.path else "",
+            query,
+            headers,
+            self._body_key(body, tuple(raw_headers)) if raw_headers is not None else "",
         )
 
     def _body_key(self, body: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> str:
