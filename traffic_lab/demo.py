@@ -25,9 +25,10 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .testing import ServerThread
 
 __all__ = ["DemoAPI", "generate_traffic", "png_bytes"]
 
@@ -214,7 +215,7 @@ class _Server(ThreadingHTTPServer):
         self.slowness = slowness
 
 
-class DemoAPI:
+class DemoAPI(ServerThread):
     """The demo shop API, served from a background thread on 127.0.0.1.
 
     Parameters
@@ -236,38 +237,7 @@ class DemoAPI:
     """
 
     def __init__(self, port: int = 0, *, require_auth: bool = False, slowness: float = 1.0):
-        self._server = _Server(("127.0.0.1", port), require_auth, slowness)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:54321``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> DemoAPI:
-        """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> DemoAPI:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().__init__(_Server(("127.0.0.1", port), require_auth, slowness))
 
 
 def _plan(n: int, seed: int) -> Iterator[tuple[str, str, dict[str, Any]]]:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -31,6 +31,7 @@ from .exchange import Exchange, RecordedError
 
 __all__ = [
     "LoopbackServer",
+    "ServerThread",
     "free_port",
     "json_handler",
     "make_exchange",
@@ -306,19 +307,12 @@ class _Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
 
 
-class LoopbackServer:
-    """A real HTTP/1.1 server on 127.0.0.1 (stdlib, threaded) with routes for tests.
+class ServerThread:
+    """A stdlib HTTP server serving from a background thread; the base of :class:`LoopbackServer`
+    and :class:`traffic_lab.demo.DemoAPI`. A context manager: serving inside, stopped after."""
 
-    Routes: ``/json?size=N&seed=S``, ``/gzip``, ``/deflate``, ``/brotli`` (encoded JSON),
-    ``/bytes?n=N&seed=S`` (binary), ``/stream?chunks=N&size=S&delay_ms=D`` (chunked),
-    ``/redirect/N`` (N hops then ``/json``), ``/status/CODE``, ``/headers`` (duplicate and
-    non-UTF-8 headers), ``/reason`` (status 299 "Custom Reason"), ``/echo`` (the request as JSON,
-    body base64), ``/close`` (hangs up without answering). Any route takes ``?ms=N`` to sleep.
-    ``hits`` lists ``(method, path)`` of every request served.
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _Server((host, port))
+    def __init__(self, server: ThreadingHTTPServer) -> None:
+        self._server = server
         self._thread: threading.Thread | None = None
 
     @property
@@ -327,13 +321,7 @@ class LoopbackServer:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    @property
-    def hits(self) -> list[tuple[str, str]]:
-        """``(method, path)`` of each request served, in order."""
-        with self._server.lock:
-            return list(self._server.hits)
-
-    def start(self) -> LoopbackServer:
+    def start(self) -> Self:
         """Serve in a background thread."""
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -346,7 +334,7 @@ class LoopbackServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> LoopbackServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -356,3 +344,26 @@ class LoopbackServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class LoopbackServer(ServerThread):
+    """A real HTTP/1.1 server on 127.0.0.1 (stdlib, threaded) with routes for tests.
+
+    Routes: ``/json?size=N&seed=S``, ``/gzip``, ``/deflate``, ``/brotli`` (encoded JSON),
+    ``/bytes?n=N&seed=S`` (binary), ``/stream?chunks=N&size=S&delay_ms=D`` (chunked),
+    ``/redirect/N`` (N hops then ``/json``), ``/status/CODE``, ``/headers`` (duplicate and
+    non-UTF-8 headers), ``/reason`` (status 299 "Custom Reason"), ``/echo`` (the request as JSON,
+    body base64), ``/close`` (hangs up without answering). Any route takes ``?ms=N`` to sleep.
+    ``hits`` lists ``(method, path)`` of every request served.
+    """
+
+    _server: _Server
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(_Server((host, port)))
+
+    @property
+    def hits(self) -> list[tuple[str, str]]:
+        """``(method, path)`` of each request served, in order."""
+        with self._server.lock:
+            return list(self._server.hits)

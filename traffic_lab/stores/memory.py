@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..exchange import Exchange
 from ..matching import Matcher
-
-if TYPE_CHECKING:
-    import pandas as pd
+from ._views import PandasViews
 
 __all__ = ["FROM_CACHE", "REPLAYED", "MemoryCache", "MemoryStream"]
 
@@ -25,7 +22,7 @@ REPLAYED = "traffic_lab.replayed"
 _FROM_CACHE_EXT = {FROM_CACHE: True}
 
 
-class MemoryCache:
+class MemoryCache(PandasViews):
     """A ReadWriteCache in memory: lookup by request key, the latest exchange for a key wins.
 
     Exchanges that failed in the transport or were truncated are kept (see :meth:`exchanges`)
@@ -102,28 +99,11 @@ class MemoryCache:
             self._index.clear()
             self._all.clear()
 
-    def to_pandas(
-        self,
-        columns: Any = None,
-        where: Any = None,
-        bodies: bool = False,
-        *,
-        headers: bool = False,
-    ) -> pd.DataFrame:
-        """This store's exchanges as a DataFrame (see :func:`traffic_lab.frames.to_pandas`).
-
-        Needs pandas; ``where=`` takes a :class:`~traffic_lab.frames.Where`, a dict of its
-        fields or a ``pyarrow.compute`` Expression.
-        """
-        from ..frames import to_pandas
-
-        return to_pandas(self, columns, where, bodies, headers=headers)
-
     def __repr__(self) -> str:
         return f"<MemoryCache {len(self._all)} exchanges, {len(self._index)} keys>"
 
 
-class MemoryStream:
+class MemoryStream(PandasViews):
     """A ReadWriteStream in memory: exchanges in the order they were put.
 
     Iteration sees the exchanges present when it started; puts during iteration are kept
@@ -178,23 +158,6 @@ class MemoryStream:
         """Forget every exchange."""
         with self._lock:
             self._items.clear()
-
-    def to_pandas(
-        self,
-        columns: Any = None,
-        where: Any = None,
-        bodies: bool = False,
-        *,
-        headers: bool = False,
-    ) -> pd.DataFrame:
-        """This store's exchanges as a DataFrame (see :func:`traffic_lab.frames.to_pandas`).
-
-        Needs pandas; ``where=`` takes a :class:`~traffic_lab.frames.Where`, a dict of its
-        fields or a ``pyarrow.compute`` Expression.
-        """
-        from ..frames import to_pandas
-
-        return to_pandas(self, columns, where, bodies, headers=headers)
 
     def __repr__(self) -> str:
         return f"<MemoryStream {len(self._items)} exchanges>"

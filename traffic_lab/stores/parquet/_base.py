@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from ...errors import StoreNotFoundError
 from ...matching import Matcher
+from .._views import PandasViews
 from ._fs import CaptureFS
 from .compact import CompactionReport, compact_capture, recover_logs
 from .reader import (
@@ -30,7 +31,6 @@ from .schema import DEFAULT_BLOB_THRESHOLD, exchanges_to_table
 from .writer import CaptureWriter, Entry, day_of
 
 if TYPE_CHECKING:
-    import pandas as pd
     import pyarrow.dataset as ds
 
     from ...exchange import Exchange
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["ParquetBase"]
 
 
-class ParquetBase:
+class ParquetBase(PandasViews):
     """Shared machinery; see :class:`ParquetCache` and :class:`ParquetStream`."""
 
     def __init__(
@@ -229,23 +229,6 @@ class ParquetBase:
         if wanted is not None:
             table = table.select(wanted)
         return table.replace_schema_metadata(DATASET_SCHEMA.metadata)
-
-    def to_pandas(
-        self,
-        columns: Any = None,
-        where: Any = None,
-        bodies: bool = False,
-        *,
-        headers: bool = False,
-    ) -> pd.DataFrame:
-        """This store's exchanges as a DataFrame (see :func:`traffic_lab.frames.to_pandas`).
-
-        Needs pandas; ``where=`` takes a :class:`~traffic_lab.frames.Where`, a dict of its
-        fields or a ``pyarrow.compute`` Expression.
-        """
-        from ...frames import to_pandas
-
-        return to_pandas(self, columns, where, bodies, headers=headers)
 
     def _pending_table(self, entries: Sequence[Entry]) -> pa.Table:
         keys = [e.key if e.key is not None else self.matcher.key(e.exchange) for e in entries]
