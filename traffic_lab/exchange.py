@@ -371,7 +371,7 @@ class Exchange:
                     "reason_phrase": self.reason_phrase.encode("latin-1"),
                 },
             )
-            object.__setattr__(self, "_served", served)
+            _set_served(self, served)
         headers, ext = served
         if extensions:
             ext = {**ext, **extensions}

@@ -26,6 +26,11 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _Requestish: TypeAlias = httpx.Request | Exchange
 
 
+_StrPairs: TypeAlias = tuple[tuple[str, str], ...]
+# method, scheme, host, port, path, query, headers, body: what _Parts holds.
+_Fields: TypeAlias = tuple[str, str, str, int | None, str, _StrPairs, _StrPairs, str]
+
+
 class _Parts:
     """The normalised parts of a request that a matcher compares."""
 
@@ -160,20 +165,24 @@ class Matcher:
         if self.function is not None:
             req = request.request if isinstance(request, Exchange) else request
             return str(self.function(req))
-        p = self._parts(request)
+        method, scheme, host, port, path, query, headers, body = self._fields(request)
         sep = "\x1f"
-        text = [p.method, sep, p.scheme, sep, p.host, sep, str(p.port), sep, p.path, sep]
-        for k, v in p.query:
+        text = [method, sep, scheme, sep, host, sep, str(port), sep, path, sep]
+        for k, v in query:
             text += (k, "=", v, "&")
         text.append(sep)
-        for k, v in p.headers:
+        for k, v in headers:
             text += (k, ":", v, "\n")
-        text += (sep, p.body)
+        text += (sep, body)
         # UTF-8 of the joined text is the concatenation of the parts' UTF-8: hashed in one
         # update, it gives the same digest as hashing part by part (keys are persisted).
         return hashlib.blake2b("".join(text).encode(), digest_size=16).hexdigest()
 
     def _parts(self, request: _Requestish) -> _Parts:
+        return _Parts(*self._fields(request))
+
+    def _fields(self, request: _Requestish) -> _Fields:
+        """The parts _Parts holds, as a tuple (key() needs no object)."""
         raw_headers: Sequence[tuple[bytes, bytes]] | None
         if isinstance(request, Exchange):
             method = request.method
@@ -211,7 +220,7 @@ class Matcher:
                 ):
                     chosen.append((lname, value.decode("latin-1")))
             headers = tuple(sorted(chosen))
-        return _Parts(
+        return (
             method.upper() if self.method else "",
             scheme if self.scheme else "",
             url.host if self.host else "",

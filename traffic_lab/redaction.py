@@ -110,6 +110,7 @@ _BODY_HINT_WORDS = (
 # What a header name means to the redactor, as bit flags (cached per raw name).
 _LOCATION, _SECRET, _CONTENT_TYPE, _CONTENT_ENCODING = 1, 2, 4, 8
 _first = itemgetter(0)
+_NO_LAYOUT: tuple[object, tuple[int, int, int]] = (None, (0, -1, -1))
 # Verdicts of is_secret_name, a pure function of its argument (bounded, like the Redactor's
 # header cache): query, form and JSON field names repeat from one exchange to the next.
 _SECRET_NAME_CACHE: dict[str, bool] = {}
@@ -209,7 +210,7 @@ class Redactor:
         self._header_cache: dict[bytes, bool] = {}
         self._header_kinds: dict[bytes, int] = {}
         self._layouts: dict[tuple[bytes, ...], tuple[int, int, int]] = {}
-        self._last_layout: tuple[object, tuple[int, int, int]] = (None, (0, -1, -1))
+        self._last_layout: tuple[object, tuple[int, int, int]] = _NO_LAYOUT
 
     @classmethod
     def disabled(cls) -> Redactor:
@@ -248,6 +249,8 @@ class Redactor:
                     changes.get("response_headers", exchange.response_headers), len(resp_body)
                 )
         result = exchange.replace(**changes) if changes else exchange
+        # Forget the last headers seen (see _layout): the redactor keeps no exchange data.
+        self._last_layout = _NO_LAYOUT
         return self.extra(result) if self.extra is not None else result
 
     # -- parts ----------------------------------------------------------------------------------
@@ -384,7 +387,10 @@ class Redactor:
         if not (is_json or is_form):
             return body
         decoded = _decode(body, encoding)
-        if decoded is None or not _body_hint(decoded):
+        # The cheap pre-check knows only the default secret names: a custom predicate always
+        # gets the body parsed.
+        default_fields = self.fields is is_secret_name
+        if decoded is None or (default_fields and not _body_hint(decoded)):
             return body
         redacted = self._redact_json(decoded) if is_json else self._redact_form(decoded)
         if redacted is None:

@@ -155,3 +155,19 @@ def test_truncated_and_non_json_bodies_are_left_alone():
     assert tl.Redactor().redact(ex).response_body == cut
     text = make_exchange(response_headers={"Content-Type": "text/plain"}, response_body=b"token=t")
     assert tl.Redactor().redact(text).response_body == b"token=t"
+
+
+def test_custom_field_rule_applies_to_json_and_form_bodies():
+    redactor = tl.Redactor(fields=lambda name: name == "ssn")
+    ex = make_exchange(
+        "POST",
+        "https://a.example/x?ssn=1",
+        request_headers={"Content-Type": "application/json"},
+        request_body=b'{"ssn": "123-45-6789", "name": "n"}',
+        response_headers={"Content-Type": "application/x-www-form-urlencoded"},
+        response_body=b"ssn=987&ok=1",
+    )
+    red = redactor.redact(ex)
+    assert red.url == "https://a.example/x?ssn=%5BREDACTED%5D"
+    assert json.loads(red.request_body) == {"ssn": "[REDACTED]", "name": "n"}
+    assert red.response_body == b"ssn=%5BREDACTED%5D&ok=1"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -38,8 +39,24 @@ def served(request):
         )
 
 
+def settle(sink, quiet=0.15, limit=5.0):
+    """Wait until no exchange has arrived for ``quiet`` seconds. Servers record in their own
+    thread after the client already has the whole response, so the previous test's last
+    exchange may still be on its way; clearing before it lands would leak it into this test."""
+    deadline = time.monotonic() + limit
+    last, calm_since = len(sink.stream), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        count = len(sink.stream)
+        if count != last:
+            last, calm_since = count, time.monotonic()
+        elif time.monotonic() - calm_since >= quiet:
+            return
+
+
 @pytest.fixture
 def server(served):
+    settle(served.sink)
     served.sink.clear()
     served.state.seen.clear()
     for event in (served.state.gate, served.state.client_gone, served.state.generator_closed):
@@ -274,8 +291,11 @@ def test_head_response_has_no_body(server, client):
 
 
 def test_every_exchange_is_recorded_in_order(server, client):
-    for path in ("/json", "/missing", "/list"):
+    # Each request waits for its exchange: server threads may record two quick requests in
+    # either order, so "in order" means in the order they were served.
+    for n, path in enumerate(("/json", "/missing", "/list"), start=1):
         client.get(path)
+        server.sink.wait_for(n)
 
     exchanges = server.sink.wait_for(3)
     assert [(ex.url, ex.status_code, ex.reason_phrase, ex.response_body) for ex in exchanges] == [
