@@ -20,8 +20,11 @@ stream as before. What it sees and records:
 
 When the exchange ends:
 
-- it is put into the Sink once, when the server calls ``close()`` on the response (PEP 3333
-  servers always do); ``elapsed`` stops when the iterable was exhausted;
+- it is put into the Sink once: when the server has taken the iterable's last chunk (it asks
+  for the next and the iterable ends), or else when it calls ``close()`` (PEP 3333 servers
+  always do); not waiting for ``close()`` matters with servers that drain the socket first
+  (Werkzeug's). An error the app raises in its own ``close()`` after a complete body still
+  propagates to the server but is not in the exchange; ``elapsed`` stops at the end of the body;
 - ``close()`` before the iterable was exhausted means the server stopped sending, almost always
   because the client went away: ``truncated=True``, with the chunks the server had taken (a
   chunk counts once the server asks for the next one or the iterable ends);
@@ -32,7 +35,7 @@ When the exchange ends:
 The app gets a shallow copy of the environ with ``wsgi.input`` wrapped; the server's own environ
 is left as it was. ``Sink.put`` runs in the server's worker threads, possibly several at once
 (the memory stores are thread-safe); a slow sink should buffer. A Sink that raises
-does not reach the app: its error propagates from ``close()`` after the response was sent, or is
+does not reach the app: its error propagates to the server after the response was sent, or is
 added as a note to the app's own exception. The response is wrapped, so a server's
 ``wsgi.file_wrapper`` fast path (``sendfile``) is not taken; the bytes sent are the same.
 """
@@ -226,6 +229,10 @@ class _Cycle:
     def exhausted(self) -> None:
         self.complete = True
         self.capture.mark_finished()
+        # The server has taken every chunk: record now. Waiting for close() would tie the
+        # recording to the server, and Werkzeug's calls close() only after draining the
+        # socket, which blocks on a keep-alive client until it hangs up.
+        self.closed()
 
     def raised(self, exc: BaseException) -> None:
         if self.recorded:
