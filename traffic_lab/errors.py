@@ -13,6 +13,7 @@ resembles, so ``except LookupError`` or ``except FileNotFoundError`` already wor
     ├── ReplayExhaustedError            (also LookupError)
     ├── InvalidRecordModeError          (also ValueError)
     ├── RecordedTransportError          (a recorded error whose type is not an httpx error)
+    ├── InvalidExchangeError            (also ValueError; has .field and .value)
     └── InteropError                    (also ValueError; has .path, .index and .field)
 """
 
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "preview",
     "CorruptCaptureError",
     "InteropError",
+    "InvalidExchangeError",
     "InvalidRecordModeError",
     "RecordedTransportError",
     "ReplayExhaustedError",
@@ -36,6 +39,25 @@ __all__ = [
     "TrafficLabError",
     "UnmatchedRequestError",
 ]
+
+
+def preview(value: object, limit: int = 60) -> str:
+    """A short, bounded ``repr`` of a value for error messages.
+
+    Strings and bytes are cut *before* ``repr`` runs, so a preview of a huge or deeply nested value
+    from a hostile file costs at most ``limit`` characters of work; containers are named by type
+    and size only.
+    """
+    if isinstance(value, str | bytes | bytearray):
+        cut = value[: limit + 1]
+        text = repr(cut if len(cut) <= limit else cut[:limit])
+        return text if len(value) <= limit else f"{text}... ({len(value)} long)"
+    if isinstance(value, dict | list | tuple | set | frozenset):
+        return f"<{type(value).__name__} of {len(value)}>"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"<int of ~{int(value.bit_length() * 0.30103) + 1} digits>"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class TrafficLabError(Exception):
@@ -94,6 +116,19 @@ class ReplayExhaustedError(TrafficLabError, LookupError):
 
 class InvalidRecordModeError(TrafficLabError, ValueError):
     """An unknown record mode; the message lists the valid ones."""
+
+
+class InvalidExchangeError(TrafficLabError, ValueError):
+    """An exchange that no store can hold (a port over 65535, a status over 999...).
+
+    Raised by ``put()`` at once, before anything is buffered, so one bad exchange never costs the
+    others. ``field`` names the part, ``value`` is a short preview of the offending value.
+    """
+
+    def __init__(self, message: str, *, field: str, value: str) -> None:
+        super().__init__(f"cannot store this exchange: {field} = {value}: {message}")
+        self.field = field
+        self.value = value
 
 
 class RecordedTransportError(TrafficLabError):

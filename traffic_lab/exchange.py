@@ -10,6 +10,7 @@ objects nobody looks at.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -17,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from .errors import RecordedTransportError
+from .errors import InvalidExchangeError, RecordedTransportError, preview
 
-__all__ = ["Exchange", "RecordedError"]
+__all__ = ["MAX_ELAPSED", "Exchange", "RecordedError", "check_storable"]
 
 _EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
 _HeaderTuple = tuple[tuple[bytes, bytes], ...]
@@ -464,3 +465,91 @@ def _response_wire_body(response: httpx.Response) -> tuple[bytes, _HeaderTuple]:
     ]
     headers.append((b"Content-Length", str(len(content)).encode()))
     return content, tuple(headers)
+
+
+# -- what a store can hold ----------------------------------------------------------------------
+#: The longest elapsed time a store accepts (a capture stores microseconds in 64 bits; a HAR
+#: ``time`` of 1e16 ms is a corrupt entry, not a slow request).
+MAX_ELAPSED = timedelta(days=366 * 100)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+_HTTP_VERSION = re.compile(r"[ -~]{0,32}")
+# scheme://[userinfo@](host)[:port]: the port digits, if any (IPv6 literals in brackets).
+_PORT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/?#@]*@)?(?:\[[^\]/?#]*\]|[^/?#:\[\]]*)(?::(\d*))?")
+
+
+def _utf8(field: str, value: str) -> None:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidExchangeError(
+                f"not valid Unicode text ({exc.reason} at {exc.start})",
+                field=field,
+                value=preview(value),
+            ) from None
+
+
+def check_storable(exchange: Exchange) -> None:
+    """Raise :class:`~traffic_lab.errors.InvalidExchangeError` unless every store can hold it.
+
+    Every ``put()`` (memory and Parquet stores) and every importer calls this before anything is
+    buffered, so a bad exchange is refused at once, by field, value and allowed range, and never
+    poisons a buffer, a durable log or the good exchanges written with it. The checks are cheap
+    (a few comparisons and one regular expression) because they run on every recorded request.
+
+    Rules: the method is an HTTP token of 1-64 characters; the URL is ``scheme://host...`` text
+    that encodes as UTF-8, with a port (if any) from 0 to 65535; a status is 100-999; the reason
+    phrase is Latin-1 (it goes on the wire); the HTTP version is at most 32 printable ASCII
+    characters; ``elapsed`` is from 0 to :data:`MAX_ELAPSED`; tags and the recorded error are
+    UTF-8 text.
+
+    >>> import traffic_lab as tl
+    >>> check_storable(tl.Exchange("GET", "https://a.example:99999/", status_code=200))
+    Traceback (most recent call last):
+    ...
+    traffic_lab.errors.InvalidExchangeError: cannot store this exchange: port = '99999': must be 0-65535
+    """
+    method = exchange.method
+    if _TOKEN.fullmatch(method) is None:
+        raise InvalidExchangeError(
+            "must be an HTTP token of 1-64 characters", field="method", value=preview(method)
+        )
+    url = exchange.url
+    _utf8("url", url)
+    match = _PORT.match(url)
+    if match is None:
+        raise InvalidExchangeError(
+            "must be an absolute URL (scheme://host/...)", field="url", value=preview(url)
+        )
+    port = match.group(1)
+    if port and (len(port) > 5 or int(port) > 65535):
+        raise InvalidExchangeError("must be 0-65535", field="port", value=preview(port))
+    status = exchange.status_code
+    if status is not None and not (type(status) is int and 100 <= status <= 999):
+        raise InvalidExchangeError("must be 100-999", field="status_code", value=preview(status))
+    reason = exchange.reason_phrase
+    if not reason.isascii():
+        try:
+            reason.encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidExchangeError(
+                "must be Latin-1 text", field="reason_phrase", value=preview(reason)
+            ) from None
+    if _HTTP_VERSION.fullmatch(exchange.http_version) is None:
+        raise InvalidExchangeError(
+            "must be at most 32 printable ASCII characters",
+            field="http_version",
+            value=preview(exchange.http_version),
+        )
+    elapsed = exchange.elapsed
+    if not (timedelta(0) <= elapsed <= MAX_ELAPSED):
+        raise InvalidExchangeError(
+            f"must be from 0 to {MAX_ELAPSED.days} days", field="elapsed", value=str(elapsed)
+        )
+    for name, value in exchange.tags.items():
+        _utf8("tags", name)
+        _utf8(f"tags[{preview(name)}]", value)
+    error = exchange.error
+    if error is not None:
+        _utf8("error.type", error.type)
+        _utf8("error.message", error.message)

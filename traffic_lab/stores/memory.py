@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 
-from ..exchange import Exchange
+from ..exchange import Exchange, check_storable
 from ..matching import Matcher
 from ._views import PandasViews
 
@@ -52,7 +52,12 @@ class MemoryCache(PandasViews):
         self._lock = threading.Lock()
 
     def put(self, exchange: Exchange) -> None:
-        """Store an exchange; it answers requests with its key from now on."""
+        """Store an exchange; it answers requests with its key from now on.
+
+        Raises :class:`~traffic_lab.errors.InvalidExchangeError` for an exchange no store can
+        hold (see :func:`~traffic_lab.exchange.check_storable`); nothing is stored then.
+        """
+        check_storable(exchange)
         key = self.matcher.key(exchange)
         with self._lock:
             self._all.append(exchange)
@@ -125,7 +130,8 @@ class MemoryStream(PandasViews):
         self._lock = threading.Lock()
 
     def put(self, exchange: Exchange) -> None:
-        """Append an exchange."""
+        """Append an exchange (refused with ``InvalidExchangeError`` if no store can hold it)."""
+        check_storable(exchange)
         with self._lock:
             self._items.append(exchange)
 
