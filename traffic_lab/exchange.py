@@ -474,7 +474,9 @@ MAX_ELAPSED = timedelta(days=366 * 100)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
 _HTTP_VERSION = re.compile(r"[ -~]{0,32}")
 # scheme://[userinfo@](host)[:port]: the port digits, if any (IPv6 literals in brackets).
-_PORT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/?#@]*@)?(?:\[[^\]/?#]*\]|[^/?#:\[\]]*)(?::(\d*))?")
+_PORT = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/?#@]*@)?(?:\[[^\]/?#]*\]|[^/?#:\[\]]*)(?::(\d*))?"
+)
 
 
 def _utf8(field: str, value: str) -> None:
@@ -504,10 +506,11 @@ def check_storable(exchange: Exchange) -> None:
     UTF-8 text.
 
     >>> import traffic_lab as tl
-    >>> check_storable(tl.Exchange("GET", "https://a.example:99999/", status_code=200))
-    Traceback (most recent call last):
-    ...
-    traffic_lab.errors.InvalidExchangeError: cannot store this exchange: port = '99999': must be 0-65535
+    >>> try:
+    ...     check_storable(tl.Exchange("GET", "https://a.example:99999/", status_code=200))
+    ... except tl.errors.InvalidExchangeError as exc:
+    ...     print(exc.field, exc.value, exc)
+    port '99999' cannot store this exchange: port = '99999': must be 0-65535
     """
     method = exchange.method
     if _TOKEN.fullmatch(method) is None:
