@@ -15,6 +15,12 @@ resembles, so ``except LookupError`` or ``except FileNotFoundError`` already wor
     ├── RecordedTransportError          (a recorded error whose type is not an httpx error)
     ├── InvalidExchangeError            (also ValueError; has .field and .value)
     └── InteropError                    (also ValueError; has .path, .index and .field)
+
+Warnings (``UserWarning`` subclasses), for bad input that is skipped while the rest is kept::
+
+    SkippedFileWarning                  a capture file or log was skipped; names it
+    SkippedEntryWarning                 one entry of a file (HAR entry, cassette interaction,
+                                        durable-log record) was skipped; names file and entry
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ __all__ = [
     "RecordedTransportError",
     "ReplayExhaustedError",
     "SchemaVersionError",
+    "SkippedEntryWarning",
+    "SkippedFileWarning",
     "StoreError",
     "StoreNotFoundError",
     "TrafficLabError",
@@ -154,3 +162,26 @@ class InteropError(TrafficLabError, ValueError):
         self.path = path
         self.index = index
         self.field = field
+
+
+class SkippedFileWarning(UserWarning):
+    """A capture file was skipped: truncated, corrupt, foreign, or a crash's temporary file.
+
+    The message starts with the file's path. Pass ``strict=True`` to a store to get a
+    :class:`~traffic_lab.errors.CorruptCaptureError` instead.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from traffic_lab.errors import SkippedFileWarning
+    >>> warnings.filterwarnings("ignore", category=SkippedFileWarning)  # skip quietly
+    """
+
+
+class SkippedEntryWarning(UserWarning):
+    """One entry of a file was skipped and the others kept.
+
+    Raised for a HAR entry, a cassette interaction, an http4k exchange or a durable-log record that
+    cannot be stored. The message names the file, the entry and the field (as
+    :class:`InteropError` does); pass ``strict=True`` where offered to get the error instead.
+    """

@@ -28,7 +28,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from ...errors import CorruptCaptureError, SchemaVersionError, StoreNotFoundError
+from ...errors import (
+    CorruptCaptureError,
+    SchemaVersionError,
+    SkippedFileWarning,
+    StoreNotFoundError,
+)
 from ._fs import TEMP_SUFFIX, CaptureFS
 from .schema import (
     META_FINGERPRINT,
@@ -67,20 +72,6 @@ _PARTITIONING = ds.partitioning(pa.schema([pa.field("day", pa.int32())]), flavor
 _DAY_DIR = re.compile(r"^day=(\d{8})$")
 _DATA_FILE = re.compile(r"^(part|compact)-[0-9A-Za-z_-]+\.parquet$")
 _MARKER = re.compile(r"^clear-(\d{1,20})-[0-9a-f]+\.marker$")
-
-
-class SkippedFileWarning(UserWarning):
-    """A capture file was skipped: truncated, corrupt, foreign, or a crash's temporary file.
-
-    The message starts with the file's path. Pass ``strict=True`` to a store to get a
-    :class:`~traffic_lab.errors.CorruptCaptureError` instead.
-
-    Examples
-    --------
-    >>> import warnings
-    >>> from traffic_lab.stores.parquet import SkippedFileWarning
-    >>> warnings.filterwarnings("ignore", category=SkippedFileWarning)  # skip quietly
-    """
 
 
 def marker_name(cutoff_us: int, token: str) -> str:
