@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -118,8 +119,7 @@ def test_ls_table(sample):
         "ms",
         "bytes",
         "url",
-        "note",
-    ]
+    ]  # no note column: neither row has a note
     assert out[2].split() == [
         "0", "2026-01-01", "12:00:00.000", "GET", "200", "12.5", "21",
         "https://api.example.test/users/1",
@@ -135,6 +135,9 @@ def test_ls_table(sample):
     ("options", "expected"),
     [
         (["--status", "5xx,error"], [4, 5]),
+        (["--status", "5xx,failed"], [4, 5]),
+        (["--status", "200-201"], [0, 1, 2, 3]),
+        (["--status", "failed", "--host", "other.example.test"], [5]),
         (["--status", "201"], [2]),
         (["--status", "2xx", "--method", "get"], [0, 1, 3]),
         (["--host", "other.example.test"], [5]),
@@ -149,7 +152,53 @@ def test_ls_filters_keep_the_recorded_numbers(sample, options, expected):
 def test_ls_bad_status_filter_is_a_usage_error(sample):
     done = run("ls", sample, "--status", "teapot")
     assert done.returncode == 2
-    assert "expected codes (404), classes (5xx) or 'error', got 'teapot'" in done.stderr
+    assert "Invalid value for '--status'" in done.stderr
+    assert "'teapot' is not valid; use a code (404), a class (5xx), a range (500-599)" in " ".join(
+        done.stderr.split()
+    )
+
+
+def test_a_folder_that_is_not_a_capture_is_a_usage_error(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "README.md").write_text("hello")
+    for args in (["ls", tmp_path], ["stats", tmp_path], ["show", tmp_path, 0]):
+        done = run(*args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert f"not a capture: {tmp_path} holds no capture files" in done.stderr
+        assert "exchanges" not in done.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = run("stats", empty)
+    assert done.returncode == 0
+    assert done.stdout.startswith("exchanges  0\n")
+
+
+def test_ls_fits_a_100_column_terminal(sample):
+    # A real pseudo-terminal, 100 columns wide, through script(1).
+    command = f"stty cols 100 rows 50; {TL} ls {sample} --all"
+    done = subprocess.run(
+        ["script", "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    text = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout).replace("\r", "")
+    out = text.splitlines()
+    assert max(len(line) for line in out) <= 100
+    assert out[0].split() == [
+        "#",
+        "time",
+        "(UTC)",
+        "method",
+        "status",
+        "ms",
+        "bytes",
+        "url",
+        "note",
+    ]
+    # URLs are folded onto more lines rather than cut.
+    assert "…" not in text
+    compact = re.sub(r"\s+", "", text)
+    assert "https://api.example.test/orders?page=2" in compact
+    assert "https://api.example.test/users/1" in compact
 
 
 # -- stats ---------------------------------------------------------------------------------------

@@ -72,6 +72,8 @@ def test_opens_on_every_row_with_the_first_page(browser, frame):
         ("404", lambda s: s == 404),
         ("200-201", lambda s: (s >= 200) & (s <= 201)),
         ("error", lambda s: s.isna()),
+        ("failed", lambda s: s.isna()),
+        ("500-599, failed", lambda s: s.isna() | (s >= 500)),
     ],
 )
 def test_status_filter_matches_pandas(browser, frame, status, expected):
@@ -88,8 +90,8 @@ def test_status_dropdown_drives_the_filter(browser, frame):
     assert browser.status == "4xx"
     expected = int(((frame.response_status >= 400) & (frame.response_status < 500)).sum())
     assert browser.matches == expected
-    browser.status = "error"  # set from code: the dropdown follows
-    assert browser.status_select.label == "transport error"
+    browser.status = "failed"  # set from code: the dropdown follows
+    assert browser.status_select.label == "failed (no response)"
 
 
 def test_method_host_type_and_status_range_filters(browser, frame):
@@ -183,7 +185,7 @@ def test_unknown_filter_name_and_bad_status_spec(browser):
         browser.filter(colour="red")
     browser.status = "teapot"
     assert "ValueError" in browser.errors.message.value
-    assert "invalid status" in browser.errors.message.value
+    assert "&#x27;teapot&#x27; is not valid" in browser.errors.message.value
     browser.status = "2xx"
     assert browser.errors.message.value == ""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import warnings
@@ -179,6 +180,9 @@ def capture_errors(path: str) -> Iterator[None]:
         raise CaptureProblemError(f"capture unreadable: {path}: {exc.strerror or exc}") from exc
 
 
+_DAY_DIR = re.compile(r"day=\d{8}")
+
+
 def _check_capture_path(path: str) -> None:
     if not _is_local(path):
         return
@@ -192,6 +196,15 @@ def _check_capture_path(path: str) -> None:
         )
     if not os.access(p, os.R_OK | os.X_OK):
         raise CaptureProblemError(f"capture unreadable: {path}: permission denied")
+    from ..stores.parquet.writer import INTERNAL_DIR
+
+    # An empty folder is an empty capture; a folder of other things is a mistake (exit 2).
+    entries = [e for e in os.listdir(p) if not e.startswith(".")]
+    if entries and not any(e == INTERNAL_DIR or _DAY_DIR.fullmatch(e) for e in entries):
+        raise BadInputError(
+            f"not a capture: {path} holds no capture files (a capture is a folder of "
+            "day=YYYYMMDD partitions of Parquet files, as ParquetStream/ParquetCache write them)"
+        )
 
 
 def open_stream(path: str, *, create: bool = False) -> ParquetStream:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +23,10 @@ from rich.text import Text
 from ._common import EXIT_CODES_HELP, BadInputError, capture_errors, open_stream, out_console
 
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
 
     from ..exchange import Exchange
+    from ..frames.where import Where
 
 __all__ = ["ls", "show", "stats"]
 
@@ -47,83 +46,57 @@ _LS_COLUMNS = [
 
 
 # -- reading and filtering -------------------------------------------------------------------------
-def _read(path: str) -> pa.Table:
-    """The listing columns of the capture at ``path``, with ``index`` (recorded order)."""
+def _where(host: str | None, method: str | None, status: str | None) -> Where | None:
+    """The ``--host``/``--method``/``--status`` options as a :class:`~traffic_lab.frames.Where`
+    (the one filter grammar), or ``None`` when none is given. Bad values are usage errors."""
+    if host is None and method is None and status is None:
+        return None
+    from ..frames.where import Where
+
+    try:
+        return Where(host=host, method=method, status=status)
+    except (TypeError, ValueError) as exc:
+        hint = "'--status'" if status is not None and "status" in str(exc) else None
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
+def _read(path: str, where: Where | None) -> pa.Table:
+    """The listing columns of the rows of the capture at ``path`` that ``where`` selects (pushed
+    down to the Parquet files), with ``index``: each row's position in the whole capture's
+    recorded order, which is what ``show`` takes."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     store = open_stream(path)
     with capture_errors(path):
-        table = store.to_arrow(columns=_LS_COLUMNS)
-    store.close()
-    return table.append_column("index", pa.array(np.arange(table.num_rows), pa.int64()))
-
-
-def _ints(table: pa.Table, name: str, null: int = 0) -> np.ndarray[Any, Any]:
-    """An integer column (durations and timestamps as microseconds) as numpy, nulls as ``null``."""
-    import numpy as np
-    import pyarrow as pa
-
-    values = table.column(name).cast(pa.int64()).to_pylist()
-    return np.asarray([null if v is None else v for v in values], dtype=np.int64)
-
-
-def _strings(table: pa.Table, name: str) -> list[str | None]:
-    return list(table.column(name).to_pylist())
-
-
-def _status_mask(table: pa.Table, spec: str) -> np.ndarray[Any, Any]:
-    import numpy as np
-
-    statuses = _ints(table, "response_status", -1)
-    failed = np.asarray([e is not None for e in _strings(table, "error_type")], dtype=bool)
-    mask = np.zeros(table.num_rows, dtype=bool)
-    for part in (p.strip().lower() for p in spec.split(",") if p.strip()):
-        if part == "error":
-            mask |= failed
-        elif re.fullmatch(r"[1-5]xx", part):
-            mask |= statuses // 100 == int(part[0])
-        elif part.isdigit():
-            mask |= statuses == int(part)
+        if where is None:
+            table = store.to_arrow(columns=_LS_COLUMNS)
+            index = pa.array(np.arange(table.num_rows), pa.int64())
         else:
-            raise click.BadParameter(
-                f"expected codes (404), classes (5xx) or 'error', got {part!r}",
-                param_hint="'--status'",
+            table = store.to_arrow(
+                columns=[*_LS_COLUMNS, "writer_id", "writer_seq"], filter=where.expression()
             )
-    return mask
+            # A row is named by (writer_id, writer_seq); its number is where that name stands in
+            # the order columns of every row (two narrow columns, no bodies).
+            every = store.to_arrow(columns=["writer_id", "writer_seq"])
 
+            def names(t: pa.Table) -> Any:
+                seq = pc.cast(t.column("writer_seq"), pa.string())
+                return pc.binary_join_element_wise(t.column("writer_id"), seq, ":")  # type: ignore[call-overload]
 
-def _mask(table: pa.Table, host: str | None, method: str | None, status: str | None) -> Any:
-    """Which rows pass the ``--host``/``--method``/``--status`` filters (``None``: all)."""
-    import numpy as np
-
-    if host is None and method is None and status is None:
-        return None
-    mask = np.ones(table.num_rows, dtype=bool)
-    if host is not None:
-        mask &= np.asarray([h == host for h in _strings(table, "request_host")], dtype=bool)
-    if method is not None:
-        wanted = method.upper()
-        mask &= np.asarray([m == wanted for m in _strings(table, "request_method")], dtype=bool)
-    if status is not None:
-        mask &= _status_mask(table, status)
-    return mask
-
-
-def _filtered(table: pa.Table, host: str | None, method: str | None, status: str | None) -> Any:
-    import pyarrow as pa
-
-    mask = _mask(table, host, method, status)
-    return table if mask is None else table.filter(pa.array(mask))
+            index = pc.cast(pc.index_in(names(table), value_set=names(every)), pa.int64())
+    store.close()
+    return table.append_column("index", index)
 
 
 _filter_options = [
-    click.option("--host", help="Only exchanges with this request host."),
+    click.option("--host", help="Only exchanges with this request host (a glob: '*.example')."),
     click.option("--method", help="Only this request method (GET, POST...)."),
     click.option(
         "--status",
-        help="Only these statuses: codes, classes or transport errors, e.g. '404', '5xx', "
-        "'4xx,error'.",
+        help="Only these statuses (the grammar of Where(status=...)): codes, classes, ranges "
+        "or 'failed' (no response), e.g. '404', '5xx', '500-599', '4xx,failed'.",
     ),
 ]
 
@@ -152,7 +125,7 @@ def _micros(table: pa.Table, name: str) -> list[int | None]:
     epilog="""\b
 Examples:
   traffic-lab ls captures/api
-  traffic-lab ls captures/api --status 5xx,error --host api.example.com
+  traffic-lab ls captures/api --status 5xx,failed --host api.example.com
   traffic-lab ls captures/api --json | jq .url
 
 """
@@ -180,7 +153,7 @@ def ls(
 ) -> None:
     """List a capture's exchanges in recorded order: number, time, method, status, duration,
     response size and URL. The number is what 'traffic-lab show' takes."""
-    table = _filtered(_read(capture), host, method, status)
+    table = _read(capture, _where(host, method, status))
     total = table.num_rows
     if not show_all:
         table = table.slice(0, limit)
@@ -190,20 +163,23 @@ def ls(
         for row in rows:
             click.echo(json.dumps(row))
         return
-    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name, justify in [
-        ("#", "right"),
-        ("time (UTC)", "left"),
-        ("method", "left"),
-        ("status", "right"),
-        ("ms", "right"),
-        ("bytes", "right"),
-        ("url", "left"),
-        ("note", "left"),
-    ]:
-        grid.add_column(name, justify=justify, no_wrap=name != "url")  # type: ignore[arg-type]
-    for row in rows:
-        grid.add_row(
+    # Fit the terminal: short columns never wrap, the URL folds onto more lines instead of
+    # being cut, and the note column appears only when some row has a note.
+    notes = [row["error"] or ("truncated" if row["truncated"] else "") for row in rows]
+    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    columns = [("#", "right"), ("time (UTC)", "left"), ("method", "left"), ("status", "right")]
+    columns += [("ms", "right"), ("bytes", "right"), ("url", "left")]
+    if any(notes):
+        columns.append(("note", "left"))
+    for name, justify in columns:
+        grid.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=name not in ("url", "note"),
+            overflow="fold",
+        )
+    for row, row_note in zip(rows, notes, strict=True):
+        cells = [
             str(row["index"]),
             (row["started_at"] or "").replace("T", " ").replace("+00:00", ""),
             row["method"],
@@ -211,8 +187,10 @@ def ls(
             f"{row['elapsed_ms']:.1f}",
             "-" if row["response_bytes"] is None else str(row["response_bytes"]),
             Text(row["url"]),
-            Text(row["error"] or ("truncated" if row["truncated"] else "")),
-        )
+        ]
+        if any(notes):
+            cells.append(Text(row_note))
+        grid.add_row(*cells)
     console.print(grid)
     shown = len(rows)
     if shown < total:
@@ -256,18 +234,15 @@ def _ls_rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 # -- stats -------------------------------------------------------------------------------------
-def _frame(path: str, host: str | None, method: str | None, status: str | None) -> Any:
-    """The capture's metadata as a traffic frame (``traffic_lab.frames``), filtered."""
+def _frame(path: str, where: Where | None) -> Any:
+    """The capture's metadata as a traffic frame (``traffic_lab.frames``), ``where`` pushed down."""
     from ..frames import to_pandas
 
     store = open_stream(path)
     with capture_errors(path):
-        table = store.to_arrow(columns=["request_host", "request_method", "response_status",
-                                        "error_type"])  # fmt: skip
-        frame = to_pandas(store)
+        frame = to_pandas(store, where=where)
     store.close()
-    keep = _mask(table, host, method, status)
-    return frame if keep is None else frame[keep]
+    return frame
 
 
 def _plain(value: Any) -> Any:
@@ -363,7 +338,7 @@ def stats(
     """Summarise a capture: counts, time span, status classes, transport errors, error rate,
     latency percentiles and bytes; then per endpoint (method and path template, ids folded
     into {id}, {uuid}, {hash})."""
-    result = _summarise(_frame(capture, host, method, status), by_host)
+    result = _summarise(_frame(capture, _where(host, method, status)), by_host)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -18,10 +18,19 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["StatusSpec", "Where", "WhereArg", "as_expression", "glob_to_regex"]
+__all__ = [
+    "StatusFilter",
+    "StatusSpec",
+    "Where",
+    "WhereArg",
+    "as_expression",
+    "glob_to_regex",
+    "parse_status",
+]
 
 #: What ``Where(status=...)`` accepts: a code, a class like ``"5xx"``, a ``range``, or codes.
 StatusSpec: TypeAlias = int | str | range | Iterable[int]
@@ -29,7 +38,6 @@ StatusSpec: TypeAlias = int | str | range | Iterable[int]
 WhereArg: TypeAlias = "Where | Mapping[str, Any] | pc.Expression | None"
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
-_STATUS_CLASS = re.compile(r"^([1-5])xx$", re.IGNORECASE)
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -127,29 +135,99 @@ def _any(parts: list[pc.Expression]) -> pc.Expression:
     return expr
 
 
-def _status(spec: StatusSpec) -> pc.Expression:
-    field = pc.field("response_status")
+_STATUS_TOKEN = re.compile(r"([1-9])xx|(\d{1,3})|(\d{1,3})-(\d{1,3})|(failed|error)")
+_STATUS_HELP = (
+    "use a code (404), a class (5xx), a range (500-599), 'failed' (no response), "
+    "or several separated by commas ('4xx,5xx,failed')"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusFilter:
+    """A parsed status filter: inclusive code ranges, and whether failed exchanges match.
+
+    The one grammar for status filters in traffic_lab: ``Where(status=...)``, the browser's
+    status box and the command line's ``--status`` all parse with :func:`parse_status`.
+    """
+
+    ranges: tuple[tuple[int, int], ...] = ()
+    failed: bool = False
+
+    def expression(self) -> pc.Expression:
+        """The filter over a capture's ``response_status`` column."""
+        field = pc.field("response_status")
+        parts: list[pc.Expression] = []
+        for low, high in self.ranges:
+            parts.append(field == low if low == high else (field >= low) & (field <= high))
+        if self.failed:
+            parts.append(field.is_null())
+        return _any(parts) if parts else pc.scalar(False)
+
+    def mask(self, status: np.ndarray[Any, Any], missing: int = -1) -> np.ndarray[Any, Any]:
+        """Which entries of an integer status array match (``missing``: no response).
+
+        Examples
+        --------
+        >>> s = np.array([200, 404, 503, -1])
+        >>> parse_status("4xx,5xx").mask(s).tolist(), parse_status("failed").mask(s).tolist()
+        ([False, True, True, False], [False, False, False, True])
+        """
+        mask = np.zeros(len(status), dtype=bool)
+        for low, high in self.ranges:
+            mask |= (status >= low) & (status <= high)
+        if self.failed:
+            mask |= status == missing
+        return mask
+
+
+def parse_status(spec: StatusSpec) -> StatusFilter:
+    """Parse a status filter: a code, ``"5xx"``, ``"500-599"``, ``"4xx,5xx"``, ``"failed"``
+    (also spelled ``"error"``: exchanges that got no response), a ``range`` or a collection of
+    codes. Raises ``ValueError`` (``TypeError`` for a value of the wrong type) saying what is
+    accepted.
+
+    Examples
+    --------
+    >>> parse_status("4xx, 500-502,failed")
+    StatusFilter(ranges=((400, 499), (500, 502)), failed=True)
+    >>> parse_status(range(200, 300)), parse_status([301, 302]).ranges
+    (StatusFilter(ranges=((200, 299),), failed=False), ((301, 301), (302, 302)))
+    """
     if isinstance(spec, bool):
-        raise TypeError("Where(status=...) takes a code, a class like '5xx', a range or codes")
+        raise TypeError(f"Where(status={spec!r}): {_STATUS_HELP}")
     if isinstance(spec, int):
-        return field == spec
-    if isinstance(spec, str):
-        text = spec.strip()
-        match = _STATUS_CLASS.match(text)
-        if match is not None:
-            low = int(match.group(1)) * 100
-            return (field >= low) & (field < low + 100)
-        if text.isdigit():
-            return field == int(text)
-        raise ValueError(f"Where(status={spec!r}): use a code (404), a class ('5xx') or a range")
+        return StatusFilter(((spec, spec),))
     if isinstance(spec, range):
         if spec.step == 1:
-            return (field >= spec.start) & (field < spec.stop)
-        return field.isin(list(spec))
-    codes = list(spec)
-    if not codes or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
-        raise TypeError("Where(status=...) takes a code, a class like '5xx', a range or codes")
-    return field.isin(codes)
+            return StatusFilter(((spec.start, spec.stop - 1),)) if len(spec) else StatusFilter()
+        return StatusFilter(tuple((c, c) for c in spec))
+    if isinstance(spec, str):
+        ranges: list[tuple[int, int]] = []
+        failed = False
+        tokens = [t.strip().lower() for t in spec.split(",")]
+        if not any(tokens):
+            raise ValueError(f"Where(status={spec!r}) is empty: {_STATUS_HELP}")
+        for token in filter(None, tokens):
+            match = _STATUS_TOKEN.fullmatch(token)
+            if match is None:
+                raise ValueError(f"Where(status={spec!r}): {token!r} is not valid; {_STATUS_HELP}")
+            klass, code, low, high, word = match.groups()
+            if klass is not None:
+                ranges.append((int(klass) * 100, int(klass) * 100 + 99))
+            elif code is not None:
+                ranges.append((int(code), int(code)))
+            elif word is not None:
+                failed = True
+            elif int(low) > int(high):
+                raise ValueError(f"Where(status={spec!r}): {token!r} runs backwards")
+            else:
+                ranges.append((int(low), int(high)))
+        return StatusFilter(tuple(ranges), failed)
+    if isinstance(spec, Iterable):
+        codes = list(spec)
+        if codes and all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+            return StatusFilter(tuple((c, c) for c in codes))
+    raise TypeError(f"Where(status={spec!r}): {_STATUS_HELP}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,9 +241,11 @@ class Where:
     method
         A method or a collection of methods (case-insensitive).
     status
-        A code (``404``), a class (``"5xx"``), a ``range`` (``range(400, 500)``, stop
-        excluded) or a collection of codes. Exchanges that failed in the transport have no
-        status and never match a status filter (see ``failed``).
+        A code (``404``), a class (``"5xx"``), an inclusive range (``"500-599"``), several
+        of those separated by commas (``"4xx,5xx"``), ``"failed"`` for exchanges that got no
+        response (transport errors), a ``range`` (``range(400, 500)``, stop excluded) or a
+        collection of codes. The grammar is :func:`parse_status`, shared by the browser and the
+        command line.
     start, end
         Exchanges that started at or after ``start`` and before ``end``: timezone-aware
         datetimes or ISO 8601 strings with an offset (``"2026-03-01T12:00Z"``).
@@ -183,7 +263,7 @@ class Where:
     --------
     >>> import traffic_lab as tl
     >>> tl.Where(status="5xx").expression()
-    <pyarrow.compute.Expression ((response_status >= 500) and (response_status < 600))>
+    <pyarrow.compute.Expression ((response_status >= 500) and (response_status <= 599))>
     >>> w = tl.Where(host="api.example", status="5xx", path="/users/*", start="2026-03-01T00:00Z")
     >>> tl.Where(method=["get", "head"]).method
     ('GET', 'HEAD')
@@ -213,7 +293,7 @@ class Where:
         if self.status is not None and not isinstance(self.status, int | str | range):
             set_(self, "status", tuple(self.status))
         if self.status is not None:
-            _status(self.status)  # fail now, not when the filter runs
+            parse_status(self.status)  # fail now, not when the filter runs
         if self.tags is not None:
             # Kept as sorted pairs so that a Where stays hashable.
             set_(self, "tags", tuple(sorted(dict(self.tags).items())))
@@ -235,7 +315,7 @@ class Where:
             assert isinstance(self.method, tuple)
             parts.append(_text_match("request_method", self.method))
         if self.status is not None:
-            parts.append(_status(self.status))
+            parts.append(parse_status(self.status).expression())
         if self.start is not None:
             assert isinstance(self.start, datetime)
             parts.append(pc.field("started_at") >= pa.scalar(self.start, _TIMESTAMP))

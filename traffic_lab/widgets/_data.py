@@ -58,7 +58,7 @@ STATUS_CLASSES = {
     "4xx": "4xx",
     "5xx": "5xx",
     "4xx + 5xx": "4xx,5xx",
-    "transport error": "error",
+    "failed (no response)": "failed",
 }
 #: Sort orders of the table: label -> key.
 SORTS = {
@@ -72,8 +72,8 @@ _GLOB_CHARS = frozenset("*?[")
 
 
 def status_mask(status: np.ndarray[Any, np.dtype[np.int32]], spec: str) -> np.ndarray[Any, Any]:
-    """Rows whose status matches ``spec``: comma-separated ``2xx`` classes, exact codes
-    (``404``), ranges (``500-599``) and ``error`` (no response: a transport error).
+    """Rows whose status matches ``spec``, in the grammar of ``Where(status=...)``
+    (:func:`traffic_lab.frames.where.parse_status`): classes, codes, ranges, ``failed``.
 
     Examples
     --------
@@ -83,25 +83,9 @@ def status_mask(status: np.ndarray[Any, np.dtype[np.int32]], spec: str) -> np.nd
     >>> status_mask(s, "error").tolist(), status_mask(s, "200-404").tolist()
     ([False, False, False, True], [True, True, False, False])
     """
-    mask = np.zeros(len(status), dtype=bool)
-    for token in (t.strip().lower() for t in spec.split(",")):
-        if not token:
-            continue
-        if token == "error":
-            mask |= status == _NO_STATUS
-        elif len(token) == 3 and token[0].isdigit() and token[1:] == "xx":
-            low = int(token[0]) * 100
-            mask |= (status >= low) & (status < low + 100)
-        elif "-" in token:
-            low_text, _, high_text = token.partition("-")
-            if not (low_text.strip().isdigit() and high_text.strip().isdigit()):
-                raise ValueError(f"invalid status range {token!r}: use e.g. 500-599")
-            mask |= (status >= int(low_text)) & (status <= int(high_text))
-        elif token.isdigit():
-            mask |= status == int(token)
-        else:
-            raise ValueError(f"invalid status {token!r}: use 2xx, 404, 500-599 or error")
-    return mask
+    from ..frames.where import parse_status
+
+    return parse_status(spec).mask(status, missing=_NO_STATUS)
 
 
 @dataclass(frozen=True)
