@@ -384,6 +384,27 @@ class Exchange:
             extensions=ext,
         )
 
+    def read_response(
+        self, request: httpx.Request | None = None, extensions: Mapping[str, Any] | None = None
+    ) -> httpx.Response:
+        """A fresh response with its body already read: ``.json()``, ``.text`` work at once.
+
+        What :meth:`Source.get <traffic_lab.Source.get>` returns to a caller. ``request``
+        becomes ``response.request`` (so ``raise_for_status()`` works). A body that cannot be
+        decoded is left unread (``.content`` raises ``httpx.ResponseNotRead``, as
+        :attr:`response` does); its wire bytes stay in :attr:`response_body`.
+        """
+        response = self.new_response(extensions)
+        if request is not None:
+            response.request = request
+        try:
+            response.read()
+        except httpx.DecodingError:
+            response = self.new_response(extensions)
+            if request is not None:
+                response.request = request
+        return response
+
     # -- conveniences ---------------------------------------------------------------------------
     @property
     def host(self) -> str:

@@ -24,7 +24,15 @@ if TYPE_CHECKING:
 
     from .exchange import Exchange
 
-__all__ = ["AsyncSource", "ReadWriteCache", "ReadWriteStream", "Replay", "Sink", "Source"]
+__all__ = [
+    "AsyncSource",
+    "KeyedLookup",
+    "ReadWriteCache",
+    "ReadWriteStream",
+    "Replay",
+    "Sink",
+    "Source",
+]
 
 
 @runtime_checkable
@@ -36,7 +44,12 @@ class Sink(Protocol):
 
 @runtime_checkable
 class Source(Protocol):
-    """Answers a request from storage: a fresh, unread response, or ``None`` on a miss."""
+    """Answers a request from storage: a fresh response, or ``None`` on a miss.
+
+    The stores in traffic_lab return a response whose body is already read, so ``.json()``,
+    ``.text`` and ``.content`` work at once; a response with a stream left to read works with
+    every transport too.
+    """
 
     def get(self, request: httpx.Request) -> httpx.Response | None: ...
 
@@ -50,6 +63,18 @@ class AsyncSource(Protocol):
     """
 
     async def aget(self, request: httpx.Request) -> httpx.Response | None: ...
+
+
+@runtime_checkable
+class KeyedLookup(Protocol):
+    """Optional: a Source that can return the stored *exchange* for a request.
+
+    The transports use it to serve a fresh, unread response straight from the exchange (the
+    client reads and decodes it as it would a live one), while ``get`` returns a response that
+    is already read, ready for ``.json()`` in a notebook.
+    """
+
+    def lookup(self, request: httpx.Request) -> Exchange | None: ...
 
 
 @runtime_checkable

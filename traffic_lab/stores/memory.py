@@ -39,8 +39,8 @@ class MemoryCache(PandasViews):
     >>> cache = tl.MemoryCache()
     >>> cache.put(tl.Exchange.from_httpx(httpx.Request("GET", "https://a.example/x"),
     ...                                  httpx.Response(200, text="hi")))
-    >>> cache.get(httpx.Request("GET", "https://a.example/x")).read()
-    b'hi'
+    >>> cache.get(httpx.Request("GET", "https://a.example/x")).text
+    'hi'
     >>> cache.get(httpx.Request("GET", "https://a.example/y")) is None
     True
     """
@@ -65,15 +65,16 @@ class MemoryCache(PandasViews):
                 self._index[key] = exchange
 
     def get(self, request: httpx.Request) -> httpx.Response | None:
-        """A fresh, unread response for ``request``, or ``None`` on a miss."""
+        """A fresh response for ``request``, body already read, or ``None`` on a miss."""
         exchange = self._index.get(self.matcher.key(request))
         if exchange is None:
             return None
-        return exchange.new_response(_FROM_CACHE_EXT)
+        return exchange.read_response(request, _FROM_CACHE_EXT)
 
     async def aget(self, request: httpx.Request) -> httpx.Response | None:
-        """:meth:`get` for the async transports (memory lookups never block)."""
-        return self.get(request)
+        """A fresh, unread response for the async transports (memory lookups never block)."""
+        exchange = self._index.get(self.matcher.key(request))
+        return None if exchange is None else exchange.new_response(_FROM_CACHE_EXT)
 
     def lookup(self, request: httpx.Request) -> Exchange | None:
         """The exchange that would answer ``request``, or ``None``."""

@@ -11,10 +11,12 @@ import httpx
 
 from ..errors import InvalidRecordModeError, UnmatchedRequestError
 from ..matching import Matcher
-from ..protocols import ReadWriteCache, Source
+from ..protocols import KeyedLookup, ReadWriteCache, Source
 from ..redaction import Redactor
 from ..stores.memory import FROM_CACHE
 from .record import AsyncRecordingTransport, RecordingTransport
+
+_FROM_CACHE_EXT = {FROM_CACHE: True}
 
 __all__ = [
     "AsyncCachingTransport",
@@ -61,17 +63,32 @@ class CachingTransport(httpx.BaseTransport):
 
     def __init__(self, source: Source, transport: httpx.BaseTransport | None = None) -> None:
         self._source = source
+        self._get = _getter(source)
         self._inner = transport if transport is not None else httpx.HTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
-        response = self._source.get(request)
+        response = self._get(request)
         if response is not None:
             return _mark(response)
         return self._inner.handle_request(request)
 
     def close(self) -> None:
         self._inner.close()
+
+
+def _getter(source: Source) -> Callable[[httpx.Request], httpx.Response | None]:
+    """How a transport asks ``source``: by exchange when it can (a fresh, unread response for
+    the client to read and decode as it would a live one), else through ``get``."""
+    if not isinstance(source, KeyedLookup):
+        return source.get
+    lookup = source.lookup
+
+    def serve(request: httpx.Request) -> httpx.Response | None:
+        exchange = lookup(request)
+        return None if exchange is None else exchange.new_response(_FROM_CACHE_EXT)
+
+    return serve
 
 
 def _async_getter(source: Source) -> Callable[[httpx.Request], Any]:
@@ -238,6 +255,7 @@ class CaptureTransport(httpx.BaseTransport):
         tags: Mapping[str, str] | None = None,
     ) -> None:
         self._core = _CaptureCore(cache, mode)
+        self._get = _getter(cache)
         inner = transport if transport is not None else httpx.HTTPTransport()
         self._live: httpx.BaseTransport = (
             RecordingTransport(cache, inner, redactor=redactor, tags=tags)
@@ -260,7 +278,7 @@ class CaptureTransport(httpx.BaseTransport):
         core = self._core
         core.before()
         if core.serve:
-            response = core.cache.get(request)
+            response = self._get(request)
             if response is not None:
                 return _mark(response)
             if not core.record:
