@@ -212,7 +212,7 @@ def to_pandas(
 
 
 def read_capture(
-    path: str | os.PathLike[str],
+    source: Any,
     columns: ColumnsArg = None,
     where: WhereArg = None,
     bodies: bool = False,
@@ -220,11 +220,14 @@ def read_capture(
     headers: bool = False,
     filesystem: Any = None,
 ) -> pd.DataFrame:
-    """Load a Parquet capture (a folder or an object-store URL) into a DataFrame.
+    """Load a capture into a DataFrame: the one recommended way, for a path or any store.
 
-    The same as :func:`to_pandas` with a path; the capture is opened read-only (nothing is
-    written to it, and logs of crashed durable writers are not folded in). Raises
-    :class:`~traffic_lab.StoreNotFoundError` if there is no capture at ``path``.
+    ``source`` is a Parquet capture's folder or object-store URL (opened read-only: nothing is
+    written to it, and logs of crashed durable writers are not folded in), or a store
+    (:class:`~traffic_lab.ParquetCache`, :class:`~traffic_lab.ParquetStream`,
+    :class:`~traffic_lab.MemoryCache`, :class:`~traffic_lab.MemoryStream`...), or an iterable of
+    exchanges; the parameters are :func:`to_pandas`'s. Raises
+    :class:`~traffic_lab.StoreNotFoundError` if there is no capture at a path.
 
     Examples
     --------
@@ -236,10 +239,14 @@ def read_capture(
     >>> df = tl.read_capture(folder, bodies=True)
     >>> df.response_body.tolist(), df.elapsed_ms.tolist()
     ([b'{"id":1}'], [12.5])
+    >>> memory = tl.MemoryStream()
+    >>> memory.put(make_exchange(status_code=503))
+    >>> tl.read_capture(memory, where=tl.Where(status="5xx")).response_status.tolist()
+    [503]
     """
-    return to_pandas(
-        os.fspath(path), columns, where, bodies, headers=headers, filesystem=filesystem
-    )
+    if isinstance(source, str | os.PathLike):
+        source = os.fspath(source)
+    return to_pandas(source, columns, where, bodies, headers=headers, filesystem=filesystem)
 
 
 # -- frame -> Arrow / exchanges -----------------------------------------------------------------
