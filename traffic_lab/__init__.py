@@ -20,11 +20,11 @@ from .errors import (
     TrafficLabError,
     UnmatchedRequestError,
 )
-from .exchange import Exchange, RecordedError
+from .exchange import FROM_CACHE, REPLAYED, Exchange, RecordedError
 from .matching import Matcher
 from .protocols import AsyncSource, ReadWriteCache, ReadWriteStream, Replay, Sink, Source
 from .redaction import Redactor
-from .stores.memory import FROM_CACHE, REPLAYED, MemoryCache, MemoryStream
+from .stores.memory import MemoryCache, MemoryStream
 from .transports import (
     NO_MORE_TRAFFIC,
     AsyncCachingTransport,

@@ -20,7 +20,12 @@ import httpx
 
 from .errors import InvalidExchangeError, RecordedTransportError, preview
 
-__all__ = ["MAX_ELAPSED", "Exchange", "RecordedError", "check_storable"]
+__all__ = ["FROM_CACHE", "MAX_ELAPSED", "REPLAYED", "Exchange", "RecordedError", "check_storable"]
+
+#: ``response.extensions`` key set on responses served from a store by lookup.
+FROM_CACHE = "traffic_lab.from_cache"
+#: ``response.extensions`` key set on responses served from a replay, in order.
+REPLAYED = "traffic_lab.replayed"
 
 _EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
 _HeaderTuple = tuple[tuple[bytes, bytes], ...]

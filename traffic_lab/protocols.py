@@ -16,22 +16,28 @@ http4k              traffic_lab               contract
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import httpx
 
     from .exchange import Exchange
+    from .matching import Matcher
 
 __all__ = [
     "AsyncSource",
+    "Clearable",
+    "Enumerable",
     "KeyedLookup",
+    "Matched",
     "ReadWriteCache",
     "ReadWriteStream",
     "Replay",
     "Sink",
     "Source",
+    "exchanges_of",
+    "matcher_of",
 ]
 
 
@@ -100,3 +106,52 @@ class ReadWriteCache(Sink, Source, Protocol):
 @runtime_checkable
 class ReadWriteStream(Sink, Replay, Protocol):
     """Storage optimised for ordered iteration (http4k ``ReadWriteStream``)."""
+
+
+# -- capabilities a store may have beyond the five concepts ------------------------------------
+# Small protocols, checked with isinstance() in one place each, instead of probing attributes.
+
+
+@runtime_checkable
+class Enumerable(Protocol):
+    """A store that can list every exchange it holds (every store in traffic_lab can)."""
+
+    def exchanges(self) -> Iterator[Exchange]: ...
+
+
+@runtime_checkable
+class Clearable(Protocol):
+    """A store that can forget its recordings (record mode ``rewrite`` needs it)."""
+
+    def clear(self) -> None: ...
+
+
+@runtime_checkable
+class Matched(Protocol):
+    """A store that keys requests with a :class:`~traffic_lab.Matcher` of its own."""
+
+    matcher: Matcher
+
+
+def exchanges_of(source: Any, what: str = "this") -> Iterator[Exchange]:
+    """The exchanges of a store (:class:`Enumerable`) or of an iterable of exchanges.
+
+    ``what`` names the caller in the ``TypeError`` raised for anything else.
+    """
+    if isinstance(source, Enumerable):
+        return iter(source.exchanges())
+    if isinstance(source, Iterable) and not isinstance(source, str | bytes | bytearray):
+        return iter(source)
+    raise TypeError(
+        f"{what} takes a store with exchanges() or an iterable of exchanges, "
+        f"not {type(source).__name__}"
+    )
+
+
+def matcher_of(store: object) -> Matcher | None:
+    """The store's own matcher (:class:`Matched`), or ``None``."""
+    from .matching import Matcher
+
+    if isinstance(store, Matched) and isinstance(store.matcher, Matcher):
+        return store.matcher
+    return None

@@ -9,16 +9,12 @@ from collections.abc import Iterator
 
 import httpx
 
-from ..exchange import Exchange, check_storable
+from ..exchange import FROM_CACHE, REPLAYED, Exchange, check_storable
 from ..matching import Matcher
 from ._views import PandasViews
 
 __all__ = ["FROM_CACHE", "REPLAYED", "MemoryCache", "MemoryStream"]
 
-#: ``response.extensions`` key set on responses served from a store by lookup.
-FROM_CACHE = "traffic_lab.from_cache"
-#: ``response.extensions`` key set on responses served from a replay, in order.
-REPLAYED = "traffic_lab.replayed"
 _FROM_CACHE_EXT = {FROM_CACHE: True}
 
 

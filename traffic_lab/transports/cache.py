@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 
 from ..errors import InvalidRecordModeError, UnmatchedRequestError
+from ..exchange import FROM_CACHE
 from ..matching import Matcher
-from ..protocols import KeyedLookup, ReadWriteCache, Source
+from ..protocols import AsyncSource, Clearable, KeyedLookup, ReadWriteCache, Source
 from ..redaction import Redactor
-from ..stores.memory import FROM_CACHE
 from .record import AsyncRecordingTransport, RecordingTransport
 
 _FROM_CACHE_EXT = {FROM_CACHE: True}
@@ -92,9 +92,8 @@ def _getter(source: Source) -> Callable[[httpx.Request], httpx.Response | None]:
 
 
 def _async_getter(source: Source) -> Callable[[httpx.Request], Any]:
-    aget = getattr(source, "aget", None)
-    if aget is not None:
-        return aget  # type: ignore[no-any-return]
+    if isinstance(source, AsyncSource):
+        return source.aget
 
     async def run_in_thread(request: httpx.Request) -> httpx.Response | None:
         # A store doing I/O in get() must not block the event loop.
@@ -181,7 +180,7 @@ class _CaptureCore:
                     f"record mode 'once' needs a store with len(); {type(cache).__name__} has none"
                 ) from None
             effective = RecordMode.NEW_EPISODES if empty else RecordMode.NONE
-        if effective is RecordMode.REWRITE and not callable(getattr(cache, "clear", None)):
+        if effective is RecordMode.REWRITE and not isinstance(cache, Clearable):
             raise TypeError(
                 f"record mode 'rewrite' needs a store with clear(); {type(cache).__name__} has none"
             )

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from ..exchange import Exchange
-from ..protocols import Replay
+from ..protocols import Replay, exchanges_of
 from ..redaction import REDACTED
 
 __all__ = [
@@ -373,7 +373,4 @@ async def areplay_requests(
 
 
 def _exchanges_of(replay: Replay | Iterable[Exchange]) -> Iterator[Exchange]:
-    exchanges = getattr(replay, "exchanges", None)
-    if callable(exchanges):
-        return iter(exchanges())
-    return iter(replay)  # type: ignore[arg-type]
+    return exchanges_of(replay, "replay_requests()")

@@ -9,10 +9,9 @@ import httpx
 
 from .._types import Handler
 from ..errors import ReplayExhaustedError, UnmatchedRequestError
-from ..exchange import Exchange
+from ..exchange import FROM_CACHE, REPLAYED, Exchange
 from ..matching import Matcher
-from ..protocols import Replay, Source
-from ..stores.memory import FROM_CACHE, REPLAYED
+from ..protocols import Enumerable, Replay, Source, matcher_of
 
 __all__ = ["NO_MORE_TRAFFIC", "responder"]
 
@@ -58,12 +57,11 @@ def responder(
     [200, 'no more traffic to replay']
     """
     if matcher is None:
-        store_matcher = getattr(store, "matcher", None)
-        matcher = store_matcher if isinstance(store_matcher, Matcher) else Matcher()
-    if callable(getattr(store, "get", None)):
-        return _SourceResponder(store, strict, matcher)  # type: ignore[arg-type]
-    if callable(getattr(store, "exchanges", None)):
-        return _ReplayResponder(store, strict, matcher)  # type: ignore[arg-type]
+        matcher = matcher_of(store) or Matcher()
+    if isinstance(store, Source):
+        return _SourceResponder(store, strict, matcher)
+    if isinstance(store, Enumerable):
+        return _ReplayResponder(store, strict, matcher)
     raise TypeError(
         f"responder() needs a Source (get) or a Replay (exchanges); got {type(store).__name__}"
     )
