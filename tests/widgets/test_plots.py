@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from traffic_lab.frames import to_pandas
-from traffic_lab.widgets import _data, _render, browser, inspector, plots, replay_panel
+from traffic_lab.widgets import _browser_data, _html, browser, inspector, plots, stream_player
 from traffic_lab.widgets.plots import figure_png, latency_by_endpoint, status_mix, timeline
 
 
@@ -98,7 +98,7 @@ def test_figures_display_as_png_under_ipython():
         InteractiveShell.clear_instance()
 
 
-@pytest.mark.parametrize("module", [_data, _render, browser, inspector, plots, replay_panel])
+@pytest.mark.parametrize("module", [_browser_data, _html, browser, inspector, plots, stream_player])
 def test_docstring_examples(module):
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0

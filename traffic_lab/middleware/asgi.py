@@ -46,7 +46,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
-from ._core import Capture, Recorder, header_tuple, standard_phrase
+from ._recorder import PendingExchange, Recorder, header_tuple, standard_phrase
 
 if TYPE_CHECKING:
     from ..protocols import Sink
@@ -158,14 +158,14 @@ class RecordingASGIMiddleware:
 
 
 class _Cycle:
-    """One request/response cycle: tees ``receive`` and ``send`` into a :class:`Capture`."""
+    """One request/response cycle: tees ``receive`` and ``send`` into a :class:`PendingExchange`."""
 
     __slots__ = ("_receive", "_send", "capture", "complete", "disconnected", "head", "trailers")
 
     def __init__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         method = str(scope.get("method", "GET"))
         headers = header_tuple(scope.get("headers") or ())
-        self.capture = Capture(method, _url(scope, headers), headers, _http_version(scope))
+        self.capture = PendingExchange(method, _url(scope, headers), headers, _http_version(scope))
         self._receive = receive
         self._send = send
         self.head = method.upper() == "HEAD"

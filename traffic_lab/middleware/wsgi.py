@@ -48,7 +48,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
-from ._core import Capture, Recorder, header_tuple
+from ._recorder import PendingExchange, Recorder, header_tuple
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -140,7 +140,7 @@ class RecordingWSGIMiddleware:
         return f"RecordingWSGIMiddleware(app={self.app!r}, sink={self.sink!r})"
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        capture = Capture(
+        capture = PendingExchange(
             str(environ.get("REQUEST_METHOD") or "GET"),
             _url(environ),
             _headers(environ),
@@ -176,7 +176,9 @@ class _Cycle:
         "sent_body",
     )
 
-    def __init__(self, recorder: Recorder, capture: Capture, start_response: StartResponse) -> None:
+    def __init__(
+        self, recorder: Recorder, capture: PendingExchange, start_response: StartResponse
+    ) -> None:
         self._recorder = recorder
         self._start_response = start_response
         self._write: _Write | None = None

@@ -11,7 +11,7 @@ import httpx
 
 from ..exchange import FROM_CACHE, REPLAYED, Exchange, check_storable
 from ..matching import Matcher
-from ._views import PandasViews
+from ._pandas_views import PandasViews
 
 __all__ = ["FROM_CACHE", "REPLAYED", "MemoryCache", "MemoryStream"]
 

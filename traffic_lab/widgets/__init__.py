@@ -30,10 +30,10 @@ except ImportError as exc:  # pragma: no cover - exercised by the import-guard t
 
 from typing import TYPE_CHECKING, Any
 
-from ._render import body_view, to_curl, to_httpx_code
+from ._html import body_view, to_curl, to_httpx_code
 from .browser import TrafficBrowser
 from .inspector import ExchangeInspector
-from .replay_panel import StreamPlayer
+from .stream_player import StreamPlayer
 
 if TYPE_CHECKING:
     from .plots import latency_by_endpoint, status_mix, timeline

@@ -14,9 +14,9 @@ import traitlets
 
 from ..exchange import Exchange
 from ..transports.requester import ReplayResult
-from ._data import SORTS, STATUS_CLASSES, Criteria, TrafficView, open_view
-from ._render import _STYLE, esc
-from ._ui import ErrorArea
+from ._browser_data import SORTS, STATUS_CLASSES, Criteria, TrafficView, open_view
+from ._controls import ErrorArea
+from ._html import _STYLE, esc
 from .inspector import ExchangeInspector
 
 if TYPE_CHECKING:
@@ -326,7 +326,7 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
 
     # -- filters -------------------------------------------------------------------------------
     def criteria(self) -> Criteria:
-        """The current filters as a :class:`~traffic_lab.widgets._data.Criteria`."""
+        """The current filters as a :class:`~traffic_lab.widgets._browser_data.Criteria`."""
         full_time = self.time_range == self._time_full or self.time_range == (0, 0)
         return Criteria(
             methods=(self.method,) if self.method else (),

@@ -14,7 +14,8 @@ import traitlets
 
 from ..exchange import Exchange
 from ..transports.requester import ReplayResult, build_replay_request, diff_responses
-from ._render import (
+from ._controls import ErrorArea, default_client
+from ._html import (
     _STYLE,
     body_view,
     diff_html,
@@ -24,7 +25,6 @@ from ._render import (
     to_curl,
     to_httpx_code,
 )
-from ._ui import ErrorArea, default_client
 
 __all__ = ["ExchangeInspector"]
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-    from ._data import TrafficView
+    from ._browser_data import TrafficView
 
 __all__ = [
     "STATUS_COLORS",

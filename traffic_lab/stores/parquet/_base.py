@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from ...errors import StoreNotFoundError
 from ...matching import Matcher
-from .._views import PandasViews
+from .._pandas_views import PandasViews
 from ._fs import CaptureFS
 from .compact import CompactionReport, compact_capture, recover_logs
 from .reader import (

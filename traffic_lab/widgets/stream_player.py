@@ -30,8 +30,8 @@ from ..exchange import Exchange
 from ..protocols import Replay
 from ..transports.requester import ResponseDiff, build_replay_request, diff_responses
 from ..transports.responder import NO_MORE_TRAFFIC, responder
-from ._render import _STYLE, diff_html, esc, message_html
-from ._ui import ErrorArea, default_client
+from ._controls import ErrorArea, default_client
+from ._html import _STYLE, diff_html, esc, message_html
 
 __all__ = ["Step", "StreamPlayer"]
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DISCONNECTED",
     "NO_RESPONSE",
-    "Capture",
+    "PendingExchange",
     "Recorder",
     "as_bytes",
     "header_tuple",
@@ -61,7 +61,7 @@ def as_bytes(value: object) -> bytes:
     raise TypeError(f"expected bytes or str in a header, got {type(value).__name__}")
 
 
-class Capture:
+class PendingExchange:
     """What one exchange has collected so far: request parts, then response parts as they pass.
 
     ``response_chunks`` holds only the bytes the server accepted for the client; the shells add
@@ -137,7 +137,7 @@ class Capture:
 
 
 class Recorder:
-    """Turns a finished :class:`Capture` into a redacted exchange and puts it into the Sink.
+    """Turns a finished :class:`PendingExchange` into a redacted exchange and puts it into the Sink.
 
     The outcome rules live here so that ASGI and WSGI record the same way:
 
@@ -161,7 +161,7 @@ class Recorder:
 
     def finish(
         self,
-        capture: Capture,
+        capture: PendingExchange,
         *,
         complete: bool,
         disconnected: bool,
@@ -180,7 +180,7 @@ class Recorder:
 
     def fail(
         self,
-        capture: Capture,
+        capture: PendingExchange,
         exc: BaseException,
         *,
         complete: bool,
@@ -208,7 +208,7 @@ class Recorder:
 
     def _put(
         self,
-        capture: Capture,
+        capture: PendingExchange,
         *,
         truncated: bool,
         error: RecordedError | None,

@@ -10,7 +10,7 @@ from typing import TypeVar
 import httpx
 import ipywidgets as w  # type: ignore[import-untyped]  # ipywidgets ships no types
 
-from ._render import esc
+from ._html import esc
 
 __all__ = ["ErrorArea", "default_client"]
 
