@@ -191,7 +191,7 @@ def test_strict_stream_explains_differences_and_exhaustion():
         "no more traffic to replay: all 3 recorded responses were served; "
         "asked for GET https://api.example/items/3\n"
     )
-    assert app.counts == {"recorded": 2, "miss": 1, "exhausted": 1, "error": 0}
+    assert app.counts == {"recorded": 2, "miss": 1, "exhausted": 1, "error": 0, "unservable": 0}
 
 
 # -- recorded transport errors -------------------------------------------------------------------
@@ -231,7 +231,7 @@ def test_recorded_transport_error_answers_502_naming_it(mode, tmp_path):
     }
     assert (slow.status_code, slow.json()["error"]) == (504, "httpx.ReadTimeout")
     assert up.json() == {"ok": True}
-    assert app.counts == {"recorded": 1, "miss": 0, "exhausted": 0, "error": 2}
+    assert app.counts == {"recorded": 1, "miss": 0, "exhausted": 0, "error": 2, "unservable": 0}
 
 
 def test_a_source_without_aget_is_read_in_a_worker_thread():
@@ -270,3 +270,99 @@ async def test_other_servers_get_standard_reasons_and_no_private_header():
         response = await client.get("/r")
     assert response.status_code == 299
     assert "x-traffic-lab-reason" not in response.headers
+
+
+# -- statuses outside 200-599 --------------------------------------------------------------------
+def status_cache(status, reason):
+    cache = tl.MemoryCache()
+    cache.put(
+        tl.Exchange(
+            "GET",
+            "https://api.example/s",
+            status_code=status,
+            reason_phrase=reason,
+            response_headers=[(b"Content-Type", b"text/plain"), (b"X-Kept", b"yes")],
+            response_body=b"recorded body",
+        )
+    )
+    return cache
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (599, "Network Connect Timeout Error"),
+        (599, ""),
+        (600, ""),
+        (600, "Six Hundred"),
+        (799, "Custom"),
+        (999, ""),
+        (999, "Request Denied"),
+    ],
+)
+def test_any_recorded_status_up_to_999_is_served_with_its_reason(status, reason):
+    app = MockApp(status_cache(status, reason), origin="https://api.example")
+    with BackgroundServer(app) as running:
+        got = curl(running.url + "/s")
+        with httpx.Client() as client:
+            first = client.get(running.url + "/s")
+            again = client.get(running.url + "/s")  # the connection survived the first answer
+    assert got.status_line == f"HTTP/1.1 {status} {reason}"
+    assert got.headers == [
+        ("Content-Type", "text/plain"),
+        ("X-Kept", "yes"),
+        ("content-length", "13"),
+    ]
+    assert got.body == b"recorded body"
+    for response in (first, again):
+        assert (response.status_code, response.reason_phrase, response.content) == (
+            status,
+            reason,
+            b"recorded body",
+        )
+        assert "x-traffic-lab-status" not in response.headers
+        assert "x-traffic-lab-reason" not in response.headers
+    assert app.counts["recorded"] == 3
+
+
+def test_status_999_recorded_from_a_real_server_is_served(server):
+    cache = tl.MemoryCache()
+    record(server, cache, "/status/999", "/status/600")
+    with BackgroundServer(MockApp(cache, origin=server.url)) as running:
+        got = curl(running.url + "/status/999")
+        response = httpx.get(running.url + "/status/600")
+    assert got.status_line == "HTTP/1.1 999 "
+    assert json.loads(got.body) == {"status": 999}
+    assert (response.status_code, response.json()) == (600, {"status": 600})
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [(100, "Continue"), (101, "Switching Protocols"), (199, "")]
+)
+def test_a_recorded_1xx_final_status_answers_502_unservable(status, reason):
+    app = MockApp(status_cache(status, reason), origin="https://api.example")
+    with BackgroundServer(app) as running:
+        got = curl(running.url + "/s")
+        response = httpx.get(running.url + "/s")
+    text = (
+        f"recorded status {status} cannot be served: a 1xx response is informational, "
+        "never a final answer\n"
+    )
+    assert got.status_line == "HTTP/1.1 502 Bad Gateway"
+    assert got.header("x-traffic-lab-mock") == ["unservable"]
+    assert got.body == text.encode()
+    assert (response.status_code, response.text) == (502, text)
+    assert app.counts == {"recorded": 0, "miss": 0, "exhausted": 0, "error": 0, "unservable": 2}
+
+
+@pytest.mark.anyio
+async def test_statuses_outside_200_599_without_uvicorn():
+    # httpx's ASGITransport takes any status: 999 as recorded, a 1xx still answers 502.
+    cache = status_cache(999, "Odd")
+    cache.put(tl.Exchange("GET", "https://api.example/info", status_code=101))
+    transport = httpx.ASGITransport(MockApp(cache, origin="https://api.example"))
+    async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+        odd = await client.get("/s")
+        info = await client.get("/info")
+    assert (odd.status_code, odd.content) == (999, b"recorded body")
+    assert (info.status_code, info.headers["x-traffic-lab-mock"]) == (502, "unservable")

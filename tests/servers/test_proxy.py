@@ -220,3 +220,11 @@ async def test_an_upstream_transport_answering_with_read_responses(sink):
     assert (response.status_code, response.content) == (201, b"made x")
     [exchange] = sink.wait_for(1)
     assert (exchange.url, exchange.response_body) == ("http://upstream.test/items", b"made x")
+
+
+@pytest.mark.parametrize("status", [600, 999])
+def test_upstream_status_above_599_passes_through(proxy, sink, status):
+    got = curl(proxy.url + f"/status/{status}")
+    assert got.status_line == f"HTTP/1.1 {status} "
+    assert json.loads(got.body) == {"status": status}
+    assert sink.wait_for(1)[0].status_code == status

@@ -5,12 +5,20 @@ uvicorn is configured to send nothing of its own: no ``server`` or ``date`` head
 ones are replayed), no rewriting of the scope from ``X-Forwarded-*`` headers, no access log.
 Its HTTP/1.1 protocol is extended by one thing ASGI lacks, the reason phrase: the app passes it
 in a private header (see :data:`REASON_EXTENSION`), which the connection takes out again.
+
+The same seam lets it send statuses 600 to 999, which HTTP/1.1 and h11 allow and some servers
+use (999 is seen in the wild): uvicorn looks every status up in a table of 100-599 and drops
+the connection on a miss, and has no option to widen it. So an ``http.response.start`` with
+such a status goes to uvicorn as a placeholder 500 carrying the real status (and phrase) in
+private headers, and the connection writes the real status line; the app sends the real
+status as usual, and other servers see it unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import http
 import signal
 import socket
 import threading
@@ -21,7 +29,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ._asgi import REASON_EXTENSION, REASON_HEADER, ASGIApp, Receive, Scope, Send
+from ._asgi import REASON_EXTENSION, REASON_HEADER, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "BackgroundServer",
@@ -36,8 +44,15 @@ class ServerBindError(OSError):
     """The server could not listen on the address asked for (in use, not ours...)."""
 
 
+# The real status of a response uvicorn is handed as _PLACEHOLDER_STATUS (see the module doc).
+_STATUS_HEADER = b"x-traffic-lab-status"
+_PLACEHOLDER_STATUS = 500
+_UVICORN_STATUSES = range(100, 600)  # what uvicorn's status-phrase table holds
+
+
 class _ReasonConnection:
-    """An ``h11.Connection`` that takes a response's reason phrase from :data:`REASON_HEADER`."""
+    """An ``h11.Connection`` that takes a response's reason phrase from :data:`REASON_HEADER`,
+    and its status from ``_STATUS_HEADER`` when there is one."""
 
     __slots__ = ("_conn",)
 
@@ -50,16 +65,20 @@ class _ReasonConnection:
     def send(self, event: Any) -> bytes | None:
         if type(event) is h11.Response:
             raw = event.headers.raw_items()
-            if any(name.lower() == REASON_HEADER for name, _ in raw):
+            if any(name.lower() in (REASON_HEADER, _STATUS_HEADER) for name, _ in raw):
+                status = event.status_code
                 reason = b""
                 kept = []
                 for name, value in raw:
-                    if name.lower() == REASON_HEADER:
+                    lowered = name.lower()
+                    if lowered == REASON_HEADER:
                         reason = value
+                    elif lowered == _STATUS_HEADER:
+                        status = int(value)
                     else:
                         kept.append((name, value))
                 event = h11.Response(
-                    status_code=event.status_code,
+                    status_code=status,
                     headers=kept,
                     reason=reason,
                     http_version=event.http_version,
@@ -75,9 +94,35 @@ def _advertising(app: Any) -> ASGIApp:
             if extensions is None:
                 extensions = scope["extensions"] = {}
             extensions[REASON_EXTENSION] = {}
+            send = _any_status(send)
         await app(scope, receive, send)
 
     return with_reason
+
+
+def _any_status(send: Send) -> Send:
+    """``send``, passing a status uvicorn has no phrase for (600-999) as a placeholder that
+    :class:`_ReasonConnection` turns back into the real status line."""
+
+    async def send_any_status(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            if status not in _UVICORN_STATUSES:
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == REASON_HEADER for name, _ in headers):
+                    headers.append((REASON_HEADER, _standard_phrase(status)))
+                headers.append((_STATUS_HEADER, str(int(status)).encode("ascii")))
+                message = {**message, "status": _PLACEHOLDER_STATUS, "headers": headers}
+        await send(message)
+
+    return send_any_status
+
+
+def _standard_phrase(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
 
 
 class _ReasonH11Protocol(H11Protocol):

@@ -16,7 +16,14 @@ why                status  body
                            recorded requests, with what differs)
 ``exhausted``      503     ``no more traffic to replay`` (``strict``: the number served too)
 ``recorded-error`` 502     JSON naming the recorded transport error (504 for a timeout)
+``unservable``     502     ``recorded status 101 cannot be served...``: a recorded final
+                           status of 100-199 (a 1xx response is informational: HTTP/1.1 has
+                           no way to send one as the answer, and a client would wait on)
 =================  ======  ===================================================================
+
+Every other recorded status, 200 to 999, is served as recorded with its reason phrase (600-999
+included: :func:`~traffic_lab.servers.run_server` passes them through uvicorn, see
+``traffic_lab.servers._uvicorn``).
 
 A mock server serves a capture that does not change while it runs, so by key the answer to a
 request is worked out once (URL parsing, key, lookup, header framing: about 100 µs) and kept
@@ -55,7 +62,8 @@ from ._asgi import (
 
 __all__ = ["MEMO_BYTES", "MEMO_ENTRIES", "MOCK_HEADER", "MockApp"]
 
-#: Header on answers that are not recordings: ``miss``, ``exhausted`` or ``recorded-error``.
+#: Header on answers that are not recordings: ``miss``, ``exhausted``, ``recorded-error`` or
+#: ``unservable``.
 MOCK_HEADER = b"x-traffic-lab-mock"
 #: Bounds of the answers a by-key mock server keeps for repeated requests.
 MEMO_ENTRIES = 65_536
@@ -153,8 +161,15 @@ class MockApp:
         self._strict_replay = (
             responder(store, strict=True, matcher=matcher) if strict and not self._by_key else None
         )
-        #: Requests answered, by outcome: ``recorded``, ``miss``, ``exhausted``, ``error``.
-        self.counts: dict[str, int] = {"recorded": 0, "miss": 0, "exhausted": 0, "error": 0}
+        #: Requests answered, by outcome: ``recorded``, ``miss``, ``exhausted``, ``error``
+        #: (a recorded transport error), ``unservable`` (a recorded 1xx final status).
+        self.counts: dict[str, int] = {
+            "recorded": 0,
+            "miss": 0,
+            "exhausted": 0,
+            "error": 0,
+            "unservable": 0,
+        }
 
     def __repr__(self) -> str:
         mode = "by key" if self._by_key else "in order"
@@ -315,6 +330,8 @@ def _origin(origin: str) -> tuple[bytes, bytes]:
 
 def _recorded(method: str, exchange: Exchange) -> _Answer:
     assert exchange.status_code is not None
+    if exchange.status_code < 200:
+        return _unservable(method, exchange.status_code)
     body = exchange.response_body
     headers = wire_headers(method, exchange.status_code, exchange.response_headers, body)
     return _Answer("recorded", exchange.status_code, headers, body, exchange.reason_phrase)
@@ -327,6 +344,8 @@ def _from_response(method: str, response: httpx.Response) -> _Answer:
     reason = response.extensions.get("reason_phrase", b"")
     text = reason.decode("latin-1") if isinstance(reason, bytes) else str(reason)
     status = response.status_code
+    if status < 200:
+        return _unservable(method, status)
     headers = wire_headers(method, status, response.headers.raw, body)
     return _Answer("recorded", status, headers, body, text)
 
@@ -336,6 +355,14 @@ def _error(method: str, error: RecordedError) -> _Answer:
     body = error_body(error.type, error.message, recorded="true")
     headers = [(b"content-type", b"application/json"), (MOCK_HEADER, b"recorded-error")]
     return _Answer("error", status, wire_headers(method, status, headers, body), body, "")
+
+
+def _unservable(method: str, status: int) -> _Answer:
+    text = (
+        f"recorded status {status} cannot be served: a 1xx response is informational, "
+        "never a final answer"
+    )
+    return _synthetic(method, 502, "unservable", text)
 
 
 def _synthetic(method: str, status: int, why: str, text: str) -> _Answer:
