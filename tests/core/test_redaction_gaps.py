@@ -166,6 +166,59 @@ def test_multipart_filename_star_and_secret_path_filenames():
     )
 
 
+def test_multipart_preamble_epilogue_and_nested_multipart():
+    inner = (
+        b"--in\r\n"
+        b'Content-Disposition: file; filename="token.txt"\r\n\r\nT0K\r\n'
+        b"--in\r\n"
+        b'Content-Disposition: file; filename="a.txt"\r\n\r\nA\r\n'
+        b"--in--"
+    )
+    body = (
+        b"preamble\r\n--out\r\n"
+        b'Content-Disposition: form-data; name="files"\r\n'
+        b"Content-Type: multipart/mixed; boundary=in\r\n\r\n" + inner + b"\r\n"
+        b"--out--\r\nepilogue"
+    )
+    ex = make_exchange(
+        "POST",
+        request_headers={"Content-Type": "multipart/form-data; boundary=out"},
+        request_body=body,
+    )
+    assert R.redact(ex).request_body == body.replace(b'"token.txt"', b'"[REDACTED]"').replace(
+        b"T0K", b"[REDACTED]"
+    )
+
+
+def test_multipart_nested_deeper_than_four_levels_fails_closed():
+    def level(n, content):
+        return (
+            f"--b{n}\r\nContent-Type: multipart/mixed; boundary=b{n + 1}\r\n\r\n".encode()
+            + content
+            + f"\r\n--b{n}--".encode()
+        )
+
+    innermost = b'--b6\r\nContent-Disposition: form-data; name="token"\r\n\r\nT0K\r\n--b6--'
+    body = innermost
+    for n in range(5, 0, -1):
+        body = level(n, body)
+    ex = make_exchange(
+        "POST", request_headers={"Content-Type": "multipart/mixed; boundary=b1"}, request_body=body
+    )
+    # Levels 1 to 5 are parsed; the part holding level 6 is more than four levels down and
+    # names a secret: its content is replaced whole.
+    assert R.redact(ex).request_body == body.replace(innermost, b"[REDACTED]")
+
+
+def test_json_duplicate_keys_are_merged_when_the_body_parses():
+    ex = make_exchange(
+        "POST",
+        request_headers={"Content-Type": "application/json"},
+        request_body=b'{"a": 1, "token": "T1", "a": 2, "token": "T2"}',
+    )
+    assert R.redact(ex).request_body == b'{"a":2,"token":"[REDACTED]"}'
+
+
 def test_multipart_without_secret_names_is_the_same_object():
     body = multipart().replace(b'name="password"', b'name="comment"')
     body = body.replace(b"api_key.txt", b"notes.txt").replace(b"client_secret", b"client_name")
@@ -234,6 +287,7 @@ def test_url_userinfo_is_redacted():
         ("https://app.example/#section-2", "https://app.example/#section-2"),
         ("//ada:pw@cdn.example/x", "//ada:%5BREDACTED%5D@cdn.example/x"),
         ("/relative?sig=S&a=1", "/relative?sig=%5BREDACTED%5D&a=1"),
+        ("/x?pass%77ord=P&a=1", "/x?password=%5BREDACTED%5D&a=1"),
     ],
 )
 def test_redact_url_fragments_and_relative_urls(url, stored):
@@ -399,6 +453,63 @@ def test_truncated_json_response_is_redacted_and_keeps_its_length_header():
         (b"Content-Type", b"application/json"),
         (b"Content-Length", b"4096"),
     )
+
+
+def test_secret_named_headers_outside_the_default_list_are_redacted():
+    ex = make_exchange(
+        request_headers=[("X-My-Token", "T0K"), ("X-Signature", "S1G"), ("X-Trace", "keep")]
+    )
+    assert headers_of(R.redact(ex).request_headers) == [
+        ("X-My-Token", "[REDACTED]"),
+        ("X-Signature", "[REDACTED]"),
+        ("X-Trace", "keep"),
+    ]
+
+
+def test_form_body_that_is_not_utf8_keeps_its_other_bytes():
+    ex = make_exchange(
+        "POST",
+        request_headers={"Content-Type": "application/x-www-form-urlencoded"},
+        request_body=b"name=caf\xe9&token=T0K",
+    )
+    assert R.redact(ex).request_body == b"name=caf%E9&token=%5BREDACTED%5D"
+
+
+def test_documented_limits_are_real():
+    """What docs/redaction.md lists as not covered is stored as it came."""
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    ex = make_exchange(
+        "POST",
+        "https://api.example/x",
+        request_headers=[
+            ("X-Custom-Auth", "C-SECRET"),  # neither listed nor a secret name
+            ("X-Callback-Url", "https://cb.example/?token=T0K"),  # not a URL header we know
+            ("Authorization", "sk_live_1 sk_live_2"),  # the first word is taken for a scheme
+            ("Content-Type", "text/plain"),
+        ],
+        request_body=b"password=hunter2",  # free text: not a form, whatever it looks like
+        response_headers=[("Content-Type", "application/json"), ("Content-Encoding", "zstd")],
+        response_body=b'{"token": "not really zstd"}',  # an encoding the redactor cannot undo
+    )
+    red = R.redact(ex)
+    assert headers_of(red.request_headers) == [
+        ("X-Custom-Auth", "C-SECRET"),
+        ("X-Callback-Url", "https://cb.example/?token=T0K"),
+        ("Authorization", "sk_live_1 [REDACTED]"),
+        ("Content-Type", "text/plain"),
+    ]
+    assert red.request_body == b"password=hunter2"
+    assert red.response_body == b'{"token": "not really zstd"}'
+    # A secret in a field with an ordinary name stays, in JSON as in forms and queries.
+    data = make_exchange(json={"data": jwt, "id": 1})
+    assert R.redact(data) is data
+    # Known secret values shorter than 4 characters are not searched for in error texts.
+    failed = make_exchange(
+        url="https://api.example/?key=abc",
+        status_code=None,
+        error=tl.RecordedError("httpx.ConnectError", "failed on abc"),
+    )
+    assert R.redact(failed).error == tl.RecordedError("httpx.ConnectError", "failed on abc")
 
 
 # -- everything at once, through a real recording into a Parquet capture ---------------------------
