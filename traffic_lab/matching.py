@@ -250,10 +250,9 @@ class Matcher:
         if mode == "json":
             try:
                 value = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                pass
-            else:
                 return "json:" + json.dumps(value, sort_keys=True, separators=(",", ":"))
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                pass  # not JSON, or nested too deep to compare by value: compare the bytes
         elif mode == "form":
             try:
                 text = body.decode("utf-8")

@@ -173,3 +173,15 @@ def test_json_mode_falls_back_to_digest_for_non_json():
     m = tl.Matcher(body="json")
     assert m.key(req("POST", content=b"not json")) != m.key(req("POST", content=b"not json!"))
     assert json.loads(b'{"a":1}') == {"a": 1}
+
+
+def test_json_nested_too_deep_to_compare_by_value_is_keyed_by_its_bytes():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    matcher = tl.Matcher(body="json")
+    headers = {"content-type": "application/json"}
+    a = httpx.Request("POST", "https://a.example/x", content=deep, headers=headers)
+    b = httpx.Request("POST", "https://a.example/x", content=deep, headers=headers)
+    other = httpx.Request("POST", "https://a.example/x", content=deep + b" ", headers=headers)
+    assert matcher.key(a) == matcher.key(b)
+    assert matcher.key(a) != matcher.key(other)
+    assert tl.Matcher(body="auto").key(a) == tl.Matcher(body="auto").key(b)
