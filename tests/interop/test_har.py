@@ -673,7 +673,7 @@ def _valid_document(tmp_path: Path) -> dict[str, Any]:
 
 def _read_error(path: Path) -> tl.InteropError:
     with pytest.raises(tl.InteropError) as info:
-        read_har(path)
+        read_har(path, strict=True)
     return info.value
 
 
@@ -715,7 +715,7 @@ _DELETE = object()
         (_set("time", -1), "time", "must be a duration in ms (>= 0), not -1"),
         (_set("time", 1e300), "time", "must be a duration in ms (>= 0), not 1e+300"),
         (_set("request", _DELETE), "request", "is missing"),
-        (_set("response", []), "response", "must be an object, not list []"),
+        (_set("response", []), "response", "must be an object, not list <list of 0>"),
         (_set("request.method", ""), "request.method", "is not an HTTP method: ''"),
         (
             _set("request.url", "/relative"),
@@ -727,7 +727,7 @@ _DELETE = object()
             "request.url",
             "is not an absolute http(s) URL: 'ftp://files.example/a'",
         ),
-        (_set("request.headers", {}), "request.headers", "must be a list, not dict {}"),
+        (_set("request.headers", {}), "request.headers", "must be a list, not dict <dict of 0>"),
         (_set("request.headers", [{"name": "X"}]), "request.headers[0].value", "is missing"),
         (
             _set("request.headers", [{"name": "X", "value": 5}]),
@@ -779,6 +779,11 @@ def test_invalid_entry_names_file_entry_and_field(
 
     assert (error.path, error.index, error.field) == (str(path), 1, field)
     assert str(error) == f"{path}, entry 1, field {field!r}: {message}"
+    # By default the bad entry is skipped, with a warning saying the same, and the good kept.
+    with pytest.warns(tl.errors.SkippedEntryWarning) as caught:
+        kept = read_har(path)
+    assert [str(w.message) for w in caught] == [f"{error} (entry skipped)"]
+    assert kept == read_har(tmp_path / "valid.har")[:1]
 
 
 def test_invalid_base64_body(tmp_path: Path) -> None:
@@ -822,7 +827,9 @@ def test_invalid_document(tmp_path: Path, content: bytes, message: str | None) -
 
     expected = {
         b"{}": f"{path}, field 'log': is missing",
-        b'{"log": {"entries": {}}}': f"{path}, field 'log.entries': must be a list, not dict {{}}",
+        b'{"log": {"entries": {}}}': (
+            f"{path}, field 'log.entries': must be a list, not dict <dict of 0>"
+        ),
         b'{"log": {"entries": [], "pages": [{"title": "t"}]}}': (
             f"{path}, field 'log.pages[0].id': is missing"
         ),

@@ -1,5 +1,7 @@
 """Pieces the interop readers and writers share: error locations, strict field access on parsed
-documents, atomic writes, header text, HTTP versions and content codings.
+documents, the one way every reader turns entries into exchanges (:func:`read_entries`: checked,
+bad ones skipped or raised), input limits, atomic writes, header text, HTTP versions and content
+codings.
 
 Nothing here is public API: the public names live in :mod:`traffic_lab.interop`.
 """
@@ -7,29 +9,48 @@ Nothing here is public API: the public names live in :mod:`traffic_lab.interop`.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
+import json
 import os
 import shutil
 import tempfile
 import uuid
+import warnings
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from email.message import Message
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, BinaryIO, TypeAlias, TypeVar
 
 import httpx
 
-from ..errors import InteropError
+from ..errors import InteropError, InvalidExchangeError, SkippedEntryWarning, preview
+from ..exchange import Exchange, check_storable
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_INT_DIGITS",
+    "BodyTooLargeError",
+    "HugeInteger",
+    "Locate",
+    "MAX_ENTRY_WARNINGS",
     "PathArg",
     "Where",
     "body_consistent_headers",
     "content_codings",
+    "cut",
     "decode_body",
     "encode_body",
+    "check_max_bytes",
     "field",
+    "fields_named",
+    "file_guard",
+    "load_json",
+    "parse_int",
+    "parse_url",
+    "open_input",
+    "read_entries",
     "get_charset",
     "header_bytes",
     "header_text",
@@ -61,7 +82,12 @@ class Where:
         return Where(self.path, index)
 
     def error(self, message: str, field: str | None = None) -> InteropError:
-        """An :class:`InteropError` naming this file, this entry and ``field``."""
+        """An :class:`InteropError` naming this file, this entry and ``field``.
+
+        A field name built from foreign text (a header name) is cut to a bounded length.
+        """
+        if field is not None:
+            field = cut(field)
         return InteropError(message, path=self.path, index=self.index, field=field)
 
 
@@ -88,14 +114,17 @@ def _check(value: Any, kind: type | tuple[type, ...], where: Where, name: str) -
     kinds = kind if isinstance(kind, tuple) else (kind,)
     # JSON and YAML booleans are Python ints: never let true/false pass for a number.
     if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-        got = "null" if value is None else f"{type(value).__name__} {_preview(value)}"
+        if value is None:
+            got = "null"
+        elif isinstance(value, HugeInteger):
+            raise where.error(
+                f"has {value.digits} digits: numbers of more than {MAX_INT_DIGITS} are not read",
+                name,
+            )
+        else:
+            got = f"{type(value).__name__} {preview(value)}"
         raise where.error(f"must be {_kind_name(kind)}, not {got}", name)
     return value
-
-
-def _preview(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def field(
@@ -121,6 +150,203 @@ def optional(
         return default
     name = f"{prefix}.{key}" if prefix else key
     return _check(obj[key], kind, where, name)
+
+
+# -- limits and parsing ---------------------------------------------------------------------------
+#: Integer literals longer than this (sign included) are not turned into ``int``: Python itself
+#: refuses more than 4300 digits, with a ``ValueError`` that names no file, and no field of these
+#: formats needs more than 20. Such a literal is read as a :class:`HugeInteger`.
+MAX_INT_DIGITS = 40
+
+#: The default ``max_bytes`` of the readers that decompress: 1 GiB.
+DEFAULT_MAX_BYTES = 1 << 30
+
+#: The longest text taken from an exception into an error message.
+_MESSAGE_LIMIT = 200
+
+
+class HugeInteger:
+    """Stands for an integer literal of more than :data:`MAX_INT_DIGITS` digits.
+
+    A field that must be a number refuses it by type, naming the entry and the field, and a
+    field that no reader looks at costs nothing.
+    """
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<integer of {self.digits} digits>"
+
+
+def parse_int(text: str) -> int | HugeInteger:
+    """An integer literal from a JSON or YAML document, bounded by :data:`MAX_INT_DIGITS`."""
+    if len(text) > MAX_INT_DIGITS:
+        return HugeInteger(len(text))
+    return int(text)
+
+
+def cut(text: str, limit: int = _MESSAGE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, for messages built from foreign text."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def load_json(text: str, where: Where) -> Any:
+    """Parse a JSON document; every failure is an :class:`InteropError` naming the file.
+
+    Integers are bounded (:func:`parse_int`); nesting deeper than the parser can follow (the
+    interpreter's recursion limit, about 1000 levels) is an error, not a ``RecursionError``.
+    """
+    try:
+        return json.loads(text, parse_int=parse_int)
+    except json.JSONDecodeError as exc:
+        raise where.error(
+            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    except RecursionError:
+        raise where.error("is nested too deeply to read (JSON arrays and objects)") from None
+
+
+def parse_url(url: str, where: Where, name: str) -> httpx.URL:
+    """``url`` parsed by httpx, or an :class:`InteropError` naming ``name``.
+
+    Text that is not valid Unicode (a lone surrogate from a JSON ``\\ud800`` escape), text
+    httpx refuses, and a port outside 0-65535 are errors here rather than later.
+    """
+    if not url.isascii():
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise where.error(
+                f"is not valid Unicode text ({exc.reason} at {exc.start}): {preview(url)}", name
+            ) from None
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise where.error(f"is not a valid URL: {cut(str(exc))}", name) from exc
+    port = parsed.port
+    if port is not None and not 0 <= port <= 65535:
+        raise where.error(f"has a port outside 0-65535: {preview(url)}", name)
+    return parsed
+
+
+# -- reading entries ----------------------------------------------------------------------------
+_E = TypeVar("_E")
+
+#: Where a field of an exchange refused by :func:`~traffic_lab.exchange.check_storable` came
+#: from in the foreign file: the entry's location and the field's name there.
+Locate: TypeAlias = Callable[[Where, str], tuple[Where, str]]
+
+
+def fields_named(names: Mapping[str, str]) -> Locate:
+    """A :data:`Locate` that renames exchange fields (``"url"``) as the format names them."""
+
+    def locate(where: Where, name: str) -> tuple[Where, str]:
+        return where, names.get(name, name)
+
+    return locate
+
+
+#: At most this many skipped entries of one file get a warning each; one more warning counts
+#: the rest (a file of a million bad entries must not print, or register, a million warnings).
+MAX_ENTRY_WARNINGS = 20
+
+
+def read_entries(
+    source: str,
+    entries: Iterable[tuple[Where, _E]],
+    read: Callable[[_E, Where], Exchange],
+    *,
+    strict: bool,
+    locate: Locate,
+    stacklevel: int = 3,
+) -> list[Exchange]:
+    """Turn the entries of foreign file (or tree) ``source`` into exchanges every store can hold.
+
+    Each entry is read by ``read(entry, where)`` and checked with
+    :func:`~traffic_lab.exchange.check_storable`. An entry that fails in any way (an
+    :class:`InteropError` from ``read``, a value no store can hold, or any other exception) is
+    named by file, entry and field; with ``strict`` the :class:`InteropError` is raised, else a
+    :class:`~traffic_lab.errors.SkippedEntryWarning` says so and the other entries are kept.
+    Past :data:`MAX_ENTRY_WARNINGS` skipped entries, one last warning counts the others.
+    """
+    exchanges: list[Exchange] = []
+    skipped = 0
+    for where, entry in entries:
+        try:
+            exchange = read(entry, where)
+            check_storable(exchange)
+        except InteropError as exc:
+            error = exc
+        except InvalidExchangeError as exc:
+            at, name = locate(where, exc.field)
+            error = at.error(str(exc), name)
+        except RecursionError:
+            error = where.error("is nested too deeply to read")
+        except Exception as exc:  # one bad entry, of any kind, costs only itself
+            error = where.error(f"cannot be read: {type(exc).__name__}: {cut(str(exc))}")
+        else:
+            exchanges.append(exchange)
+            continue
+        if strict:
+            raise error
+        skipped += 1
+        if skipped <= MAX_ENTRY_WARNINGS:
+            warnings.warn(f"{error} (entry skipped)", SkippedEntryWarning, stacklevel=stacklevel)
+    if skipped > MAX_ENTRY_WARNINGS:
+        warnings.warn(
+            f"{source}: {skipped - MAX_ENTRY_WARNINGS} more entries skipped; only the first "
+            f"{MAX_ENTRY_WARNINGS} are named (strict=True raises on the first bad entry)",
+            SkippedEntryWarning,
+            stacklevel=stacklevel,
+        )
+    return exchanges
+
+
+@contextlib.contextmanager
+def file_guard(path: str) -> Iterator[None]:
+    """Whole-file problems as :class:`InteropError` s naming the file.
+
+    Inside it, any exception but an :class:`InteropError`, a warning turned into an error
+    (``SkippedEntryWarning`` under ``-W error``) and ``ImportError`` (a missing optional
+    package) becomes an
+    :class:`InteropError` naming ``path``: nothing raw (``KeyError``, ``RecursionError``,
+    ``OSError``...) escapes a reader.
+    """
+    try:
+        yield
+    except (InteropError, Warning, ImportError):
+        raise
+    except RecursionError:
+        raise InteropError("is nested too deeply to read", path=path) from None
+    except MemoryError:
+        raise InteropError("does not fit in memory", path=path) from None
+    except OSError as exc:
+        raise InteropError(f"cannot be read: {exc.strerror or exc}", path=path) from exc
+    except Exception as exc:
+        raise InteropError(
+            f"cannot be read: {type(exc).__name__}: {cut(str(exc))}", path=path
+        ) from exc
+
+
+def open_input(file: Path, where: Where) -> BinaryIO:
+    """``file`` opened for reading. A missing file raises ``FileNotFoundError`` as usual; any
+    other failure (a folder, no permission) is an :class:`InteropError` naming it."""
+    try:
+        return open(file, "rb")
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise where.error(f"cannot be opened: {exc.strerror or exc}") from exc
+
+
+def check_max_bytes(max_bytes: int) -> int:
+    """``max_bytes`` if it is a positive integer, else ``ValueError``."""
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+        raise ValueError(f"max_bytes must be a positive integer, not {preview(max_bytes)}")
+    return max_bytes
 
 
 # -- files --------------------------------------------------------------------------------------
@@ -241,7 +467,7 @@ def normalize_http_version(text: str, where: Where, name: str) -> str:
     if not stripped:
         return "HTTP/1.1"
     if not stripped.isascii():
-        raise where.error(f"is not an HTTP version: {stripped!r}", name)
+        raise where.error(f"is not an HTTP version: {preview(stripped)}", name)
     return _VERSIONS.get(stripped.lower(), stripped)
 
 
@@ -296,22 +522,117 @@ def _decodable(codings: list[str]) -> bool:
     return all(c in known for c in codings)
 
 
-def decode_body(body: bytes, codings: list[str]) -> bytes | None:
-    """The body with its content codings undone (by httpx, as a client would), or ``None``
-    when a coding is unknown or the bytes do not decode (a truncated gzip stream)."""
+class BodyTooLargeError(Exception):
+    """A body decodes to more bytes than the limit given to :func:`decode_body`."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"decodes to more than {limit} bytes")
+        self.limit = limit
+
+
+class _Undecodable(Exception):
+    pass
+
+
+#: Output per decompression step: memory stays bounded whatever the compression ratio.
+_STEP = 1 << 20
+
+
+def decode_body(body: bytes, codings: list[str], limit: int | None = None) -> bytes | None:
+    """The body with its content codings undone as httpx undoes them, or ``None`` when a
+    coding is unknown or the bytes do not decode.
+
+    Decoding streams in bounded steps: with ``limit``, a body (or an intermediate coding) that
+    decodes to more than ``limit`` bytes raises :class:`BodyTooLargeError` once it gets there,
+    so a decompression bomb costs at most ``limit`` bytes and the time to produce them.
+    """
     if not codings:
         return body
     if not _decodable(codings):
         return None
-    response = httpx.Response(
-        200,
-        headers=[(b"content-encoding", ", ".join(codings).encode())],
-        stream=httpx.ByteStream(body),
-    )
+    data = body
     try:
-        return response.read()
-    except httpx.DecodingError:
+        for coding in reversed(codings):  # the last coding applied is undone first
+            data = _decode_one(data, coding, limit)
+    except _Undecodable:
         return None
+    return data
+
+
+def _decode_one(data: bytes, coding: str, limit: int | None) -> bytes:
+    if not data:
+        return b""
+    if coding == "gzip":
+        return _inflate(zlib.decompressobj(zlib.MAX_WBITS | 16), data, limit)
+    if coding == "deflate":
+        # httpx's way: a zlib stream, else (any error on the first try) raw deflate.
+        try:
+            return _inflate(zlib.decompressobj(), data, limit)
+        except _Undecodable:
+            return _inflate(zlib.decompressobj(-zlib.MAX_WBITS), data, limit)
+    return _unbrotli(data, limit)
+
+
+class _Output:
+    __slots__ = ("limit", "parts", "size")
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def room(self) -> int:
+        """How much one step may produce: one byte over the limit shows it was passed."""
+        return _STEP if self.limit is None else max(1, min(_STEP, self.limit - self.size + 1))
+
+    def add(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.limit is not None and self.size > self.limit:
+            raise BodyTooLargeError(self.limit)
+        self.parts.append(piece)
+
+    def result(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def _inflate(decompressor: Any, data: bytes, limit: int | None) -> bytes:
+    out = _Output(limit)
+    pending = data
+    try:
+        while True:
+            room = out.room()
+            piece = decompressor.decompress(pending, room)
+            out.add(piece)
+            pending = decompressor.unconsumed_tail
+            if decompressor.eof or (not pending and len(piece) < room):
+                break
+        if not decompressor.eof:
+            out.add(decompressor.flush())
+    except zlib.error as exc:
+        raise _Undecodable from exc
+    return out.result()
+
+
+def _unbrotli(data: bytes, limit: int | None) -> bytes:
+    brotli = _brotli()
+    decompressor = brotli.Decompressor()
+    out = _Output(limit)
+    try:
+        if hasattr(decompressor, "can_accept_more_data"):  # brotli >= 1.2: bounded output
+            # Each step's output stops growing near the limit (it may pass it by one block).
+            out.add(decompressor.process(data, output_buffer_limit=out.room()))
+            while not decompressor.is_finished():
+                piece = decompressor.process(b"", output_buffer_limit=out.room())
+                if not piece and decompressor.can_accept_more_data():
+                    break  # all input decoded: a truncated stream ends here, as in httpx
+                out.add(piece)
+        else:  # older bindings: small inputs keep each step's output small
+            process = getattr(decompressor, "decompress", None) or decompressor.process
+            for start in range(0, len(data), 64):
+                out.add(process(data[start : start + 64]))
+    except brotli.error as exc:
+        raise _Undecodable from exc
+    return out.result()
 
 
 def encode_body(body: bytes, codings: list[str]) -> bytes | None:

@@ -46,6 +46,12 @@ Content codings
 Compressed files: a HAR file may itself be gzip-compressed, or zlib-compressed as mitmproxy's
 ``.zhar``; :func:`read_har` recognises both by their first bytes, and :func:`write_har`
 compresses when the path ends in ``.gz`` or ``.zhar``.
+
+Untrusted files: :func:`read_har` decompresses in bounded steps and stops at ``max_bytes``
+(1 GiB by default) of HAR text; an integer of more than 40 digits is refused as a number, and
+nesting deeper than the JSON parser can follow is an error. An entry that cannot be read or
+stored is skipped with a :class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the
+entry and the field (``strict=True`` raises the :class:`~traffic_lab.InteropError` instead).
 """
 
 from __future__ import annotations
@@ -56,30 +62,41 @@ import gzip
 import json
 import math
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
 from .._version import __version__
+from ..errors import preview
 from ..exchange import Exchange, RecordedError
 from ._common import (
+    DEFAULT_MAX_BYTES,
+    BodyTooLargeError,
     PathArg,
     Where,
     body_consistent_headers,
+    check_max_bytes,
     content_codings,
+    cut,
     decode_body,
     encode_body,
     field,
+    fields_named,
+    file_guard,
     get_charset,
     header_bytes,
     header_text,
     header_value,
+    load_json,
     normalize_http_version,
+    open_input,
     optional,
+    parse_url,
+    read_entries,
     write_file_atomic,
 )
 
@@ -95,30 +112,58 @@ _HAR_TAGS = frozenset({_TAG_PAGE, _TAG_PAGE_TITLE, _TAG_TIMINGS})
 _CUSTOM = "_trafficLab"
 _NONE = type(None)
 _ONE_MS = timedelta(milliseconds=1)
+_CHUNK = 1 << 20
+# Where a value refused by check_storable came from in a HAR entry.
+_LOCATE = fields_named(
+    {
+        "method": "request.method",
+        "url": "request.url",
+        "port": "request.url",
+        "status_code": "response.status",
+        "reason_phrase": "response.statusText",
+        "http_version": "response.httpVersion",
+        "elapsed": "time",
+        "error.type": f"{_CUSTOM}.error.type",
+    }
+)
 
 
 # -- reading ------------------------------------------------------------------------------------
-def read_har(path: PathArg) -> list[Exchange]:
+def read_har(
+    path: PathArg, *, strict: bool = False, max_bytes: int = DEFAULT_MAX_BYTES
+) -> list[Exchange]:
     """Read a HAR file into a list of exchanges, in the file's entry order.
 
-    The whole file is checked before anything is returned: an invalid file raises
-    :class:`~traffic_lab.InteropError` naming the file, the entry index and the field.
+    The whole file is read and checked before anything is returned. A file that is not a HAR
+    document raises :class:`~traffic_lab.InteropError` naming the file. An entry that is
+    invalid, or holds a value no store can hold (a port over 65535, a ``time`` of centuries:
+    see :func:`~traffic_lab.exchange.check_storable`), is **skipped by default** with a
+    :class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the entry index and
+    the field, and the other entries are kept; ``strict=True`` raises the
+    :class:`~traffic_lab.InteropError` instead.
 
     Parameters
     ----------
     path
         A ``.har`` file (plain, gzip- or zlib-compressed).
+    strict
+        Raise on the first bad entry instead of skipping it.
+    max_bytes
+        The most bytes of HAR text read, after decompression (1 GiB by default); a larger
+        file, or a gzip bomb, stops with an :class:`~traffic_lab.InteropError` once past
+        it, having decompressed no more than that.
 
     Returns
     -------
     list of Exchange
-        One exchange per entry. Entries with status 0 (no response) become exchanges with an
-        ``error``; see the module documentation for the rest of the mapping.
+        One exchange per readable entry. Entries with status 0 (no response) become exchanges
+        with an ``error``; see the module documentation for the rest of the mapping.
 
     Raises
     ------
     InteropError
-        The file is not a valid HAR document.
+        The file is not a valid HAR document, is over ``max_bytes``, or (with ``strict``)
+        an entry is invalid. Nothing else escapes from a bad file.
     FileNotFoundError
         There is no such file.
 
@@ -134,34 +179,87 @@ def read_har(path: PathArg) -> list[Exchange]:
     >>> ex.status_code, ex.response.json()
     (200, {'id': 1})
     """
+    check_max_bytes(max_bytes)
     file = Path(path)
     where = Where(str(file))
-    document = _load(file, where)
-    log = field(document, "log", dict, where, "")
-    entries = field(log, "entries", list, where, "log")
-    pages = _read_pages(log, where)
-    return [_read_entry(entry, where.at(i), pages) for i, entry in enumerate(entries)]
+    with open_input(file, where) as stream, file_guard(where.path):
+        raw = _read_text_bytes(stream, where, max_bytes)
+    with file_guard(where.path):
+        document = _load(raw, where)
+        del raw
+        log = field(document, "log", dict, where, "")
+        entries = field(log, "entries", list, where, "log")
+        pages = _read_pages(log, where)
+
+        def read(entry: Any, at: Where) -> Exchange:
+            return _read_entry(entry, at, pages)
+
+        return read_entries(
+            where.path,
+            ((where.at(i), entry) for i, entry in enumerate(entries)),
+            read,
+            strict=strict,
+            locate=_LOCATE,
+        )
 
 
-def _load(file: Path, where: Where) -> dict[str, Any]:
-    raw = file.read_bytes()
+def _read_text_bytes(stream: BinaryIO, where: Where, max_bytes: int) -> bytes:
+    """The HAR text's bytes: decompressed in bounded steps, never more than ``max_bytes``."""
+    head = stream.read(2)
+    stream.seek(0)
+    if head != b"\x1f\x8b" and head[:1] != b"\x78":
+        return _read_chunks(stream.read, where, max_bytes, "is larger than")
     try:
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        elif raw[:1] == b"\x78":  # a zlib stream (mitmproxy's .zhar); JSON cannot start with "x"
-            raw = zlib.decompress(raw)
+        if head == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=stream) as unzipped:
+                return _read_chunks(unzipped.read, where, max_bytes, "decompresses to more than")
+        # A zlib stream (mitmproxy's .zhar); JSON cannot start with "x".
+        return _inflate_zlib(stream, where, max_bytes)
     except (OSError, EOFError, zlib.error) as exc:
-        raise where.error(f"cannot decompress the file: {exc}") from exc
+        raise where.error(f"cannot decompress the file: {cut(str(exc))}") from exc
+
+
+def _read_chunks(
+    read: Callable[[int], bytes], where: Where, max_bytes: int, too_large: str
+) -> bytes:
+    # Chunk by chunk: read(max_bytes + 1) would reserve max_bytes up front.
+    parts: list[bytes] = []
+    size = 0
+    while chunk := read(min(_CHUNK, max_bytes + 1 - size)):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise where.error(f"{too_large} max_bytes={max_bytes}")
+    return b"".join(parts)
+
+
+def _inflate_zlib(stream: BinaryIO, where: Where, max_bytes: int) -> bytes:
+    decompressor = zlib.decompressobj()
+    parts: list[bytes] = []
+    size = 0
+    full = False  # the last step filled its room: zlib may hold more output
+    while not decompressor.eof:
+        pending = decompressor.unconsumed_tail
+        if not pending and not full:
+            pending = stream.read(_CHUNK)
+            if not pending:
+                raise zlib.error("incomplete or truncated stream")
+        room = max(1, min(_CHUNK, max_bytes - size + 1))
+        piece = decompressor.decompress(pending, room)
+        full = len(piece) == room
+        size += len(piece)
+        if size > max_bytes:
+            raise where.error(f"decompresses to more than max_bytes={max_bytes}")
+        parts.append(piece)
+    return b"".join(parts)
+
+
+def _load(raw: bytes, where: Where) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise where.error(f"is not UTF-8 text (bad byte at offset {exc.start})") from exc
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise where.error(
-            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from exc
+    document = load_json(text, where)
     if not isinstance(document, dict):
         raise where.error(f"a HAR document is a JSON object, not {type(document).__name__}")
     return document
@@ -188,14 +286,16 @@ def _read_entry(entry: Any, where: Where, pages: Mapping[str, str]) -> Exchange:
             raise OverflowError
         elapsed = timedelta(milliseconds=elapsed_ms)
     except OverflowError:
-        raise where.error(f"must be a duration in ms (>= 0), not {elapsed_ms!r}", "time") from None
+        raise where.error(
+            f"must be a duration in ms (>= 0), not {preview(elapsed_ms)}", "time"
+        ) from None
     request = field(entry, "request", dict, where, "")
     response = field(entry, "response", dict, where, "")
     custom = optional(entry, _CUSTOM, dict, where, "", {})
 
     method = field(request, "method", str, where, "request")
     if not method or not method.isascii() or any(c.isspace() for c in method):
-        raise where.error(f"is not an HTTP method: {method!r}", "request.method")
+        raise where.error(f"is not an HTTP method: {preview(method)}", "request.method")
     url = _read_url(field(request, "url", str, where, "request"), where)
     request_headers = _read_headers(request, where, "request")
     request_body = _read_post_data(request, request_headers, where)
@@ -261,19 +361,21 @@ def _read_started(text: str, where: Where) -> datetime:
     try:
         started = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise where.error(f"is not an ISO 8601 date and time: {text!r}", "startedDateTime") from exc
+        raise where.error(
+            f"is not an ISO 8601 date and time: {preview(text)}", "startedDateTime"
+        ) from exc
     if started.tzinfo is None:
-        raise where.error(f"has no UTC offset: {text!r}", "startedDateTime")
-    return started.astimezone(UTC)
+        raise where.error(f"has no UTC offset: {preview(text)}", "startedDateTime")
+    try:
+        return started.astimezone(UTC)
+    except OverflowError:  # year 1 at +05:00, year 9999 at -05:00
+        raise where.error(f"is out of range in UTC: {preview(text)}", "startedDateTime") from None
 
 
 def _read_url(url: str, where: Where) -> str:
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise where.error(f"is not a valid URL: {exc}", "request.url") from exc
+    parsed = parse_url(url, where, "request.url")
     if parsed.scheme not in ("http", "https", "ws", "wss") or not parsed.host:
-        raise where.error(f"is not an absolute http(s) URL: {url!r}", "request.url")
+        raise where.error(f"is not an absolute http(s) URL: {preview(url)}", "request.url")
     return url
 
 
@@ -311,7 +413,7 @@ def _b64decode(text: str, where: Where, name: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise where.error(f"is not valid base64: {exc}", name) from exc
+        raise where.error(f"is not valid base64: {cut(str(exc))}", name) from exc
 
 
 def _read_post_data(
@@ -328,7 +430,7 @@ def _read_post_data(
         if encoding == "base64":
             return _b64decode(text, where, f"{prefix}.text")
         if encoding:
-            raise where.error(f"unsupported encoding {encoding!r}", f"{prefix}.encoding")
+            raise where.error(f"unsupported encoding {preview(encoding)}", f"{prefix}.encoding")
         charset = get_charset(mime or header_value(headers, b"content-type"))
         return _encode_text(text, charset, where, f"{prefix}.text")
     params: list[tuple[str, str]] = []
@@ -359,7 +461,7 @@ def _read_tags(
     pageref = optional(entry, "pageref", str, where, "", None)
     if pageref is not None:
         if pageref not in pages:
-            raise where.error(f"names no page in log.pages: {pageref!r}", "pageref")
+            raise where.error(f"names no page in log.pages: {preview(pageref)}", "pageref")
         tags[_TAG_PAGE] = pageref
         if pages[pageref]:
             tags[_TAG_PAGE_TITLE] = pages[pageref]
@@ -401,7 +503,7 @@ def _read_content(
         charset = get_charset(mime or header_value(headers, b"content-type"))
         decoded = _encode_text(text, charset, where, f"{prefix}.text")
     else:
-        raise where.error(f"unsupported encoding {encoding!r}", f"{prefix}.encoding")
+        raise where.error(f"unsupported encoding {preview(encoding)}", f"{prefix}.encoding")
 
     pairs = tuple(headers)
     codings = content_codings(pairs)
@@ -409,8 +511,8 @@ def _read_content(
     if wire_text is not None:
         wire = _b64decode(wire_text, where, f"{_CUSTOM}.responseBody")
         # Use the recorded wire bytes only while they still say what the HAR text says (a
-        # tool may have edited the text since).
-        if wire == decoded or decode_body(wire, codings) == decoded:
+        # tool may have edited the text since); decoding stops once past the text's length.
+        if wire == decoded or _decodes_to(wire, codings, decoded):
             return wire, pairs
     if truncated:
         return decoded, pairs
@@ -426,6 +528,13 @@ def _read_content(
         pairs, body, method=method, status_code=status, drop_encoding=drop
     )
     return body, fixed
+
+
+def _decodes_to(wire: bytes, codings: list[str], decoded: bytes) -> bool:
+    try:
+        return decode_body(wire, codings, limit=len(decoded)) == decoded
+    except BodyTooLargeError:
+        return False
 
 
 # -- writing ------------------------------------------------------------------------------------
