@@ -468,10 +468,17 @@ def test_invalid_interaction_names_file_entry_and_field(
     bad.write_text(yaml.safe_dump(document))
 
     with pytest.raises(tl.InteropError) as info:
-        read_vcr(bad)
+        read_vcr(bad, strict=True)
 
     assert (info.value.path, info.value.index, info.value.field) == (str(bad), 1, field)
     assert str(info.value) == f"{bad}, entry 1, field {field!r}: {message}"
+    # By default the bad interaction is skipped, with a warning saying the same.
+    with pytest.warns(tl.errors.SkippedEntryWarning) as caught:
+        kept = read_vcr(bad)
+    assert [str(w.message) for w in caught] == [f"{info.value} (entry skipped)"]
+    assert [(e.method, e.url, e.response_body) for e in kept] == [
+        (e.method, e.url, e.response_body) for e in read_vcr(tmp_path / "valid.yaml")[:1]
+    ]
 
 
 @pytest.mark.parametrize(
@@ -514,7 +521,7 @@ def test_invalid_cassette(tmp_path: Path, name: str, content: str, message: str)
     path.write_text(content)
 
     with pytest.raises(tl.InteropError) as info:
-        read_vcr(path)
+        read_vcr(path, strict=True)
 
     assert str(info.value) == f"{path}{message}"
 

@@ -23,13 +23,24 @@ What VCR.py (9.x) itself records through httpx, and what that means here:
   replay such a value from a text field (httpx refuses non-ASCII text headers), so
   :func:`write_vcr` writes them as ``!!binary`` in YAML cassettes, which it can.
 
-YAML is read with ``yaml.safe_load`` only: nothing in a cassette is ever constructed or run
+YAML is read with PyYAML's safe loader only: nothing in a cassette is ever constructed or run
 beyond plain data. PyYAML is needed for YAML cassettes only
 (``pip install 'traffic_lab[interop]'``).
+
+Untrusted cassettes: YAML aliases are allowed (PyYAML's dumper, and so VCR.py, writes them
+for shared lists and mappings), but the document they expand to is measured before anything
+is constructed, and a cassette whose aliases would expand it past four times its own size plus
+16 million nodes and characters (a "billion laughs" alias bomb) is refused, as is a recursive
+alias. Nesting deeper than :data:`MAX_YAML_DEPTH` levels, or deeper than the JSON parser can
+follow, is an error, and an integer of more than 40 digits is refused as a number. An
+interaction that cannot be read or stored is skipped with a
+:class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the interaction and the
+field (``strict=True`` raises the :class:`~traffic_lab.InteropError` instead).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -37,24 +48,32 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
-
+from ..errors import preview
 from ..exchange import Exchange
 from ._common import (
+    MAX_INT_DIGITS,
+    HugeInteger,
     PathArg,
     Where,
     body_consistent_headers,
     content_codings,
+    cut,
     decode_body,
     field,
+    fields_named,
+    file_guard,
+    load_json,
+    open_input,
     optional,
+    parse_url,
+    read_entries,
     write_file_atomic,
 )
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["Serializer", "read_vcr", "write_vcr"]
+__all__ = ["MAX_YAML_DEPTH", "Serializer", "read_vcr", "write_vcr"]
 
 #: A cassette serializer, as VCR.py names them.
 Serializer = Literal["yaml", "json"]
@@ -62,6 +81,22 @@ Serializer = Literal["yaml", "json"]
 _NONE = type(None)
 _ONE_US = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: The deepest nesting of YAML collections read (a cassette needs 6 levels).
+MAX_YAML_DEPTH = 100
+# What YAML aliases may expand a document to, in nodes plus scalar characters: four times the
+# text (more than any alias-free document reaches) plus this much.
+_YAML_EXPANSION_ALLOWANCE = 16_000_000
+# Where a value refused by check_storable came from in an interaction.
+_LOCATE = fields_named(
+    {
+        "method": "request.method",
+        "url": "request.uri",
+        "port": "request.uri",
+        "status_code": "response.status.code",
+        "reason_phrase": "response.status.message",
+    }
+)
 
 
 def _yaml() -> ModuleType:
@@ -86,11 +121,18 @@ def _serializer_for(path: Path, serializer: Serializer | None, data: bytes | Non
 
 
 # -- reading ------------------------------------------------------------------------------------
-def read_vcr(path: PathArg, *, serializer: Serializer | None = None) -> list[Exchange]:
+def read_vcr(
+    path: PathArg, *, serializer: Serializer | None = None, strict: bool = False
+) -> list[Exchange]:
     """Read a VCR.py cassette into a list of exchanges, in the cassette's order.
 
-    The whole cassette is checked before anything is returned: an invalid one raises
-    :class:`~traffic_lab.InteropError` naming the file, the interaction index and the field.
+    The whole cassette is read and checked before anything is returned. A file that is not a
+    cassette (or is an alias bomb: see the module documentation) raises
+    :class:`~traffic_lab.InteropError` naming the file. An interaction that is invalid, or
+    holds a value no store can hold (see :func:`~traffic_lab.exchange.check_storable`), is
+    **skipped by default** with a :class:`~traffic_lab.errors.SkippedEntryWarning` naming the
+    file, the interaction index and the field, and the others are kept; ``strict=True``
+    raises the :class:`~traffic_lab.InteropError` instead.
 
     Parameters
     ----------
@@ -99,11 +141,21 @@ def read_vcr(path: PathArg, *, serializer: Serializer | None = None) -> list[Exc
     serializer
         ``"yaml"`` or ``"json"``; by default ``.json`` files are JSON, ``.yaml`` / ``.yml``
         files YAML, and other files JSON when they start with ``{``, else YAML.
+    strict
+        Raise on the first bad interaction instead of skipping it.
 
     Returns
     -------
     list of Exchange
         Bodies and headers exactly as the cassette holds them (see the module documentation).
+
+    Raises
+    ------
+    InteropError
+        The file is not a valid cassette or (with ``strict``) an interaction is invalid.
+        Nothing else escapes from a bad file.
+    FileNotFoundError
+        There is no such file.
 
     Examples
     --------
@@ -119,27 +171,36 @@ def read_vcr(path: PathArg, *, serializer: Serializer | None = None) -> list[Exc
     """
     file = Path(path)
     where = Where(str(file))
-    data = file.read_bytes()
-    kind = _serializer_for(file, serializer, data)
-    document = _load(data, kind, where)
-    if isinstance(document, list):
-        raise where.error(
-            "a cassette from VCR.py before 1.0 (a bare list); migrate it with "
-            "python -m vcr.migration"
+    if serializer is not None:
+        _serializer_for(file, serializer, None)  # a bad argument is a ValueError, not the file's
+    with open_input(file, where) as stream, file_guard(where.path):
+        data = stream.read()
+        mtime_ns = os.fstat(stream.fileno()).st_mtime_ns
+    with file_guard(where.path):
+        kind = _serializer_for(file, serializer, data)
+        document = _load(data, kind, where)
+        del data
+        if isinstance(document, list):
+            raise where.error(
+                "a cassette from VCR.py before 1.0 (a bare list); migrate it with "
+                "python -m vcr.migration"
+            )
+        if document is None:
+            raise where.error("is empty")
+        if not isinstance(document, dict):
+            raise where.error(f"a cassette is a mapping, not {type(document).__name__}")
+        version = field(document, "version", int, where, "")
+        if version != 1:
+            raise where.error(f"unsupported cassette format version {version}", "version")
+        interactions = field(document, "interactions", list, where, "")
+        base = _EPOCH + timedelta(microseconds=mtime_ns // 1000)
+        return read_entries(
+            where.path,
+            ((where.at(i), item) for i, item in enumerate(interactions)),
+            lambda item, at: _read_interaction(item, at, base + (at.index or 0) * _ONE_US),
+            strict=strict,
+            locate=_LOCATE,
         )
-    if document is None:
-        raise where.error("is empty")
-    if not isinstance(document, dict):
-        raise where.error(f"a cassette is a mapping, not {type(document).__name__}")
-    version = field(document, "version", int, where, "")
-    if version != 1:
-        raise where.error(f"unsupported cassette format version {version}", "version")
-    interactions = field(document, "interactions", list, where, "")
-    base = _EPOCH + timedelta(microseconds=os.stat(file).st_mtime_ns // 1000)
-    return [
-        _read_interaction(item, where.at(i), base + i * _ONE_US)
-        for i, item in enumerate(interactions)
-    ]
 
 
 def _load(data: bytes, kind: Serializer, where: Where) -> Any:
@@ -148,20 +209,96 @@ def _load(data: bytes, kind: Serializer, where: Where) -> Any:
     except UnicodeDecodeError as exc:
         raise where.error(f"is not UTF-8 text (bad byte at offset {exc.start})") from exc
     if kind == "json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise where.error(
-                f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-            ) from exc
+        return load_json(text, where)
     yaml = _yaml()
+    loader = _cassette_loader()(text)
     try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        budget = 4 * len(text) + _YAML_EXPANSION_ALLOWANCE
+        _check_expansion(node, budget, where)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise where.error(f"invalid YAML{at}: {problem}") from exc
+        raise where.error(f"invalid YAML{at}: {cut(problem)}") from exc
+    finally:
+        loader.dispose()
+
+
+@functools.cache
+def _cassette_loader() -> Any:
+    """PyYAML's safe loader, with nesting and integer size bounded."""
+    yaml = _yaml()
+
+    class CassetteLoader(yaml.SafeLoader):  # type: ignore[misc,name-defined]
+        _depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self._depth += 1
+            try:
+                if self._depth > MAX_YAML_DEPTH:
+                    raise yaml.composer.ComposerError(
+                        None,
+                        None,
+                        f"nested deeper than {MAX_YAML_DEPTH} levels",
+                        self.peek_event().start_mark,
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_yaml_int(self, node: Any) -> Any:
+            if len(str(node.value)) > MAX_INT_DIGITS:
+                return HugeInteger(len(str(node.value)))
+            return super().construct_yaml_int(node)
+
+    CassetteLoader.add_constructor("tag:yaml.org,2002:int", CassetteLoader.construct_yaml_int)
+    return CassetteLoader
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _check_expansion(root: Any, budget: int, where: Where) -> None:
+    """Refuse a composed YAML graph whose aliases expand it past ``budget``.
+
+    An alias is a second reference to a node: constructed, the data is shared, but whatever
+    walks it (a ``repr``, a copy, a merge key ``<<``) pays for every reference. The expanded
+    size (nodes plus scalar characters) is computed once per node, without recursion.
+    """
+    yaml = _yaml()
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1 + len(node.value)
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = list(node.value)
+        if leaving:
+            open_nodes.discard(key)
+            size = 1 + sum(sizes[id(child)] for child in children)
+            if size > budget:
+                raise where.error(
+                    f"YAML aliases expand the document past {budget} nodes and characters: "
+                    "refused as an alias bomb"
+                )
+            sizes[key] = size
+        elif key not in sizes:
+            if key in open_nodes:
+                raise where.error("a YAML alias refers to a node that contains it (recursive)")
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
 
 
 def _read_interaction(item: Any, where: Where, started_at: datetime) -> Exchange:
@@ -172,14 +309,11 @@ def _read_interaction(item: Any, where: Where, started_at: datetime) -> Exchange
 
     method = field(request, "method", str, where, "request")
     if not method or not method.isascii() or any(c.isspace() for c in method):
-        raise where.error(f"is not an HTTP method: {method!r}", "request.method")
+        raise where.error(f"is not an HTTP method: {preview(method)}", "request.method")
     uri = field(request, "uri", str, where, "request")
-    try:
-        parsed = httpx.URL(uri)
-    except httpx.InvalidURL as exc:
-        raise where.error(f"is not a valid URL: {exc}", "request.uri") from exc
+    parsed = parse_url(uri, where, "request.uri")
     if not parsed.scheme or not parsed.host:
-        raise where.error(f"is not an absolute URL: {uri!r}", "request.uri")
+        raise where.error(f"is not an absolute URL: {preview(uri)}", "request.uri")
     request_headers = _read_headers(request, where, "request")
     request_body = _body(
         optional(request, "body", (str, bytes, _NONE), where, "request", None),
