@@ -394,12 +394,17 @@ def test_invalid_message_names_file_entry_and_field(
     root = _folder(tmp_path, request_text, response_text)
 
     with pytest.raises(tl.InteropError) as info:
-        read_http4k(root)
+        read_http4k(root, strict=True)
 
     path = str(root / "1-bad" / file)
     assert (info.value.path, info.value.index, info.value.field) == (path, 1, field)
     where = f"{path}, entry 1" + (f", field {field!r}" if field else "")
     assert str(info.value) == f"{where}: {message}"
+    # By default the bad exchange is skipped, with a warning saying the same.
+    with pytest.warns(tl.errors.SkippedEntryWarning) as caught:
+        kept = read_http4k(root)
+    assert [str(w.message) for w in caught] == [f"{where}: {message} (entry skipped)"]
+    assert [(e.url, e.status_code) for e in kept] == [("http://a.example/", 200)]
 
 
 def test_not_a_folder(tmp_path: Path) -> None:

@@ -25,36 +25,61 @@ Quirks of http4k's format that the reader handles:
   ``elapsed`` is zero. :func:`write_http4k` sets that time to the exchange's start.
 
 Header sections are parsed with h11, so header syntax is checked as strictly as on the wire.
+
+Untrusted trees: :func:`read_http4k` never follows a symbolic link, to a folder or to a file,
+inside the tree (a linked ``request.txt`` is an error for its exchange, a linked folder is
+skipped), and reads only through folders whose names match :data:`FOLDER_NAME` (URL path
+characters, 1-255 bytes, not ``.`` or ``..``), at most :data:`MAX_TREE_DEPTH` levels deep; it
+opens each folder and file relative to its parent, so neither a link swapped in while it reads
+nor a path longer than the system allows gets in its way. Message files are read only when they
+are regular files of at most ``max_bytes``, and a body that decodes to more than that is
+refused. A bad exchange, folder or link is skipped with a
+:class:`~traffic_lab.errors.SkippedEntryWarning` naming it (``strict=True`` raises the
+:class:`~traffic_lab.InteropError` instead). :func:`write_http4k` only creates folders that
+match :data:`FOLDER_NAME`: in a ``DiskTree`` other characters of a URL path segment are
+percent-encoded, and a segment of more than 255 bytes, or a path of more than
+:data:`MAX_TREE_DEPTH` segments, is an error.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
+import re
+import stat
 import uuid
+import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import h11
-import httpx
 
+from ..errors import SkippedEntryWarning, preview
 from ..exchange import Exchange
 from ._common import (
+    DEFAULT_MAX_BYTES,
+    BodyTooLargeError,
     PathArg,
     Where,
     body_consistent_headers,
+    check_max_bytes,
     content_codings,
+    cut,
     decode_body,
     encode_body,
+    file_guard,
     header_value,
     normalize_http_version,
+    parse_url,
     publish_directory,
+    read_entries,
 )
 
-__all__ = ["Layout", "read_http4k", "write_http4k"]
+__all__ = ["FOLDER_NAME", "MAX_TREE_DEPTH", "Layout", "read_http4k", "write_http4k"]
 
 #: How :func:`write_http4k` lays out folders: http4k's ``DiskStream`` or ``DiskTree``.
 Layout = Literal["stream", "tree"]
@@ -66,17 +91,54 @@ _RESPONSE = "response.txt"
 # HTTP/2, which h11 refuses, and HTTP/1.0 spares us h11's rule that HTTP/1.1 needs a Host.
 _STAND_IN = b"GET / HTTP/1.0\r\n"
 
+#: The folder names read and written: URL path characters (as httpx leaves them in a raw
+#: path, ``\`` left out), 1-255 of them; ``.`` and ``..`` never.
+FOLDER_NAME = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@%\[\]^|]{1,255}")
+#: The deepest folder read or written, counted from the store's folder.
+MAX_TREE_DEPTH = 64
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _O_CLOEXEC
+# O_NONBLOCK: a FIFO named request.txt must not block the reader (it is refused by type).
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@%\[\]^|]")
+
+
+def _folder_name_ok(name: str) -> bool:
+    return FOLDER_NAME.fullmatch(name) is not None and name not in (".", "..")
+
+
+def _locate(where: Where, name: str) -> tuple[Where, str]:
+    # Where a value refused by check_storable came from: the request or the status line.
+    if name in ("method", "url", "port"):
+        return Where(os.path.join(where.path, _REQUEST), where.index), "request line"
+    if name in ("status_code", "reason_phrase", "http_version"):
+        return Where(os.path.join(where.path, _RESPONSE), where.index), "status line"
+    return where, name
+
 
 # -- reading ------------------------------------------------------------------------------------
-def read_http4k(path: PathArg, *, base_url: str | None = None) -> list[Exchange]:
+def read_http4k(
+    path: PathArg,
+    *,
+    base_url: str | None = None,
+    strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> list[Exchange]:
     """Read an http4k ``DiskStream`` or ``DiskTree`` folder into a list of exchanges.
 
     Every folder under ``path`` that holds a ``request.txt`` or a ``response.txt`` is one
     exchange and must hold both. Exchanges come in the order of their folders' relative paths,
     which for a ``DiskStream`` is http4k's own replay order (folder names, sorted); a
-    ``DiskTree`` records no order. Everything is checked before anything is returned: an
-    invalid message raises :class:`~traffic_lab.InteropError` naming the file, the exchange's
-    index in that order and the part (``request line``, ``headers``...).
+    ``DiskTree`` records no order. Everything is read and checked before anything is returned.
+    An exchange that is invalid, or holds a value no store can hold (see
+    :func:`~traffic_lab.exchange.check_storable`), is **skipped by default** with a
+    :class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the exchange's index in
+    that order and the part (``request line``, ``headers``...), and the others are kept;
+    ``strict=True`` raises the :class:`~traffic_lab.InteropError` instead. Symbolic links are
+    never followed, and folders with names outside :data:`FOLDER_NAME` are not entered (both
+    skipped with a warning, or raised with ``strict``): see the module documentation.
 
     Parameters
     ----------
@@ -85,11 +147,24 @@ def read_http4k(path: PathArg, *, base_url: str | None = None) -> list[Exchange]
     base_url
         Scheme and host (e.g. ``"https://api.example"``) for requests recorded with only a
         path as their target (server-side traffic); by default ``http://`` + their ``Host``.
+    strict
+        Raise on the first bad exchange, folder or link instead of skipping it.
+    max_bytes
+        The largest ``request.txt`` / ``response.txt`` read, and the most a response body
+        may decode to under its ``Content-Encoding`` (1 GiB by default).
 
     Returns
     -------
     list of Exchange
         See the module documentation for times and bodies.
+
+    Raises
+    ------
+    InteropError
+        ``path`` is not a folder, or (with ``strict``) an exchange, folder or link is bad.
+        Nothing else escapes from a bad tree.
+    FileNotFoundError
+        There is no such folder.
 
     Examples
     --------
@@ -106,41 +181,145 @@ def read_http4k(path: PathArg, *, base_url: str | None = None) -> list[Exchange]
     >>> ex.method, ex.url, ex.status_code, ex.response.json()
     ('GET', 'https://api.example/users/1', 200, {'id': 1})
     """
+    check_max_bytes(max_bytes)
     root = Path(path)
-    if not root.exists():
-        raise FileNotFoundError(2, "no such http4k store folder", str(root))
-    if not root.is_dir():
-        raise Where(str(root)).error("an http4k store is a folder, not a file")
-    folders = sorted(_exchange_folders(root), key=lambda p: p.relative_to(root).parts)
-    return [_read_folder(folder, i, base_url) for i, folder in enumerate(folders)]
+    where = Where(str(root))
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "no such http4k store folder", str(root)) from None
+    except NotADirectoryError:
+        raise where.error("an http4k store is a folder, not a file") from None
+    except OSError as exc:
+        raise where.error(f"cannot be opened: {exc.strerror or exc}") from exc
+    try:
+        with file_guard(where.path):
+            folders = sorted(_exchange_folders(root_fd, root, strict))
+
+            def read(parts: tuple[str, ...], at: Where) -> Exchange:
+                return _read_folder(root_fd, root.joinpath(*parts), parts, at, base_url, max_bytes)
+
+            return read_entries(
+                where.path,
+                ((Where(str(root.joinpath(*parts)), i), parts) for i, parts in enumerate(folders)),
+                read,
+                strict=strict,
+                locate=_locate,
+            )
+    finally:
+        os.close(root_fd)
 
 
-def _exchange_folders(root: Path) -> Iterable[Path]:
-    for directory, _subdirs, files in os.walk(root):
-        if _REQUEST in files or _RESPONSE in files:
-            yield Path(directory)
+def _open_folder(root_fd: int, parts: tuple[str, ...]) -> int:
+    """A new descriptor of folder ``parts`` under the root, reached without following links."""
+    fd = os.dup(root_fd)
+    for name in parts:
+        try:
+            child = os.open(name, _OPEN_DIR, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = child
+    return fd
 
 
-def _read_folder(folder: Path, index: int, base_url: str | None) -> Exchange:
-    request_file = folder / _REQUEST
-    response_file = folder / _RESPONSE
-    for file in (request_file, response_file):
-        if not file.is_file():
-            raise Where(str(file), index).error("is missing: an exchange folder needs both files")
-    where = Where(str(request_file), index)
-    start, request_headers, request_body = _parse(request_file.read_bytes(), where, "request")
-    parts = start.split(" ")
-    if len(parts) != 3 or not parts[0] or not parts[1]:
-        raise where.error(f"must be 'METHOD target VERSION', not {start!r}", "request line")
-    method, target, _version = parts
+def _exchange_folders(root_fd: int, root: Path, strict: bool) -> list[tuple[str, ...]]:
+    """The folders (as name tuples) that hold a ``request.txt`` or a ``response.txt``."""
+    found: list[tuple[str, ...]] = []
+    pending: list[tuple[str, ...]] = [()]
+    while pending:
+        parts = pending.pop()
+        fd = _open_folder(root_fd, parts)
+        try:
+            with os.scandir(fd) as listing:
+                entries = [
+                    (entry.name, entry.is_symlink(), entry.is_dir(follow_symlinks=False))
+                    for entry in listing
+                ]
+        finally:
+            os.close(fd)
+        if any(name in (_REQUEST, _RESPONSE) for name, _link, _dir in entries):
+            found.append(parts)
+        for name, is_link, is_dir in entries:
+            if name in (_REQUEST, _RESPONSE) or not (is_link or is_dir):
+                continue  # message files are checked when read; other files are not ours
+            place = os.path.join(root, *parts, name)
+            if is_link:
+                problem = "is a symbolic link: read_http4k never follows links"
+            elif not _folder_name_ok(name):
+                problem = "is not an http4k folder name (URL path characters, 1-255 bytes)"
+            elif len(parts) >= MAX_TREE_DEPTH:
+                problem = f"is more than {MAX_TREE_DEPTH} folders deep"
+            else:
+                pending.append((*parts, name))
+                continue
+            error = Where(place).error(problem)
+            if strict:
+                raise error
+            warnings.warn(f"{error} (skipped)", SkippedEntryWarning, stacklevel=3)
+    return found
+
+
+def _read_message(folder_fd: int, name: str, where: Where, max_bytes: int) -> tuple[bytes, int]:
+    """The bytes of message file ``name`` and its modification time: a regular file, never
+    reached through a link, of at most ``max_bytes``."""
+    try:
+        fd = os.open(name, _OPEN_FILE, dir_fd=folder_fd)
+    except FileNotFoundError:
+        raise where.error("is missing: an exchange folder needs both files") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):
+            raise where.error("is a symbolic link: read_http4k never follows links") from None
+        raise where.error(f"cannot be opened: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise where.error("is not a regular file")
+        if info.st_size > max_bytes:
+            raise where.error(f"is larger than max_bytes={max_bytes}")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, max_bytes + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:  # it grew while we read
+                raise where.error(f"is larger than max_bytes={max_bytes}")
+        return b"".join(chunks), info.st_mtime_ns
+    finally:
+        os.close(fd)
+
+
+def _read_folder(
+    root_fd: int,
+    folder: Path,
+    parts: tuple[str, ...],
+    at: Where,
+    base_url: str | None,
+    max_bytes: int,
+) -> Exchange:
+    request_where = Where(str(folder / _REQUEST), at.index)
+    response_where = Where(str(folder / _RESPONSE), at.index)
+    folder_fd = _open_folder(root_fd, parts)
+    try:
+        request_data, mtime_ns = _read_message(folder_fd, _REQUEST, request_where, max_bytes)
+        response_data, _ = _read_message(folder_fd, _RESPONSE, response_where, max_bytes)
+    finally:
+        os.close(folder_fd)
+    where = request_where
+    start, request_headers, request_body = _parse(request_data, where, "request")
+    parts_ = start.split(" ")
+    if len(parts_) != 3 or not parts_[0] or not parts_[1]:
+        raise where.error(f"must be 'METHOD target VERSION', not {preview(start)}", "request line")
+    method, target, _version = parts_
     url = _url(target, request_headers, base_url, where)
 
-    where = Where(str(response_file), index)
-    start, response_headers, body = _parse(response_file.read_bytes(), where, "response")
+    where = response_where
+    start, response_headers, body = _parse(response_data, where, "response")
     status_parts = start.split(" ", 2)
     if len(status_parts) < 2 or not (status_parts[1].isascii() and status_parts[1].isdigit()):
-        raise where.error(f"must be 'VERSION CODE REASON', not {start!r}", "status line")
+        raise where.error(f"must be 'VERSION CODE REASON', not {preview(start)}", "status line")
     version = normalize_http_version(status_parts[0], where, "status line")
+    if len(status_parts[1]) > 3:
+        raise where.error(f"is not an HTTP status code: {preview(status_parts[1])}", "status line")
     status = int(status_parts[1])
     if not 100 <= status <= 999:
         raise where.error(f"is not an HTTP status code: {status}", "status line")
@@ -148,13 +327,19 @@ def _read_folder(folder: Path, index: int, base_url: str | None) -> Exchange:
 
     headers = tuple(response_headers)
     codings = content_codings(headers)
-    if codings and body and decode_body(body, codings) is None:
-        encoded = encode_body(body, codings)
-        body = encoded if encoded is not None else body
-        headers = body_consistent_headers(
-            headers, body, method=method, status_code=status, drop_encoding=encoded is None
-        )
-    mtime_ns = request_file.stat().st_mtime_ns
+    if codings and body:
+        try:
+            decodes = decode_body(body, codings, limit=max_bytes) is not None
+        except BodyTooLargeError:
+            raise where.error(
+                f"the body decodes to more than max_bytes={max_bytes}", "body"
+            ) from None
+        if not decodes:
+            encoded = encode_body(body, codings)
+            body = encoded if encoded is not None else body
+            headers = body_consistent_headers(
+                headers, body, method=method, status_code=status, drop_encoding=encoded is None
+            )
     return Exchange(
         method,
         url,
@@ -186,7 +371,7 @@ def _parse(data: bytes, where: Where, kind: str) -> tuple[str, list[tuple[bytes,
     try:
         event = connection.next_event()
     except h11.RemoteProtocolError as exc:
-        raise where.error(f"invalid header section: {exc}", "headers") from exc
+        raise where.error(f"invalid header section: {cut(str(exc))}", "headers") from exc
     if not isinstance(event, h11.Request):
         raise where.error("the header section does not end with an empty line", "headers")
     headers = list(event.headers.raw_items())
@@ -206,7 +391,7 @@ def _url(
             host = header_value(headers, b"host")
             if host is None:
                 raise where.error(
-                    f"the target {target!r} is only a path and there is no Host header; "
+                    f"the target {preview(target)} is only a path and there is no Host header; "
                     "pass base_url=",
                     "request line",
                 )
@@ -214,12 +399,9 @@ def _url(
         url = base + target
     else:
         url = target
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise where.error(f"is not a valid URL: {exc}", "request line") from exc
+    parsed = parse_url(url, where, "request line")
     if not parsed.scheme or not parsed.host:
-        raise where.error(f"is not an absolute URL: {url!r}", "request line")
+        raise where.error(f"is not an absolute URL: {preview(url)}", "request line")
     return url
 
 
@@ -279,19 +461,22 @@ def write_http4k(
             raise where.at(i).error("a transport error has no http4k form", "status_code")
         if exchange.truncated:
             raise where.at(i).error("a truncated response has no http4k form", "truncated")
-        messages.append((exchange, _request_text(exchange), _response_text(exchange)))
+        request_text = _request_text(exchange)
+        # Every folder name is known, and checked, before anything is written.
+        tree = _tree_folder(exchange.url, request_text, where.at(i)) if layout == "tree" else None
+        messages.append((exchange, request_text, _response_text(exchange), tree))
 
     folders: set[str] = set()
 
     def fill(tmp: Path) -> None:
         previous = -1
-        for exchange, request_text, response_text in messages:
+        for exchange, request_text, response_text, tree in messages:
             started_ns = (exchange.started_at - _EPOCH) // timedelta(microseconds=1) * 1000
-            if layout == "stream":
+            if tree is None:
                 previous = max(previous + 1, started_ns)
                 relative = PurePosixPath(f"{previous:019d}{uuid.uuid4()}")
             else:
-                relative = _tree_folder(exchange.url, request_text)
+                relative = tree
             folder = tmp.joinpath(*relative.parts)
             folder.mkdir(parents=True, exist_ok=True)
             (folder / _REQUEST).write_bytes(request_text)
@@ -320,10 +505,33 @@ def _response_text(exchange: Exchange) -> bytes:
     return _message(start, exchange.response_headers, exchange.response_body)
 
 
-def _tree_folder(url: str, request_text: bytes) -> PurePosixPath:
-    raw_path = httpx.URL(url).raw_path.split(b"?", 1)[0].decode("ascii")
-    # Keep the tree inside its root whatever the URL says ("..", empty segments).
-    segments = [s for s in raw_path.split("/") if s not in ("", ".", "..")]
+def _tree_folder(url: str, request_text: bytes, where: Where) -> PurePosixPath:
+    """http4k's ``DiskTree`` folder of a request: its URL path, then a hash of ``request.txt``.
+
+    Every name matches :data:`FOLDER_NAME`, so the tree stays inside its root whatever the URL
+    says: ``..`` and empty segments are dropped, other characters are percent-encoded, and a
+    segment named like a message file gets its dot encoded.
+    """
+    raw_path = parse_url(url, where, "url").raw_path.split(b"?", 1)[0].decode("ascii")
+    segments = []
+    for segment in raw_path.split("/"):
+        if segment in ("", ".", ".."):
+            continue
+        if segment in (_REQUEST, _RESPONSE):
+            segment = segment.replace(".", "%2E")
+        segment = _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", segment)
+        if len(segment) > 255:
+            raise where.error(
+                f"has a path segment of {len(segment)} bytes: a folder name holds at most 255",
+                "url",
+            )
+        segments.append(segment)
+    if len(segments) >= MAX_TREE_DEPTH:
+        raise where.error(
+            f"has {len(segments)} path segments: an http4k tree is at most "
+            f"{MAX_TREE_DEPTH} folders deep",
+            "url",
+        )
     digest = hashlib.sha1(request_text, usedforsecurity=False).digest()
     name = base64.b64encode(digest).decode("ascii").replace("/", "_")
     return PurePosixPath(*segments, name)
