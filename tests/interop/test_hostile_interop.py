@@ -29,6 +29,7 @@ import yaml
 import traffic_lab as tl
 from traffic_lab.errors import SkippedEntryWarning
 from traffic_lab.interop import har as har_module
+from traffic_lab.interop import http4k as http4k_module
 from traffic_lab.interop import (
     read_har,
     read_http4k,
@@ -307,6 +308,7 @@ def test_har_many_bad_entries_name_twenty_and_count_the_rest(tmp_path: Path) -> 
         f"{path}: 99980 more entries skipped; only the first 20 are named "
         "(strict=True raises on the first bad entry)"
     ]
+    assert {w.filename for w in caught} == {__file__}  # they point at the caller
     assert [e.url for e in kept] == ["https://api.example/0"]
 
 
@@ -542,6 +544,27 @@ def test_http4k_folder_names_outside_the_grammar_are_not_entered(tmp_path: Path)
     assert sorted(_skipped(caught)) == sorted(
         f"{root / name}: {problem}" for name in ("bad name", "caf\u00e9")
     )
+    assert [e.url for e in kept] == ["http://a.example/0"]
+
+
+def test_http4k_unreadable_folder_costs_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _tree(tmp_path, ["0", "locked/1"])
+    real = http4k_module._list_folder
+
+    def list_folder(root_fd: int, parts: tuple[str, ...]) -> Any:
+        if parts == ("locked",):
+            raise PermissionError(13, "Permission denied")
+        return real(root_fd, parts)
+
+    monkeypatch.setattr(http4k_module, "_list_folder", list_folder)
+
+    with pytest.warns(SkippedEntryWarning) as caught:
+        kept = read_http4k(root)
+
+    assert _skipped(caught) == [f"{root / 'locked'}: cannot be read: Permission denied (skipped)"]
+    assert {w.filename for w in caught} == {__file__}
     assert [e.url for e in kept] == ["http://a.example/0"]
 
 

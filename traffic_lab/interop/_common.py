@@ -35,6 +35,7 @@ __all__ = [
     "HugeInteger",
     "Locate",
     "MAX_ENTRY_WARNINGS",
+    "Skips",
     "PathArg",
     "Where",
     "body_consistent_headers",
@@ -254,26 +255,59 @@ def fields_named(names: Mapping[str, str]) -> Locate:
 MAX_ENTRY_WARNINGS = 20
 
 
+class Skips:
+    """What one reader skips in one file or tree: raised with ``strict``, else warned.
+
+    The first :data:`MAX_ENTRY_WARNINGS` skips get a :class:`SkippedEntryWarning` each, naming
+    them; :meth:`finish` counts the rest in one more. Warnings point at the reader's caller
+    (``skip`` and ``finish`` are called two frames below the public reader).
+    """
+
+    __slots__ = ("count", "source", "strict")
+
+    def __init__(self, source: str, *, strict: bool) -> None:
+        self.source = source
+        self.strict = strict
+        self.count = 0
+
+    def skip(self, error: InteropError, what: str = "entry skipped") -> None:
+        """Raise ``error`` with ``strict``, else warn that it was skipped."""
+        if self.strict:
+            raise error
+        self.count += 1
+        if self.count <= MAX_ENTRY_WARNINGS:
+            warnings.warn(f"{error} ({what})", SkippedEntryWarning, stacklevel=4)
+
+    def finish(self) -> None:
+        """One last warning for the skips past :data:`MAX_ENTRY_WARNINGS`."""
+        if self.count > MAX_ENTRY_WARNINGS:
+            warnings.warn(
+                f"{self.source}: {self.count - MAX_ENTRY_WARNINGS} more entries skipped; only "
+                f"the first {MAX_ENTRY_WARNINGS} are named (strict=True raises on the first "
+                "bad entry)",
+                SkippedEntryWarning,
+                stacklevel=4,
+            )
+
+
 def read_entries(
-    source: str,
     entries: Iterable[tuple[Where, _E]],
     read: Callable[[_E, Where], Exchange],
+    skips: Skips,
     *,
-    strict: bool,
     locate: Locate,
-    stacklevel: int = 3,
 ) -> list[Exchange]:
-    """Turn the entries of foreign file (or tree) ``source`` into exchanges every store can hold.
+    """Turn the entries of a foreign file (or tree) into exchanges every store can hold.
 
     Each entry is read by ``read(entry, where)`` and checked with
     :func:`~traffic_lab.exchange.check_storable`. An entry that fails in any way (an
     :class:`InteropError` from ``read``, a value no store can hold, or any other exception) is
-    named by file, entry and field; with ``strict`` the :class:`InteropError` is raised, else a
-    :class:`~traffic_lab.errors.SkippedEntryWarning` says so and the other entries are kept.
-    Past :data:`MAX_ENTRY_WARNINGS` skipped entries, one last warning counts the others.
+    named by file, entry and field and handed to ``skips``: raised with ``strict``, else
+    skipped with a :class:`~traffic_lab.errors.SkippedEntryWarning` while the other entries are
+    kept. Past :data:`MAX_ENTRY_WARNINGS` skipped entries, one last warning counts the others.
+    Call it from the public reader itself (warnings point at that reader's caller).
     """
     exchanges: list[Exchange] = []
-    skipped = 0
     for where, entry in entries:
         try:
             exchange = read(entry, where)
@@ -290,18 +324,8 @@ def read_entries(
         else:
             exchanges.append(exchange)
             continue
-        if strict:
-            raise error
-        skipped += 1
-        if skipped <= MAX_ENTRY_WARNINGS:
-            warnings.warn(f"{error} (entry skipped)", SkippedEntryWarning, stacklevel=stacklevel)
-    if skipped > MAX_ENTRY_WARNINGS:
-        warnings.warn(
-            f"{source}: {skipped - MAX_ENTRY_WARNINGS} more entries skipped; only the first "
-            f"{MAX_ENTRY_WARNINGS} are named (strict=True raises on the first bad entry)",
-            SkippedEntryWarning,
-            stacklevel=stacklevel,
-        )
+        skips.skip(error)
+    skips.finish()
     return exchanges
 
 

@@ -77,6 +77,7 @@ from ._common import (
     DEFAULT_MAX_BYTES,
     BodyTooLargeError,
     PathArg,
+    Skips,
     Where,
     body_consistent_headers,
     check_max_bytes,
@@ -195,10 +196,9 @@ def read_har(
             return _read_entry(entry, at, pages)
 
         return read_entries(
-            where.path,
             ((where.at(i), entry) for i, entry in enumerate(entries)),
             read,
-            strict=strict,
+            Skips(where.path, strict=strict),
             locate=_LOCATE,
         )
 

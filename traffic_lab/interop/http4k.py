@@ -50,7 +50,6 @@ import os
 import re
 import stat
 import uuid
-import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -58,12 +57,13 @@ from typing import Literal
 
 import h11
 
-from ..errors import SkippedEntryWarning, preview
+from ..errors import preview
 from ..exchange import Exchange
 from ._common import (
     DEFAULT_MAX_BYTES,
     BodyTooLargeError,
     PathArg,
+    Skips,
     Where,
     body_consistent_headers,
     check_max_bytes,
@@ -194,16 +194,16 @@ def read_http4k(
         raise where.error(f"cannot be opened: {exc.strerror or exc}") from exc
     try:
         with file_guard(where.path):
-            folders = sorted(_exchange_folders(root_fd, root, strict))
+            skips = Skips(where.path, strict=strict)
+            folders = sorted(_exchange_folders(root_fd, root, skips))
 
             def read(parts: tuple[str, ...], at: Where) -> Exchange:
                 return _read_folder(root_fd, root.joinpath(*parts), parts, at, base_url, max_bytes)
 
             return read_entries(
-                where.path,
                 ((Where(str(root.joinpath(*parts)), i), parts) for i, parts in enumerate(folders)),
                 read,
-                strict=strict,
+                skips,
                 locate=_locate,
             )
     finally:
@@ -222,21 +222,24 @@ def _open_folder(root_fd: int, parts: tuple[str, ...]) -> int:
     return fd
 
 
-def _exchange_folders(root_fd: int, root: Path, strict: bool) -> list[tuple[str, ...]]:
-    """The folders (as name tuples) that hold a ``request.txt`` or a ``response.txt``."""
+def _exchange_folders(root_fd: int, root: Path, skips: Skips) -> list[tuple[str, ...]]:
+    """The folders (as name tuples) that hold a ``request.txt`` or a ``response.txt``.
+
+    A folder that is a link, has a name outside :data:`FOLDER_NAME`, lies too deep or cannot be
+    listed is handed to ``skips`` (raised with ``strict``, else skipped with a warning).
+    """
     found: list[tuple[str, ...]] = []
     pending: list[tuple[str, ...]] = [()]
     while pending:
         parts = pending.pop()
-        fd = _open_folder(root_fd, parts)
         try:
-            with os.scandir(fd) as listing:
-                entries = [
-                    (entry.name, entry.is_symlink(), entry.is_dir(follow_symlinks=False))
-                    for entry in listing
-                ]
-        finally:
-            os.close(fd)
+            entries = _list_folder(root_fd, parts)
+        except OSError as exc:
+            if not parts:
+                raise  # the store's own folder: the whole tree cannot be read
+            place = os.path.join(root, *parts)
+            skips.skip(Where(place).error(f"cannot be read: {exc.strerror or exc}"), "skipped")
+            continue
         if any(name in (_REQUEST, _RESPONSE) for name, _link, _dir in entries):
             found.append(parts)
         for name, is_link, is_dir in entries:
@@ -252,11 +255,21 @@ def _exchange_folders(root_fd: int, root: Path, strict: bool) -> list[tuple[str,
             else:
                 pending.append((*parts, name))
                 continue
-            error = Where(place).error(problem)
-            if strict:
-                raise error
-            warnings.warn(f"{error} (skipped)", SkippedEntryWarning, stacklevel=3)
+            skips.skip(Where(place).error(problem), "skipped")
     return found
+
+
+def _list_folder(root_fd: int, parts: tuple[str, ...]) -> list[tuple[str, bool, bool]]:
+    """``(name, is a link, is a folder)`` for each entry of folder ``parts``."""
+    fd = _open_folder(root_fd, parts)
+    try:
+        with os.scandir(fd) as listing:
+            return [
+                (entry.name, entry.is_symlink(), entry.is_dir(follow_symlinks=False))
+                for entry in listing
+            ]
+    finally:
+        os.close(fd)
 
 
 def _read_message(folder_fd: int, name: str, where: Where, max_bytes: int) -> tuple[bytes, int]:

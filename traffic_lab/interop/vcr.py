@@ -54,6 +54,7 @@ from ._common import (
     MAX_INT_DIGITS,
     HugeInteger,
     PathArg,
+    Skips,
     Where,
     body_consistent_headers,
     content_codings,
@@ -195,10 +196,9 @@ def read_vcr(
         interactions = field(document, "interactions", list, where, "")
         base = _EPOCH + timedelta(microseconds=mtime_ns // 1000)
         return read_entries(
-            where.path,
             ((where.at(i), item) for i, item in enumerate(interactions)),
             lambda item, at: _read_interaction(item, at, base + (at.index or 0) * _ONE_US),
-            strict=strict,
+            Skips(where.path, strict=strict),
             locate=_LOCATE,
         )
 
