@@ -501,7 +501,8 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
 _HTTP_VERSION = re.compile(r"[ -~]{0,32}")
 # scheme://[userinfo@](host)[:port]: the port digits, if any (IPv6 literals in brackets).
 _PORT = re.compile(
-    r"[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/?#@]*@)?(?:\[[^\]/?#]*\]|[^/?#:\[\]]*)(?::(\d*))?"
+    r"[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/?#@]*@)?(?:\[[^\]/?#]*\]|[^/?#:\[\]]*)"
+    r"(?::([^/?#]*))?(?=[/?#]|$)"
 )
 
 
@@ -551,7 +552,7 @@ def check_storable(exchange: Exchange) -> None:
             "must be an absolute URL (scheme://host/...)", field="url", value=preview(url)
         )
     port = match.group(1)
-    if port and (len(port) > 5 or int(port) > 65535):
+    if port and not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535):
         raise InvalidExchangeError("must be 0-65535", field="port", value=preview(port))
     status = exchange.status_code
     if status is not None and not (type(status) is int and 100 <= status <= 999):

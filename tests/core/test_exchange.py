@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 import traffic_lab as tl
+from traffic_lab.errors import InvalidExchangeError
+from traffic_lab.exchange import check_storable
 from traffic_lab.testing import make_exchange
 
 
@@ -124,3 +126,60 @@ def test_recorded_error_round_trip():
     again = recorded.to_exception(httpx.Request("GET", "https://a/"))
     assert type(again) is httpx.ConnectTimeout and str(again) == "too slow"
     assert tl.RecordedError.from_exception(ValueError("v")).type == "builtins.ValueError"
+
+
+# -- what a store can hold (check_storable) ---------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://a.example/x",
+        "http://a.example:/x",
+        "https://a.example:0/",
+        "https://a.example:65535",
+        "http://[::1]:8080/x",
+        "http://user:pw@a.example:8080/?q=1#f",
+        "https://bücher.example/ñ?q=ü",
+    ],
+)
+def test_check_storable_accepts_what_every_store_can_hold(url):
+    check_storable(tl.Exchange("GET", url, status_code=999, reason_phrase="Très bien"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "value"),
+    [
+        ({"url": "https://a.example:99999999999/"}, "port", "'99999999999'"),
+        ({"url": "http://a.example:-1/"}, "port", "'-1'"),
+        ({"url": "http://a.example:0x50/"}, "port", "'0x50'"),
+        ({"url": "http://a.example:65536"}, "port", "'65536'"),
+        ({"url": "https://a.example/\udc80"}, "url", "'https://a.example/\\udc80'"),
+        ({"url": "/relative/only"}, "url", "'/relative/only'"),
+        ({"method": "G T"}, "method", "'G T'"),
+        ({"status_code": 1000}, "status_code", "1000"),
+        ({"status_code": 99}, "status_code", "99"),
+        ({"reason_phrase": "snow ☃"}, "reason_phrase", "'snow ☃'"),
+        ({"http_version": "HTTP/1.1\r\n"}, "http_version", "'HTTP/1.1\\r\\n'"),
+        ({"elapsed": timedelta(days=365 * 200)}, "elapsed", "73000 days, 0:00:00"),
+        ({"elapsed": timedelta(microseconds=-1)}, "elapsed", "-1 day, 23:59:59.999999"),
+        ({"tags": {"k": "\ud800"}}, "tags['k']", "'\\ud800'"),
+    ],
+)
+def test_check_storable_refuses_by_field_value_and_range(changes, field, value):
+    ex = tl.Exchange("GET", "https://a.example/", status_code=200).replace(**changes)
+    with pytest.raises(InvalidExchangeError) as caught:
+        check_storable(ex)
+    assert caught.value.field == field
+    assert caught.value.value == value
+    assert str(caught.value).startswith(f"cannot store this exchange: {field} = {value}: ")
+
+
+def test_a_refused_exchange_never_enters_a_memory_store():
+    stream, cache = tl.MemoryStream(), tl.MemoryCache()
+    good = tl.Exchange("GET", "https://a.example/", status_code=200)
+    bad = good.replace(url="https://a.example:99999999999/")
+    for store in (stream, cache):
+        store.put(good)
+        with pytest.raises(InvalidExchangeError, match="port"):
+            store.put(bad)
+        store.put(good)
+        assert list(store.exchanges()) == [good, good]
