@@ -99,7 +99,7 @@ def test_import_adds_to_an_existing_capture(tmp_path):
 def test_import_bad_files_are_bad_input(tmp_path):
     broken = tmp_path / "broken.har"
     broken.write_text('{"log": {"version": "1.2", "entries": [{"request": 5}]}}')
-    done = run("import", broken, tmp_path / "capture")
+    done = run("import", broken, tmp_path / "capture", "--strict")
     assert done.returncode == 2
     assert done.stderr.startswith(f"Error: {broken}, entry 0")
     assert not (tmp_path / "capture").exists()
@@ -118,6 +118,38 @@ def test_import_bad_files_are_bad_input(tmp_path):
         f"Error: cannot tell the format of {odd} from its name; pass --format (har, vcr, http4k)\n",
     )
     assert run("import", odd, tmp_path / "capture", "--format", "zip").returncode == 2
+
+
+def test_import_skips_a_bad_entry_names_it_and_keeps_the_others(tmp_path):
+    entry = {
+        "startedDateTime": "2026-01-01T12:00:00.000Z",
+        "time": 12.5,
+        "request": {"method": "GET", "url": "https://api.example/ok", "httpVersion": "HTTP/1.1",
+                    "headers": [], "queryString": [], "cookies": [], "headersSize": -1,
+                    "bodySize": 0},
+        "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1", "headers": [],
+                     "cookies": [], "content": {"size": 2, "mimeType": "text/plain", "text": "ok"},
+                     "redirectURL": "", "headersSize": -1, "bodySize": 2},
+        "cache": {}, "timings": {"send": 0, "wait": 12.5, "receive": 0},
+    }  # fmt: skip
+    bad = json.loads(json.dumps(entry))
+    bad["request"]["url"] = "https://api.example:99999999999/bad"
+    har = tmp_path / "mixed.har"
+    har.write_text(json.dumps({"log": {"version": "1.2", "entries": [entry, bad, entry]}}))
+    done = run("import", har, tmp_path / "capture")
+    assert done.returncode == 0, done.stderr
+    assert f"{har}, entry 1, field 'request.url'" in done.stderr
+    assert "port" in done.stderr
+    assert f"imported 2 exchanges from {har}" in done.stderr
+    listed = [
+        json.loads(line)["url"]
+        for line in run("ls", tmp_path / "capture", "--json").stdout.splitlines()
+    ]
+    assert listed == ["https://api.example/ok", "https://api.example/ok"]
+    strict = run("import", har, tmp_path / "strict", "--strict")
+    assert strict.returncode == 2
+    assert strict.stderr.startswith(f"Error: {har}, entry 1, field 'request.url'")
+    assert not (tmp_path / "strict").exists()
 
 
 def test_import_bad_tag_is_a_usage_error(tmp_path):

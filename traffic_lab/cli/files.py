@@ -74,7 +74,8 @@ Examples:
   traffic-lab import build/http4k-traffic captures/api --base-url https://api.example
 
 Formats: HAR 1.2 (.har, .har.gz, .zhar), VCR.py cassettes (.yaml, .yml, .json) and http4k
-DiskStream / DiskTree folders. The whole file is checked before anything is stored.
+DiskStream / DiskTree folders. The whole file is read and checked before anything is stored;
+an entry no capture can hold is skipped and named on stderr (--strict: exit 2 instead).
 
 """
     + EXIT_CODES_HELP,
@@ -91,6 +92,11 @@ DiskStream / DiskTree folders. The whole file is checked before anything is stor
     help="A tag stored with every exchange (repeatable).",
 )
 @click.option("--no-redact", is_flag=True, help="Store secrets as they are (not recommended).")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse the whole file (exit 2) if any entry is bad, instead of skipping it.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def import_(
     source: Path,
@@ -99,6 +105,7 @@ def import_(
     base_url: str | None,
     tags: tuple[str, ...],
     no_redact: bool,
+    strict: bool,
     quiet: bool,
 ) -> None:
     """Import a HAR file, a VCR.py cassette or an http4k folder into a capture (created if
@@ -114,11 +121,11 @@ def import_(
     with Interrupt() as stop:
         with interop_errors(str(source)), progress(f"reading {source.name}", None, quiet=quiet):
             if kind == "har":
-                exchanges = interop.read_har(source)
+                exchanges = interop.read_har(source, strict=strict)
             elif kind == "vcr":
-                exchanges = interop.read_vcr(source)
+                exchanges = interop.read_vcr(source, strict=strict)
             else:
-                exchanges = interop.read_http4k(source, base_url=base_url)
+                exchanges = interop.read_http4k(source, base_url=base_url, strict=strict)
         if stop.requested:
             raise interrupted(f"nothing imported into {capture}")
         store = open_stream(capture, create=True)
