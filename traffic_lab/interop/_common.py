@@ -1,25 +1,21 @@
 """Pieces the interop readers and writers share: error locations, strict field access on parsed
 documents, the one way every reader turns entries into exchanges (:func:`read_entries`: checked,
-bad ones skipped or raised), input limits, atomic writes, header text, HTTP versions and content
-codings.
+bad ones skipped or raised), input limits, atomic writes, header text and HTTP versions. Content
+codings, charsets and header lookup live in :mod:`traffic_lab.wire`.
 
 Nothing here is public API: the public names live in :mod:`traffic_lab.interop`.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
-import gzip
 import json
 import os
 import shutil
 import tempfile
 import uuid
 import warnings
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from email.message import Message
 from pathlib import Path
 from typing import Any, BinaryIO, TypeAlias, TypeVar
 
@@ -31,18 +27,13 @@ from ..exchange import Exchange, check_storable
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "MAX_INT_DIGITS",
-    "BodyTooLargeError",
     "HugeInteger",
     "Locate",
     "MAX_ENTRY_WARNINGS",
     "Skips",
     "PathArg",
     "Where",
-    "body_consistent_headers",
-    "content_codings",
     "cut",
-    "decode_body",
-    "encode_body",
     "check_max_bytes",
     "field",
     "fields_named",
@@ -52,10 +43,8 @@ __all__ = [
     "parse_url",
     "open_input",
     "read_entries",
-    "get_charset",
     "header_bytes",
     "header_text",
-    "header_value",
     "normalize_http_version",
     "optional",
     "publish_directory",
@@ -66,7 +55,6 @@ __all__ = [
 PathArg: TypeAlias = str | os.PathLike[str]
 
 _T = TypeVar("_T")
-_Pairs = tuple[tuple[bytes, bytes], ...]
 
 
 class Where:
@@ -460,14 +448,6 @@ def header_bytes(text: str, where: Where, name: str) -> bytes:
         raise where.error(f"cannot be encoded as header bytes: {exc.reason}", name) from exc
 
 
-def header_value(pairs: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """The first value of header ``name`` (lower-case bytes), or ``None``."""
-    for key, value in pairs:
-        if key.lower() == name:
-            return value
-    return None
-
-
 _VERSIONS = {
     "http/1.0": "HTTP/1.0",
     "http/1.1": "HTTP/1.1",
@@ -493,209 +473,3 @@ def normalize_http_version(text: str, where: Where, name: str) -> str:
     if not stripped.isascii():
         raise where.error(f"is not an HTTP version: {preview(stripped)}", name)
     return _VERSIONS.get(stripped.lower(), stripped)
-
-
-def get_charset(content_type: bytes | str | None, default: str = "utf-8") -> str:
-    """The ``charset`` parameter of a Content-Type (a known codec), else ``default``."""
-    if not content_type:
-        return default
-    if isinstance(content_type, bytes):
-        content_type = content_type.decode("latin-1")
-    message = Message()
-    message["content-type"] = content_type
-    charset = message.get_content_charset()
-    if not charset:
-        return default
-    try:
-        return codecs.lookup(charset).name
-    except LookupError:
-        return default
-
-
-# -- content codings ----------------------------------------------------------------------------
-def _brotli() -> Any:
-    try:
-        import brotli
-
-        return brotli
-    except ImportError:
-        try:
-            import brotlicffi
-
-            return brotlicffi
-        except ImportError:
-            return None
-
-
-def content_codings(pairs: Iterable[tuple[bytes, bytes]]) -> list[str]:
-    """The Content-Encoding codings in the order they were applied (``identity`` left out)."""
-    codings: list[str] = []
-    for key, value in pairs:
-        if key.lower() == b"content-encoding":
-            for part in value.decode("latin-1").split(","):
-                coding = part.strip().lower()
-                if coding and coding != "identity":
-                    codings.append(coding)
-    return codings
-
-
-def _decodable(codings: list[str]) -> bool:
-    known = {"gzip", "deflate"}
-    if _brotli() is not None:
-        known.add("br")
-    return all(c in known for c in codings)
-
-
-class BodyTooLargeError(Exception):
-    """A body decodes to more bytes than the limit given to :func:`decode_body`."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"decodes to more than {limit} bytes")
-        self.limit = limit
-
-
-class _Undecodable(Exception):
-    pass
-
-
-#: Output per decompression step: memory stays bounded whatever the compression ratio.
-_STEP = 1 << 20
-
-
-def decode_body(body: bytes, codings: list[str], limit: int | None = None) -> bytes | None:
-    """The body with its content codings undone as httpx undoes them, or ``None`` when a
-    coding is unknown or the bytes do not decode.
-
-    Decoding streams in bounded steps: with ``limit``, a body (or an intermediate coding) that
-    decodes to more than ``limit`` bytes raises :class:`BodyTooLargeError` once it gets there,
-    so a decompression bomb costs at most ``limit`` bytes and the time to produce them.
-    """
-    if not codings:
-        return body
-    if not _decodable(codings):
-        return None
-    data = body
-    try:
-        for coding in reversed(codings):  # the last coding applied is undone first
-            data = _decode_one(data, coding, limit)
-    except _Undecodable:
-        return None
-    return data
-
-
-def _decode_one(data: bytes, coding: str, limit: int | None) -> bytes:
-    if not data:
-        return b""
-    if coding == "gzip":
-        return _inflate(zlib.decompressobj(zlib.MAX_WBITS | 16), data, limit)
-    if coding == "deflate":
-        # httpx's way: a zlib stream, else (any error on the first try) raw deflate.
-        try:
-            return _inflate(zlib.decompressobj(), data, limit)
-        except _Undecodable:
-            return _inflate(zlib.decompressobj(-zlib.MAX_WBITS), data, limit)
-    return _unbrotli(data, limit)
-
-
-class _Output:
-    __slots__ = ("limit", "parts", "size")
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def room(self) -> int:
-        """How much one step may produce: one byte over the limit shows it was passed."""
-        return _STEP if self.limit is None else max(1, min(_STEP, self.limit - self.size + 1))
-
-    def add(self, piece: bytes) -> None:
-        self.size += len(piece)
-        if self.limit is not None and self.size > self.limit:
-            raise BodyTooLargeError(self.limit)
-        self.parts.append(piece)
-
-    def result(self) -> bytes:
-        return b"".join(self.parts)
-
-
-def _inflate(decompressor: Any, data: bytes, limit: int | None) -> bytes:
-    out = _Output(limit)
-    pending = data
-    try:
-        while True:
-            room = out.room()
-            piece = decompressor.decompress(pending, room)
-            out.add(piece)
-            pending = decompressor.unconsumed_tail
-            if decompressor.eof or (not pending and len(piece) < room):
-                break
-        if not decompressor.eof:
-            out.add(decompressor.flush())
-    except zlib.error as exc:
-        raise _Undecodable from exc
-    return out.result()
-
-
-def _unbrotli(data: bytes, limit: int | None) -> bytes:
-    brotli = _brotli()
-    decompressor = brotli.Decompressor()
-    out = _Output(limit)
-    try:
-        if hasattr(decompressor, "can_accept_more_data"):  # brotli >= 1.2: bounded output
-            # Each step's output stops growing near the limit (it may pass it by one block).
-            out.add(decompressor.process(data, output_buffer_limit=out.room()))
-            while not decompressor.is_finished():
-                piece = decompressor.process(b"", output_buffer_limit=out.room())
-                if not piece and decompressor.can_accept_more_data():
-                    break  # all input decoded: a truncated stream ends here, as in httpx
-                out.add(piece)
-        else:  # older bindings: small inputs keep each step's output small
-            process = getattr(decompressor, "decompress", None) or decompressor.process
-            for start in range(0, len(data), 64):
-                out.add(process(data[start : start + 64]))
-    except brotli.error as exc:
-        raise _Undecodable from exc
-    return out.result()
-
-
-def encode_body(body: bytes, codings: list[str]) -> bytes | None:
-    """The body with ``codings`` applied in order, or ``None`` when one is not supported.
-
-    gzip output has mtime 0, so encoding the same bytes twice gives the same result.
-    """
-    for coding in codings:
-        if coding in ("gzip", "x-gzip"):
-            body = gzip.compress(body, mtime=0)
-        elif coding == "deflate":
-            body = zlib.compress(body)
-        elif coding == "br" and (brotli := _brotli()) is not None:
-            body = bytes(brotli.compress(body))
-        else:
-            return None
-    return body
-
-
-_NO_BODY_STATUSES = frozenset({204, 304})
-
-
-def body_consistent_headers(
-    pairs: _Pairs, body: bytes, *, method: str, status_code: int, drop_encoding: bool
-) -> _Pairs:
-    """Response headers that agree with ``body``.
-
-    ``drop_encoding`` removes Content-Encoding (the body is stored decoded). A Content-Length
-    that no longer matches is set to the body's length, except where the body is empty by
-    definition (HEAD, 1xx, 204, 304).
-    """
-    fix_length = not (method == "HEAD" or status_code < 200 or status_code in _NO_BODY_STATUSES)
-    out: list[tuple[bytes, bytes]] = []
-    length = str(len(body)).encode()
-    for key, value in pairs:
-        lowered = key.lower()
-        if drop_encoding and lowered == b"content-encoding":
-            continue
-        if fix_length and lowered == b"content-length" and value.strip() != length:
-            value = length
-        out.append((key, value))
-    return tuple(out)

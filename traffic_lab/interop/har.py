@@ -73,25 +73,27 @@ import httpx
 from .._version import __version__
 from ..errors import preview
 from ..exchange import Exchange, RecordedError
+from ..wire import (
+    BodyTooLargeError,
+    body_consistent_headers,
+    content_charset,
+    content_codings,
+    decode_body,
+    encode_body,
+    header_value,
+)
 from ._common import (
     DEFAULT_MAX_BYTES,
-    BodyTooLargeError,
     PathArg,
     Skips,
     Where,
-    body_consistent_headers,
     check_max_bytes,
-    content_codings,
     cut,
-    decode_body,
-    encode_body,
     field,
     fields_named,
     file_guard,
-    get_charset,
     header_bytes,
     header_text,
-    header_value,
     load_json,
     normalize_http_version,
     open_input,
@@ -207,16 +209,23 @@ def _read_text_bytes(stream: BinaryIO, where: Where, max_bytes: int) -> bytes:
     """The HAR text's bytes: decompressed in bounded steps, never more than ``max_bytes``."""
     head = stream.read(2)
     stream.seek(0)
-    if head != b"\x1f\x8b" and head[:1] != b"\x78":
-        return _read_chunks(stream.read, where, max_bytes, "is larger than")
-    try:
-        if head == b"\x1f\x8b":
+    if head == b"\x1f\x8b":
+        try:
             with gzip.GzipFile(fileobj=stream) as unzipped:
                 return _read_chunks(unzipped.read, where, max_bytes, "decompresses to more than")
-        # A zlib stream (mitmproxy's .zhar); JSON cannot start with "x".
-        return _inflate_zlib(stream, where, max_bytes)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise where.error(f"cannot decompress the file: {cut(str(exc))}") from exc
+        except (OSError, EOFError, zlib.error) as exc:
+            raise where.error(f"cannot decompress the file: {cut(str(exc))}") from exc
+    raw = _read_chunks(stream.read, where, max_bytes, "is larger than")
+    if head[:1] != b"\x78":
+        return raw
+    # A zlib stream (mitmproxy's .zhar); JSON cannot start with "x".
+    try:
+        text = decode_body(raw, ["deflate"], limit=max_bytes)
+    except BodyTooLargeError:
+        raise where.error(f"decompresses to more than max_bytes={max_bytes}") from None
+    if text is None:
+        raise where.error("cannot decompress the file: not a whole zlib stream")
+    return text
 
 
 def _read_chunks(
@@ -230,27 +239,6 @@ def _read_chunks(
         size += len(chunk)
         if size > max_bytes:
             raise where.error(f"{too_large} max_bytes={max_bytes}")
-    return b"".join(parts)
-
-
-def _inflate_zlib(stream: BinaryIO, where: Where, max_bytes: int) -> bytes:
-    decompressor = zlib.decompressobj()
-    parts: list[bytes] = []
-    size = 0
-    full = False  # the last step filled its room: zlib may hold more output
-    while not decompressor.eof:
-        pending = decompressor.unconsumed_tail
-        if not pending and not full:
-            pending = stream.read(_CHUNK)
-            if not pending:
-                raise zlib.error("incomplete or truncated stream")
-        room = max(1, min(_CHUNK, max_bytes - size + 1))
-        piece = decompressor.decompress(pending, room)
-        full = len(piece) == room
-        size += len(piece)
-        if size > max_bytes:
-            raise where.error(f"decompresses to more than max_bytes={max_bytes}")
-        parts.append(piece)
     return b"".join(parts)
 
 
@@ -431,7 +419,7 @@ def _read_post_data(
             return _b64decode(text, where, f"{prefix}.text")
         if encoding:
             raise where.error(f"unsupported encoding {preview(encoding)}", f"{prefix}.encoding")
-        charset = get_charset(mime or header_value(headers, b"content-type"))
+        charset = content_charset(mime or header_value(headers, "content-type"))
         return _encode_text(text, charset, where, f"{prefix}.text")
     params: list[tuple[str, str]] = []
     for k, item in enumerate(optional(post, "params", list, where, prefix, [])):
@@ -500,7 +488,7 @@ def _read_content(
         decoded = _b64decode(text, where, f"{prefix}.text")
     elif not encoding:
         mime = optional(content, "mimeType", (str, _NONE), where, prefix, None)
-        charset = get_charset(mime or header_value(headers, b"content-type"))
+        charset = content_charset(mime or header_value(headers, "content-type"))
         decoded = _encode_text(text, charset, where, f"{prefix}.text")
     else:
         raise where.error(f"unsupported encoding {preview(encoding)}", f"{prefix}.encoding")
@@ -682,9 +670,9 @@ def _request(exchange: Exchange) -> dict[str, Any]:
         "bodySize": len(exchange.request_body),
     }
     if exchange.request_body:
-        content_type = header_text(header_value(headers, b"content-type") or b"")
+        content_type = header_text(header_value(headers, "content-type") or b"")
         # mitmproxy's way: text in the body's charset, undecodable bytes as lone surrogates.
-        text = exchange.request_body.decode(get_charset(content_type), "surrogateescape")
+        text = exchange.request_body.decode(content_charset(content_type), "surrogateescape")
         params: list[dict[str, str]] = []
         if content_type.lower().startswith("application/x-www-form-urlencoded"):
             params = [{"name": k, "value": v} for k, v in parse_qsl(text, keep_blank_values=True)]
@@ -709,7 +697,7 @@ def _response(exchange: Exchange, custom: dict[str, Any]) -> dict[str, Any]:
         }
     headers = exchange.response_headers
     wire = exchange.response_body
-    content_type = header_text(header_value(headers, b"content-type") or b"")
+    content_type = header_text(header_value(headers, "content-type") or b"")
     codings = content_codings(headers)
     decoded = decode_body(wire, codings)
     payload = wire if decoded is None else decoded
@@ -720,7 +708,7 @@ def _response(exchange: Exchange, custom: dict[str, Any]) -> dict[str, Any]:
             content["compression"] = len(decoded) - len(wire)
     content["mimeType"] = content_type
     try:
-        content["text"] = payload.decode(get_charset(content_type))
+        content["text"] = payload.decode(content_charset(content_type))
     except UnicodeDecodeError:
         content["text"] = base64.b64encode(payload).decode("ascii")
         content["encoding"] = "base64"
@@ -731,7 +719,7 @@ def _response(exchange: Exchange, custom: dict[str, Any]) -> dict[str, Any]:
         "cookies": _response_cookies(headers),
         "headers": _header_list(headers),
         "content": content,
-        "redirectURL": header_text(header_value(headers, b"location") or b""),
+        "redirectURL": header_text(header_value(headers, "location") or b""),
         "headersSize": -1,
         "bodySize": len(wire),
     }

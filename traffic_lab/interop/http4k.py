@@ -59,20 +59,22 @@ import h11
 
 from ..errors import preview
 from ..exchange import Exchange
+from ..wire import (
+    BodyTooLargeError,
+    body_consistent_headers,
+    content_codings,
+    decode_body,
+    encode_body,
+    header_value,
+)
 from ._common import (
     DEFAULT_MAX_BYTES,
-    BodyTooLargeError,
     PathArg,
     Skips,
     Where,
-    body_consistent_headers,
     check_max_bytes,
-    content_codings,
     cut,
-    decode_body,
-    encode_body,
     file_guard,
-    header_value,
     normalize_http_version,
     parse_url,
     publish_directory,
@@ -401,7 +403,7 @@ def _url(
         if base_url is not None:
             base = base_url.rstrip("/")
         else:
-            host = header_value(headers, b"host")
+            host = header_value(headers, "host")
             if host is None:
                 raise where.error(
                     f"the target {preview(target)} is only a path and there is no Host header; "

@@ -50,16 +50,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import preview
 from ..exchange import Exchange
+from ..wire import body_consistent_headers, content_codings, decode_body
 from ._common import (
     MAX_INT_DIGITS,
     HugeInteger,
     PathArg,
     Skips,
     Where,
-    body_consistent_headers,
-    content_codings,
     cut,
-    decode_body,
     field,
     fields_named,
     file_guard,
