@@ -43,23 +43,13 @@ if TYPE_CHECKING:
 __all__ = ["record", "replay", "serve"]
 
 
-def _uvicorn() -> Any:
-    try:
-        from ..servers import _uvicorn
-    except ImportError as exc:
-        raise click.ClickException(
-            f"this command needs uvicorn ({exc}): pip install 'traffic_lab[cli]'"
-        ) from exc
-    return _uvicorn
-
-
 def _listen(host: str, port: int) -> socket.socket:
-    runner = _uvicorn()
+    from ..servers import ServerBindError, bind_socket
+
     try:
-        sock: socket.socket = runner.bind_socket(host, port)
-    except runner.ServerBindError as exc:
+        return bind_socket(host, port)
+    except ServerBindError as exc:
         raise NetworkProblemError(str(exc)) from exc
-    return sock
 
 
 def _url_of(sock: socket.socket) -> str:
@@ -193,9 +183,8 @@ def serve(
 ) -> None:
     """Serve a capture as an HTTP mock server: requests are answered with recorded responses,
     by request key (cache mode) or in recorded order (stream mode)."""
-    from ..servers import MockApp
+    from ..servers import MockApp, run_server
 
-    runner = _uvicorn()
     if origin is not None:
         origin = validate_base_url(origin, "'--origin'")
     stream = open_stream(capture)
@@ -218,7 +207,7 @@ def serve(
         f"{where}) at {_url_of(sock)}; Ctrl-C to stop"
     )
     try:
-        runner.run_server(app, sock)
+        run_server(app, sock)
     finally:
         sock.close()
         store.close()
@@ -291,10 +280,9 @@ def record(
     """Run a reverse proxy to an upstream base URL that passes traffic through and records
     every exchange into a capture (created if needed; an existing one is added to)."""
     from ..redaction import Redactor
-    from ..servers import ProxyApp
+    from ..servers import ProxyApp, run_server
     from ..stores.parquet import ParquetStream
 
-    runner = _uvicorn()
     upstream = validate_base_url(upstream, "'--upstream'")
     labels = parse_tags(tags)
     sock = _listen(host, port)
@@ -314,7 +302,7 @@ def record(
         )
     note(f"recording {upstream} into {capture} at {_url_of(sock)}; Ctrl-C to stop")
     try:
-        runner.run_server(app, sock)
+        run_server(app, sock)
     finally:
         sock.close()
         with capture_errors(capture):

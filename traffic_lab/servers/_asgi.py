@@ -11,12 +11,9 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any, TypeAlias
 
-import httpx
-
 __all__ = [
     "HOP_BY_HOP",
     "REASON_EXTENSION",
-    "REASON_HEADER",
     "ASGIApp",
     "Message",
     "Receive",
@@ -56,11 +53,10 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-#: Scope extension a server sets when it can send a response's own reason phrase: the app then
-#: passes the phrase in :data:`REASON_HEADER`, which the server removes (ASGI has no field for
-#: it). traffic_lab's uvicorn protocol (``traffic_lab.servers.run_server``) sets it.
+#: Scope extension of a server that sends a response's own reason phrase (ASGI has no field for
+#: it): the app puts the phrase, as bytes, in the ``reason`` key of ``http.response.start``.
+#: traffic_lab's server (``traffic_lab.servers.run_server``) offers it.
 REASON_EXTENSION = "traffic_lab.reason_phrase"
-REASON_HEADER = b"x-traffic-lab-reason"
 
 # Statuses whose responses never have a body (RFC 9110 6.4.1).
 _NO_BODY = frozenset({204, 304})
@@ -100,14 +96,6 @@ def request_target(scope: Scope) -> bytes:
     return bytes(raw_path) + (b"?" + bytes(query) if query else b"")
 
 
-def _reason_header(scope: Scope, status: int, reason: str) -> list[tuple[bytes, bytes]]:
-    if not reason or REASON_EXTENSION not in scope.get("extensions", ()):
-        return []
-    if reason == httpx.codes.get_reason_phrase(status):
-        return []
-    return [(REASON_HEADER, reason.encode("latin-1", "replace"))]
-
-
 async def send_start(
     scope: Scope,
     send: Send,
@@ -116,13 +104,10 @@ async def send_start(
     reason: str = "",
 ) -> None:
     """Send ``http.response.start`` (with the reason phrase when the server can send it)."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, *_reason_header(scope, status, reason)],
-        }
-    )
+    message: Message = {"type": "http.response.start", "status": status, "headers": headers}
+    if REASON_EXTENSION in (scope.get("extensions") or ()):
+        message["reason"] = reason.encode("latin-1", "replace")
+    await send(message)
 
 
 def wire_headers(

@@ -22,8 +22,7 @@ why                status  body
 =================  ======  ===================================================================
 
 Every other recorded status, 200 to 999, is served as recorded with its reason phrase (600-999
-included: :func:`~traffic_lab.servers.run_server` passes them through uvicorn, see
-``traffic_lab.servers._uvicorn``).
+included, by :func:`~traffic_lab.servers.run_server`).
 
 A mock server serves a capture that does not change while it runs, so by key the answer to a
 request is worked out once (URL parsing, key, lookup, header framing: about 100 µs) and kept
