@@ -3,6 +3,7 @@ and curl, stopped with SIGINT / SIGTERM."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import subprocess
@@ -55,34 +56,47 @@ def test_serve_answers_with_recorded_bytes_then_stops_on_sigint(live_capture, se
         "Ctrl-C to stop"
     )
     recorded = {httpx.URL(ex.url).raw_path.decode(): ex for ex in tl.ParquetStream(live_capture)}
-    gz = curl(served.url + "/gzip")
+    gz = curl("-H", "Accept-Encoding: gzip", served.url + "/gzip")
     assert gz.stdout == recorded["/gzip"].response_body
+    plain = curl(served.url + "/gzip")  # no Accept-Encoding: the body decoded
+    assert plain.stdout == gzip.decompress(recorded["/gzip"].response_body)
     head = curl("--include", served.url + "/reason").stdout.decode()
     assert head.startswith("HTTP/1.1 299 Custom Reason\r\n")
     with httpx.Client(base_url=served.url) as client:
         assert client.get("/json?size=40").content == recorded["/json?size=40"].response_body
         assert client.get("/headers").headers.get_list("x-dup") == ["first", "second"]
         miss = client.get("/json?size=41")
-    assert (miss.status_code, miss.text) == (503, "no more traffic to replay\n")
+    assert (miss.status_code, miss.text) == (
+        503,
+        f"no recorded response matches GET {server.url}/json?size=41\n"
+        f"nearest recorded request: GET {server.url}/json?size=40 (query 'size': '40' != '41')\n",
+    )
     code, err = served.stop(signal.SIGINT)
     assert code == 0
-    assert err == "stopped: answered 4 recorded, 1 missed, 0 past the end, 0 recorded errors\n"
+    assert err == (
+        "stopped: answered 5 recorded, 1 missed, 0 past the end, 0 recorded errors, 0 unservable\n"
+    )
 
 
 def test_serve_stream_mode_in_order_and_sigterm(tmp_path, running):
     capture = write_capture(
         tmp_path / "c",
-        [make_exchange(url=f"https://api.example.test/{i}", json={"n": i}) for i in range(2)],
+        [make_exchange(url=f"https://api.example.test/{i}", json={"n": i}) for i in range(2)]
+        + [make_exchange(url="https://api.example.test/ws", status_code=101)],
     )
     served = running("serve", capture, "--mode", "stream", "--port", "0")
     with httpx.Client(base_url=served.url) as client:
         answers = [client.get("/whatever").json() for _ in range(2)]
+        switching = client.get("/ws")
         after = client.get("/0")
     assert answers == [{"n": 0}, {"n": 1}]
+    assert (switching.status_code, switching.headers["x-traffic-lab-mock"]) == (502, "unservable")
     assert (after.status_code, after.headers["x-traffic-lab-mock"]) == (503, "exhausted")
     code, err = served.stop(signal.SIGTERM)
     assert code == 0
-    assert err == "stopped: answered 2 recorded, 0 missed, 1 past the end, 0 recorded errors\n"
+    assert err == (
+        "stopped: answered 2 recorded, 0 missed, 1 past the end, 0 recorded errors, 1 unservable\n"
+    )
 
 
 def test_serve_strict_and_matching_options(tmp_path, running):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from datetime import UTC, datetime
 
 import httpx
@@ -45,9 +46,9 @@ def exchange_for(cache, path):
     return next(ex for ex in cache.exchanges() if httpx.URL(ex.url).raw_path.decode() == path)
 
 
-def test_gzip_body_goes_out_as_recorded_wire_bytes(mock, recorded):
+def test_gzip_body_goes_out_as_recorded_wire_bytes_to_a_client_that_accepts_gzip(mock, recorded):
     wire = exchange_for(recorded, "/gzip")
-    got = curl(mock.url + "/gzip")  # curl without --compressed: the bytes as sent
+    got = curl(mock.url + "/gzip", "-H", "Accept-Encoding: gzip")  # the bytes as sent
     assert got.status_line == "HTTP/1.1 200 OK"
     assert got.body == wire.response_body
     assert got.header("Content-Encoding") == ["gzip"]
@@ -56,6 +57,130 @@ def test_gzip_body_goes_out_as_recorded_wire_bytes(mock, recorded):
         decoded = client.get(mock.url + "/gzip")
     assert decoded.content == gzip.decompress(wire.response_body)
     assert decoded.json() == json.loads(gzip.decompress(wire.response_body))
+
+
+# -- content codings and Accept-Encoding ---------------------------------------------------------
+PLAIN = b'{"items": [' + b", ".join(b'{"id": %d}' % i for i in range(50)) + b"]}"
+
+
+def coded_cache(coding, body):
+    cache = tl.MemoryCache()
+    cache.put(
+        tl.Exchange(
+            "GET",
+            "https://api.example/coded",
+            status_code=200,
+            response_headers=[
+                (b"Content-Type", b"application/json"),
+                (b"Content-Encoding", coding),
+                (b"Content-Length", str(len(body)).encode()),
+                (b"Vary", b"Accept-Encoding"),
+            ],
+            response_body=body,
+        )
+    )
+    return cache
+
+
+GZIPPED = gzip.compress(PLAIN, mtime=0)
+AS_RECORDED = [
+    ("Content-Type", "application/json"),
+    ("Content-Encoding", "gzip"),
+    ("Content-Length", str(len(GZIPPED))),
+    ("Vary", "Accept-Encoding"),
+]
+DECODED = [
+    ("Content-Type", "application/json"),
+    ("Vary", "Accept-Encoding"),
+    ("content-length", str(len(PLAIN))),
+]
+
+
+@pytest.fixture(scope="module")
+def gzip_mock():
+    app = MockApp(coded_cache(b"gzip", GZIPPED), origin="https://api.example")
+    with BackgroundServer(app) as running:
+        yield running
+
+
+@pytest.mark.parametrize(
+    ("accept", "served"),
+    [
+        (None, "decoded"),  # plain curl sends no Accept-Encoding: identity only
+        ("", "decoded"),  # an empty value: no coding (RFC 9110 12.5.3)
+        ("identity", "decoded"),
+        ("br, deflate", "decoded"),
+        ("gzip;q=0, br", "decoded"),
+        ("*;q=0", "decoded"),
+        ("gzip;q=nonsense", "decoded"),
+        ("gzip", "recorded"),
+        ("deflate, gzip;q=0.5", "recorded"),
+        ("GZIP;Q=1.0", "recorded"),
+        ("x-gzip", "recorded"),  # the same coding (RFC 9110 8.4.1.3)
+        ("*", "recorded"),
+        ("br;q=0, *;q=0.1", "recorded"),
+    ],
+)
+def test_body_is_decoded_for_a_client_that_does_not_accept_its_coding(gzip_mock, accept, served):
+    if accept is None:
+        args: tuple[str, ...] = ()
+    elif accept == "":
+        args = ("-H", "Accept-Encoding;")  # curl's way to send an empty header
+    else:
+        args = ("-H", f"Accept-Encoding: {accept}")
+    got = curl(gzip_mock.url + "/coded", *args)
+    assert got.status_line == "HTTP/1.1 200 OK"
+    if served == "decoded":
+        assert (got.headers, got.body) == (DECODED, PLAIN)
+    else:
+        assert (got.headers, got.body) == (AS_RECORDED, GZIPPED)
+
+
+def test_each_accept_encoding_gets_its_own_answer_from_the_memo(gzip_mock):
+    bodies = [
+        curl(gzip_mock.url + "/coded", *args).body
+        for args in [(), ("-H", "Accept-Encoding: gzip"), (), ("-H", "Accept-Encoding: gzip")]
+    ]
+    assert bodies == [PLAIN, GZIPPED, PLAIN, GZIPPED]
+    with httpx.Client() as client:  # httpx asks for gzip and decodes it itself
+        response = client.get(gzip_mock.url + "/coded")
+    assert (response.headers["content-encoding"], response.content) == ("gzip", PLAIN)
+
+
+def test_several_codings_are_all_undone():
+    body = gzip.compress(zlib.compress(PLAIN), mtime=0)  # deflate, then gzip
+    app = MockApp(coded_cache(b"deflate, gzip", body), origin="https://api.example")
+    with BackgroundServer(app) as running:
+        only_gzip = curl(running.url + "/coded", "-H", "Accept-Encoding: gzip")
+        both = curl(running.url + "/coded", "-H", "Accept-Encoding: gzip, deflate")
+    assert (only_gzip.headers, only_gzip.body) == (DECODED, PLAIN)
+    assert both.header("Content-Encoding") == ["deflate, gzip"]
+    assert both.body == body
+
+
+@pytest.mark.parametrize(
+    ("coding", "body"),
+    [(b"gzip", b"not gzip at all"), (b"gzip", GZIPPED[:-8]), (b"zstd", b"(zstd bytes)")],
+)
+def test_a_body_that_does_not_decode_goes_out_as_recorded(coding, body):
+    app = MockApp(coded_cache(coding, body), origin="https://api.example")
+    with BackgroundServer(app) as running:
+        got = curl(running.url + "/coded")
+    assert got.header("Content-Encoding") == [coding.decode()]
+    assert got.header("Content-Length") == [str(len(body))]
+    assert got.body == body
+
+
+def test_stream_mode_honours_accept_encoding_too():
+    stream = tl.MemoryStream()
+    for exchange in coded_cache(b"gzip", GZIPPED).exchanges():
+        stream.put(exchange)
+        stream.put(exchange)
+    with BackgroundServer(MockApp(stream)) as running:
+        plain = curl(running.url + "/anything")
+        coded = curl(running.url + "/anything", "-H", "Accept-Encoding: gzip")
+    assert (plain.headers, plain.body) == (DECODED, PLAIN)
+    assert (coded.headers, coded.body) == (AS_RECORDED, GZIPPED)
 
 
 def test_headers_keep_their_order_duplicates_and_case(mock, recorded):
@@ -94,11 +219,48 @@ def test_recorded_404_is_a_recording_not_a_miss(mock):
     assert json.loads(got.body) == {"status": 404}
 
 
-def test_miss_answers_503(mock):
-    got = curl(mock.url + "/json?size=7")
+def test_miss_answers_503_naming_the_nearest_recorded_request(mock, server):
+    got = curl(mock.url + "/status/405")
+    nearest = f"GET {server.url}/gzip (path: '/gzip' != '/status/405')"
     assert got.status_line == "HTTP/1.1 503 Service Unavailable"
     assert got.header("x-traffic-lab-mock") == ["miss"]
-    assert got.body == b"no more traffic to replay\n"
+    assert got.header("x-traffic-lab-nearest") == [nearest]
+    assert got.body.decode() == (
+        f"no recorded response matches GET {server.url}/status/405\n"
+        f"nearest recorded request: {nearest}\n"
+    )
+
+
+def test_nearest_header_is_ascii_and_bounded():
+    cache = tl.MemoryCache()
+    cache.put(make_exchange(url="https://api.example/search?q=tea", json={}))
+    cache.put(make_exchange(url="https://api.example/" + "a" * 300, json={}))
+    with BackgroundServer(MockApp(cache, origin="https://api.example")) as running:
+        accented = httpx.get(running.url + "/search?q=café")
+        long = httpx.get(running.url + "/" + "b" * 300)
+    assert accented.headers.raw[-2] == (
+        b"x-traffic-lab-nearest",
+        b"GET https://api.example/search?q=tea (query 'q': 'tea' != 'caf\\xe9')",
+    )
+    assert accented.text.splitlines()[1] == (
+        "nearest recorded request: GET https://api.example/search?q=tea (query 'q': 'tea' != 'café')"
+    )
+    # The nearest is the long path (one difference): its description is cut to 256 characters.
+    assert long.headers["x-traffic-lab-nearest"] == "GET https://api.example/" + "a" * 229 + "..."
+
+
+def test_miss_with_nothing_to_compare_says_so():
+    class NothingSource:  # a Source that cannot list its recordings (not Enumerable)
+        def get(self, request):
+            return None
+
+    with BackgroundServer(MockApp(NothingSource())) as running:
+        got = curl(running.url + "/x")
+    assert got.status_line == "HTTP/1.1 503 Service Unavailable"
+    assert got.header("x-traffic-lab-nearest") == []
+    assert got.body.decode() == (
+        f"no recorded response matches GET {running.url}/x\nno recorded request to compare with\n"
+    )
 
 
 def test_strict_miss_answers_404_with_the_nearest_recordings(server, recorded):
@@ -106,6 +268,9 @@ def test_strict_miss_answers_404_with_the_nearest_recordings(server, recorded):
         response = httpx.get(running.url + "/status/405")
     assert response.status_code == 404
     assert response.headers["x-traffic-lab-mock"] == "miss"
+    assert response.headers["x-traffic-lab-nearest"] == (
+        f"GET {server.url}/gzip (path: '/gzip' != '/status/405')"
+    )
     # The nearest differ in the fewest parts (here: the path alone), in recorded order.
     assert response.text.splitlines() == [
         f"no recorded exchange matches GET {server.url}/status/405",
@@ -366,3 +531,48 @@ async def test_statuses_outside_200_599_without_uvicorn():
         info = await client.get("/info")
     assert (odd.status_code, odd.content) == (999, b"recorded body")
     assert (info.status_code, info.headers["x-traffic-lab-mock"]) == (502, "unservable")
+
+
+# -- the mock server is tl.responder over HTTP ---------------------------------------------------
+NO_MORE = b"no more traffic to replay"
+
+
+@pytest.mark.parametrize("kind", ["cache", "stream"])
+def test_answers_are_the_responders(kind):
+    store = tl.MemoryCache() if kind == "cache" else tl.MemoryStream()
+    store.put(make_exchange(url="https://api.example/a", json={"a": 1}))
+    store.put(make_exchange(url="https://api.example/b", status_code=404, json={"b": 2}))
+    store.put(failed("https://api.example/c"))
+    paths = ["/b", "/a", "/c", "/zzz"]
+    with httpx.Client(transport=httpx.MockTransport(tl.responder(store))) as direct:
+        expected = []
+        for path in paths:
+            try:
+                response = direct.get("https://api.example" + path)
+                expected.append((response.status_code, response.content))
+            except httpx.ConnectError:
+                expected.append(("ConnectError", b""))
+    app = MockApp(store, origin="https://api.example")
+    with BackgroundServer(app) as running, httpx.Client() as client:
+        got = [client.get(running.url + path) for path in paths]
+    if kind == "cache":
+        assert expected == [(404, b'{"b":2}'), (200, b'{"a":1}'), (503, NO_MORE), (503, NO_MORE)]
+    else:
+        assert expected == [
+            (200, b'{"a":1}'),
+            (404, b'{"b":2}'),
+            ("ConnectError", b""),
+            (503, NO_MORE),
+        ]
+    assert [(r.status_code, r.content) for r in got[:2]] == expected[:2]
+    assert (got[2].status_code, got[2].json()["error"]) == (502, "httpx.ConnectError")
+    assert got[3].status_code == 503
+    outcome = {"cache": "miss", "stream": "exhausted"}[kind]
+    assert got[3].headers["x-traffic-lab-mock"] == outcome
+    assert app.counts == {
+        "recorded": 2,
+        "miss": int(kind == "cache"),
+        "exhausted": int(kind == "stream"),
+        "error": 1,
+        "unservable": 0,
+    }

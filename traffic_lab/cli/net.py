@@ -121,13 +121,15 @@ Examples:
 \b
 cache mode: each request gets the latest recorded response with its key (method, path, query,
   body digest; see --ignore-query, --match-body, --match-header). A miss answers 503
-  "no more traffic to replay" (--strict: 404 and the nearest recorded requests).
+  "no recorded response matches" and the nearest recorded request, also in the
+  x-traffic-lab-nearest header (--strict: 404 and the three nearest).
 stream mode: responses are answered in recorded order, whatever is asked; then 503
   (--strict: 404 for a request that differs from the next recorded one).
 Requests are matched as if made to the recorded server: with one origin in the capture that
 is automatic; with several, the origin is ignored unless --origin names one. A recorded
 transport error answers 502 (504 for a timeout) with a JSON body naming it. Recorded
-responses go out as recorded: status, reason, headers, wire bytes (gzip stays gzip).
+responses go out as recorded: status, reason, headers, wire bytes (gzip stays gzip, except
+for a client whose Accept-Encoding does not take it; no Accept-Encoding: identity only).
 Ctrl-C or SIGTERM stops the server after the requests in flight.
 
 """
@@ -214,7 +216,8 @@ def serve(
     c = app.counts
     note(
         f"stopped: answered {c['recorded']} recorded, {c['miss']} missed, "
-        f"{c['exhausted']} past the end, {c['error']} recorded errors"
+        f"{c['exhausted']} past the end, {c['error']} recorded errors, "
+        f"{c['unservable']} unservable"
     )
 
 

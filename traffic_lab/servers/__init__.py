@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from ._asgi import REASON_EXTENSION
 from ._server import BackgroundServer, ServerBindError, bind_socket, run_server
-from .mock import MOCK_HEADER, MockApp
+from .mock import MOCK_HEADER, NEAREST_HEADER, MockApp
 from .proxy import PROXY_HEADER, ProxyApp
 
 __all__ = [
     "MOCK_HEADER",
+    "NEAREST_HEADER",
     "PROXY_HEADER",
     "REASON_EXTENSION",
     "BackgroundServer",

@@ -1,19 +1,26 @@
 """A capture as an HTTP mock server: an ASGI app that answers with recorded responses.
 
-It follows :func:`traffic_lab.responder`: from a Source (a cache), each request is looked up by
-key; from a Replay (a stream), recorded responses are answered in recorded order whatever is
+It is :func:`traffic_lab.responder` over HTTP: from a Source (a cache), each request is looked up
+by key; from a Replay (a stream), recorded responses are answered in recorded order whatever is
 asked. What goes over the wire is what was recorded: the status, the reason phrase (when the
 server can send one, see :data:`~traffic_lab.servers.REASON_EXTENSION`), the headers in order
 with duplicates, and the body's wire bytes (a gzip body stays gzip, with its headers). Only
 hop-by-hop headers are left out, and the body is framed by ``Content-Length``.
+
+One exception, for clients that cannot read the recorded body: a body whose content coding the
+client does not accept (``Accept-Encoding``, RFC 9110 12.5.3: q-values, ``*``, ``x-gzip`` as
+``gzip``) goes out decoded, without ``Content-Encoding`` and with its decoded length. A request
+*without* ``Accept-Encoding`` is taken to accept no coding (plain ``curl`` sends none), where the
+RFC would allow any. A body that does not decode goes out as recorded, coding and all.
 
 Answers that are not recordings carry an ``x-traffic-lab-mock`` header saying why:
 
 =================  ======  ===================================================================
 why                status  body
 =================  ======  ===================================================================
-``miss``           503     ``no more traffic to replay`` (``strict``: 404 and the nearest
-                           recorded requests, with what differs)
+``miss``           503     ``no recorded response matches GET <url>`` and the nearest recorded
+                           request with what differs, also in ``x-traffic-lab-nearest``
+                           (``strict``: 404 and the three nearest)
 ``exhausted``      503     ``no more traffic to replay`` (``strict``: the number served too)
 ``recorded-error`` 502     JSON naming the recorded transport error (504 for a timeout)
 ``unservable``     502     ``recorded status 101 cannot be served...``: a recorded final
@@ -27,23 +34,25 @@ included, by :func:`~traffic_lab.servers.run_server`).
 A mock server serves a capture that does not change while it runs, so by key the answer to a
 request is worked out once (URL parsing, key, lookup, header framing: about 100 µs) and kept
 for the next identical request, up to :data:`MEMO_ENTRIES` answers and :data:`MEMO_BYTES` of
-bodies. Identical means the same method, target, body, and the headers when the matcher looks
-at them.
+bodies. Identical means the same method, target, body and ``Accept-Encoding``, and the headers
+when the matcher looks at them.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+import anyio.to_thread
 import httpx
 
 from ..errors import RecordedTransportError, ReplayExhaustedError, UnmatchedRequestError
-from ..exchange import Exchange, RecordedError
+from ..exchange import REPLAYED, RecordedError
 from ..matching import Matcher
-from ..protocols import Replay, Source
+from ..protocols import AsyncSource, Enumerable, Replay, Source, exchanges_of, matcher_of
+from ..redaction import _decode
 from ..transports.responder import NO_MORE_TRAFFIC, responder
 from ._asgi import (
     Receive,
@@ -59,14 +68,19 @@ from ._asgi import (
     wire_headers,
 )
 
-__all__ = ["MEMO_BYTES", "MEMO_ENTRIES", "MOCK_HEADER", "MockApp"]
+__all__ = ["MEMO_BYTES", "MEMO_ENTRIES", "MOCK_HEADER", "NEAREST_HEADER", "MockApp"]
 
 #: Header on answers that are not recordings: ``miss``, ``exhausted``, ``recorded-error`` or
 #: ``unservable``.
 MOCK_HEADER = b"x-traffic-lab-mock"
+#: Header on a miss naming the nearest recorded request and what differs (ASCII, at most
+#: 256 characters).
+NEAREST_HEADER = b"x-traffic-lab-nearest"
 #: Bounds of the answers a by-key mock server keeps for repeated requests.
 MEMO_ENTRIES = 65_536
 MEMO_BYTES = 64 * 1024 * 1024
+_NEAREST_CHARS = 256
+_SAME_CODING = {"x-gzip": "gzip", "x-compress": "compress"}
 
 
 class _Answer(NamedTuple):
@@ -90,7 +104,8 @@ class MockApp:
         :class:`~traffic_lab.ParquetStream`).
     strict
         A miss answers 404 with the nearest recorded requests and what differs, instead of
-        503; in order, a request that differs from the next recorded one answers 404 too.
+        503 and the nearest one; in order, a request that differs from the next recorded one
+        answers 404 too.
     matcher
         How requests are keyed and compared; default: the store's ``matcher``, else
         ``Matcher()``. It must be the store's own for a Source.
@@ -101,11 +116,12 @@ class MockApp:
 
     Notes
     -----
-    A Source's ``aget`` is used when it has one (:class:`~traffic_lab.MemoryCache` answers at
-    once, :class:`~traffic_lab.ParquetCache` reads files in a worker thread); a plain ``get``
-    runs in a worker thread. Caches never serve exchanges that failed in the transport, so for a
+    Requests are answered by :func:`~traffic_lab.responder` in a worker thread (a store may
+    read files), except that a Source with ``aget`` (:class:`~traffic_lab.AsyncSource`) is
+    asked that first. Caches never serve exchanges that failed in the transport, so for a
     Source the mock server looks a miss up among the recorded transport errors (read once, on
-    the first miss, in a worker thread) and answers 502 for one.
+    the first miss) and answers 502 for one. Finding the nearest recorded request reads every
+    recorded request, once per distinct miss.
 
     Examples
     --------
@@ -131,19 +147,20 @@ class MockApp:
         matcher: Matcher | None = None,
         origin: str | None = None,
     ) -> None:
+        if not isinstance(store, Source | Enumerable):
+            raise TypeError(
+                f"MockApp needs a Source (get) or a Replay (exchanges); got {type(store).__name__}"
+            )
         if matcher is None:
-            own = getattr(store, "matcher", None)
-            matcher = own if isinstance(own, Matcher) else Matcher()
+            matcher = matcher_of(store) or Matcher()
         self.store = store
         self.strict = strict
         self.matcher = matcher
         self.origin = _origin(origin) if origin is not None else None
-        self._by_key = callable(getattr(store, "get", None))
-        self._aget = _async_getter(store) if self._by_key else None
-        if not self._by_key and not callable(getattr(store, "exchanges", None)):
-            raise TypeError(
-                f"MockApp needs a Source (get) or a Replay (exchanges); got {type(store).__name__}"
-            )
+        self._by_key = isinstance(store, Source)
+        # A Source is asked strictly whatever ``strict`` says: a miss then names the nearest
+        # recorded requests, which every miss answer does.
+        self._responder = responder(store, strict=strict or self._by_key, matcher=matcher)
         # Headers change a request's key only when the matcher reads them.
         self._key_headers = bool(
             matcher.all_headers
@@ -155,11 +172,6 @@ class MockApp:
         self._memo_bytes = 0
         self._errors: dict[str, RecordedError] | None = None
         self._lock = threading.Lock()
-        self._order: Iterator[Exchange] | None = None
-        self._served = 0
-        self._strict_replay = (
-            responder(store, strict=True, matcher=matcher) if strict and not self._by_key else None
-        )
         #: Requests answered, by outcome: ``recorded``, ``miss``, ``exhausted``, ``error``
         #: (a recorded transport error), ``unservable`` (a recorded 1xx final status).
         self.counts: dict[str, int] = {
@@ -182,12 +194,12 @@ class MockApp:
         if kind != "http":
             return  # websockets: not recorded traffic; the server closes the connection
         body = await read_body(receive)
+        accept = _header(scope["headers"], b"accept-encoding")
         if self._by_key:
-            answer = await self._answer_by_key(scope, body)
-        elif self._strict_replay is not None:
-            answer = self._answer_strictly_in_order(scope, body)
+            answer = await self._answer_by_key(scope, body, accept)
         else:
-            answer = self._answer_in_order(scope["method"])
+            answer = await anyio.to_thread.run_sync(self._respond, self._request(scope, body))
+            answer = _for_client(scope["method"], answer, accept)
         self.counts[answer.kind] += 1
         await send_prepared(scope, send, answer.status, answer.headers, answer.body, answer.reason)
 
@@ -210,39 +222,62 @@ class MockApp:
         url = (scheme + b"://" + netloc + request_target(scope)).decode("latin-1")
         return httpx.Request(scope["method"], httpx.URL(url), headers=headers, content=body)
 
-    # -- answering by key (a Source) -----------------------------------------------------------
-    async def _answer_by_key(self, scope: Scope, body: bytes) -> _Answer:
+    # -- answering ---------------------------------------------------------------------------------
+    async def _answer_by_key(self, scope: Scope, body: bytes, accept: bytes | None) -> _Answer:
         signature = (
             scope["method"],
             request_target(scope),
             body,
             None if self.origin is not None else self._netloc(scope),
             tuple(scope["headers"]) if self._key_headers else None,
+            accept,
         )
         answer = self._memo.get(signature)
         if answer is not None:
             return answer
         request = self._request(scope, body)
-        assert self._aget is not None
-        response = await self._aget(request)
+        response = None
+        if isinstance(self.store, AsyncSource):
+            response = await self.store.aget(request)
         if response is not None:
             answer = _from_response(request.method, response)
         else:
-            import anyio.to_thread
-
-            answer = await anyio.to_thread.run_sync(self._miss, request)
+            answer = await anyio.to_thread.run_sync(self._respond, request)
+        answer = _for_client(request.method, answer, accept)
         self._remember(signature, answer, len(body))
         return answer
 
-    def _miss(self, request: httpx.Request) -> _Answer:
-        """The answer when the store has none (in a worker thread: this may read files)."""
+    def _respond(self, request: httpx.Request) -> _Answer:
+        """The responder's answer (in a worker thread: the store may read files)."""
         method = request.method
-        error = self._recorded_error(request)
-        if error is not None:
-            return _error(method, error)
+        try:
+            response = self._responder(request)
+        except UnmatchedRequestError as exc:
+            error = self._recorded_error(request) if self._by_key else None
+            return _error(method, error) if error is not None else self._miss(exc)
+        except ReplayExhaustedError as exc:
+            return _synthetic(method, 503, "exhausted", str(exc))
+        except (httpx.TransportError, RecordedTransportError) as exc:
+            # The recorded exchange failed in the transport: responder raised its error again.
+            return _error(method, _recorded_error_of(exc))
+        if not self._by_key and not response.extensions.get(REPLAYED):
+            return _synthetic(method, 503, "exhausted", NO_MORE_TRAFFIC)  # the replay ran out
+        return _from_response(method, response)
+
+    def _miss(self, exc: UnmatchedRequestError) -> _Answer:
+        request = exc.request
+        extra = []
+        nearest = "no recorded request to compare with"
+        if exc.nearest:
+            recorded, differences = exc.nearest[0]
+            why = "; ".join(differences) or "its key matches, but the store does not serve it"
+            described = f"{recorded.method} {recorded.url} ({why})"
+            nearest = f"nearest recorded request: {described}"
+            extra.append((NEAREST_HEADER, _header_value(described)))
         if self.strict:
-            return _synthetic(method, 404, "miss", self._explain_miss(request))
-        return _synthetic(method, 503, "miss", NO_MORE_TRAFFIC)
+            return _synthetic(request.method, 404, "miss", str(exc), extra)
+        text = f"no recorded response matches {request.method} {request.url}\n{nearest}"
+        return _synthetic(request.method, 503, "miss", text, extra)
 
     def _remember(self, signature: tuple[Any, ...], answer: _Answer, request_bytes: int) -> None:
         size = len(answer.body) + request_bytes
@@ -258,66 +293,13 @@ class MockApp:
     def _recorded_error(self, request: httpx.Request) -> RecordedError | None:
         with self._lock:
             if self._errors is None:
+                recorded = exchanges_of(self.store) if isinstance(self.store, Enumerable) else ()
                 self._errors = {
-                    self.matcher.key(ex): ex.error
-                    for ex in _failed_exchanges(self.store)
-                    if ex.error is not None
+                    self.matcher.key(ex): ex.error for ex in recorded if ex.error is not None
                 }
         if not self._errors:
             return None
         return self._errors.get(self.matcher.key(request))
-
-    def _explain_miss(self, request: httpx.Request) -> str:
-        exchanges = getattr(self.store, "exchanges", None)
-        candidates = list(exchanges()) if callable(exchanges) else []
-        error = UnmatchedRequestError(
-            f"no recorded exchange matches {request.method} {request.url}",
-            request=request,
-            nearest=self.matcher.nearest(request, candidates),
-        )
-        return str(error)
-
-    # -- answering in order (a Replay) ---------------------------------------------------------
-    def _answer_in_order(self, method: str) -> _Answer:
-        # What is asked does not matter: no request is built.
-        with self._lock:
-            if self._order is None:
-                self._order = iter(self.store.exchanges())  # type: ignore[union-attr]
-            exchange = next(self._order, None)
-        if exchange is None:
-            return _synthetic(method, 503, "exhausted", NO_MORE_TRAFFIC)
-        if exchange.status_code is None:
-            assert exchange.error is not None
-            return _error(method, exchange.error)
-        return _recorded(method, exchange)
-
-    def _answer_strictly_in_order(self, scope: Scope, body: bytes) -> _Answer:
-        assert self._strict_replay is not None
-        method = scope["method"]
-        try:
-            response = self._strict_replay(self._request(scope, body))
-        except ReplayExhaustedError as exc:
-            return _synthetic(method, 503, "exhausted", str(exc))
-        except UnmatchedRequestError as exc:
-            return _synthetic(method, 404, "miss", str(exc))
-        except (httpx.TransportError, RecordedTransportError) as exc:
-            # The recorded exchange failed in the transport: responder raised its error again.
-            return _error(method, _recorded_error_of(exc))
-        return _from_response(method, response)
-
-
-def _async_getter(source: Any) -> Callable[[httpx.Request], Awaitable[httpx.Response | None]]:
-    aget = getattr(source, "aget", None)
-    if callable(aget):
-        return aget  # type: ignore[no-any-return]
-
-    async def run_in_thread(request: httpx.Request) -> httpx.Response | None:
-        import anyio.to_thread
-
-        response: httpx.Response | None = await anyio.to_thread.run_sync(source.get, request)
-        return response
-
-    return run_in_thread
 
 
 def _origin(origin: str) -> tuple[bytes, bytes]:
@@ -327,13 +309,72 @@ def _origin(origin: str) -> tuple[bytes, bytes]:
     return url.scheme.encode("ascii"), url.netloc
 
 
-def _recorded(method: str, exchange: Exchange) -> _Answer:
-    assert exchange.status_code is not None
-    if exchange.status_code < 200:
-        return _unservable(method, exchange.status_code)
-    body = exchange.response_body
-    headers = wire_headers(method, exchange.status_code, exchange.response_headers, body)
-    return _Answer("recorded", exchange.status_code, headers, body, exchange.reason_phrase)
+def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The values of header ``name``, comma-joined; ``None`` when there is none."""
+    values = [value for key, value in headers if key.lower() == name]
+    return b",".join(values) if values else None
+
+
+def _header_value(text: str) -> bytes:
+    """``text`` as a header value: ASCII (others escaped), printable, at most 256 characters."""
+    safe = text.encode("ascii", "backslashreplace").decode("ascii")
+    safe = "".join(c if " " <= c < "\x7f" else "?" for c in safe).strip()
+    if len(safe) > _NEAREST_CHARS:
+        safe = safe[: _NEAREST_CHARS - 3] + "..."
+    return safe.encode("ascii")
+
+
+def _accepts(accept: bytes | None, codings: Sequence[str]) -> bool:
+    """Whether a client that sent ``Accept-Encoding: accept`` takes a body with ``codings``.
+
+    RFC 9110 12.5.3, except that no header (``None``) means no coding is accepted.
+
+    >>> _accepts(b"gzip, br;q=0", ["gzip"]), _accepts(b"*;q=0.5, br;q=0", ["br"])
+    (True, False)
+    >>> _accepts(None, ["gzip"]), _accepts(b"", ["gzip"]), _accepts(b"*", ["gzip", "br"])
+    (False, False, True)
+    """
+    if accept is None:
+        return False
+    weights: dict[str, float] = {}
+    for item in accept.decode("latin-1").split(","):
+        name, *params = item.split(";")
+        name = name.strip().lower()
+        weight = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if name:
+            weights[_SAME_CODING.get(name, name)] = weight
+    anything = weights.get("*", 0.0)
+    return all(weights.get(_SAME_CODING.get(c, c), anything) > 0 for c in codings)
+
+
+def _for_client(method: str, answer: _Answer, accept: bytes | None) -> _Answer:
+    """``answer``, with its body decoded if the client does not accept its content coding."""
+    codings = [
+        coding.strip().lower()
+        for name, value in answer.headers
+        if name.lower() == b"content-encoding"
+        for coding in value.decode("latin-1").split(",")
+    ]
+    codings = [coding for coding in codings if coding not in ("", "identity")]
+    if not codings or not answer.body or _accepts(accept, codings):
+        return answer
+    body = answer.body
+    for coding in reversed(codings):  # the last coding applied is undone first
+        decoded = _decode(body, coding.encode("latin-1"))
+        if decoded is None:
+            return answer  # not decodable: the recorded bytes, with their coding
+        body = decoded
+    headers = [
+        (name, value) for name, value in answer.headers if name.lower() != b"content-encoding"
+    ]
+    return answer._replace(headers=wire_headers(method, answer.status, headers, body), body=body)
 
 
 def _from_response(method: str, response: httpx.Response) -> _Answer:
@@ -364,9 +405,12 @@ def _unservable(method: str, status: int) -> _Answer:
     return _synthetic(method, 502, "unservable", text)
 
 
-def _synthetic(method: str, status: int, why: str, text: str) -> _Answer:
+def _synthetic(
+    method: str, status: int, why: str, text: str, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> _Answer:
     headers, body = text_response(text + "\n")
     headers.append((MOCK_HEADER, why.encode("ascii")))
+    headers.extend(extra)
     return _Answer(why, status, wire_headers(method, status, headers, body), body, "")
 
 
@@ -377,19 +421,3 @@ def _recorded_error_of(exc: BaseException) -> RecordedError:
         kind, _, message = text.partition(": ")
         return RecordedError(kind, message)
     return RecordedError.from_exception(exc)
-
-
-def _failed_exchanges(store: object) -> Sequence[Exchange]:
-    """The exchanges of ``store`` that failed in the transport (reads as little as it can)."""
-    to_arrow = getattr(store, "to_arrow", None)
-    if callable(to_arrow):
-        import pyarrow.compute as pc
-
-        from ..stores.parquet import table_to_exchanges
-
-        table = to_arrow(filter=pc.field("error_type").is_valid())
-        return list(table_to_exchanges(table))
-    exchanges = getattr(store, "exchanges", None)
-    if not callable(exchanges):
-        return []
-    return [ex for ex in exchanges() if ex.error is not None]
