@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 import traffic_lab as tl
+import traffic_lab.servers.mock as mock_module
 from traffic_lab.servers import BackgroundServer, MockApp
 from traffic_lab.testing import make_exchange
 
@@ -169,6 +170,15 @@ def test_a_body_that_does_not_decode_goes_out_as_recorded(coding, body):
     assert got.header("Content-Encoding") == [coding.decode()]
     assert got.header("Content-Length") == [str(len(body))]
     assert got.body == body
+
+
+def test_a_body_that_decodes_to_more_than_memo_bytes_goes_out_as_recorded(monkeypatch):
+    monkeypatch.setattr(mock_module, "MEMO_BYTES", 1000)
+    bomb = gzip.compress(bytes(100_000), mtime=0)
+    app = MockApp(coded_cache(b"gzip", bomb), origin="https://api.example")
+    with BackgroundServer(app) as running:
+        got = curl(running.url + "/coded")
+    assert (got.header("Content-Encoding"), got.body) == (["gzip"], bomb)
 
 
 def test_stream_mode_honours_accept_encoding_too():

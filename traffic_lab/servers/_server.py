@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import http
 import logging
 import signal
 import socket
@@ -26,6 +25,7 @@ from urllib.parse import unquote
 
 import h11
 
+from ..wire import reason_phrase
 from ._asgi import REASON_EXTENSION, ASGIApp, Message
 
 __all__ = ["KEEP_ALIVE", "BackgroundServer", "ServerBindError", "bind_socket", "run_server"]
@@ -35,7 +35,6 @@ log = logging.getLogger("traffic_lab.servers")
 #: Seconds a connection may wait for its next request (and take to send its request head).
 KEEP_ALIVE = 5.0
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
-_PHRASES = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
 
 
 class ServerBindError(OSError):
@@ -221,7 +220,7 @@ class _Connection:
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
         if kind == "http.response.start":
             status = message["status"]
-            reason = message.get("reason") or _PHRASES.get(status, b"")
+            reason = message.get("reason") or reason_phrase(status).encode("latin-1")
             headers = list(message["headers"])
             if self.server.stopping:
                 headers.append((b"connection", b"close"))

@@ -11,7 +11,8 @@ One exception, for clients that cannot read the recorded body: a body whose cont
 client does not accept (``Accept-Encoding``, RFC 9110 12.5.3: q-values, ``*``, ``x-gzip`` as
 ``gzip``) goes out decoded, without ``Content-Encoding`` and with its decoded length. A request
 *without* ``Accept-Encoding`` is taken to accept no coding (plain ``curl`` sends none), where the
-RFC would allow any. A body that does not decode goes out as recorded, coding and all.
+RFC would allow any. A body that does not decode, or decodes to more than :data:`MEMO_BYTES`,
+goes out as recorded, coding and all.
 
 Answers that are not recordings carry an ``x-traffic-lab-mock`` header saying why:
 
@@ -42,7 +43,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import anyio.to_thread
@@ -52,8 +53,8 @@ from ..errors import RecordedTransportError, ReplayExhaustedError, UnmatchedRequ
 from ..exchange import REPLAYED, RecordedError
 from ..matching import Matcher
 from ..protocols import AsyncSource, Enumerable, Replay, Source, exchanges_of, matcher_of
-from ..redaction import _decode
 from ..transports.responder import NO_MORE_TRAFFIC, responder
+from ..wire import BodyTooLargeError, content_codings, decode_body, header_values, response_reason
 from ._asgi import (
     Receive,
     Scope,
@@ -194,7 +195,8 @@ class MockApp:
         if kind != "http":
             return  # websockets: not recorded traffic; the server closes the connection
         body = await read_body(receive)
-        accept = _header(scope["headers"], b"accept-encoding")
+        values = header_values(scope["headers"], "accept-encoding")
+        accept = b",".join(values) if values else None
         if self._by_key:
             answer = await self._answer_by_key(scope, body, accept)
         else:
@@ -309,12 +311,6 @@ def _origin(origin: str) -> tuple[bytes, bytes]:
     return url.scheme.encode("ascii"), url.netloc
 
 
-def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """The values of header ``name``, comma-joined; ``None`` when there is none."""
-    values = [value for key, value in headers if key.lower() == name]
-    return b",".join(values) if values else None
-
-
 def _header_value(text: str) -> bytes:
     """``text`` as a header value: ASCII (others escaped), printable, at most 256 characters."""
     safe = text.encode("ascii", "backslashreplace").decode("ascii")
@@ -356,21 +352,15 @@ def _accepts(accept: bytes | None, codings: Sequence[str]) -> bool:
 
 def _for_client(method: str, answer: _Answer, accept: bytes | None) -> _Answer:
     """``answer``, with its body decoded if the client does not accept its content coding."""
-    codings = [
-        coding.strip().lower()
-        for name, value in answer.headers
-        if name.lower() == b"content-encoding"
-        for coding in value.decode("latin-1").split(",")
-    ]
-    codings = [coding for coding in codings if coding not in ("", "identity")]
+    codings = content_codings(answer.headers)
     if not codings or not answer.body or _accepts(accept, codings):
         return answer
-    body = answer.body
-    for coding in reversed(codings):  # the last coding applied is undone first
-        decoded = _decode(body, coding.encode("latin-1"))
-        if decoded is None:
-            return answer  # not decodable: the recorded bytes, with their coding
-        body = decoded
+    try:
+        body = decode_body(answer.body, codings, limit=MEMO_BYTES)
+    except BodyTooLargeError:
+        body = None
+    if body is None:
+        return answer  # not decodable (or a bomb): the recorded bytes, with their coding
     headers = [
         (name, value) for name, value in answer.headers if name.lower() != b"content-encoding"
     ]
@@ -381,13 +371,11 @@ def _from_response(method: str, response: httpx.Response) -> _Answer:
     stream = response.stream
     # Responses from a store hold their wire bytes in a ByteStream: iterate it, never decode.
     body = b"".join(stream) if isinstance(stream, httpx.SyncByteStream) else response.content
-    reason = response.extensions.get("reason_phrase", b"")
-    text = reason.decode("latin-1") if isinstance(reason, bytes) else str(reason)
     status = response.status_code
     if status < 200:
         return _unservable(method, status)
     headers = wire_headers(method, status, response.headers.raw, body)
-    return _Answer("recorded", status, headers, body, text)
+    return _Answer("recorded", status, headers, body, response_reason(response))
 
 
 def _error(method: str, error: RecordedError) -> _Answer:

@@ -29,6 +29,7 @@ import httpx
 from ..protocols import Sink
 from ..redaction import Redactor
 from ..transports.record import AsyncRecordingTransport
+from ..wire import response_reason
 from ._asgi import (
     Receive,
     Scope,
@@ -153,8 +154,7 @@ class ProxyApp:
     async def _stream_back(
         self, scope: Scope, receive: Receive, send: Send, response: httpx.Response
     ) -> None:
-        reason = response.extensions.get("reason_phrase", b"")
-        text = reason.decode("latin-1") if isinstance(reason, bytes) else ""
+        text = response_reason(response)
         headers = strip_hop_by_hop(response.headers.raw)
         if response.is_stream_consumed:
             # An upstream transport that answers with a read response (httpx.MockTransport,
