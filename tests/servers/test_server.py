@@ -219,3 +219,25 @@ def test_a_request_body_the_app_did_not_read_keeps_the_connection_usable():
     assert received == (
         b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
     )
+
+
+def test_a_second_stop_cuts_requests_in_flight_short(caplog):
+    running = BackgroundServer(app_answering(200, delay=30)).start()
+    errors = []
+
+    def ask():
+        try:
+            httpx.get(running.url + "/slow", timeout=20)
+        except httpx.HTTPError as exc:
+            errors.append(type(exc).__name__)
+
+    slow = threading.Thread(target=ask)
+    slow.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    running.stop(timeout=0.5)  # the first stop waits 0.5 s, then a second one cancels
+    took = time.monotonic() - started
+    slow.join(10)
+    assert errors == ["RemoteProtocolError"]
+    assert took < 3
+    assert "Exception" not in caplog.text

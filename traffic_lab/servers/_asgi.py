@@ -54,8 +54,9 @@ HOP_BY_HOP = frozenset(
 )
 
 #: Scope extension of a server that sends a response's own reason phrase (ASGI has no field for
-#: it): the app puts the phrase, as bytes, in the ``reason`` key of ``http.response.start``.
-#: traffic_lab's server (``traffic_lab.servers.run_server``) offers it.
+#: it): the app puts the phrase, as bytes, in the ``reason`` key of ``http.response.start``
+#: (empty: the standard phrase). traffic_lab's server (``traffic_lab.servers.run_server``)
+#: offers it.
 REASON_EXTENSION = "traffic_lab.reason_phrase"
 
 # Statuses whose responses never have a body (RFC 9110 6.4.1).

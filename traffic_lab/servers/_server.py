@@ -322,6 +322,8 @@ class _Server:
         self._connections[connection] = task
         try:
             await connection.run()
+        except asyncio.CancelledError:
+            pass  # cut short by a second stop: ends here, as asyncio's streams expect
         finally:
             del self._connections[connection]
 
