@@ -4,6 +4,10 @@ Every published file appears atomically. On a local disk a file is written under
 temporary name beside its final name, flushed to disk, then hard-linked to its final name (which
 fails if that name exists, so nothing is ever overwritten) and the temporary name removed. On an
 object store a file is one PUT of the whole object, which a reader sees whole or not at all.
+
+On a local disk no symlink inside the capture is followed: listings report a symlink (and a
+FIFO, a device) as ``FileType.Unknown``, reads and writes refuse a path that a symlink leads out
+of, and blobs are opened only if they are regular files.
 """
 
 from __future__ import annotations
@@ -11,17 +15,21 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 from pyarrow import fs as pafs
 
-from ...errors import StoreError, StoreNotFoundError
+from ...errors import CorruptCaptureError, StoreError, StoreNotFoundError
 
 __all__ = ["TEMP_SUFFIX", "CaptureFS"]
 
 TEMP_SUFFIX = ".tmp"
+_NOT_FOLLOWED = "a symlink leads out of the capture here; not followed"
+# Opening a blob never follows a symlink and never waits on a FIFO's writer.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def _is_fsspec(obj: object) -> bool:
@@ -74,6 +82,14 @@ class CaptureFS:
         """The path as a user would write it, for messages."""
         return f"{self.url}/{rel}" if rel else self.url
 
+    def inside(self, rel: str) -> bool:
+        """Whether ``rel`` stays inside the capture: no ``..`` and (local disks) no symlink on
+        the way. Parts that do not exist yet are fine."""
+        if not self.local or not rel:
+            return True
+        real_root = os.path.realpath(self.root)
+        return os.path.realpath(self.full(rel)) == os.path.join(real_root, rel)
+
     # -- queries -----------------------------------------------------------------------------------
     def root_exists(self) -> bool:
         """Whether the capture folder (or prefix) exists."""
@@ -93,7 +109,13 @@ class CaptureFS:
         return False
 
     def list_dir(self, rel: str) -> list[pafs.FileInfo]:
-        """Entries directly under ``rel`` (empty when it does not exist)."""
+        """Entries directly under ``rel`` (empty when it does not exist).
+
+        On a local disk a symlink, FIFO or device is listed as ``FileType.Unknown`` (never
+        followed), and a folder a symlink leads to raises ``CorruptCaptureError``.
+        """
+        if self.local:
+            return self._list_local(rel)
         try:
             return self.fs.get_file_info(
                 pafs.FileSelector(self.full(rel), allow_not_found=True, recursive=False)
@@ -102,6 +124,37 @@ class CaptureFS:
             return []
         except OSError as exc:
             raise StoreError(f"cannot list: {exc}", path=self.display(rel)) from exc
+
+    def _list_local(self, rel: str) -> list[pafs.FileInfo]:
+        if not self.inside(rel):
+            raise CorruptCaptureError(_NOT_FOLLOWED, path=self.display(rel))
+        folder = self.full(rel)
+        entries = []
+        try:
+            with os.scandir(folder) as scan:
+                for entry in scan:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # deleted meanwhile
+                    kind = pafs.FileType.Unknown
+                    if stat.S_ISREG(st.st_mode):
+                        kind = pafs.FileType.File
+                    elif stat.S_ISDIR(st.st_mode):
+                        kind = pafs.FileType.Directory
+                    entries.append(
+                        pafs.FileInfo(
+                            f"{folder}/{entry.name}",
+                            type=kind,
+                            mtime_ns=st.st_mtime_ns,
+                            size=st.st_size,
+                        )
+                    )
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise StoreError(f"cannot list: {exc}", path=self.display(rel)) from exc
+        return entries
 
     def exists(self, rel: str) -> bool:
         """Whether a file exists."""
@@ -123,11 +176,57 @@ class CaptureFS:
         with self.open_input(rel) as f:
             return f.read()
 
+    def read_regular(self, rel: str) -> bytes:
+        """A whole file's bytes, if it is a regular file inside the capture.
+
+        Raises ``StoreNotFoundError`` when it does not exist, ``CorruptCaptureError`` when it is
+        a symlink, a FIFO, a device or a folder, or a symlink leads to it: those are never
+        opened (a FIFO would block the reader) nor followed.
+        """
+        if not self.local:
+            try:
+                return self.read_bytes(rel)
+            except StoreNotFoundError:
+                raise
+            except OSError as exc:
+                raise CorruptCaptureError(f"cannot read ({exc})", path=self.display(rel)) from exc
+        if not self.inside(rel):
+            raise CorruptCaptureError(_NOT_FOLLOWED, path=self.display(rel))
+        try:
+            fd = os.open(self.full(rel), _OPEN_FLAGS)
+        except FileNotFoundError as exc:
+            raise StoreNotFoundError("file not found", path=self.display(rel)) from exc
+        except OSError as exc:  # ELOOP: a symlink
+            raise CorruptCaptureError(
+                f"not a regular file (a symlink?: {exc.strerror}); not opened",
+                path=self.display(rel),
+            ) from exc
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise CorruptCaptureError(
+                    "not a regular file (a FIFO, device or folder); not read",
+                    path=self.display(rel),
+                )
+            with os.fdopen(os.dup(fd), "rb") as f:
+                return f.read()
+        finally:
+            os.close(fd)
+
     # -- writes ------------------------------------------------------------------------------------
     def makedirs(self, rel: str) -> None:
-        """Create a folder (local disks only; object stores have no folders)."""
-        if self.local:
-            os.makedirs(self.full(rel), exist_ok=True)
+        """Create a folder (local disks only; object stores have no folders).
+
+        Raises ``StoreError`` rather than create or use a folder that a symlink leads to.
+        """
+        if not self.local:
+            return
+        self._check_inside(rel)
+        os.makedirs(self.full(rel), exist_ok=True)
+        self._check_inside(rel)
+
+    def _check_inside(self, rel: str) -> None:
+        if not self.inside(rel):
+            raise StoreError(f"{_NOT_FOLLOWED}; nothing written", path=self.display(rel))
 
     def publish(self, rel: str, data: bytes | Callable[[str], None], *, sync: bool = True) -> bool:
         """Make a file appear atomically at ``rel``; False (nothing written) if it exists.
@@ -147,9 +246,9 @@ class CaptureFS:
             except OSError as exc:
                 raise StoreError(f"cannot write: {exc}", path=self.display(rel)) from exc
             return True
+        self.makedirs(os.path.dirname(rel))
         final = self.full(rel)
         folder, name = os.path.split(final)
-        os.makedirs(folder, exist_ok=True)
         temp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
         try:
             if callable(data):
@@ -193,9 +292,11 @@ class CaptureFS:
                 pass
 
     def delete(self, rel: str) -> None:
-        """Delete a file (missing files are fine)."""
+        """Delete a file (missing files are fine); never through a symlink."""
         try:
             if self.local:
+                if not self.inside(os.path.dirname(rel)):
+                    raise StoreError(f"{_NOT_FOLLOWED}; not deleted", path=self.display(rel))
                 os.unlink(self.full(rel))
             else:
                 self.fs.delete_file(self.full(rel))
