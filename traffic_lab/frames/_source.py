@@ -32,6 +32,7 @@ from ..stores.parquet.schema import new_writer_id
 
 if TYPE_CHECKING:
     from ..matching import Matcher
+    from ..stores.parquet._base import ParquetBase
 
 __all__ = [
     "CAPTURE_COLUMNS",
@@ -247,31 +248,19 @@ def open_source(source: Any, *, filesystem: Any = None) -> CaptureRef:
     return CaptureRef(snapshot=items, matcher=matcher if isinstance(matcher, Matcher) else None)
 
 
-def _read_parquet(store: Any, columns: list[str], where: pc.Expression | None) -> pa.Table:
+def _read_parquet(store: ParquetBase, columns: list[str], where: pc.Expression | None) -> pa.Table:
     """``store.to_arrow(columns, where)``, faster for metadata columns.
 
-    ``ParquetBase.to_arrow`` sorts the rows it read with a ``take`` over every column, which for
-    a million rows costs as much as reading them, even though files are written sorted and the
-    dataset yields them in order. While that holds, the metadata read goes through the public
-    ``dataset()`` and sorts only when the rows are out of order. It needs the store's clear cutoff
-    and whether rows are still buffered (private attributes: if they are missing or buffered
-    rows exist, or bodies are asked for, which live in blobs sometimes, the store's own
-    ``to_arrow`` runs).
+    ``ParquetBase.to_arrow`` also merges the rows the store still buffers and reads blob-stored
+    bodies. When neither is needed (no buffered rows, no body column asked for), the published
+    files are read directly (``_read_published``: the clear cutoff applied, unreadable files and
+    rows skipped and named, the capture listed again if ``compact()`` deletes a file meanwhile),
+    and sorted only when the rows are out of order.
     """
-    bodies = {"request_body", "response_body"} & set(columns)
-    pending_count = getattr(getattr(store, "_writer", None), "pending_count", None)
-    if bodies or not callable(pending_count) or pending_count():
-        return store.to_arrow(columns=columns, filter=where).select(columns)  # type: ignore[no-any-return]
-    dataset = store.dataset()  # refreshes the file list and the clear cutoff
-    try:
-        cutoff = store._cutoff
-    except AttributeError:
-        return store.to_arrow(columns=columns, filter=where).select(columns)  # type: ignore[no-any-return]
-    if cutoff is not None:
-        since = pc.field("started_at") >= pa.scalar(cutoff, pa.timestamp("us", tz="UTC"))
-        where = since if where is None else since & where
+    if {"request_body", "response_body"} & set(columns) or store._writer.pending_count():
+        return store.to_arrow(columns=columns, filter=where).select(columns)
     read = list(dict.fromkeys([*columns, "started_at", "writer_id", "writer_seq"]))
-    table = dataset.to_table(columns=read, filter=where)
+    table, _ = store._read_published(read, where)
     return sort_recorded(table).select(columns)
 
 

@@ -133,7 +133,8 @@ def table_to_frame(table: pa.Table) -> pd.DataFrame:
     for name in table.column_names:
         column = table.column(name)
         if name == "elapsed":
-            column = pc.divide(column.cast(pa.int64()), 1000.0)
+            # safe=False: a corrupt row's huge duration loses precision instead of failing
+            column = pc.divide(column.cast(pa.int64()).cast(pa.float64(), safe=False), 1000.0)
         elif name in _CATEGORIES:
             column = column.dictionary_encode()
         arrays.append(column)

@@ -6,13 +6,14 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import pyarrow as pa
 
 from ...errors import StoreNotFoundError
+from ...exchange import check_storable
 from ...matching import Matcher
 from .._pandas_views import PandasViews
 from ._fs import CaptureFS
@@ -23,9 +24,9 @@ from .reader import (
     Capture,
     DataFile,
     marker_name,
-    resolve_blobs,
     sort_recorded,
     time_filter,
+    while_compacting,
 )
 from .schema import DEFAULT_BLOB_THRESHOLD, exchanges_to_table
 from .writer import CaptureWriter, Entry, day_of
@@ -78,6 +79,7 @@ class ParquetBase(PandasViews):
             row_group_size=row_group_size,
             compression=compression,
             on_publish=self._published,
+            on_dropped=self._dropped,
         )
         self._files: list[DataFile] = []
         self._cutoff: int | None = None
@@ -98,7 +100,12 @@ class ParquetBase(PandasViews):
 
     # -- writing -----------------------------------------------------------------------------------
     def put(self, exchange: Exchange) -> None:
-        """Record one exchange (buffered; see ``flush_rows``/``flush_bytes``/``flush_seconds``)."""
+        """Record one exchange (buffered; see ``flush_rows``/``flush_bytes``/``flush_seconds``).
+
+        Raises :class:`~traffic_lab.errors.InvalidExchangeError` at once, storing nothing, for
+        an exchange no store can hold (a port over 65535...).
+        """
+        check_storable(exchange)
         self._writer.put(exchange)
 
     def flush(self) -> None:
@@ -122,6 +129,10 @@ class ParquetBase(PandasViews):
 
     def _published(self, rel: str, entries: Sequence[Entry], row_group_size: int) -> None:
         """Called by the writer after it published one of its files."""
+
+    def _dropped(self, entries: Sequence[Entry]) -> None:
+        """Called by the writer for buffered entries it could not write (it raises about them
+        on the next flush)."""
 
     # -- maintenance -------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -204,19 +215,17 @@ class ParquetBase(PandasViews):
         >>> s.to_arrow(["response_status"], pc.field("response_status") >= 500).to_pylist()
         [{'response_status': 503}]
         """
-        self.refresh()
         wanted = list(columns) if columns is not None else None
         read = None
+        bodies = ["request_body", "response_body"]
         if wanted is not None:
             read = list(dict.fromkeys([*wanted, *(c for c, _ in ORDER)]))
-            for side in ("request", "response"):
-                if f"{side}_body" in wanted:
-                    read.append(f"{side}_body_blob")
+            bodies = [body for body in bodies if body in wanted]
+            read.extend(f"{body}_blob" for body in bodies)
         entries, names = self._writer.pending()
-        files = [f for f in self._files if f.rel not in names]
-        where = time_filter(self._cutoff, filter)
-        table = self._capture.dataset(files).to_table(columns=read, filter=where)
+        table, cutoff = self._read_published(read, filter, exclude=names, bodies=bodies)
         if entries:
+            where = time_filter(cutoff, filter)
             extra = self._pending_table(entries)
             if where is not None:
                 extra = extra.filter(where)
@@ -224,11 +233,34 @@ class ParquetBase(PandasViews):
             table = pa.concat_tables([table.replace_schema_metadata(None), extra])
         # Files are written in order, so this is usually a cheap check rather than a sort.
         table = sort_recorded(table)
-        body_columns = wanted if wanted is not None else table.column_names
-        table = resolve_blobs(table, self._capture.read_blob, body_columns)
         if wanted is not None:
             table = table.select(wanted)
         return table.replace_schema_metadata(DATASET_SCHEMA.metadata)
+
+    def _read_published(
+        self,
+        columns: Sequence[str] | None,
+        filter: Any = None,
+        *,
+        exclude: Collection[str] = (),
+        bodies: Collection[str] = (),
+    ) -> tuple[pa.Table, int | None]:
+        """Rows of the published files (but ``exclude``) matching ``filter`` and not cleared,
+        with the blob bodies of ``bodies`` read in; and the clear cutoff applied.
+
+        Unreadable files and rows are skipped (named). If ``compact()`` deletes a file meanwhile,
+        the capture is listed again: no row is missed or read twice.
+        """
+
+        def read() -> tuple[pa.Table, int | None]:
+            self.refresh()
+            with self._state_lock:
+                files, cutoff = self._files, self._cutoff
+            files = [f for f in files if f.rel not in exclude]
+            where = time_filter(cutoff, filter)
+            return self._capture.scan(files, columns, where, bodies), cutoff
+
+        return while_compacting(read, path=self.path)
 
     def _pending_table(self, entries: Sequence[Entry]) -> pa.Table:
         keys = [e.key if e.key is not None else self.matcher.key(e.exchange) for e in entries]

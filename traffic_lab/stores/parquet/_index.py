@@ -60,15 +60,16 @@ def hex_prefix64(keys: _Column) -> _Column:
 class Group:
     """One row group read for lookups: rows decoded one at a time until it proves busy."""
 
-    __slots__ = ("_blobs", "_hits", "_rows", "_table", "nbytes")
+    __slots__ = ("_blobs", "_hits", "_rows", "_table", "_where", "nbytes")
 
     #: Lookups into one row group before all its rows are decoded at once (a sequential
     #: replay pays ~3 µs a row that way; a random one pays for one row, ~40 µs).
     DECODE_ALL_AFTER = 8
 
-    def __init__(self, table: pa.Table, blobs: Callable[[str], bytes]) -> None:
+    def __init__(self, table: pa.Table, blobs: Callable[[str], bytes], where: str) -> None:
         self._table = table
         self._blobs = blobs
+        self._where = where
         self._rows: RowReader | None = None
         self._hits = 0
         # Decoded Python objects take about twice the Arrow size.
@@ -79,6 +80,6 @@ class Group:
         if rows is None:
             self._hits += 1
             if self._hits < self.DECODE_ALL_AFTER:
-                return RowReader(self._table.slice(i, 1), self._blobs).exchange(0)
-            rows = self._rows = RowReader(self._table, self._blobs)
+                return RowReader(self._table.slice(i, 1), self._blobs, self._where).exchange(0)
+            rows = self._rows = RowReader(self._table, self._blobs, self._where)
         return rows.exchange(i)

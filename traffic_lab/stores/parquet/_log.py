@@ -12,6 +12,11 @@ Format: a header line ``TLLOG1\\n`` and one JSON line, then records. A record is
 payload: a u32 length, a JSON array of the exchange's parts, then the request and response
 bodies. Every record is written with one ``write()`` call; a record cut short by a crash fails its
 length or CRC check and is ignored (its ``put()`` never returned).
+
+A segment left by a dead writer is input like any other file of a capture: its header must name
+a valid writer id and segment (``_validate``), and each record must hold the 16 parts of an
+exchange that a store can hold (``check_storable``); a record that does not is reported in
+:attr:`LogContents.bad_records` and the others are kept.
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ import fcntl
 import json
 import os
 import secrets
+import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from ...exchange import Exchange, RecordedError
+from ...errors import preview
+from ...exchange import Exchange, RecordedError, check_storable
+from ._validate import is_segment, is_writer_id
 
 __all__ = ["DurableLog", "LogContents", "claim_log", "read_log"]
 
@@ -35,6 +44,12 @@ _HEAD = struct.Struct("<4sII")
 _U32 = struct.Struct("<I")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+_NONE = type(None)
+# The types of a record's 16 parts, in order (see encode_record).
+_PARTS: tuple[type | tuple[type, ...], ...] = (
+    int, str, str, list, int, int, (int, _NONE), str, str, list,
+    (str, _NONE), (str, _NONE), (dict, _NONE), bool, str, int,
+)  # fmt: skip
 
 
 def _latin1_pairs(headers: tuple[tuple[bytes, bytes], ...]) -> list[list[str]]:
@@ -68,28 +83,62 @@ def encode_record(seq: int, exchange: Exchange, key: str) -> bytes:
 
 
 def _decode_record(payload: bytes) -> tuple[int, Exchange, str]:
+    """One record's (seq, exchange, key); ``ValueError`` saying what is wrong with it."""
+    if len(payload) < 4:
+        raise ValueError("record too short")
     (meta_len,) = _U32.unpack_from(payload)
     meta_end = 4 + meta_len
-    p = json.loads(payload[4:meta_end])
+    if meta_end > len(payload):
+        raise ValueError("record parts longer than the record")
+    try:
+        p: Any = json.loads(payload[4:meta_end])
+    except (ValueError, RecursionError):
+        raise ValueError("record parts are not JSON") from None
+    if (
+        not isinstance(p, list)
+        or len(p) != len(_PARTS)
+        or not all(isinstance(v, t) for v, t in zip(p, _PARTS, strict=True))
+    ):
+        raise ValueError("record parts are not the 16 values of an exchange")
+    if not 0 <= p[0] < 2**63:
+        raise ValueError(f"sequence number {preview(p[0])} out of range")
+    tags = p[12] or {}
+    if not all(isinstance(v, str) for v in tags.values()):
+        raise ValueError("tag values are not text")
     request_end = meta_end + p[15]
-    error = RecordedError(p[10], p[11]) if p[10] is not None else None
-    exchange = Exchange(
-        p[1],
-        p[2],
-        request_headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in p[3]],
-        request_body=payload[meta_end:request_end],
-        status_code=p[6],
-        reason_phrase=p[7],
-        http_version=p[8],
-        response_headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in p[9]],
-        response_body=payload[request_end:],
-        started_at=_EPOCH + timedelta(microseconds=p[4]),
-        elapsed=timedelta(microseconds=p[5]),
-        error=error,
-        tags=p[12] or None,
-        truncated=bool(p[13]),
-    )
-    return int(p[0]), exchange, str(p[14])
+    if not meta_end <= request_end <= len(payload):
+        raise ValueError(f"request body length {preview(p[15])} out of range")
+    error = RecordedError(p[10], p[11] or "") if p[10] is not None else None
+    try:
+        exchange = Exchange(
+            p[1],
+            p[2],
+            request_headers=_headers(p[3]),
+            request_body=payload[meta_end:request_end],
+            status_code=p[6],
+            reason_phrase=p[7],
+            http_version=p[8],
+            response_headers=_headers(p[9]),
+            response_body=payload[request_end:],
+            started_at=_EPOCH + timedelta(microseconds=p[4]),
+            elapsed=timedelta(microseconds=p[5]),
+            error=error,
+            tags=tags or None,
+            truncated=p[13],
+        )
+    except OverflowError as exc:
+        raise ValueError(f"a time out of range ({exc})") from None
+    check_storable(exchange)
+    return p[0], exchange, p[14]
+
+
+def _headers(pairs: list[Any]) -> list[tuple[bytes, bytes]]:
+    if not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+        for pair in pairs
+    ):
+        raise ValueError("headers are not [name, value] pairs of text")
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
 
 
 class DurableLog:
@@ -142,33 +191,35 @@ class DurableLog:
 
 @dataclass
 class LogContents:
-    """What a log segment holds."""
+    """What a log segment holds: its header, its good records, and the bad ones (record
+    number, what is wrong) that were left out."""
 
     writer_id: str
     segment: int
     fingerprint: str
     records: list[tuple[int, Exchange, str]] = field(default_factory=list)
+    bad_records: list[tuple[int, str]] = field(default_factory=list)
     torn_bytes: int = 0
 
 
-def read_log(path: str) -> LogContents:
-    """Read a log segment; a record cut short at the end is counted in ``torn_bytes``.
+def read_log(path: str, fd: int | None = None) -> LogContents:
+    """Read a log segment (from ``fd`` if given: a descriptor :func:`claim_log` returned).
 
-    Raises ``ValueError`` when the file is not a traffic_lab log.
+    A record cut short at the end is counted in ``torn_bytes``; a complete record that is not a
+    storable exchange goes to ``bad_records``. Raises ``ValueError`` saying why when the file
+    is not a traffic_lab log or its header is malformed.
     """
-    with open(path, "rb") as f:
-        data = f.read()
+    if fd is None:
+        with open(path, "rb") as f:
+            data = f.read()
+    else:
+        data = _read_all(fd)
     if not data.startswith(_FILE_MAGIC):
         raise ValueError("not a traffic_lab durable log (bad magic)")
     line_end = data.find(b"\n", len(_FILE_MAGIC))
     if line_end < 0:
         raise ValueError("not a traffic_lab durable log (no header)")
-    header = json.loads(data[len(_FILE_MAGIC) : line_end])
-    contents = LogContents(
-        writer_id=str(header["writer_id"]),
-        segment=int(header["segment"]),
-        fingerprint=str(header.get("fingerprint") or ""),
-    )
+    contents = _header(data[len(_FILE_MAGIC) : line_end])
     at = line_end + 1
     end = len(data)
     while at < end:
@@ -179,17 +230,57 @@ def read_log(path: str) -> LogContents:
         payload = data[start : start + length]
         if magic != _RECORD_MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
             break
-        contents.records.append(_decode_record(payload))
+        number = len(contents.records) + len(contents.bad_records)
+        try:
+            contents.records.append(_decode_record(payload))
+        except ValueError as exc:
+            contents.bad_records.append((number, str(exc)))
         at = start + length
     contents.torn_bytes = end - at
     return contents
 
 
-def claim_log(path: str) -> int | None:
-    """Lock a log segment whose writer is gone; the open, locked fd, or None if it is live."""
+def _header(line: bytes) -> LogContents:
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        header: Any = json.loads(line)
+    except (ValueError, RecursionError):
+        raise ValueError("malformed header (not JSON)") from None
+    if not isinstance(header, dict):
+        raise ValueError("malformed header (not a JSON object)")
+    writer_id: Any = header.get("writer_id")
+    segment: Any = header.get("segment")
+    fingerprint: Any = header.get("fingerprint", "")
+    if not is_writer_id(writer_id):
+        raise ValueError(f"malformed header (writer_id {preview(writer_id)} is not a writer id)")
+    if not is_segment(segment):
+        raise ValueError(f"malformed header (segment {preview(segment)} is not a segment)")
+    if fingerprint is None:
+        fingerprint = ""  # a matcher with a custom function has none
+    if not isinstance(fingerprint, str):
+        raise ValueError("malformed header (fingerprint is not text)")
+    return LogContents(writer_id=writer_id, segment=segment, fingerprint=fingerprint)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    at = 0
+    while chunk := os.pread(fd, 1 << 24, at):
+        chunks.append(chunk)
+        at += len(chunk)
+    return b"".join(chunks)
+
+
+def claim_log(path: str) -> int | None:
+    """Lock a log segment whose writer is gone; the open, locked fd, or None if it is live.
+
+    Never follows a symlink nor opens anything but a regular file (None for those).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # gone; or a symlink (ELOOP), a FIFO without writer...: not a segment
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -197,7 +288,7 @@ def claim_log(path: str) -> int | None:
         os.close(fd)
         return None
     try:
-        same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
     except FileNotFoundError:
         same = False
     if not same:  # folded and deleted by someone else meanwhile

@@ -26,12 +26,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...errors import StoreNotFoundError
-from ...exchange import Exchange
+from ...errors import CorruptCaptureError, StoreNotFoundError
+from ...exchange import Exchange, check_storable
 from ..memory import FROM_CACHE
 from ._base import ParquetBase
 from ._index import Group, chunks, hex_prefix64, recorded_order
-from .schema import DEFAULT_BLOB_THRESHOLD, _header_lists
+from .schema import DEFAULT_BLOB_THRESHOLD, _header_lists, row_name
 from .stream import iter_capture
 from .writer import Entry
 
@@ -164,7 +164,12 @@ class ParquetCache(ParquetBase):
 
     # -- writing -----------------------------------------------------------------------------------
     def put(self, exchange: Exchange) -> None:
-        """Store an exchange; it answers requests with its key from now on."""
+        """Store an exchange; it answers requests with its key from now on.
+
+        Raises :class:`~traffic_lab.errors.InvalidExchangeError` at once, storing nothing, for
+        an exchange no store can hold (a port over 65535...).
+        """
+        check_storable(exchange)
         key = self.matcher.key(exchange)
         self._writer.put(exchange, key, self._buffered)
 
@@ -215,6 +220,15 @@ class ParquetCache(ParquetBase):
                     self._index[entry.key] = reg.base + i
                 self._pending_rows.pop(pid, None)
 
+    def _dropped(self, entries: Sequence[Entry]) -> None:
+        # Never written, so never served either.
+        with self._state_lock:
+            for entry in entries:
+                pid = -(entry.seq + 1)
+                self._pending_rows.pop(pid, None)
+                if entry.key is not None and self._index.get(entry.key) == pid:
+                    del self._index[entry.key]
+
     # -- the index ---------------------------------------------------------------------------------
     def _add_registration(
         self,
@@ -260,7 +274,12 @@ class ParquetCache(ParquetBase):
                     rel not in live for rel in self._registered
                 )
                 new = files if rebuild else [f for f in files if f.rel not in self._registered]
-            loaded = self._load(new, cutoff)
+            try:
+                loaded = self._load(new, cutoff)
+            except StoreNotFoundError:
+                continue  # compacted meanwhile: list again
+            unreadable = {f.rel for f in new} - {f.rel for f, _, _ in loaded}
+            files = [f for f in files if f.rel not in unreadable]
             with self._state_lock:
                 if rebuild and generation != self._generation:
                     continue  # this store published a file meanwhile: list again
@@ -271,6 +290,7 @@ class ParquetCache(ParquetBase):
                 )
                 self._files, self._cutoff = files, cutoff
                 return
+        raise StoreNotFoundError("files kept changing while indexing", path=self.path)
 
     def _reset(self, cutoff: int | None) -> None:
         pending = [e for _, e in sorted(self._pending_rows.items(), reverse=True)]
@@ -291,18 +311,24 @@ class ParquetCache(ParquetBase):
     def _load(
         self, files: Sequence[DataFile], cutoff: int | None
     ) -> list[tuple[DataFile, pa.Table, _Column]]:
-        def load(f: DataFile) -> tuple[DataFile, pa.Table, _Column]:
+        def load(f: DataFile) -> tuple[DataFile, pa.Table, _Column] | None:
             fingerprint = self.matcher.fingerprint
-            if fingerprint is not None and f.fingerprint == fingerprint:
-                table = self._capture.read_columns(f, _INDEX_COLUMNS)
-                return f, table, table.column("request_key")
-            table = self._capture.read_columns(f, [*_INDEX_COLUMNS, *_REQUEST_COLUMNS])
+            try:
+                if fingerprint is not None and f.fingerprint == fingerprint and f.complete:
+                    table = self._capture.read_columns(f, _INDEX_COLUMNS)
+                    return f, table, table.column("request_key")
+                table = self._capture.read_columns(f, [*_INDEX_COLUMNS, *_REQUEST_COLUMNS])
+            except CorruptCaptureError as exc:
+                self._capture.reject(f.rel, exc)
+                return None
             return f, table, self._recompute_keys(f, table)
 
         if self._cfs.local or len(files) < 2:
-            return [load(f) for f in files]
-        with ThreadPoolExecutor(8) as pool:
-            return list(pool.map(load, files))
+            results = [load(f) for f in files]
+        else:
+            with ThreadPoolExecutor(8) as pool:
+                results = list(pool.map(load, files))
+        return [item for item in results if item is not None]
 
     def _recompute_keys(self, f: DataFile, table: pa.Table) -> _Column:
         where = self._cfs.display(f.rel)
@@ -311,16 +337,22 @@ class ParquetCache(ParquetBase):
         headers = _header_lists(table, "request_headers", table.num_rows)
         bodies: list[Any] = table.column("request_body").to_pylist()
         blobs: list[Any] = table.column("request_body_blob").to_pylist()
-        keys = []
+        keys: list[str | None] = []
         for i, method in enumerate(methods):
-            body = bodies[i] or b""
-            if blobs[i] is not None:
-                body = self._capture.read_blob(blobs[i], referenced_by=where)
-            # Only the request parts matter to a matcher; the status is a placeholder.
-            request = Exchange(
-                method, urls[i], request_headers=headers[i], request_body=body, status_code=0
-            )
-            keys.append(self.matcher.key(request))
+            try:
+                body = bodies[i] or b""
+                if blobs[i] is not None:
+                    body = self._capture.read_blob(blobs[i])
+                # Only the request parts matter to a matcher; the status is a placeholder.
+                request = Exchange(
+                    method, urls[i], request_headers=headers[i], request_body=body, status_code=0
+                )
+                keys.append(self.matcher.key(request))
+            except (ValueError, httpx.InvalidURL) as exc:  # never served; named
+                self._capture.bad_entry(
+                    CorruptCaptureError(f"{row_name(table, i)}: {exc}", path=where)
+                )
+                keys.append(None)
         return pa.array(keys, pa.string())
 
     def _apply(
@@ -340,7 +372,7 @@ class ParquetCache(ParquetBase):
             reg = self._add_registration(f, started, seqs, writers)
             truncated: _Column = table.column("truncated")
             servable: _Column = pc.and_(
-                table.column("response_status").is_valid(),
+                pc.and_(table.column("response_status").is_valid(), keys.is_valid()),
                 pc.invert(truncated.fill_null(False)),
             )
             if cutoff is not None:
@@ -457,6 +489,8 @@ class ParquetCache(ParquetBase):
                     return None
                 rid = new
                 continue
+            if ex is None:
+                return None
             with self._lru_lock:
                 self._decoded[rid] = ex
                 if len(self._decoded) > self._cache_exchanges:
@@ -464,7 +498,8 @@ class ParquetCache(ParquetBase):
             return ex
         raise StoreNotFoundError("files kept disappearing while reading", path=self.path)
 
-    def _read_row(self, rid: int) -> Exchange:
+    def _read_row(self, rid: int) -> Exchange | None:
+        """The exchange of a row; None (named) when its file or the row cannot be read."""
         with self._state_lock:
             reg = self._regs[bisect.bisect_right(self._bases, rid) - 1]
         local = rid - reg.base
@@ -475,18 +510,23 @@ class ParquetCache(ParquetBase):
             if group is not None:
                 self._groups.move_to_end(group_key)
         if group is None:
-            where = self._cfs.display(reg.file.rel)
-            group = Group(
-                self._capture.read_row_group(reg.file, g, None),
-                lambda d: self._capture.read_blob(d, referenced_by=where),
-            )
+            try:
+                table = self._capture.read_row_group(reg.file, g, None)
+            except CorruptCaptureError as exc:
+                self._capture.reject(reg.file.rel, exc)
+                return None
+            group = Group(table, self._capture.read_blob, self._cfs.display(reg.file.rel))
             with self._lru_lock:
                 self._groups[group_key] = group
                 self._groups_bytes += group.nbytes
                 while self._groups_bytes > self._cache_bytes and len(self._groups) > 1:
                     _, old = self._groups.popitem(last=False)
                     self._groups_bytes -= old.nbytes
-        return group.exchange(local - reg.group_starts[g])
+        try:
+            return group.exchange(local - reg.group_starts[g])
+        except CorruptCaptureError as exc:
+            self._capture.bad_entry(exc)
+            return None
 
     def lookup(self, request: httpx.Request) -> Exchange | None:
         """The exchange that would answer ``request``, or ``None``."""

@@ -7,6 +7,10 @@ re-reading the new file and checking that it holds exactly the rows of the files
 are those files deleted. Readers keep working throughout: a reader that still tries to read a
 deleted file lists the capture again and carries on.
 
+Nothing is deleted on the word of a file: ``compact()`` deletes only files it listed itself
+(every name checked against the grammar of ``_validate``, inside the capture) whose every row it
+found in its own output.
+
 Only one ``compact()`` runs at a time per capture: on a local disk it holds an exclusive
 ``flock`` on the capture folder itself (released by the kernel if the process dies, so nothing is
 left behind); on an object store, run it from one process at a time.
@@ -20,7 +24,6 @@ import os
 import secrets
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,12 +35,27 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from ...errors import StoreError
+from ...errors import CorruptCaptureError, StoreError, StoreNotFoundError, preview
 from ...matching import Matcher
 from ._fs import TEMP_SUFFIX
-from ._log import claim_log, read_log
-from .reader import STALE_TEMP_SECONDS, Capture, DataFile, SkippedFileWarning
-from .schema import META_REPLACES, META_TIME_RANGE, SCHEMA
+from ._log import LogContents, claim_log, read_log
+from ._validate import day_folder
+from .reader import (
+    MARKERS_DIR,
+    ORDER,
+    STALE_TEMP_SECONDS,
+    Capture,
+    DataFile,
+    while_compacting,
+)
+from .schema import (
+    META_FINGERPRINT,
+    META_REPLACES,
+    META_SCHEMA_VERSION,
+    META_TIME_RANGE,
+    SCHEMA,
+    SCHEMA_VERSION,
+)
 from .writer import BLOBS_DIR, LOGS_DIR, Entry, data_file_name, write_entries, write_table
 
 __all__ = ["CompactionReport", "compact_capture", "recover_logs"]
@@ -77,15 +95,16 @@ def _exclusive(capture: Capture) -> Iterator[None]:
 
 
 def _published_seqs(capture: Capture, writer_id: str) -> set[int]:
-    files, _ = capture.list_files()
-    relevant = [f for f in files if f.writer_id in (writer_id, "")]
-    if not relevant:
-        return set()
-    table = capture.dataset(relevant).to_table(
-        columns=["writer_seq"], filter=pc.field("writer_id") == writer_id
-    )
-    seqs: list[Any] = table.column("writer_seq").to_pylist()
-    return set(seqs)
+    def read() -> set[int]:
+        files, _ = capture.list_files()
+        relevant = [f for f in files if f.writer_id in (writer_id, "")]
+        if not relevant:
+            return set()
+        table = capture.scan(relevant, ["writer_seq"], pc.field("writer_id") == writer_id)
+        seqs: list[Any] = table.column("writer_seq").to_pylist()
+        return set(seqs)
+
+    return while_compacting(read, path=capture.cfs.url)
 
 
 def recover_logs(
@@ -98,62 +117,87 @@ def recover_logs(
     """Fold the log segments of dead writers into Parquet; the number of exchanges recovered.
 
     Rows already published (by the writer before it died, possibly compacted since) are not
-    written again: each is identified by its writer id and sequence number.
+    written again: each is identified by its writer id and sequence number. A segment that is
+    not a valid log (its header names another writer than its file name, or is malformed) is
+    named and kept; a record that is not a storable exchange is named and left out.
     """
     recovered = 0
-    for path in capture.log_paths():
+    for path, writer_id, segment in capture.logs():
         fd = claim_log(path)
         if fd is None:
             continue
         try:
+            rel = os.path.relpath(path, capture.cfs.root)
             try:
-                contents = read_log(path)
-            except (ValueError, OSError, UnicodeDecodeError) as exc:
-                warnings.warn(
-                    f"{path}: unreadable durable log ({exc}); skipped",
-                    SkippedFileWarning,
-                    stacklevel=3,
-                )
-                continue
-            if contents.records:
-                present = _published_seqs(capture, contents.writer_id)
-                entries = [
-                    Entry((ex.started_at - _EPOCH) // _US, seq, ex, key)
-                    for seq, ex, key in contents.records
-                    if seq not in present
-                ]
-                if entries:
-                    token = secrets.token_hex(3)
-
-                    def name(
-                        day: int,
-                        w: str = contents.writer_id,
-                        s: int = contents.segment,
-                        t: str = token,
-                    ) -> str:
-                        rel = data_file_name(day, w, s)
-                        if capture.cfs.exists(rel):  # published but unreadable: keep both
-                            rel = rel.replace(".parquet", f"-r{t}.parquet")
-                        return rel
-
-                    write_entries(
-                        capture.cfs,
-                        entries,
-                        matcher=Matcher(),
-                        writer_id=contents.writer_id,
-                        segment=contents.segment,
-                        blob_threshold=blob_threshold,
-                        row_group_size=row_group_size,
-                        compression=compression,
-                        sync=True,
-                        names=name,
-                        fingerprint=contents.fingerprint,
+                contents = read_log(path, fd)
+                if (contents.writer_id, contents.segment) != (writer_id, segment):
+                    raise ValueError(
+                        f"its header names writer {contents.writer_id} segment "
+                        f"{contents.segment}, not those of its file name"
                     )
-                    recovered += len(entries)
+            except (ValueError, OSError) as exc:
+                capture.bad_file(rel, f"unreadable durable log ({exc})", exc)
+                continue
+            display = capture.cfs.display(rel)
+            for number, why in contents.bad_records:
+                capture.bad_entry(CorruptCaptureError(f"record {number}: {why}", path=display))
+            recovered += _fold(
+                capture, contents, display, row_group_size, compression, blob_threshold
+            )
             os.unlink(path)
         finally:
             os.close(fd)
     return recovered
+
+
+def _fold(
+    capture: Capture,
+    contents: LogContents,
+    where: str,
+    row_group_size: int,
+    compression: str,
+    blob_threshold: int,
+) -> int:
+    """Publish a dead writer's logged exchanges that are not in the capture yet; how many."""
+    if not contents.records:
+        return 0
+    present = _published_seqs(capture, contents.writer_id)
+    entries = [
+        Entry((ex.started_at - _EPOCH) // _US, seq, ex, key)
+        for seq, ex, key in contents.records
+        if seq not in present
+    ]
+    if not entries:
+        return 0
+    token = secrets.token_hex(3)
+
+    def name(day: int) -> str:
+        rel = data_file_name(day, contents.writer_id, contents.segment)
+        if capture.cfs.exists(rel):  # published but unreadable: keep both
+            rel = rel.replace(".parquet", f"-r{token}.parquet")
+        return rel
+
+    written = write_entries(
+        capture.cfs,
+        entries,
+        matcher=Matcher(),
+        writer_id=contents.writer_id,
+        segment=contents.segment,
+        blob_threshold=blob_threshold,
+        row_group_size=row_group_size,
+        compression=compression,
+        sync=True,
+        names=name,
+        fingerprint=contents.fingerprint,
+    )
+    for entry, exc in written.dropped:
+        capture.bad_entry(
+            CorruptCaptureError(
+                f"record of seq {entry.seq}: {type(exc).__name__}: {preview(str(exc), 200)}",
+                path=where,
+            )
+        )
+    return len(entries) - len(written.dropped)
 
 
 def compact_capture(
@@ -176,7 +220,7 @@ def compact_capture(
         files, _ = capture.list_files()
         groups: dict[tuple[int, str], list[DataFile]] = {}
         for f in files:
-            if f.size < target_bytes:
+            if f.size < target_bytes and f.complete:
                 groups.setdefault((f.day, f.fingerprint), []).append(f)
         for (day, _fingerprint), small in sorted(groups.items()):
             small.sort(key=lambda f: (f.first_us, f.rel))
@@ -203,31 +247,45 @@ def _merge(
 ) -> None:
     if len(batch) < 2:
         return
-    tables = [capture.read_columns(f, SCHEMA.names) for f in batch]
-    table = pa.concat_tables(tables, promote_options="default")
-    order = pc.sort_indices(
-        table,
-        sort_keys=[
-            ("started_at", "ascending"),
-            ("writer_id", "ascending"),
-            ("writer_seq", "ascending"),
-        ],
-    )
-    table = table.take(order)
-    replaces = sorted({f.rel for f in batch} | {r for f in batch for r in f.replaces})
+    merged: list[DataFile] = []
+    tables = []
+    for f in batch:
+        try:
+            table = capture.read_columns(f, SCHEMA.names).select(SCHEMA.names).cast(SCHEMA)
+        except CorruptCaptureError as exc:
+            capture.reject(f.rel, exc)
+            continue
+        except (pa.ArrowException, ValueError) as exc:  # e.g. a null where none may be
+            path = capture.cfs.display(f.rel)
+            capture.reject(f.rel, CorruptCaptureError(f"cannot be merged ({exc})", path=path))
+            continue
+        tables.append(table)
+        merged.append(f)
+    if len(merged) < 2:
+        return
+    table = pa.concat_tables(tables)
+    table = table.take(pc.sort_indices(table, sort_keys=ORDER))
+    ids = _row_ids(table)
+    # Files that the merged ones replace and that are still there (a crash came between
+    # publishing and deleting) are replaced by the new file too, if it holds all their rows.
+    inherited = {r for f in merged for r in f.replaces} - {f.rel for f in merged}
+    held = set(ids)
+    covered = [rel for rel in sorted(inherited) if _holds_rows_of(capture, rel, held)]
+    replaces = sorted([*(f.rel for f in merged), *covered])
     times = pc.min_max(table.column("started_at").cast(pa.int64()))
-    meta = dict(tables[0].schema.metadata or {})
-    meta.pop(b"traffic_lab.writer_id", None)
-    meta[META_REPLACES] = json.dumps(replaces).encode()
-    meta[META_TIME_RANGE] = f"{times['min'].as_py()},{times['max'].as_py()}".encode()
+    meta = {
+        META_SCHEMA_VERSION: str(SCHEMA_VERSION).encode(),
+        META_FINGERPRINT: merged[0].fingerprint.encode(),
+        META_REPLACES: json.dumps(replaces).encode(),
+        META_TIME_RANGE: f"{times['min'].as_py()},{times['max'].as_py()}".encode(),
+    }
     table = table.replace_schema_metadata(meta)
     rel = f"day={day}/compact-{time.time_ns() // 1000:017d}-{secrets.token_hex(4)}.parquet"
     write_table(capture.cfs, rel, table, row_group_size=row_group_size, compression=compression)
     # Verify before deleting anything: the new file must hold exactly the merged rows.
-    with capture.cfs.open_input(rel) as f:
-        check = pq.read_table(f, columns=["writer_id", "writer_seq"])
-    expected = _row_ids(table)
-    if check.num_rows != table.num_rows or _row_ids(check) != expected:
+    with capture.cfs.open_input(rel) as written:
+        check = pq.read_table(written, columns=["writer_id", "writer_seq"])
+    if check.num_rows != table.num_rows or _row_ids(check) != ids:
         capture.cfs.delete(rel)
         raise StoreError(
             "compaction check failed; nothing was deleted", path=capture.cfs.display(rel)
@@ -236,9 +294,21 @@ def _merge(
         if capture.cfs.exists(old):
             capture.cfs.delete(old)
             report.deleted.append(old)
-    report.files_merged += len(batch)
+    report.files_merged += len(merged)
     report.files_written += 1
     report.rows += table.num_rows
+
+
+def _holds_rows_of(capture: Capture, rel: str, ids: set[tuple[str, int]]) -> bool:
+    """Whether every row of the listed file ``rel`` is in ``ids`` (False if unreadable)."""
+    f = capture.described(rel)
+    if f is None:
+        return False
+    try:
+        table = capture.read_columns(f, ["writer_id", "writer_seq"])
+    except (CorruptCaptureError, StoreNotFoundError):
+        return False
+    return set(_row_ids(table)) <= ids
 
 
 def _row_ids(table: pa.Table) -> list[tuple[str, int]]:
@@ -248,19 +318,23 @@ def _row_ids(table: pa.Table) -> list[tuple[str, int]]:
 
 
 def _remove_stale_temporaries(capture: Capture) -> list[str]:
-    """Delete temporary files (data, blobs, logs) older than ``STALE_TEMP_SECONDS``."""
-    cfs = capture.cfs
-    folders = [e.base_name for e in cfs.list_dir("") if e.type == pafs.FileType.Directory]
-    folders.append(LOGS_DIR)
+    """Delete temporary files (data, blobs, logs, markers) older than ``STALE_TEMP_SECONDS``."""
+    root = capture.list_folder("")
+    folders = [
+        e.base_name
+        for e in root
+        if e.type == pafs.FileType.Directory and day_folder(e.base_name) is not None
+    ]
+    folders.extend([LOGS_DIR, MARKERS_DIR])
     folders.extend(
         f"{BLOBS_DIR}/{e.base_name}"
-        for e in cfs.list_dir(BLOBS_DIR)
-        if e.type == pafs.FileType.Directory
+        for e in capture.list_folder(BLOBS_DIR)
+        if e.type == pafs.FileType.Directory and len(e.base_name) == 2
     )
     removed = []
     now = time.time()
     for folder in folders:
-        for info in cfs.list_dir(folder):
+        for info in capture.list_folder(folder):
             name = info.base_name
             if (
                 info.type == pafs.FileType.File
@@ -270,6 +344,6 @@ def _remove_stale_temporaries(capture: Capture) -> list[str]:
                 and now - info.mtime.timestamp() > STALE_TEMP_SECONDS
             ):
                 rel = f"{folder}/{name}"
-                cfs.delete(rel)
+                capture.cfs.delete(rel)
                 removed.append(rel)
     return removed

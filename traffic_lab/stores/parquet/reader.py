@@ -2,24 +2,29 @@
 
 A :class:`Capture` lists the day partitions, reads each new file's footer once (files never
 change after they appear), and decides which files are live: a compacted file names the files it
-replaces, and those are ignored even while they still exist. Files that cannot be used (truncated,
-corrupt, a foreign schema) and stray temporary files left by a crash are skipped with a
-:class:`SkippedFileWarning` that names the file, or raise with ``strict=True``. A file written by
+replaces, and those are ignored even while they still exist.
+
+Everything taken from a capture is checked before it is used (``_validate``): names used as
+paths, column types, required values, metadata. A file that fails any check (truncated, corrupt,
+a foreign schema, wrong column types, malformed metadata, a symlink, a FIFO...) and stray
+temporary files left by a crash are skipped with a :class:`SkippedFileWarning` that names the
+file, or raise :class:`~traffic_lab.errors.CorruptCaptureError` with ``strict=True``. A row that
+cannot be read (a bad blob reference, a value no exchange can hold) is skipped the same way with
+a :class:`~traffic_lab.errors.SkippedEntryWarning` naming the file and the row. A file written by
 a newer schema version always raises :class:`~traffic_lab.errors.SchemaVersionError`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -31,18 +36,32 @@ from pyarrow import fs as pafs
 from ...errors import (
     CorruptCaptureError,
     SchemaVersionError,
+    SkippedEntryWarning,
     SkippedFileWarning,
     StoreNotFoundError,
 )
 from ._fs import TEMP_SUFFIX, CaptureFS
+from ._validate import (
+    check_types,
+    day_folder,
+    is_data_file,
+    is_writer_id,
+    log_name,
+    marker_cutoff,
+    meta_text,
+    parse_replaces,
+    parse_time_range,
+)
 from .schema import (
     META_FINGERPRINT,
+    META_REPLACES,
     META_TIME_RANGE,
     META_WRITER_ID,
+    REQUIRED_COLUMNS,
     SCHEMA,
     SCHEMA_VERSION,
     check_schema,
-    replaces_of,
+    row_name,
     upgrade_table,
 )
 from .writer import INTERNAL_DIR, LOGS_DIR, blob_path
@@ -56,11 +75,12 @@ __all__ = [
     "DataFile",
     "SkippedFileWarning",
     "marker_name",
-    "resolve_blobs",
     "time_filter",
     "sort_recorded",
+    "while_compacting",
 ]
 
+T = TypeVar("T")
 MARKERS_DIR = f"{INTERNAL_DIR}/markers"
 #: A temporary file older than this (seconds) is taken as a crash's leftover.
 STALE_TEMP_SECONDS = 600.0
@@ -69,9 +89,9 @@ DATASET_SCHEMA = SCHEMA.append(pa.field("day", pa.int32())).with_metadata(
     {"traffic_lab.schema_version": str(SCHEMA_VERSION)}
 )
 _PARTITIONING = ds.partitioning(pa.schema([pa.field("day", pa.int32())]), flavor="hive")
-_DAY_DIR = re.compile(r"^day=(\d{8})$")
-_DATA_FILE = re.compile(r"^(part|compact)-[0-9A-Za-z_-]+\.parquet$")
-_MARKER = re.compile(r"^clear-(\d{1,20})-[0-9a-f]+\.marker$")
+_NOT_REGULAR = "not a regular file (a symlink, folder, FIFO or device); not read"
+#: How many times a read lists the capture again after compaction deleted a file it had listed.
+_ATTEMPTS = 5
 
 
 def marker_name(cutoff_us: int, token: str) -> str:
@@ -94,6 +114,8 @@ class DataFile:
     last_us: int
     row_groups: list[int]
     replaces: list[str] = field(default_factory=list)
+    #: Whether the file has every column of the schema (compaction merges only such files).
+    complete: bool = True
 
 
 class Capture:
@@ -112,7 +134,9 @@ class Capture:
             raise StoreNotFoundError("no capture here (the folder does not exist)", path=cfs.url)
 
     # -- faults ------------------------------------------------------------------------------------
-    def _bad(self, rel: str, message: str, exc: BaseException | None = None) -> None:
+    def bad_file(self, rel: str, message: str, exc: BaseException | None = None) -> None:
+        """Report a file (or folder) that is skipped: a warning naming it once, or with
+        ``strict=True`` a :class:`~traffic_lab.errors.CorruptCaptureError`."""
         path = self.cfs.display(rel)
         if self.strict:
             raise CorruptCaptureError(message, path=path) from exc
@@ -120,32 +144,57 @@ class Capture:
             self._warned.add(rel)
             warnings.warn(f"{path}: {message}; skipped", SkippedFileWarning, stacklevel=4)
 
+    def reject(self, rel: str, exc: CorruptCaptureError) -> None:
+        """A listed file turned out unreadable: report it, and leave it out from now on."""
+        self._footers[rel] = None
+        self.bad_file(rel, _reason(exc), exc)
+
+    def bad_entry(self, exc: CorruptCaptureError) -> None:
+        """Report one row (or log record) that is skipped, the rest of its file being kept: a
+        :class:`~traffic_lab.errors.SkippedEntryWarning`, or with ``strict=True`` ``exc``."""
+        if self.strict:
+            raise exc
+        warnings.warn(f"{exc}; skipped", SkippedEntryWarning, stacklevel=4)
+
+    def list_folder(self, rel: str) -> list[pafs.FileInfo]:
+        """Entries of a folder of the capture; a folder a symlink leads to is named, not read."""
+        try:
+            return self.cfs.list_dir(rel)
+        except CorruptCaptureError as exc:  # a symlinked folder
+            self.bad_file(rel, _reason(exc), exc)
+            return []
+
     # -- listing -----------------------------------------------------------------------------------
     def list_files(self) -> tuple[list[DataFile], int | None]:
         """The live data files (sorted by first row time, then name) and the clear cutoff (µs)."""
         candidates: list[tuple[str, int, int]] = []
         now = time.time()
-        for entry in self.cfs.list_dir(""):
-            match = _DAY_DIR.match(entry.base_name)
-            if entry.type != pafs.FileType.Directory or match is None:
-                if entry.type == pafs.FileType.File and entry.base_name.endswith(".parquet"):
-                    self._bad(entry.base_name, "a Parquet file outside the day partitions")
+        for entry in self.list_folder(""):
+            folder = entry.base_name
+            if not folder.startswith("day="):
+                if entry.type == pafs.FileType.File and folder.endswith(".parquet"):
+                    self.bad_file(folder, "a Parquet file outside the day partitions")
                 continue
-            day = int(match.group(1))
-            for info in self.cfs.list_dir(entry.base_name):
-                rel = f"{entry.base_name}/{info.base_name}"
+            day = day_folder(folder)
+            if day is None:
+                self.bad_file(folder, "not a day partition folder (day=YYYYMMDD)")
+                continue
+            if entry.type != pafs.FileType.Directory:
+                self.bad_file(folder, "not a folder (a symlink or special file); not followed")
+                continue
+            for info in self.list_folder(folder):
                 name = info.base_name
+                rel = f"{folder}/{name}"
                 if info.type != pafs.FileType.File:
-                    continue
-                if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                    self.bad_file(rel, _NOT_REGULAR)
+                elif name.startswith(".") and name.endswith(TEMP_SUFFIX):
                     mtime = info.mtime.timestamp() if info.mtime is not None else now
                     if now - mtime > STALE_TEMP_SECONDS:
-                        self._bad(rel, "a temporary file left by a crashed writer")
-                    continue
-                if _DATA_FILE.match(name) is None:
-                    self._bad(rel, "not a capture data file")
-                    continue
-                candidates.append((rel, day, info.size or 0))
+                        self.bad_file(rel, "a temporary file left by a crashed writer")
+                elif not is_data_file(name):
+                    self.bad_file(rel, "not a capture data file")
+                else:
+                    candidates.append((rel, day, info.size or 0))
         self._read_footers([c for c in candidates if c[0] not in self._footers])
         present = {rel for rel, _, _ in candidates}
         for rel in list(self._footers):
@@ -156,6 +205,10 @@ class Capture:
         live = [f for f in files if f.rel not in replaced]
         live.sort(key=lambda f: (f.first_us, f.rel))
         return live, self.cutoff()
+
+    def described(self, rel: str) -> DataFile | None:
+        """A listed file as its footer described it (None if unknown or unreadable)."""
+        return self._footers.get(rel)
 
     def _read_footers(self, todo: Sequence[tuple[str, int, int]]) -> None:
         if not todo:
@@ -169,74 +222,89 @@ class Capture:
             if isinstance(error, SchemaVersionError):
                 raise error
             if error is not None:
-                self._bad(rel, str(error.args[0]) if error.args else "unreadable", error)
-                self._footers[rel] = None
+                self.reject(rel, error)
             else:
                 self._footers[rel] = described
 
-    def _footer(self, rel: str, day: int, size: int) -> tuple[DataFile | None, Exception | None]:
+    def _footer(
+        self, rel: str, day: int, size: int
+    ) -> tuple[DataFile | None, CorruptCaptureError | SchemaVersionError | None]:
+        """Describe a file from its footer, checking everything about it that can be checked
+        without reading its rows; (None, the reason) when it cannot be used."""
         path = self.cfs.display(rel)
         try:
             with self.cfs.open_input(rel) as f:
                 meta = pq.read_metadata(f)
-            schema = meta.schema.to_arrow_schema()
-        except StoreNotFoundError:
-            return None, None
-        except (pa.ArrowException, OSError) as exc:
-            return None, CorruptCaptureError(
-                f"truncated or corrupt Parquet file ({exc})", path=path
-            )
-        kv = meta.metadata or {}
-        try:
-            version = check_schema(schema.with_metadata(kv), path=path)
-        except (CorruptCaptureError, SchemaVersionError) as exc:
-            return None, exc
-        first = last = 0
-        raw_range = kv.get(META_TIME_RANGE)
-        if raw_range:
-            try:
-                a, b = raw_range.split(b",")
-                first, last = int(a), int(b)
-            except ValueError:
-                first, last = 0, 2**62
-        else:
-            first, last = 0, 2**62
-        return (
-            DataFile(
+                kv = meta.metadata or {}
+                schema = meta.schema.to_arrow_schema()
+                version = check_schema(schema.with_metadata(kv), path=path)
+                check_types(schema, SCHEMA)
+                _check_required(f, meta, schema)
+            first, last = parse_time_range(meta_text(kv, META_TIME_RANGE))
+            writer_id = meta_text(kv, META_WRITER_ID) or ""
+            if writer_id and not is_writer_id(writer_id):
+                raise ValueError("traffic_lab.writer_id is not a writer id")
+            described = DataFile(
                 rel=rel,
                 day=day,
                 size=size,
                 num_rows=meta.num_rows,
                 version=version,
-                fingerprint=kv.get(META_FINGERPRINT, b"").decode(),
-                writer_id=kv.get(META_WRITER_ID, b"").decode(),
+                fingerprint=meta_text(kv, META_FINGERPRINT) or "",
+                writer_id=writer_id,
                 first_us=first,
                 last_us=last,
                 row_groups=[meta.row_group(i).num_rows for i in range(meta.num_row_groups)],
-                replaces=replaces_of(kv),
-            ),
-            None,
-        )
+                replaces=parse_replaces(meta_text(kv, META_REPLACES), rel),
+                complete=all(name in schema.names for name in SCHEMA.names),
+            )
+        except StoreNotFoundError:
+            return None, None  # deleted since it was listed (by compaction)
+        except (CorruptCaptureError, SchemaVersionError) as exc:
+            return None, exc
+        except (pa.ArrowException, OSError) as exc:
+            return None, CorruptCaptureError(
+                f"truncated or corrupt Parquet file ({exc})", path=path
+            )
+        except ValueError as exc:
+            return None, CorruptCaptureError(str(exc), path=path)
+        return described, None
 
     def cutoff(self) -> int | None:
         """Rows that started before this time (µs since the epoch) were cleared, or None."""
         latest = None
-        for info in self.cfs.list_dir(MARKERS_DIR):
-            match = _MARKER.match(info.base_name)
-            if match is not None:
-                value = int(match.group(1))
-                latest = value if latest is None or value > latest else latest
+        for info in self.list_folder(MARKERS_DIR):
+            name = info.base_name
+            if name.startswith("."):
+                continue  # a marker being published
+            value = marker_cutoff(name) if info.type == pafs.FileType.File else None
+            if value is None:
+                self.bad_file(f"{MARKERS_DIR}/{name}", "not a clear marker")
+            elif latest is None or value > latest:
+                latest = value
         return latest
 
-    def log_paths(self) -> list[str]:
-        """Local paths of durable-log segments (live or left by dead writers)."""
+    def logs(self) -> list[tuple[str, str, int]]:
+        """Durable-log segments (live or left by dead writers): (local path, writer id, segment).
+
+        Anything else in the logs folder is named and left alone.
+        """
         if not self.cfs.local:
             return []
-        return sorted(
-            self.cfs.full(f"{LOGS_DIR}/{info.base_name}")
-            for info in self.cfs.list_dir(LOGS_DIR)
-            if info.base_name.endswith(".log") and not info.base_name.startswith(".")
-        )
+        found = []
+        for info in self.list_folder(LOGS_DIR):
+            name = info.base_name
+            if name.startswith("."):
+                continue  # a segment being created
+            rel = f"{LOGS_DIR}/{name}"
+            parsed = log_name(name)
+            if parsed is None:
+                self.bad_file(rel, "not a durable log segment (<writer id>-<segment>.log)")
+            elif info.type != pafs.FileType.File:
+                self.bad_file(rel, _NOT_REGULAR)
+            else:
+                found.append((self.cfs.full(rel), *parsed))
+        return sorted(found)
 
     # -- reading -----------------------------------------------------------------------------------
     def _remember(self, rel: str, meta: pq.FileMetaData) -> None:
@@ -263,8 +331,14 @@ class Capture:
             ) from exc
 
     def read_columns(self, f: DataFile, columns: Sequence[str]) -> pa.Table:
-        """Some columns of a whole file, upgraded to the current schema."""
+        """Some columns of a whole file, upgraded to the current schema; columns the file does
+        not have are nulls."""
         table = self._read(f, lambda pf: pf.read(columns=list(columns)))
+        for name in columns:
+            if name not in table.column_names:
+                table = table.append_column(
+                    SCHEMA.field(name), pa.nulls(table.num_rows, SCHEMA.field(name).type)
+                )
         return table
 
     def read_row_group(self, f: DataFile, index: int, columns: Sequence[str] | None) -> pa.Table:
@@ -277,7 +351,8 @@ class Capture:
         pf = self.parquet_file(f)
         try:
             table = read(pf)
-        except (pa.ArrowInvalid, OSError) as exc:
+            table.validate(full=True)  # e.g. text that is not UTF-8
+        except (pa.ArrowException, OSError) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise StoreNotFoundError("file not found", path=path) from exc
             raise CorruptCaptureError(f"cannot read ({exc})", path=path) from exc
@@ -300,31 +375,34 @@ class Capture:
             for batch in pf.iter_batches(
                 batch_size=batch_size, columns=list(columns) if columns is not None else None
             ):
+                batch.validate(full=True)  # e.g. text that is not UTF-8
                 table = pa.Table.from_batches([batch])
                 if f.version != SCHEMA_VERSION:
                     table = upgrade_table(table.replace_schema_metadata(metadata), path=path)
                 yield table
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise StoreNotFoundError("file not found", path=path) from exc
             raise CorruptCaptureError(f"cannot read ({exc})", path=path) from exc
         finally:
             pf.close()
 
-    def read_blob(self, digest: str, *, referenced_by: str = "") -> bytes:
-        """A blob's bytes, checked against its digest."""
-        rel = blob_path(digest)
-        where = f" (referenced by {referenced_by})" if referenced_by else ""
+    def read_blob(self, digest: str) -> bytes:
+        """A blob's bytes, checked against its digest.
+
+        Raises ``ValueError`` saying why when the reference is not a digest, or the blob is
+        missing, altered, or not a regular file inside the capture (never opened then).
+        """
+        rel = blob_path(digest)  # checks the digest's grammar first
+        where = self.cfs.display(rel)
         try:
-            data = self.cfs.read_bytes(rel)
-        except StoreNotFoundError as exc:
-            raise CorruptCaptureError(
-                f"body blob is missing{where}", path=self.cfs.display(rel)
-            ) from exc
+            data = self.cfs.read_regular(rel)
+        except StoreNotFoundError:
+            raise ValueError(f"body blob {where} is missing") from None
+        except CorruptCaptureError as exc:
+            raise ValueError(f"body blob {exc}") from None
         if hashlib.sha256(data).hexdigest() != digest:
-            raise CorruptCaptureError(
-                f"body blob does not match its digest{where}", path=self.cfs.display(rel)
-            )
+            raise ValueError(f"body blob {where} does not match its digest")
         return data
 
     def dataset(self, files: Sequence[DataFile]) -> ds.Dataset:
@@ -340,25 +418,136 @@ class Capture:
             partition_base_dir=self.cfs.root,
         )
 
+    def scan(
+        self,
+        files: Sequence[DataFile],
+        columns: Sequence[str] | None = None,
+        where: Any = None,
+        bodies: Collection[str] = (),
+    ) -> pa.Table:
+        """Rows of ``files`` (a dataset scan, ``where`` pushed down), with the blob-stored
+        bodies of the ``bodies`` columns read in.
 
-def resolve_blobs(
-    table: pa.Table, read_blob: Callable[[str], bytes], columns: Iterable[str]
-) -> pa.Table:
-    """Fill ``request_body`` / ``response_body`` from blobs where the row references one."""
-    for side in ("request", "response"):
-        body, blob = f"{side}_body", f"{side}_body_blob"
-        if body not in columns or blob not in table.column_names:
+        A file that turns out unreadable is skipped (named), and so is a row whose blob cannot
+        be read. Raises ``StoreNotFoundError`` when a listed file is gone (deleted by
+        compaction): list the capture again and retry (:func:`while_compacting`).
+        """
+        try:
+            return self._scan(files, columns, where, bodies)
+        except (pa.ArrowException, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+        # A file spoils the scan: read them one by one to name it and keep the others.
+        tables = []
+        for f in files:
+            try:
+                tables.append(self._scan([f], columns, where, bodies))
+            except (pa.ArrowException, OSError) as exc:
+                if isinstance(exc, FileNotFoundError):
+                    raise
+                path = self.cfs.display(f.rel)
+                self.reject(f.rel, CorruptCaptureError(f"cannot read ({exc})", path=path))
+        if not tables:
+            return self._scan([], columns, where, bodies)
+        return pa.concat_tables(tables)
+
+    def _scan(
+        self,
+        files: Sequence[DataFile],
+        columns: Sequence[str] | None,
+        where: Any,
+        bodies: Collection[str],
+    ) -> pa.Table:
+        dataset = self.dataset(files)
+        cols = list(columns) if columns is not None else None
+        try:
+            if not files or not bodies:
+                table = dataset.to_table(columns=cols, filter=where)
+            else:
+                scanner = dataset.scanner(columns=cols, filter=where)
+                batches = []
+                for tagged in scanner.scan_batches():
+                    tagged.record_batch.validate(full=True)
+                    path = _fragment_path(tagged.fragment)
+                    batches.append(self._with_blobs(tagged.record_batch, path, bodies))
+                table = pa.Table.from_batches(batches, scanner.projected_schema)
+            table.validate(full=True)  # e.g. text that is not UTF-8
+            return table
+        except FileNotFoundError as exc:
+            raise StoreNotFoundError("a file is gone (compacted)", path=self.cfs.url) from exc
+
+    def _with_blobs(
+        self, batch: pa.RecordBatch, path: str, bodies: Collection[str]
+    ) -> pa.RecordBatch:
+        """Fill the ``bodies`` columns from blobs where a row references one; rows whose blob
+        cannot be read are left out (named)."""
+        where = self.cfs.display(path[len(self.cfs.root) + 1 :])
+        keep = np.ones(batch.num_rows, dtype=bool)
+        for body in bodies:
+            blob = body + "_blob"
+            if blob not in batch.schema.names or body not in batch.schema.names:
+                continue
+            refs = batch.column(blob)
+            if refs.null_count == len(refs):
+                continue
+            values = batch.column(body).to_pylist()
+            for i, ref in enumerate(refs.to_pylist()):
+                if ref is None or not keep[i]:
+                    continue
+                try:
+                    values[i] = self.read_blob(ref)
+                except ValueError as exc:
+                    keep[i] = False
+                    self.bad_entry(CorruptCaptureError(f"{row_name(batch, i)}: {exc}", path=where))
+            index = batch.schema.get_field_index(body)
+            batch = batch.set_column(index, batch.schema.field(body), pa.array(values, pa.binary()))
+        return batch if keep.all() else batch.filter(pa.array(keep))
+
+
+def while_compacting(read: Callable[[], T], *, path: str) -> T:
+    """``read()``, run again when a file it listed was deleted meanwhile by ``compact()``.
+
+    Compaction publishes its file before it deletes the ones it replaces, so a fresh listing
+    finds the rows again; each run of ``read`` must list the capture itself.
+    """
+    for _ in range(_ATTEMPTS):
+        try:
+            return read()
+        except StoreNotFoundError:
             continue
-        refs = table.column(blob)
-        if refs.null_count == len(refs):
-            continue
-        bodies = table.column(body).to_pylist()
-        for i, ref in enumerate(refs.to_pylist()):
-            if ref is not None:
-                bodies[i] = read_blob(ref)
-        index = table.column_names.index(body)
-        table = table.set_column(index, table.schema.field(body), pa.array(bodies, pa.binary()))
-    return table
+    raise StoreNotFoundError("files kept disappearing while reading", path=path)
+
+
+def _fragment_path(fragment: ds.Fragment) -> str:
+    path: str = fragment.path  # type: ignore[attr-defined]  # a FileFragment's
+    return path
+
+
+def _reason(exc: CorruptCaptureError) -> str:
+    """The message of a capture error without the path it starts with."""
+    return str(exc).removeprefix(f"{exc.path}: ")
+
+
+def _check_required(f: pa.NativeFile, meta: pq.FileMetaData, schema: pa.Schema) -> None:
+    """``ValueError`` when a column that is never null (the required ones, and those the
+    schema declares not null) holds nulls. Only columns the file declares nullable are read:
+    Parquet cannot store a null in the others."""
+    levels = {}
+    for i in range(meta.num_columns):
+        column = meta.schema.column(i)
+        levels[column.path] = column.max_definition_level
+    never_null = {*REQUIRED_COLUMNS, *(field.name for field in SCHEMA if not field.nullable)}
+    nullable = [
+        field.name
+        for field in schema
+        if field.name in never_null and (field.nullable or levels.get(field.name, 0) > 0)
+    ]
+    if not nullable:
+        return
+    table = pq.ParquetFile(f).read(columns=nullable)
+    nulls = [name for name in nullable if table.column(name).null_count]
+    if nulls:
+        raise ValueError(f"null values in columns that are never null: {nulls}")
 
 
 def time_filter(cutoff: int | None, where: Any = None) -> Any:

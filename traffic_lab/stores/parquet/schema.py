@@ -12,7 +12,6 @@ round trip and ASCII headers (nearly all of them) read as themselves in any engi
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ...errors import CorruptCaptureError, SchemaVersionError
-from ...exchange import Exchange, RecordedError
+from ...exchange import Exchange, RecordedError, check_storable
 
 if TYPE_CHECKING:
     from ...matching import Matcher
@@ -34,6 +33,7 @@ __all__ = [
     "META_SCHEMA_VERSION",
     "META_TIME_RANGE",
     "META_WRITER_ID",
+    "REQUIRED_COLUMNS",
     "RowReader",
     "SCHEMA",
     "SCHEMA_VERSION",
@@ -42,7 +42,7 @@ __all__ = [
     "exchanges_to_table",
     "file_schema_version",
     "new_writer_id",
-    "replaces_of",
+    "row_name",
     "split_url",
     "table_to_exchanges",
     "upgrade_table",
@@ -105,8 +105,9 @@ SCHEMA = pa.schema(
     ]
 )
 
-#: Columns a file must have to be read as a capture (the rest default when absent).
-_REQUIRED = ("started_at", "writer_id", "writer_seq", "request_method", "request_url")
+#: Columns a file must have, without nulls, to be read as a capture (the rest default when
+#: absent).
+REQUIRED_COLUMNS = ("started_at", "writer_id", "writer_seq", "request_method", "request_url")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 # Upgrade steps: _UPGRADES[v] turns a table of schema version v into version v + 1. Version 1 is
@@ -164,7 +165,7 @@ def check_schema(schema: pa.Schema, *, path: str) -> int:
             f"(reads up to v{SCHEMA_VERSION}); upgrade traffic_lab to read it",
             path=path,
         )
-    missing = [name for name in _REQUIRED if schema.get_field_index(name) < 0]
+    missing = [name for name in REQUIRED_COLUMNS if schema.get_field_index(name) < 0]
     if missing:
         raise CorruptCaptureError(f"foreign schema: missing columns {missing}", path=path)
     return version
@@ -464,11 +465,24 @@ class _HeaderColumn:
 
 
 def _latin1_bytes(strings: Any) -> list[bytes]:
-    """Strings that hold one byte per character back to those bytes (fast path for ASCII)."""
+    """Strings that hold one byte per character back to those bytes (fast path for ASCII).
+
+    Text that other tools wrote (a character above U+00FF) becomes its UTF-8 bytes; a null
+    becomes ``b""``.
+    """
+    if strings.null_count:
+        strings = strings.fill_null("")
     data = strings.buffers()[2]
     if data is None or data.to_pybytes().isascii():
         return strings.view(pa.binary()).to_pylist()  # type: ignore[no-any-return]
-    return [s.encode("latin-1") for s in strings.to_pylist()]
+    return [_header_bytes(s) for s in strings.to_pylist()]
+
+
+def _header_bytes(text: str) -> bytes:
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
 
 
 def _header_lists(
@@ -492,15 +506,23 @@ class RowReader:
 
     ``exchange(i)`` costs a few microseconds once the columns are decoded; use it for random
     access into a batch or row group. :func:`table_to_exchanges` iterates one.
+
+    With ``where`` (the file the rows came from, for messages), every exchange is checked as
+    ``put()`` checks it (:func:`~traffic_lab.exchange.check_storable`), and a row that cannot
+    become one (a value no store can hold, a body blob that cannot be read) raises
+    :class:`~traffic_lab.errors.CorruptCaptureError` naming the file and the row.
     """
 
     def __init__(
         self,
         table: pa.Table | pa.RecordBatch,
         blobs: Callable[[str], bytes] | None = None,
+        where: str | None = None,
     ) -> None:
         n = self.num_rows = table.num_rows
+        self._table = table
         self._blobs = blobs
+        self._where = where
         self._started = _micros(table, "started_at", n)
         self._elapsed = _micros(table, "elapsed", n)
         self._methods = _column(table, "request_method", None, n)
@@ -521,6 +543,18 @@ class RowReader:
 
     def exchange(self, i: int) -> Exchange:
         """The exchange of row ``i``."""
+        if self._where is None:
+            return self._exchange(i)
+        try:
+            exchange = self._exchange(i)
+            check_storable(exchange)
+            return exchange
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise CorruptCaptureError(
+                f"{row_name(self._table, i)}: {exc}", path=self._where
+            ) from exc
+
+    def _exchange(self, i: int) -> Exchange:
         request_body = self._request_bodies[i]
         if self._request_blobs[i] is not None:
             request_body = _blob(self._blobs, self._request_blobs[i])
@@ -533,6 +567,7 @@ class RowReader:
         row_tags = self._tags[i]
         elapsed = self._elapsed[i]
         started = self._started[i]
+        version = self._versions[i]
         return Exchange(
             self._methods[i],
             self._urls[i],
@@ -540,15 +575,24 @@ class RowReader:
             request_body=request_body or b"",
             status_code=self._statuses[i],
             reason_phrase=self._reasons[i] or "",
-            http_version=self._versions[i] or "HTTP/1.1",
+            http_version=version if version is not None else "HTTP/1.1",
             response_headers=self._response_headers.row(i),
             response_body=response_body or b"",
             started_at=_EPOCH + timedelta(microseconds=started) if started is not None else None,
             elapsed=timedelta(microseconds=elapsed) if elapsed is not None else timedelta(0),
             error=error,
-            tags=dict(row_tags) if row_tags else None,
+            tags={k: v or "" for k, v in row_tags} if row_tags else None,
             truncated=bool(self._truncated[i]),
         )
+
+
+def row_name(table: pa.Table | pa.RecordBatch, i: int) -> str:
+    """How messages name row ``i``: by its identity ``(writer_id, writer_seq)``."""
+    names = table.schema.names
+    if "writer_id" not in names or "writer_seq" not in names:
+        return f"row {i}"
+    writer_id = table.column("writer_id")[i].as_py()
+    return f"row ({writer_id}, {table.column('writer_seq')[i].as_py()})"
 
 
 def table_to_exchanges(
@@ -586,12 +630,3 @@ def _blob(reader: Callable[[str], bytes] | None, digest: str) -> bytes:
     if reader is None:
         raise ValueError(f"a body is stored in blob {digest}; pass blobs= to read it")
     return reader(digest)
-
-
-def replaces_of(metadata: Mapping[bytes, bytes] | None) -> list[str]:
-    """The file names a compacted file replaces (empty for a file written by a writer)."""
-    raw = (metadata or {}).get(META_REPLACES)
-    if not raw:
-        return []
-    value = json.loads(raw)
-    return [str(v) for v in value] if isinstance(value, list) else []

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pyarrow as pa
 
-from ...errors import StoreNotFoundError
+from ...errors import CorruptCaptureError, StoreNotFoundError
 from ._base import ParquetBase
 from .reader import Capture, DataFile
 from .schema import RowReader
@@ -46,6 +46,13 @@ class _FileCursor:
         self.pos = 0
 
     def advance_batch(self) -> bool:
+        try:
+            return self._advance_batch()
+        except CorruptCaptureError as exc:  # unreadable past this point: the file ends here
+            self._capture.reject(self._rel, exc)
+            return False
+
+    def _advance_batch(self) -> bool:
         for table in self._batches:
             if table.num_rows == 0:
                 continue
@@ -63,9 +70,7 @@ class _FileCursor:
         if self._rows is None:
             assert self._table is not None
             where = self._capture.cfs.display(self._rel)
-            self._rows = RowReader(
-                self._table, lambda digest: self._capture.read_blob(digest, referenced_by=where)
-            )
+            self._rows = RowReader(self._table, self._capture.read_blob, where)
         return self._rows.exchange(i)
 
 
@@ -128,10 +133,15 @@ def _merge(
         if not heap:
             continue
         key, _, cursor = heapq.heappop(heap)
-        if skip:
-            skip -= 1
+        try:
+            exchange = cursor.exchange(cursor.pos)
+        except CorruptCaptureError as exc:  # this row only: named, and left out
+            capture.bad_entry(exc)
         else:
-            yield key, cursor.exchange(cursor.pos)
+            if skip:
+                skip -= 1
+            else:
+                yield key, exchange
         cursor.pos += 1
         push(cursor)
 
@@ -251,21 +261,19 @@ class ParquetStream(ParquetBase):
             yield response
 
     def __len__(self) -> int:
+        entries, names = self._writer.pending()
         with self._state_lock:
             files, cutoff = self._files, self._cutoff
-        entries, names = self._writer.pending()
-        total = 0
-        for f in files:
-            if f.rel in names:
-                continue
-            if cutoff is None or f.first_us >= cutoff:
-                total += f.num_rows
-            elif f.last_us >= cutoff:
-                column = self._capture.read_columns(f, ["started_at"]).column("started_at")
-                micros: list[Any] = column.cast(pa.int64()).to_pylist()
-                total += sum(1 for us in micros if us >= cutoff)
-        total += sum(1 for e in entries if cutoff is None or e.started_us >= cutoff)
-        return total
+        if cutoff is not None and any(f.first_us < cutoff <= f.last_us for f in files):
+            # The cutoff falls inside a file: count the rows after it.
+            total = self._read_published(["started_at"], exclude=names)[0].num_rows
+        else:
+            total = sum(
+                f.num_rows
+                for f in files
+                if f.rel not in names and (cutoff is None or f.first_us >= cutoff)
+            )
+        return total + sum(1 for e in entries if cutoff is None or e.started_us >= cutoff)
 
     def __iter__(self) -> Iterator[Exchange]:
         return self.exchanges()

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...errors import StoreError
+from ...errors import StoreError, preview
 from ._fs import CaptureFS
 from ._log import DurableLog, encode_record
+from ._validate import is_digest, is_segment, is_writer_id
 from .schema import (
     DEFAULT_BLOB_THRESHOLD,
     META_TIME_RANGE,
@@ -49,6 +50,7 @@ __all__ = [
     "LOGS_DIR",
     "CaptureWriter",
     "Entry",
+    "Written",
     "blob_path",
     "data_file_name",
     "day_of",
@@ -108,12 +110,22 @@ def day_of(started_us: int) -> int:
 
 
 def data_file_name(day: int, writer_id: str, segment: int) -> str:
-    """The relative path of a writer's file for one flush (``segment``) and one day."""
+    """The relative path of a writer's file for one flush (``segment``) and one day.
+
+    ``ValueError`` unless ``writer_id`` and ``segment`` follow their grammar (``_validate``).
+    """
+    if not is_writer_id(writer_id) or not is_segment(segment):
+        raise ValueError(f"invalid writer id {preview(writer_id)} or segment {preview(segment)}")
     return f"day={day}/part-{writer_id}-{segment:06d}.parquet"
 
 
 def blob_path(digest: str) -> str:
-    """The relative path of a content-addressed blob (sha256 hex digest)."""
+    """The relative path of a content-addressed blob.
+
+    ``ValueError`` unless ``digest`` is a sha256 hex digest (64 lowercase hex digits).
+    """
+    if not is_digest(digest):
+        raise ValueError(f"invalid blob reference {preview(digest)}: not a sha256 hex digest")
     return f"{BLOBS_DIR}/{digest[:2]}/{digest}"
 
 
@@ -135,6 +147,15 @@ class _Batch:
     names: set[str] = field(default_factory=set)
 
 
+@dataclass
+class Written:
+    """What :func:`write_entries` did: the files it published, and the entries it dropped
+    because they could not be converted to Arrow (each with its error)."""
+
+    files: list[str] = field(default_factory=list)
+    dropped: list[tuple[Entry, Exception]] = field(default_factory=list)
+
+
 PublishHook = Callable[[str, Sequence[Entry], int], None]
 
 
@@ -153,10 +174,13 @@ def write_entries(
     known_blobs: set[str] | None = None,
     names: Callable[[int], str] | None = None,
     fingerprint: str | None = None,
-) -> list[str]:
-    """Publish entries as one Parquet file per day; the relative paths of the files written.
+) -> Written:
+    """Publish entries as one Parquet file per day.
 
-    A file whose name exists already is left alone (a retried or recovered flush).
+    A file whose name exists already is left alone (a retried or recovered flush). An entry that
+    cannot be converted to Arrow, for a reason ``check_storable`` did not foresee, is dropped and
+    returned in :attr:`Written.dropped`; the others are published all the same. A failure to
+    write (a full disk...) raises, and nothing is dropped.
     """
     ordered = sorted(entries, key=lambda e: (e.started_us, e.seq))
     by_day: dict[int, list[Entry]] = {}
@@ -171,9 +195,7 @@ def write_entries(
             blobs.add(digest)
         return digest
 
-    written = []
-    for day, day_entries in sorted(by_day.items()):
-        rel = names(day) if names is not None else data_file_name(day, writer_id, segment)
+    def convert(day_entries: Sequence[Entry]) -> pa.Table:
         keys = [e.key if e.key is not None else matcher.key(e.exchange) for e in day_entries]
         for e, k in zip(day_entries, keys, strict=True):
             e.key = k
@@ -189,14 +211,47 @@ def write_entries(
         )
         meta = dict(table.schema.metadata or {})
         meta[META_TIME_RANGE] = f"{day_entries[0].started_us},{day_entries[-1].started_us}".encode()
-        table = table.replace_schema_metadata(meta)
+        return table.replace_schema_metadata(meta)
+
+    result = Written()
+    for day, day_entries in sorted(by_day.items()):
+        table, kept, dropped = _convert(day_entries, convert)
+        result.dropped.extend(dropped)
+        if table is None:
+            continue
+        rel = names(day) if names is not None else data_file_name(day, writer_id, segment)
         if write_table(
             cfs, rel, table, row_group_size=row_group_size, compression=compression, sync=sync
         ):
-            written.append(rel)
+            result.files.append(rel)
         if on_publish is not None:
-            on_publish(rel, day_entries, row_group_size)
-    return written
+            on_publish(rel, kept, row_group_size)
+    return result
+
+
+def _convert(
+    entries: list[Entry], convert: Callable[[Sequence[Entry]], pa.Table]
+) -> tuple[pa.Table | None, list[Entry], list[tuple[Entry, Exception]]]:
+    """``convert(entries)``; when one entry breaks it, the table of the others, and the
+    entries left out with their errors. Errors writing blobs (a full disk) are raised."""
+    try:
+        return convert(entries), entries, []
+    except (StoreError, OSError):
+        raise
+    except Exception:  # any conversion failure: find the entries that cause it
+        pass
+    kept: list[Entry] = []
+    dropped: list[tuple[Entry, Exception]] = []
+    for entry in entries:
+        try:
+            convert([entry])
+        except (StoreError, OSError):
+            raise
+        except Exception as exc:
+            dropped.append((entry, exc))
+        else:
+            kept.append(entry)
+    return (convert(kept) if kept else None), kept, dropped
 
 
 def write_table(
@@ -249,6 +304,7 @@ class CaptureWriter:
         row_group_size: int = 1024,
         compression: str = "zstd",
         on_publish: PublishHook | None = None,
+        on_dropped: Callable[[Sequence[Entry]], None] | None = None,
     ) -> None:
         if flush_rows < 1 or flush_bytes < 1:
             raise ValueError("flush_rows and flush_bytes must be positive")
@@ -265,6 +321,7 @@ class CaptureWriter:
         self.row_group_size = row_group_size
         self.compression = compression
         self.on_publish = on_publish
+        self.on_dropped = on_dropped
         self._per_put = durable and not cfs.local
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -277,6 +334,7 @@ class CaptureWriter:
         self._queue: deque[_Batch] = deque()
         self._inflight: list[_Batch] = []
         self._error: BaseException | None = None
+        self._dropped: list[tuple[Entry, Exception]] = []
         self._closed = False
         self._thread: threading.Thread | None = None
         self._blobs: set[str] = set()
@@ -292,6 +350,7 @@ class CaptureWriter:
         """Buffer one exchange (and log it, if durable); its writer sequence number.
 
         ``on_buffered(entry)`` runs under the writer's lock, before the entry can be published.
+        The store checks the exchange (``check_storable``) before it calls this.
         """
         started_us = (exchange.started_at - _EPOCH) // _US
         if self.durable and key is None:
@@ -302,12 +361,13 @@ class CaptureWriter:
                 raise StoreError("the store is closed", path=self.cfs.url)
             self._raise_error()
             seq = self._next_seq
-            self._next_seq += 1
             if self.durable and not self._per_put:
+                assert key is not None
+                record = encode_record(seq, exchange, key)
                 if self._log is None:
                     self._log = self._open_log()
-                assert key is not None
-                self._log.append(encode_record(seq, exchange, key))
+                self._log.append(record)
+            self._next_seq += 1
             if not self._buffer:
                 self._buffer_since = time.monotonic()
                 # Kept alive until closed, so buffered exchanges are published at exit even
@@ -337,6 +397,7 @@ class CaptureWriter:
         return seq
 
     def _open_log(self) -> DurableLog:
+        self.cfs.makedirs(LOGS_DIR)
         path = self.cfs.full(f"{LOGS_DIR}/{self.writer_id}-{self._segment:06d}.log")
         return DurableLog(
             path, writer_id=self.writer_id, segment=self._segment, fingerprint=self._fingerprint
@@ -372,7 +433,7 @@ class CaptureWriter:
             batch = self._queue.popleft()
             self._inflight.append(batch)
         try:
-            write_entries(
+            written = write_entries(
                 self.cfs,
                 batch.entries,
                 matcher=self.matcher,
@@ -385,6 +446,9 @@ class CaptureWriter:
                 on_publish=self.on_publish,
                 known_blobs=self._blobs,
             )
+            if written.dropped and self.on_dropped is not None:
+                self.on_dropped([entry for entry, _ in written.dropped])
+            # Published (but for entries that can never be): the log has done its work.
             if batch.log is not None:
                 batch.log.delete()
         except BaseException as exc:
@@ -396,20 +460,44 @@ class CaptureWriter:
             return False
         with self._cond:
             self._inflight.remove(batch)
+            self._dropped.extend(written.dropped)
             self._cond.notify_all()
         return True
 
     def flush(self) -> None:
-        """Publish every buffered exchange before returning."""
+        """Publish every buffered exchange before returning.
+
+        A batch whose writing failed before (in the background) is tried again. Raises
+        ``StoreError`` if writing fails now, or if exchanges had to be dropped since the last
+        flush (they could not be converted; the others were published).
+        """
         with self._cond:
             self._swap()
-            self._raise_error()
+            self._error = None  # what failed before is retried now
         while self._write_one():
             pass
         with self._cond:
             while self._inflight and self._error is None:
                 self._cond.wait()
             self._raise_error()
+            self._raise_dropped()
+
+    def _raise_dropped(self) -> None:
+        """Report exchanges dropped by a flush (lock held)."""
+        dropped, self._dropped = self._dropped, []
+        if not dropped:
+            return
+        n = len(dropped)
+        details = "; ".join(
+            f"{e.exchange.method} {preview(e.exchange.url)}: {type(exc).__name__}: "
+            f"{preview(str(exc), 200)}"
+            for e, exc in dropped[:3]
+        )
+        raise StoreError(
+            f"{n} exchange{'s' if n != 1 else ''} could not be written and "
+            f"{'were' if n != 1 else 'was'} dropped, the others were published ({details})",
+            path=self.cfs.url,
+        )
 
     def close(self) -> None:
         """Flush, then stop the background thread. Idempotent."""
