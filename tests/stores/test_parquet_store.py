@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import traffic_lab as tl
+from traffic_lab.errors import SkippedEntryWarning
 from traffic_lab.stores.parquet import SkippedFileWarning
 
 from .conftest import T0, exchange
@@ -165,8 +166,12 @@ def test_large_bodies_go_to_blobs_stored_once(tmp_path):
         b"small",
     ]
     os.unlink(os.path.join(tmp_path, blob_files[0]))
-    with pytest.raises(tl.CorruptCaptureError, match=f"{digest}: body blob is missing"):
-        tl.ParquetCache(tmp_path).get(_request(1))
+    # A missing blob costs only the rows that refer to it, named; strict=True raises.
+    with pytest.warns(SkippedEntryWarning, match=f"body blob .*{digest} is missing; skipped"):
+        assert tl.ParquetCache(tmp_path).get(_request(1)) is None
+    assert tl.ParquetCache(tmp_path).get(_request(3)).read() == b"small"
+    with pytest.raises(tl.CorruptCaptureError, match=f"body blob .*{digest} is missing"):
+        tl.ParquetCache(tmp_path, strict=True).get(_request(1))
 
 
 # -- stream -----------------------------------------------------------------------------------
@@ -330,7 +335,7 @@ def test_corrupt_file_is_skipped_with_a_warning_naming_it(tmp_path, damage):
 
 def test_foreign_parquet_file_is_skipped_with_a_warning(tmp_path):
     path = _one_file(tmp_path)
-    foreign = os.path.join(os.path.dirname(path), "part-foreign.parquet")
+    foreign = os.path.join(os.path.dirname(path), "part-f0f0f0f0f0f0f0f0-000000.parquet")
     pq.write_table(pa.table({"x": [1]}), foreign)
     with pytest.warns(SkippedFileWarning, match=rf"{foreign}: not a traffic_lab capture file"):
         cache = tl.ParquetCache(tmp_path)
@@ -342,7 +347,7 @@ def test_newer_schema_version_is_a_clear_error(tmp_path):
     table = pq.read_table(path)
     meta = dict(table.schema.metadata)
     meta[b"traffic_lab.schema_version"] = b"99"
-    newer = os.path.join(os.path.dirname(path), "part-newer.parquet")
+    newer = os.path.join(os.path.dirname(path), "part-0e0e0e0e0e0e0e0e-000000.parquet")
     pq.write_table(table.replace_schema_metadata(meta), newer)
     with pytest.raises(
         tl.SchemaVersionError, match=rf"{newer}: .*v99, newer than this traffic_lab"
