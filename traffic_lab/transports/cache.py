@@ -12,7 +12,15 @@ import httpx
 from ..errors import InvalidRecordModeError, UnmatchedRequestError
 from ..exchange import FROM_CACHE
 from ..matching import Matcher
-from ..protocols import AsyncSource, Clearable, KeyedLookup, ReadWriteCache, Source
+from ..protocols import (
+    AsyncSource,
+    Clearable,
+    Enumerable,
+    KeyedLookup,
+    ReadWriteCache,
+    Source,
+    matcher_of,
+)
 from ..redaction import Redactor
 from .record import AsyncRecordingTransport, RecordingTransport
 
@@ -194,15 +202,13 @@ class _CaptureCore:
         if self._clear_pending:
             with self._lock:
                 if self._clear_pending:
-                    self.cache.clear()  # type: ignore[attr-defined]
+                    assert isinstance(self.cache, Clearable)  # checked when the mode was set
+                    self.cache.clear()
                     self._clear_pending = False
 
     def miss(self, request: httpx.Request) -> UnmatchedRequestError:
-        matcher = getattr(self.cache, "matcher", None)
-        if not isinstance(matcher, Matcher):
-            matcher = Matcher()
-        exchanges = getattr(self.cache, "exchanges", None)
-        candidates = list(exchanges()) if callable(exchanges) else []
+        matcher = matcher_of(self.cache) or Matcher()
+        candidates = list(self.cache.exchanges()) if isinstance(self.cache, Enumerable) else []
         return UnmatchedRequestError(
             f"record mode {self.mode.value!r}: no recorded exchange matches "
             f"{request.method} {request.url}",

@@ -81,8 +81,8 @@ class _SourceResponder:
             return response
         if not self.strict:
             return _no_more_traffic()
-        exchanges = getattr(self.source, "exchanges", None)
-        candidates = list(exchanges()) if callable(exchanges) else []
+        source = self.source
+        candidates = list(source.exchanges()) if isinstance(source, Enumerable) else []
         raise UnmatchedRequestError(
             f"no recorded exchange matches {request.method} {request.url}",
             request=request,
