@@ -7,7 +7,7 @@ the full run (a few minutes). Prints a plain-text table.
 Each server runs in its own process (the load generator has the other core of a 2-core box):
 
 - ``bare app``: an ASGI app that answers every request with the same 1.2 KB JSON body, under
-  the uvicorn configuration traffic_lab's servers use (the floor: server and HTTP cost only);
+  traffic_lab's own HTTP/1.1 server (the floor: server and HTTP cost only);
 - ``mock, cache, cold``: ``traffic-lab serve CAPTURE`` (the console script) over a Parquet
   capture, every request a different one (the capture holds more exchanges than the whole
   run asks for): each is parsed, keyed and looked up (the worst case);
