@@ -28,12 +28,10 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import gzip
 import json
 import math
 import os
 import re
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -46,9 +44,10 @@ import pyarrow as pa
 from ..errors import StoreError
 from ..exchange import Exchange
 from ..redaction import REDACTED, Redactor, is_secret_name
+from ..wire import content_codings, decode_body, encode_body, header_value, with_content_length
 from ._source import IDENTITY, CaptureRef, open_source
 from .convert import _is_empty, capture_of, frame_columns, frame_exchanges
-from .views import content_codings, decode_body, decode_header
+from .views import decode_header
 from .where import WhereArg, as_expression
 
 if TYPE_CHECKING:
@@ -213,7 +212,7 @@ class _Scanner:
         except UnicodeDecodeError:
             return  # binary (an image): no text credentials to find
         self.formats(location, "", text)
-        content_type = next((v.lower() for n, v in pairs if n.lower() == "content-type"), "")
+        content_type = (header_value(pairs, "content-type") or "").lower()
         if "json" in content_type or text.lstrip()[:1] in ("{", "["):
             try:
                 self.json(location, json.loads(text), "$")
@@ -339,23 +338,6 @@ def scan_secrets(
 
 
 # -- rewriting -------------------------------------------------------------------------------------
-def _encode(body: bytes, codings: list[str]) -> bytes | None:
-    for coding in codings:
-        if coding in ("gzip", "x-gzip"):
-            body = gzip.compress(body, mtime=0)
-        elif coding == "deflate":
-            body = zlib.compress(body)
-        elif coding == "br":
-            try:
-                import brotli
-            except ImportError:
-                return None
-            body = bytes(brotli.compress(body))
-        else:
-            return None
-    return body
-
-
 def _scrub(text: str, replacement: str) -> str:
     for _, pattern in TOKEN_FORMATS:
         if pattern.groups:
@@ -368,8 +350,7 @@ def _scrub(text: str, replacement: str) -> str:
 def _scrub_body(
     body: bytes, headers: tuple[tuple[bytes, bytes], ...], replacement: str
 ) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
-    pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
-    codings = content_codings(pairs)
+    codings = content_codings(headers)
     decoded = decode_body(body, codings)
     if not decoded:
         return body, headers
@@ -380,12 +361,10 @@ def _scrub_body(
     scrubbed = _scrub(text, replacement)
     if scrubbed == text:
         return body, headers
-    encoded = _encode(scrubbed.encode("utf-8"), codings)
+    encoded = encode_body(scrubbed.encode("utf-8"), codings)
     if encoded is None:
         return body, headers
-    length = str(len(encoded)).encode()
-    fixed = tuple((n, length) if n.lower() == b"content-length" else (n, v) for n, v in headers)
-    return encoded, fixed
+    return encoded, with_content_length(headers, len(encoded))
 
 
 def redact_known_tokens(exchange: Exchange, replacement: str = REDACTED) -> Exchange:

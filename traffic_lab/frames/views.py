@@ -1,17 +1,15 @@
 """Decoded views of a traffic frame's rows: body bytes, text and JSON, and headers.
 
 Captures keep bodies as the bytes that went over the wire (a gzip body stays gzip) and headers
-as ordered name/value pairs. These views decode on demand, for the rows of the frame only; a
-frame that did not load bodies or headers fetches them from its capture (see
-``df.attrs["traffic_lab.source"]``). The accessor exposes them as ``df.traffic.body()``,
+as ordered name/value pairs. These views decode on demand, with :mod:`traffic_lab.wire`, for the
+rows of the frame only; a frame that did not load bodies or headers fetches them from its capture
+(see ``df.attrs["traffic_lab.source"]``). The accessor exposes them as ``df.traffic.body()``,
 ``.text()``, ``.json()``, ``.headers()`` and ``.header(name)``.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
-from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -19,13 +17,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..wire import content_charset, content_codings, decode_body, header_value
 from .convert import frame_columns
 
 __all__ = [
     "Side",
     "body",
-    "content_codings",
-    "decode_body",
     "decode_header",
     "header",
     "header_pairs",
@@ -59,75 +56,6 @@ def decode_header(stored: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return stored
-
-
-def content_codings(headers: Iterable[tuple[str, str]]) -> list[str]:
-    """The Content-Encoding codings of a header list, in the order they were applied."""
-    codings: list[str] = []
-    for name, value in headers:
-        if name.lower() == "content-encoding":
-            for part in value.split(","):
-                coding = part.strip().lower()
-                if coding and coding != "identity":
-                    codings.append(coding)
-    return codings
-
-
-def _decode_one(body: bytes, coding: str) -> bytes | None:
-    if coding in ("gzip", "x-gzip"):
-        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif coding == "deflate":
-        # "deflate" is zlib-wrapped by the RFC, raw in some servers: accept both.
-        decoder = zlib.decompressobj(zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS)
-    elif coding == "br":
-        try:
-            import brotli
-        except ImportError:
-            return None
-        try:
-            return bytes(brotli.decompress(body))
-        except brotli.error:
-            return None
-    else:
-        return None
-    try:
-        out = decoder.decompress(body) + decoder.flush()
-    except zlib.error:
-        return None
-    # A body cut short decompresses "fine" as far as it goes: only eof says it is whole.
-    return out if decoder.eof else None
-
-
-def decode_body(body: bytes, codings: Sequence[str]) -> bytes | None:
-    """The body with its content codings undone (gzip, deflate, brotli), or ``None`` when a
-    coding is unknown or the bytes do not decode whole (a truncated body).
-
-    Examples
-    --------
-    >>> import gzip
-    >>> decode_body(gzip.compress(b"hello"), ["gzip"])
-    b'hello'
-    >>> decode_body(gzip.compress(b"hello")[:-4], ["gzip"]) is None
-    True
-    """
-    if not body:
-        return body
-    for coding in reversed(codings):
-        decoded = _decode_one(body, coding)
-        if decoded is None:
-            return None
-        body = decoded
-    return body
-
-
-def _charset(headers: Iterable[tuple[str, str]]) -> str | None:
-    for name, value in headers:
-        if name.lower() == "content-type":
-            for param in value.split(";")[1:]:
-                key, _, val = param.strip().partition("=")
-                if key.strip().lower() == "charset" and val:
-                    return val.strip().strip('"')
-    return None
 
 
 def _pairs(cell: Any) -> list[tuple[str, str]]:
@@ -186,8 +114,8 @@ def text(df: pd.DataFrame, side: Side = "response", *, source: Any = None) -> pd
             values.append(None)
             continue
         try:
-            values.append(decoded.decode(_charset(pairs) or "utf-8"))
-        except (UnicodeDecodeError, LookupError):
+            values.append(decoded.decode(content_charset(header_value(pairs, "content-type"))))
+        except UnicodeDecodeError:
             values.append(None)
     return pd.Series(values, index=df.index, name=f"{side}_text", dtype=object)
 
