@@ -265,10 +265,11 @@ def test_curl_is_shell_safe(browser):
     assert words[:4] == ["curl", "-X", "POST", "https://a.example/x?q=1;rm -rf /"]
     assert words[4:6] == ["-H", "X-Quote: it's $(whoami) `id`"]
     assert words[-2:] == ["--data-raw", "{'a': \"$HOME\"}"]
+    # Rebased as replay rebases it (traffic_lab.wire.rebase_url): the URL httpx would send.
     assert (
         to_curl(exchange, "http://127.0.0.1:9")
         .split("\n")[1]
-        .startswith("curl -X POST 'http://127.0.0.1:9/x?q=1;rm -rf /'")
+        .startswith("curl -X POST 'http://127.0.0.1:9/x?q=1;rm%20-rf%20/'")
     )
 
 

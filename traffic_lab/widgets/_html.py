@@ -8,29 +8,35 @@ only for raster types a browser cannot run code from (PNG, JPEG, GIF, WebP); SVG
 
 from __future__ import annotations
 
-import gzip
 import html
 import json
 import shlex
-import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..exchange import Exchange
 from ..redaction import REDACTED
 from ..transports.requester import MISSING, ResponseDiff
+from ..wire import (
+    BodyTooLargeError,
+    content_codings,
+    decode_body,
+    header_values,
+    rebase_url,
+    supports,
+)
 
 __all__ = [
     "BodyView",
     "body_view",
-    "decode_body",
     "diff_html",
     "esc",
     "exchange_summary_html",
     "headers_html",
     "hexdump",
     "message_html",
+    "message_view",
     "request_line",
     "status_line",
     "to_curl",
@@ -41,6 +47,8 @@ __all__ = [
 MAX_TEXT = 200_000
 #: Bytes shown in a hex dump.
 MAX_HEX = 4096
+#: A body that decodes to more than this is shown as stored (a decompression bomb stops here).
+MAX_DECODED = 64 << 20
 _IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _TEXT_TYPES = (
     "text/",
@@ -59,50 +67,38 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _header(pairs: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in pairs:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
+def _header(pairs: Sequence[tuple[bytes, bytes]], name: str) -> str | None:
+    """A header's values as one text, repeats joined with ``", "`` (``httpx.Headers.get``)."""
+    values = header_values(pairs, name)
+    return ", ".join(v.decode("latin-1") for v in values) if values else None
 
 
-def decode_body(body: bytes, content_encoding: str | None) -> tuple[bytes, str | None]:
-    """Undo ``Content-Encoding`` (gzip, deflate, br; chained encodings in reverse order).
+def _decoded(body: bytes, content_encoding: str | None) -> tuple[bytes, str | None]:
+    """``body`` with its ``Content-Encoding`` undone (:func:`traffic_lab.wire.decode_body`),
+    and a note: ``None`` when nothing needed doing, else what was done or why it was not (the
+    bytes are then the stored ones).
 
-    Returns the decoded bytes and a note: ``None`` when nothing needed doing, else what was
-    done or why it failed (the bytes are then the undecoded ones).
-
-    Examples
-    --------
     >>> import gzip
-    >>> decode_body(gzip.compress(b"hi"), "gzip")
+    >>> _decoded(gzip.compress(b"hi"), "gzip")
     (b'hi', 'decoded from gzip')
-    >>> decode_body(b"hi", None)
-    (b'hi', None)
+    >>> print(_decoded(b"hi", "gzip")[1])
+    could not decode gzip (truncated or corrupt): shown as stored
+    >>> print(_decoded(b"hi", "compress")[1])
+    content-encoding 'compress' (unknown): shown as stored
     """
-    if not content_encoding or not body:
+    codings = content_codings([("content-encoding", content_encoding or "")])
+    if not codings or not body:
         return body, None
-    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
-    data = body
+    for coding in codings:
+        if not supports(coding):
+            why = "br needs brotli, zstd needs zstandard" if coding in ("br", "zstd") else "unknown"
+            return body, f"content-encoding {coding!r} ({why}): shown as stored"
     try:
-        for coding in reversed(codings):
-            if coding in ("gzip", "x-gzip"):
-                data = gzip.decompress(data)
-            elif coding == "deflate":
-                try:
-                    data = zlib.decompress(data)
-                except zlib.error:
-                    data = zlib.decompress(data, -zlib.MAX_WBITS)
-            elif coding == "br":
-                try:
-                    import brotli
-                except ImportError:
-                    return body, "brotli body: pip install brotli to decode it"
-                data = brotli.decompress(data)
-            elif coding != "identity":
-                return body, f"unknown content-encoding {coding!r}: shown as stored"
-    except Exception as exc:  # a truncated or corrupt body: show the wire bytes instead
-        return body, f"could not decode {content_encoding}: {exc}; shown as stored"
+        data = decode_body(body, codings, limit=MAX_DECODED)
+    except BodyTooLargeError as exc:
+        return body, f"{content_encoding} body {exc}: shown as stored"
+    if data is None:
+        return body, f"could not decode {content_encoding} (truncated or corrupt): shown as stored"
     return data, f"decoded from {content_encoding}"
 
 
@@ -185,7 +181,7 @@ def body_view(
     >>> body_view(b"\\x00\\x01", "application/octet-stream").kind
     'binary'
     """
-    data, decode_note = decode_body(body, content_encoding)
+    data, decode_note = _decoded(body, content_encoding)
     mime = (content_type or "").split(";")[0].strip().lower()
     if not data:
         return BodyView("empty", "", b"", mime, 0, _join(decode_note))
@@ -249,22 +245,26 @@ def headers_html(pairs: Sequence[tuple[bytes, bytes]]) -> str:
     return f'<table class="tl-headers">{rows}</table>'
 
 
+def message_view(exchange: Exchange, side: str) -> BodyView:
+    """The request's (``side="request"``) or the response's body, ready to show."""
+    if side == "request":
+        pairs, body = exchange.request_headers, exchange.request_body
+    else:
+        pairs, body = exchange.response_headers, exchange.response_body
+    return body_view(body, _header(pairs, "content-type"), _header(pairs, "content-encoding"))
+
+
 def message_html(exchange: Exchange, side: str) -> str:
     """The request (``side="request"``) or response as HTML: first line, headers, body.
 
     Image bodies appear as a one-line placeholder; the widgets show them with an ``Image``.
     """
     if side == "request":
-        first, pairs, body = request_line(exchange), exchange.request_headers, exchange.request_body
+        first, pairs = request_line(exchange), exchange.request_headers
         url = f'<div class="tl-url">{esc(exchange.url)}</div>'
     else:
-        first, pairs, body = (
-            status_line(exchange),
-            exchange.response_headers,
-            exchange.response_body,
-        )
-        url = ""
-    view = body_view(body, _header(pairs, b"content-type"), _header(pairs, b"content-encoding"))
+        first, pairs, url = status_line(exchange), exchange.response_headers, ""
+    view = message_view(exchange, side)
     return (
         f"{_STYLE}<div class='tl-message'><pre class='tl-first'>{esc(first)}</pre>{url}"
         f"{headers_html(pairs)}{view.to_html()}</div>"
@@ -349,7 +349,7 @@ def to_curl(exchange: Exchange, base_url: str | None = None) -> str:
       -H 'Content-Type: application/json' \\
       --data-raw '{"name": "it'"'"'s"}'
     """
-    url = _rebased(exchange.url, base_url)
+    url = str(rebase_url(exchange.url, base_url)) if base_url else exchange.url
     headers, redacted = _request_parts(exchange)
     words = [f"curl -X {shlex.quote(exchange.method)} {shlex.quote(url)}"]
     accept = next((v for k, v in headers if k.lower() == "accept-encoding"), "")
@@ -389,7 +389,7 @@ def to_httpx_code(exchange: Exchange, base_url: str | None = None) -> str:
     print(response.status_code, response.headers.get('content-type'))
     print(response.text[:1000])
     """
-    url = _rebased(exchange.url, base_url)
+    url = str(rebase_url(exchange.url, base_url)) if base_url else exchange.url
     headers, redacted = _request_parts(exchange)
     lines = ["import httpx", ""]
     if redacted:
@@ -407,17 +407,6 @@ def to_httpx_code(exchange: Exchange, base_url: str | None = None) -> str:
         "print(response.text[:1000])",
     ]
     return "\n".join(lines)
-
-
-def _rebased(url: str, base_url: str | None) -> str:
-    if not base_url:
-        return url
-    scheme, _, rest = url.partition("://")
-    cut = min((i for i in (rest.find("/"), rest.find("?")) if i != -1), default=len(rest))
-    tail = rest[cut:] if scheme else url
-    if tail.startswith("?"):
-        tail = "/" + tail
-    return base_url.rstrip("/") + (tail or "/")
 
 
 _STYLE = """<style>

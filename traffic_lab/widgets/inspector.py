@@ -17,11 +17,11 @@ from ..transports.requester import ReplayResult, build_replay_request, diff_resp
 from ._controls import ErrorArea, default_client
 from ._html import (
     _STYLE,
-    body_view,
     diff_html,
     esc,
     exchange_summary_html,
     message_html,
+    message_view,
     to_curl,
     to_httpx_code,
 )
@@ -31,19 +31,10 @@ __all__ = ["ExchangeInspector"]
 _TABS = ("Request", "Response", "Replay", "Code")
 
 
-def _header(pairs: Any, name: bytes) -> str | None:
-    for key, value in pairs:
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 def _message_box(exchange: Exchange, side: str) -> w.VBox:
     """HTML for the message, plus an ``Image`` when its body is a raster image."""
     parts: list[w.Widget] = [w.HTML(message_html(exchange, side))]
-    pairs = exchange.request_headers if side == "request" else exchange.response_headers
-    body = exchange.request_body if side == "request" else exchange.response_body
-    view = body_view(body, _header(pairs, b"content-type"), _header(pairs, b"content-encoding"))
+    view = message_view(exchange, side)
     if view.kind == "image":
         image = w.Image(value=view.data, format=view.mime.split("/")[1])
         image.layout = w.Layout(max_width="256px", min_width="64px", border="1px solid #ddd")
