@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from .errors import InvalidExchangeError, RecordedTransportError, preview
+from .wire import response_reason
 
 __all__ = ["FROM_CACHE", "MAX_ELAPSED", "REPLAYED", "Exchange", "RecordedError", "check_storable"]
 
@@ -307,7 +308,7 @@ class Exchange:
             request_headers=request.headers.raw,
             request_body=request_body,
             status_code=response.status_code,
-            reason_phrase=_reason(response),
+            reason_phrase=response_reason(response),
             http_version=response.http_version,
             response_headers=headers,
             response_body=body,
@@ -450,13 +451,6 @@ _set_truncated = _slot_setter("truncated")
 _set_request = _slot_setter("_request")
 _set_response = _slot_setter("_response")
 _set_served = _slot_setter("_served")
-
-
-def _reason(response: httpx.Response) -> str:
-    raw = response.extensions.get("reason_phrase")
-    if isinstance(raw, bytes):
-        return raw.decode("latin-1")
-    return response.reason_phrase
 
 
 def _request_body(request: httpx.Request) -> bytes:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
 from time import perf_counter
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -24,7 +23,6 @@ __all__ = [
     "Recorder",
     "as_bytes",
     "header_tuple",
-    "standard_phrase",
 ]
 
 #: Recorded when the app returned without starting a response (the server answers on its own,
@@ -40,14 +38,6 @@ DISCONNECTED = RecordedError(
 )
 
 _HeaderTuple = tuple[tuple[bytes, bytes], ...]
-
-
-def standard_phrase(status: int) -> str:
-    """The standard reason phrase for a status code ("" for codes without one)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 def as_bytes(value: object) -> bytes:

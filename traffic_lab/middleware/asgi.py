@@ -46,7 +46,8 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
-from ._recorder import PendingExchange, Recorder, header_tuple, standard_phrase
+from ..wire import header_value, reason_phrase
+from ._recorder import PendingExchange, Recorder, header_tuple
 
 if TYPE_CHECKING:
     from ..protocols import Sink
@@ -199,7 +200,7 @@ class _Cycle:
             await self._send_through(message)
             status = int(message["status"])
             capture.status_code = status
-            capture.reason_phrase = standard_phrase(status)
+            capture.reason_phrase = reason_phrase(status)
             capture.response_headers = pairs
             self.trailers = bool(message.get("trailers", False))
             return
@@ -250,11 +251,7 @@ def _http_version(scope: _Scope) -> str:
 
 def _url(scope: _Scope, headers: tuple[tuple[bytes, bytes], ...]) -> str:
     scheme = str(scope.get("scheme") or "http")
-    host = ""
-    for name, value in headers:
-        if name.lower() == b"host":
-            host = value.decode("latin-1")
-            break
+    host = (header_value(headers, "host") or b"").decode("latin-1")
     if not host:
         host = _server_host(scope.get("server"), scheme)
     root_path = str(scope.get("root_path") or "")

@@ -11,29 +11,10 @@ import httpx
 from ..exchange import Exchange, RecordedError, _response_wire_body
 from ..protocols import Sink
 from ..redaction import Redactor
+from ..wire import response_reason
 from ._streams import TeeAsyncStream, TeeSyncStream
 
 __all__ = ["AsyncRecordingTransport", "RecordingTransport"]
-
-# httpx derives a missing reason phrase from the status code on every access (an IntEnum
-# lookup, ~1 us); the phrase for a code never changes.
-_DEFAULT_REASONS: dict[int, str] = {}
-
-
-def _reason_phrase(response: httpx.Response) -> str:
-    extensions = response.extensions
-    reason = extensions.get("reason_phrase")
-    if isinstance(reason, bytes):
-        return reason.decode("latin-1")
-    if reason is None and "reason_phrase" not in extensions:
-        status = response.status_code
-        phrase = _DEFAULT_REASONS.get(status)
-        if phrase is None:
-            phrase = httpx.codes.get_reason_phrase(status)
-            if len(_DEFAULT_REASONS) < 1024:
-                _DEFAULT_REASONS[status] = phrase
-        return phrase
-    return response.reason_phrase
 
 
 def _http_version(response: httpx.Response) -> str:
@@ -98,7 +79,7 @@ class _Recorder:
             request_headers=pending.headers,
             request_body=pending.body,
             status_code=response.status_code,
-            reason_phrase=_reason_phrase(response),
+            reason_phrase=response_reason(response),
             http_version=_http_version(response),
             response_headers=response.headers.raw if headers is None else headers,
             response_body=body,

@@ -17,6 +17,7 @@ import httpx
 from ..exchange import Exchange
 from ..protocols import Replay, exchanges_of
 from ..redaction import REDACTED
+from ..wire import rebase_url
 
 __all__ = [
     "MISSING",
@@ -196,15 +197,6 @@ class ReplayResult:
         return diff_responses(self.recorded, self.response, **options)
 
 
-def _rebase(url: str, base_url: str | None) -> httpx.URL:
-    original = httpx.URL(url)
-    if base_url is None:
-        return original
-    base = httpx.URL(base_url)
-    path = base.raw_path.rstrip(b"/") + original.raw_path
-    return base.copy_with(raw_path=path)
-
-
 def build_replay_request(
     client: httpx.Client | httpx.AsyncClient, exchange: Exchange, base_url: str | None = None
 ) -> httpx.Request:
@@ -222,7 +214,7 @@ def build_replay_request(
     ]
     return client.build_request(
         exchange.method,
-        _rebase(exchange.url, base_url),
+        exchange.url if base_url is None else rebase_url(exchange.url, base_url),
         headers=headers,
         content=exchange.request_body or None,
     )
