@@ -968,9 +968,3 @@ def _param_text(raw: bytes, extended: bool = False) -> str:
             rb"\\(.)", rb"\1", raw[1:-1] if raw.endswith(b'"') and len(raw) > 1 else raw[1:]
         )
     return raw.decode("utf-8", "replace")
-
-
-def _decode(body: bytes, coding: bytes) -> bytes | None:
-    """``body`` with one coding undone: kept for ``servers/mock.py`` until it imports
-    :func:`traffic_lab.wire.decode_body` (no other module may use it)."""
-    return decode_body(body, content_codings([(b"content-encoding", coding)]))
