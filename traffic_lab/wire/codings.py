@@ -33,8 +33,10 @@ _CONTENT_ENCODING = (b"content-encoding", "content-encoding")
 #: Output of one decompression step: memory stays bounded whatever the compression ratio.
 _STEP = 1 << 20
 #: The most one input byte of zstd can decode to (a 3-byte RLE block header and one byte make
-#: a 128 KiB block): with a limit, zstd input goes in steps small enough to stay near it.
+#: a 128 KiB block). zstandard's decompress() has no output bound, so with a limit its input
+#: goes in steps that cannot decode to more than what is left below the limit, nor 64 MiB.
 _ZSTD_RATIO = 1 << 15
+_ZSTD_MAX_STEP = 64 << 20
 
 
 class BodyTooLargeError(Exception):
@@ -218,8 +220,10 @@ def _unzstd(zstandard: Any, data: bytes, limit: int | None) -> bytes:
     pending = memoryview(data)
     try:
         while pending:
-            # zstandard's decompress() has no output bound: bound the input instead.
-            size = len(pending) if limit is None else max(64, out.room() // _ZSTD_RATIO)
+            if limit is None:
+                size = len(pending)
+            else:
+                size = max(64, min(limit - out.size + 1, _ZSTD_MAX_STEP) // _ZSTD_RATIO)
             out.add(decompressor.decompress(pending[:size]))
             pending = pending[size:]
             # Frames one after another are one body, as httpx reads them.
