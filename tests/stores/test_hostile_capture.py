@@ -758,6 +758,31 @@ def test_header_text_beyond_latin1_reads_as_its_utf8_bytes(tmp_path):
     assert read.request_headers == ((b"X-Sym", "€".encode()),)
 
 
+def test_a_file_whose_pages_do_not_decode_is_skipped_by_every_reader(tmp_path):
+    # A valid footer over a corrupt data page: found only when the rows are read.
+    cap = tmp_path / "cap"
+    _good_capture(cap, [0, 1, 2])
+    bad = _publish(cap, _table([20, 21, 22]))
+    column = next(
+        c
+        for c in (pq.read_metadata(bad).row_group(0).column(i) for i in range(30))
+        if c.path_in_schema == "request_url"
+    )
+    data = bytearray(bad.read_bytes())
+    end = column.data_page_offset + column.total_compressed_size
+    data[end - 12 : end] = bytes(b ^ 0xFF for b in data[end - 12 : end])
+    bad.write_bytes(bytes(data))
+    named = re.escape(f"{bad}: cannot read (")
+    with pytest.warns(SkippedFileWarning, match=named):
+        assert _stream_urls(cap) == _urls([0, 1, 2])
+    with pytest.warns(SkippedFileWarning, match=named):
+        assert tl.read_capture(cap).request_url.tolist() == _urls([0, 1, 2])
+    with pytest.warns(SkippedFileWarning, match=named):
+        assert _statuses(cap, [0, 20]) == [200, 599]
+    with pytest.raises(CorruptCaptureError, match=named):
+        _stream_urls(cap, strict=True)
+
+
 MALFORMED_HEADERS = {
     "empty object": b"{}",
     "a list": b"[]",
@@ -881,6 +906,45 @@ def test_a_marker_named_outside_the_grammar_hides_nothing(tmp_path, name):
     (markers / name).write_text("{}")
     with pytest.warns(SkippedFileWarning, match=re.escape(str(markers / name))):
         assert _stream_urls(cap) == _urls([0, 1])
+
+
+# -- object stores: the same grammars, no symlinks to follow ---------------------------------------
+def test_hostile_names_on_an_object_store(s3_bucket, moto_endpoint):
+    from pyarrow import fs
+
+    s3 = fs.S3FileSystem(
+        endpoint_override=moto_endpoint,
+        scheme="http",
+        access_key="x",
+        secret_key="x",
+        region="us-east-1",
+    )
+    prefix = f"{s3_bucket}/cap"
+    url = f"s3://{prefix}"
+    with s3.open_output_stream(f"{s3_bucket}/victim.txt") as out:
+        out.write(b"precious")
+    for i in (0, 1):
+        with tl.ParquetStream(url) as stream:
+            stream.put(exchange(i))
+    hostile = f"{DAY}/compact-01772323200000000-5be1c2aa.parquet"
+    table = _with_meta(_table([10]), META_REPLACES, b'["../victim.txt"]')
+    pq.write_table(table, f"{prefix}/{hostile}", filesystem=s3)
+    with pytest.warns(SkippedFileWarning, match=re.escape(f"{url}/{hostile}: ")):
+        report = tl.ParquetStream(url).compact()
+    assert report.files_merged == 2
+    with s3.open_input_stream(f"{s3_bucket}/victim.txt") as f:
+        assert f.read() == b"precious"
+    s3.delete_file(f"{prefix}/{hostile}")
+    table = _table([20, 21])
+    table = _with_column(table, "response_body", pa.array([b"a", None], pa.binary()))
+    refs = pa.array([None, "../../victim.txt"], pa.string())
+    table = _with_column(table, "response_body_blob", refs)
+    bad = f"{DAY}/part-{BAD_WID}-000000.parquet"
+    pq.write_table(table, f"{prefix}/{bad}", filesystem=s3)
+    with pytest.warns(SkippedEntryWarning, match=re.escape(f"{url}/{bad}: {_row(21)}: ")):
+        assert _stream_urls(url) == _urls([0, 1, 20])
+    with pytest.warns(SkippedEntryWarning, match=re.escape(f"{url}/{bad}: {_row(21)}: ")):
+        assert tl.read_capture(url, bodies=True).request_url.tolist() == _urls([0, 1, 20])
 
 
 # -- 7. readers keep working while compact() runs -----------------------------------------------
