@@ -537,14 +537,14 @@ class ParquetCache(ParquetBase):
         return self._exchange(rid, key)
 
     def get(self, request: httpx.Request) -> httpx.Response | None:
-        """A fresh, unread response for ``request``, or ``None`` on a miss."""
+        """A fresh response for ``request``, body already read, or ``None`` on a miss."""
         exchange = self.lookup(request)
         if exchange is None:
             return None
-        return exchange.new_response(_FROM_CACHE_EXT)
+        return exchange.read_response(request, _FROM_CACHE_EXT)
 
     async def aget(self, request: httpx.Request) -> httpx.Response | None:
-        """:meth:`get` for the async transports: file reads run in a worker thread."""
+        """A fresh, unread response for the async transports: file reads run in a worker thread."""
         key = self.matcher.key(request)
         rid = self._find(key)
         if rid is None:
@@ -555,7 +555,8 @@ class ParquetCache(ParquetBase):
         cached = self._decoded.get(rid)
         if cached is not None:
             return cached.new_response(_FROM_CACHE_EXT)
-        return await anyio.to_thread.run_sync(self.get, request)
+        found = await anyio.to_thread.run_sync(self.lookup, request)
+        return None if found is None else found.new_response(_FROM_CACHE_EXT)
 
     def __contains__(self, request: object) -> bool:
         if not isinstance(request, httpx.Request):
