@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
@@ -155,6 +155,7 @@ _JSON_LITERALS = frozenset({"true", "false", "null", "NaN", "Infinity", "-Infini
 # Candidate field names in a body that cannot be parsed: quoted strings and bare words.
 _NAME_CANDIDATE = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s"{}\[\]:,;=&\'<>()]+)')
 _first = itemgetter(0)
+_Pairs = tuple[tuple[bytes, bytes], ...]
 # What _layout tells of a header list: kinds, last Content-Type, every Content-Encoding.
 _Layout = tuple[int, int, tuple[int, ...]]
 _NO_LAYOUT: tuple[object, _Layout] = (None, (0, -1, ()))
@@ -350,7 +351,7 @@ class Redactor:
                 out.append((name, new_value))
         return pairs if out is None else tuple(out)
 
-    def _layout(self, pairs: tuple[tuple[bytes, bytes], ...]) -> _Layout:
+    def _layout(self, pairs: _Pairs) -> _Layout:
         """What the header names of ``pairs`` mean: the union of their kinds, the index of the
         last Content-Type (-1 when absent) and the indexes of every Content-Encoding.
 
@@ -512,15 +513,10 @@ class Redactor:
         return self._redact_entity(body, content_type, headers, encodings, 0)
 
     def _redact_entity(
-        self,
-        body: bytes,
-        content_type: bytes,
-        headers: Sequence[tuple[bytes, bytes]],
-        encodings: tuple[int, ...],
-        depth: int,
+        self, body: bytes, content_type: bytes, headers: _Pairs, coded: tuple[int, ...], depth: int
     ) -> bytes:
         """``body`` of a message or a multipart part, by its type and by the content codings
-        of ``headers[i] for i in encodings`` (its Content-Encoding headers)."""
+        of ``headers[i] for i in coded`` (its Content-Encoding headers)."""
         lowered = content_type.lower()
         is_multipart = lowered.lstrip().startswith(b"multipart/")
         is_json = not is_multipart and b"json" in lowered
@@ -528,7 +524,7 @@ class Redactor:
         if not (is_json or is_form or is_multipart):
             return body
         # Codings are read only now, past the cheap exits: most bodies never get here.
-        codings = content_codings([headers[i] for i in encodings]) if encodings else []
+        codings = content_codings([headers[i] for i in coded]) if coded else ()
         decoded = decode_body(body, codings) if codings else body
         if decoded is None:
             # A body that does not decode (cut short, mislabelled, a coding this Python lacks)

@@ -47,7 +47,7 @@ from ..redaction import REDACTED, Redactor, is_secret_name
 from ..wire import content_codings, decode_body, encode_body, header_value, with_content_length
 from ._source import IDENTITY, CaptureRef, open_source
 from .convert import _is_empty, capture_of, frame_columns, frame_exchanges
-from .views import decode_header
+from .views import _pairs, decode_header
 from .where import WhereArg, as_expression
 
 if TYPE_CHECKING:
@@ -235,10 +235,6 @@ class _Scanner:
         elif isinstance(node, list):
             for item in node:
                 self.json(location, item, f"{path}[]")
-
-
-def _pairs(cell: Any) -> list[tuple[str, str]]:
-    return [(item["name"], item["value"]) for item in cell] if cell else []
 
 
 def _rows(source: Any, where: WhereArg) -> Iterator[pa.Table]:

@@ -15,8 +15,6 @@ Part of the core layer: it imports the standard library and httpx only (``brotli
 traffic_lab that decodes a body, reads a header or rebases a URL imports it from here.
 """
 
-from __future__ import annotations
-
 from .codings import BodyTooLargeError, content_codings, decode_body, encode_body, supports
 from .headers import (
     body_consistent_headers,

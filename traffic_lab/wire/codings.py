@@ -1,15 +1,10 @@
 """Content codings (``Content-Encoding``): undone as httpx undoes them, bounded, and applied.
 
-httpx decodes ``gzip``, ``deflate``, ``br`` (with the ``brotli`` or ``brotlicffi`` package) and
-``zstd`` (with ``zstandard``); so does :func:`decode_body`, with the same bytes out, and with
-three differences, all of them refusals rather than other bytes:
-
-- a coding it cannot undo makes the result ``None`` (httpx passes such a body on undecoded);
-- a stream cut short is ``None`` (httpx hands out what it could decode of a cut gzip body):
-  a truncated body never passes for a whole one;
-- ``x-gzip`` is ``gzip``, as RFC 9110 8.4.1.3 asks of a recipient.
-
-What httpx ignores is ignored here too: bytes after the end of a gzip or deflate stream.
+:func:`decode_body` gives the bytes httpx gives for ``gzip``, ``deflate``, ``br`` (with
+``brotli`` or ``brotlicffi``) and ``zstd`` (with ``zstandard``). It refuses (``None``) where
+httpx would hand out something else: a coding it cannot undo (httpx passes the body on as it
+came) and a stream cut short (httpx gives what it could decode). ``x-gzip`` is ``gzip``, as RFC
+9110 8.4.1.3 asks; bytes after the end of a gzip or deflate stream are ignored, as in httpx.
 """
 
 from __future__ import annotations
@@ -32,9 +27,8 @@ _CONTENT_ENCODING = (b"content-encoding", "content-encoding")
 
 #: Output of one decompression step: memory stays bounded whatever the compression ratio.
 _STEP = 1 << 20
-#: The most one input byte of zstd can decode to (a 3-byte RLE block header and one byte make
-#: a 128 KiB block). zstandard's decompress() has no output bound, so with a limit its input
-#: goes in steps that cannot decode to more than what is left below the limit, nor 64 MiB.
+#: zstandard's decompress() has no output bound: with a limit, input goes in steps that cannot
+#: decode to more than what is left, nor 64 MiB (a byte makes at most 32 KiB: RLE blocks).
 _ZSTD_RATIO = 1 << 15
 _ZSTD_MAX_STEP = 64 << 20
 
@@ -51,15 +45,12 @@ class _Undecodable(Exception):
     pass
 
 
-#: The optional packages that implement a coding, in order of preference (httpx's).
+#: The optional packages that implement a coding, in httpx's order of preference.
 _PACKAGES = {"br": ("brotli", "brotlicffi"), "zstd": ("zstandard",)}
 
 
 def _module(coding: str) -> Any:
-    """The package that implements ``br`` or ``zstd``, or ``None`` when none is installed.
-
-    Imported at each use (cheap once loaded) so that a missing package can be simulated.
-    """
+    """The package for ``br`` or ``zstd`` or ``None``; imported each time (cheap once loaded)."""
     for name in _PACKAGES.get(coding, ()):
         try:
             return __import__(name)
@@ -160,34 +151,25 @@ class _Output:
             raise BodyTooLargeError(self.limit)
         self.parts.append(piece)
 
-    def result(self) -> bytes:
-        return b"".join(self.parts)
-
 
 def _inflate(decompressor: Any, data: bytes, limit: int | None) -> bytes:
-    if limit is None:  # nothing to stop at: one call (redaction's path, on every recording)
-        try:
-            decoded: bytes = decompressor.decompress(data)
-        except zlib.error as exc:
-            raise _Undecodable from exc
-        if not decompressor.eof:
-            raise _Undecodable  # cut short
-        return decoded
-    out = _Output(limit)
-    pending = data
+    out, pending = _Output(limit), data
     try:
-        while True:
-            room = out.room()
-            piece = decompressor.decompress(pending, room)
-            out.add(piece)
-            pending = decompressor.unconsumed_tail
-            if decompressor.eof or (not pending and len(piece) < room):
-                break
+        if limit is None:  # nothing to stop at: one call (redaction's, on every recording)
+            out.parts.append(decompressor.decompress(data))
+        else:
+            while True:
+                room = out.room()
+                piece = decompressor.decompress(pending, room)
+                out.add(piece)
+                pending = decompressor.unconsumed_tail
+                if decompressor.eof or (not pending and len(piece) < room):
+                    break
     except zlib.error as exc:
         raise _Undecodable from exc
     if not decompressor.eof:
         raise _Undecodable  # cut short
-    return out.result()
+    return b"".join(out.parts)
 
 
 def _unbrotli(brotli: Any, data: bytes, limit: int | None) -> bytes:
@@ -211,7 +193,7 @@ def _unbrotli(brotli: Any, data: bytes, limit: int | None) -> bytes:
     finished = getattr(decompressor, "is_finished", None)
     if finished is not None and not finished():
         raise _Undecodable  # cut short
-    return out.result()
+    return b"".join(out.parts)
 
 
 def _unzstd(zstandard: Any, data: bytes, limit: int | None) -> bytes:
@@ -220,9 +202,8 @@ def _unzstd(zstandard: Any, data: bytes, limit: int | None) -> bytes:
     pending = memoryview(data)
     try:
         while pending:
-            if limit is None:
-                size = len(pending)
-            else:
+            size = len(pending)
+            if limit is not None:
                 size = max(64, min(limit - out.size + 1, _ZSTD_MAX_STEP) // _ZSTD_RATIO)
             out.add(decompressor.decompress(pending[:size]))
             pending = pending[size:]
@@ -234,7 +215,7 @@ def _unzstd(zstandard: Any, data: bytes, limit: int | None) -> bytes:
         raise _Undecodable from exc
     if not decompressor.eof:
         raise _Undecodable  # cut short
-    return out.result()
+    return b"".join(out.parts)
 
 
 def encode_body(body: bytes, codings: Sequence[str]) -> bytes | None:

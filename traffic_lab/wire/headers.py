@@ -113,9 +113,6 @@ def with_content_length(pairs: _Pairs, length: int) -> _Pairs:
     )
 
 
-_NO_BODY_STATUSES = frozenset({204, 304})
-
-
 def body_consistent_headers(
     pairs: _Pairs, body: bytes, *, method: str, status_code: int, drop_encoding: bool
 ) -> _Pairs:
@@ -132,6 +129,6 @@ def body_consistent_headers(
     """
     if drop_encoding:
         pairs = tuple((k, v) for k, v in pairs if k.lower() != b"content-encoding")
-    if method == "HEAD" or status_code < 200 or status_code in _NO_BODY_STATUSES:
+    if method == "HEAD" or status_code < 200 or status_code in (204, 304):
         return pairs
     return with_content_length(pairs, len(body))
