@@ -188,7 +188,7 @@ def test_the_metadata_fast_path_agrees_with_to_arrow(tmp_path):
 def test_sort_recorded_looks_at_ties_only_where_times_are_equal():
     import pyarrow as pa
 
-    from traffic_lab.frames._source import sort_recorded
+    from traffic_lab.stores.parquet.reader import sort_recorded
 
     def table(micros, writers, seqs):
         return pa.table(

@@ -27,12 +27,10 @@ import pyarrow.compute as pc
 
 from ..exchange import Exchange
 from ..stores.parquet import SCHEMA, exchanges_to_table
-from ..stores.parquet.reader import sort_recorded
 from ..stores.parquet.schema import new_writer_id
 
 if TYPE_CHECKING:
     from ..matching import Matcher
-    from ..stores.parquet._base import ParquetBase
 
 __all__ = [
     "CAPTURE_COLUMNS",
@@ -119,7 +117,7 @@ class CaptureRef:
     @property
     def partitioned(self) -> bool:
         """Whether reads go through a Parquet dataset that has the ``day`` partition column."""
-        from ..stores.parquet._base import ParquetBase
+        from ..stores.parquet import ParquetBase
 
         return self._path is not None or isinstance(self._store, ParquetBase)
 
@@ -158,10 +156,6 @@ class CaptureRef:
         if self._snapshot is not None:
             return self._snapshot_table(self._snapshot, range(len(self._snapshot)), columns, where)
         store = self.store()
-        from ..stores.parquet._base import ParquetBase
-
-        if isinstance(store, ParquetBase):
-            return _read_parquet(store, columns, where)
         table = store.to_arrow(columns=columns, filter=where)
         if not isinstance(table, pa.Table):
             raise TypeError(f"{type(store).__name__}.to_arrow() returned {type(table).__name__}")
@@ -246,22 +240,6 @@ def open_source(source: Any, *, filesystem: Any = None) -> CaptureRef:
     from ..matching import Matcher
 
     return CaptureRef(snapshot=items, matcher=matcher if isinstance(matcher, Matcher) else None)
-
-
-def _read_parquet(store: ParquetBase, columns: list[str], where: pc.Expression | None) -> pa.Table:
-    """``store.to_arrow(columns, where)``, faster for metadata columns.
-
-    ``ParquetBase.to_arrow`` also merges the rows the store still buffers and reads blob-stored
-    bodies. When neither is needed (no buffered rows, no body column asked for), the published
-    files are read directly (``_read_published``: the clear cutoff applied, unreadable files and
-    rows skipped and named, the capture listed again if ``compact()`` deletes a file meanwhile),
-    and sorted only when the rows are out of order.
-    """
-    if {"request_body", "response_body"} & set(columns) or store._writer.pending_count():
-        return store.to_arrow(columns=columns, filter=where).select(columns)
-    read = list(dict.fromkeys([*columns, "started_at", "writer_id", "writer_seq"]))
-    table, _ = store._read_published(read, where)
-    return sort_recorded(table).select(columns)
 
 
 def _identity_filter(keys: pa.Table) -> pc.Expression:

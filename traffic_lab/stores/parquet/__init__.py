@@ -7,6 +7,7 @@ The format is documented in ``docs/capture-format.md``. Any Parquet engine reads
 
 from __future__ import annotations
 
+from ._base import ParquetBase
 from .cache import ParquetCache
 from .compact import CompactionReport
 from .reader import SkippedFileWarning
@@ -23,6 +24,7 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "CompactionReport",
+    "ParquetBase",
     "ParquetCache",
     "ParquetStream",
     "SkippedFileWarning",
