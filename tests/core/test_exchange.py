@@ -162,6 +162,8 @@ def test_check_storable_accepts_what_every_store_can_hold(url):
         ({"elapsed": timedelta(days=365 * 200)}, "elapsed", "73000 days, 0:00:00"),
         ({"elapsed": timedelta(microseconds=-1)}, "elapsed", "-1 day, 23:59:59.999999"),
         ({"tags": {"k": "\ud800"}}, "tags['k']", "'\\ud800'"),
+        ({"request_headers": [(b"a", "text")]}, "request_headers", "<tuple of 2>"),
+        ({"response_headers": [(b"a", b"b", b"c")]}, "response_headers", "<tuple of 3>"),
     ],
 )
 def test_check_storable_refuses_by_field_value_and_range(changes, field, value):
