@@ -366,7 +366,15 @@ def hostile_exchanges(draw: st.DrawFn) -> tl.Exchange:
         response_body=draw(bodies),
         started_at=draw(
             st.datetimes(timezones=offsets)
-            | st.sampled_from([datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)])
+            | st.sampled_from(
+                [
+                    datetime.min.replace(tzinfo=UTC),
+                    datetime.max.replace(tzinfo=UTC),
+                    # Aware times whose UTC form is outside datetime's range.
+                    datetime.min.replace(tzinfo=timezone(timedelta(hours=1))),
+                    datetime.max.replace(tzinfo=timezone(timedelta(hours=-1))),
+                ]
+            )
         ),
         elapsed=draw(
             st.one_of(st.timedeltas(), st.sampled_from([MAX_ELAPSED, MAX_ELAPSED + US, -US]))
