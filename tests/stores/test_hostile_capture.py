@@ -483,21 +483,31 @@ def test_recovery_skips_a_crafted_record_and_keeps_the_rest(tmp_path, crafted):
     assert [e.url for e in stream.exchanges()] == _urls([0, 2])
 
 
-def _poison() -> tl.Exchange:
-    # Passes check_storable (which does not look at header types), then breaks the conversion
-    # to Arrow when the buffer is flushed: an unforeseen failure.
+def _poison(monkeypatch) -> tl.Exchange:
+    # Passes check_storable (put() takes it), then breaks the conversion to Arrow when the
+    # buffer is flushed: an unforeseen failure. (check_storable now refuses the bad header
+    # types this used to rely on, so the failure is injected.)
+    from traffic_lab.stores.parquet import writer
+
+    real = writer.exchanges_to_table
+
+    def fragile(exchanges, *args, **kw):
+        if any(e.tags.get("poison") for e in exchanges):
+            raise pa.ArrowInvalid("an unforeseen conversion failure")
+        return real(exchanges, *args, **kw)
+
+    monkeypatch.setattr(writer, "exchanges_to_table", fragile)
     return tl.Exchange(
-        "GET", "https://a.example/p", request_headers=[(b"X-N", 5)], status_code=200,
-        started_at=T0,
-    )  # fmt: skip
+        "GET", "https://a.example/p", status_code=200, started_at=T0, tags={"poison": "1"}
+    )
 
 
 @pytest.mark.parametrize("store", [tl.ParquetStream, tl.ParquetCache])
-def test_a_flush_failing_on_one_exchange_publishes_the_others(tmp_path, store):
+def test_a_flush_failing_on_one_exchange_publishes_the_others(tmp_path, store, monkeypatch):
     cap = tmp_path / "cap"
     s = store(cap, flush_seconds=None)
     s.put(exchange(0))
-    s.put(_poison())  # type: ignore[arg-type]
+    s.put(_poison(monkeypatch))
     s.put(exchange(1))
     with pytest.raises(StoreError, match="1 exchange could not be written and was dropped"):
         s.flush()
