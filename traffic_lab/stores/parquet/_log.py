@@ -3,9 +3,9 @@
 Each writer appends to its own segment file ``_traffic_lab/logs/<writer_id>-<segment>.log``
 (no shared mutable file). A segment holds exactly the exchanges of one buffer; when the buffer
 has been published as Parquet, the segment is deleted. While a writer lives it holds an
-exclusive ``flock`` on its open segment: the kernel drops that lock when the process dies, so a
-segment that can be locked belongs to a dead writer and is folded into Parquet by whoever finds
-it (no lock file is ever left behind).
+exclusive kernel lock (``_locks``) on its open segment: the kernel drops that lock when the
+process dies, so a segment that can be locked belongs to a dead writer and is folded into
+Parquet by whoever finds it (no lock file is ever left behind).
 
 Format: a header line ``TLLOG1\\n`` and one JSON line, then records. A record is
 ``b"TLR1"``, the payload length and the payload's CRC-32 (both little-endian u32), and the
@@ -21,7 +21,6 @@ exchange that a store can hold (``check_storable``); a record that does not is r
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -34,9 +33,18 @@ from typing import Any
 
 from ...errors import preview
 from ...exchange import Exchange, RecordedError, check_storable
+from ._locks import try_lock, unlock
 from ._validate import is_segment, is_writer_id
 
 __all__ = ["DurableLog", "LogContents", "claim_log", "read_log"]
+
+# Never follow a symlink nor wait on a FIFO (flags Windows lacks are 0 there: it has neither).
+_CLAIM_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 _FILE_MAGIC = b"TLLOG1\n"
 _RECORD_MAGIC = b"TLR1"
@@ -152,7 +160,8 @@ class DurableLog:
         temp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.new")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not try_lock(fd):
+                raise BlockingIOError(f"{temp} is locked by another writer")
             header = {"writer_id": writer_id, "segment": segment, "fingerprint": fingerprint}
             os.write(fd, _FILE_MAGIC + json.dumps(header).encode() + b"\n")
             os.rename(temp, path)
@@ -182,11 +191,21 @@ class DurableLog:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
-        os.close(self._fd)
+        except PermissionError:  # Windows deletes no open file: release it first
+            self.close()
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            return
+        self.close()
 
     def close(self) -> None:
         """Release the lock, keeping the segment for recovery."""
-        os.close(self._fd)
+        try:
+            unlock(self._fd)
+        finally:
+            os.close(self._fd)
 
 
 @dataclass
@@ -276,15 +295,13 @@ def claim_log(path: str) -> int | None:
     Never follows a symlink nor opens anything but a regular file (None for those).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, _CLAIM_FLAGS)
     except OSError:  # gone; or a symlink (ELOOP), a FIFO without writer...: not a segment
         return None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not try_lock(fd):
         os.close(fd)
         return None
     try:

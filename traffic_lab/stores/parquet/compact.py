@@ -11,14 +11,14 @@ Nothing is deleted on the word of a file: ``compact()`` deletes only files it li
 (every name checked against the grammar of ``_validate``, inside the capture) whose every row it
 found in its own output.
 
-Only one ``compact()`` runs at a time per capture: on a local disk it holds an exclusive
-``flock`` on the capture folder itself (released by the kernel if the process dies, so nothing is
-left behind); on an object store, run it from one process at a time.
+Only one ``compact()`` runs at a time per capture: on a local disk it holds an exclusive kernel
+lock (``_locks``) on the capture folder itself (on Windows, which locks only files, on
+``_traffic_lab/compact.lock``), released by the kernel if the process dies, so no stale lock is
+ever left behind; on an object store, run it from one process at a time.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -38,6 +38,8 @@ from pyarrow import fs as pafs
 from ...errors import CorruptCaptureError, StoreError, StoreNotFoundError, preview
 from ...matching import Matcher
 from ._fs import TEMP_SUFFIX
+from ._locks import folders_lockable
+from ._locks import lock as lock_file
 from ._log import LogContents, claim_log, read_log
 from ._validate import day_folder
 from .reader import (
@@ -62,6 +64,8 @@ __all__ = ["CompactionReport", "compact_capture", "recover_logs"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+# Windows only (POSIX locks the capture folder itself).
+_LOCK_FILE = "_traffic_lab/compact.lock"
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 
@@ -81,17 +85,22 @@ class CompactionReport:
 @contextmanager
 def _exclusive(capture: Capture) -> Iterator[None]:
     with _THREAD_LOCKS_GUARD:
-        lock = _THREAD_LOCKS.setdefault(capture.cfs.url, threading.Lock())
-    with lock:
+        thread_lock = _THREAD_LOCKS.setdefault(capture.cfs.url, threading.Lock())
+    with thread_lock:
         if not capture.cfs.local or not os.path.isdir(capture.cfs.root):
             yield
             return
-        fd = os.open(capture.cfs.root, os.O_RDONLY)
+        if folders_lockable():
+            fd = os.open(capture.cfs.root, os.O_RDONLY)
+        else:  # Windows locks files only: a file that is never deleted, locked the same way
+            capture.cfs.makedirs(_LOCK_FILE.rpartition("/")[0])
+            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(capture.cfs.full(_LOCK_FILE), flags, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            lock_file(fd)
             yield
         finally:
-            os.close(fd)  # closing drops the flock
+            os.close(fd)  # closing drops the lock
 
 
 def _published_seqs(capture: Capture, writer_id: str) -> set[int]:
