@@ -23,6 +23,7 @@ import httpx
 
 from ..errors import InteropError, InvalidExchangeError, SkippedEntryWarning, preview
 from ..exchange import Exchange, check_storable
+from ..files import write_atomic
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -363,37 +364,13 @@ def check_max_bytes(max_bytes: int) -> int:
 
 # -- files --------------------------------------------------------------------------------------
 def write_file_atomic(path: Path, data: bytes, *, overwrite: bool) -> None:
-    """Write ``data`` to ``path`` whole or not at all.
+    """Write ``data`` to ``path`` whole or not at all (:func:`traffic_lab.files.write_atomic`).
 
-    The bytes go to a temporary file in the same folder, which is then renamed into place, so a
-    reader never sees a partial file. Without ``overwrite`` an existing file is never replaced,
-    even one created while we were writing (the final step is a hard link, which refuses to
-    clobber).
+    Without ``overwrite`` an existing file (or symlink) is never replaced, even one created while
+    we were writing; a symlink is never written through.
     """
-    if not overwrite and os.path.lexists(path):
+    if not write_atomic(path, data, overwrite=overwrite):
         raise _exists(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        if overwrite:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise _exists(path) from None
-        except OSError:
-            # A filesystem without hard links: fall back to check-then-rename.
-            if os.path.lexists(path):
-                raise _exists(path) from None
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def publish_directory(path: Path, fill: Callable[[Path], None], *, overwrite: bool) -> None:

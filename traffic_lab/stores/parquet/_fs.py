@@ -1,8 +1,8 @@
 """Where a capture lives: a local folder or an object-store prefix, behind one small interface.
 
-Every published file appears atomically. On a local disk a file is written under a hidden
-temporary name beside its final name, flushed to disk, then hard-linked to its final name (which
-fails if that name exists, so nothing is ever overwritten) and the temporary name removed. On an
+Every published file appears atomically. On a local disk through
+:func:`traffic_lab.files.write_atomic` (a hidden temporary name beside the final one, flushed,
+hard-linked to its name, which fails if that name exists: nothing is ever overwritten). On an
 object store a file is one PUT of the whole object, which a reader sees whole or not at all.
 
 On a local disk no symlink inside the capture is followed: listings report a symlink (and a
@@ -12,9 +12,7 @@ of, and blobs are opened only if they are regular files.
 
 from __future__ import annotations
 
-import errno
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from typing import Any
@@ -23,13 +21,19 @@ import pyarrow as pa
 from pyarrow import fs as pafs
 
 from ...errors import CorruptCaptureError, StoreError, StoreNotFoundError
+from ...files import TEMP_SUFFIX, write_atomic
 
 __all__ = ["TEMP_SUFFIX", "CaptureFS"]
 
-TEMP_SUFFIX = ".tmp"
 _NOT_FOLLOWED = "a symlink leads out of the capture here; not followed"
-# Opening a blob never follows a symlink and never waits on a FIFO's writer.
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# Opening a blob never follows a symlink and never waits on a FIFO's writer (Windows has
+# neither flag, nor FIFOs; symlinks there are refused by ``inside``).
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def _is_fsspec(obj: object) -> bool:
@@ -247,49 +251,10 @@ class CaptureFS:
                 raise StoreError(f"cannot write: {exc}", path=self.display(rel)) from exc
             return True
         self.makedirs(os.path.dirname(rel))
-        final = self.full(rel)
-        folder, name = os.path.split(final)
-        temp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
         try:
-            if callable(data):
-                data(temp)
-                if sync:
-                    fd = os.open(temp, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-            else:
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    if sync:
-                        os.fsync(fd)
-                finally:
-                    os.close(fd)
-            try:
-                os.link(temp, final)
-            except FileExistsError:
-                return False
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
-                    raise
-                # No hard links here (some network or FAT disks): rename, after checking.
-                if os.path.exists(final):
-                    return False
-                os.rename(temp, final)
-            if sync:
-                _fsync_dir(folder)
-            return True
+            return write_atomic(self.full(rel), data, sync=sync)
         except OSError as exc:
             raise StoreError(f"cannot write: {exc}", path=self.display(rel)) from exc
-        finally:
-            try:
-                os.unlink(temp)
-            except FileNotFoundError:
-                pass
 
     def delete(self, rel: str) -> None:
         """Delete a file (missing files are fine); never through a symlink."""
@@ -302,16 +267,3 @@ class CaptureFS:
                 self.fs.delete_file(self.full(rel))
         except FileNotFoundError:
             pass
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
