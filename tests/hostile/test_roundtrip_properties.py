@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import assume, event, given, note
+from hypothesis import assume, event, example, given, note
 from hypothesis import strategies as st
 
 import traffic_lab as tl
@@ -331,58 +331,75 @@ hostile_urls = st.one_of(
         st.one_of(st.integers(65536, 10**12), st.sampled_from([65536, 99999, 100000, 2**31])),
         st.text(max_size=8),
     ),
-    st.sampled_from(["http://[::1", "http://a:-1/", "https://a:/", "x://", "http:///p", "a b"]),
+    st.sampled_from(
+        [
+            "http://[::1",
+            "http://a:-1/",
+            "https://a:/",
+            "https://a.example:\uff18\uff10/",  # fullwidth digits
+            "x://",
+            "http:///p",
+            "a b",
+            "http://a.example/\x00",
+            "http://a.example/\x1f",
+            "http://a.example/\x7f",
+            "http://a b.example/",
+            "http://ä.example/ü",
+            "HTTP://A.EXAMPLE/",
+            "http://a.example/%zz",
+            "http://user:pass@a.example/",
+            "http://a.example/" + "x" * 10_000,
+        ]
+    ),
     st.text(max_size=30),
 )
 hostile_headers = st.lists(
     st.tuples(st.one_of(header_names, st.binary(max_size=10)), st.binary(max_size=16)),
     max_size=4,
 )
+# For each part of an exchange, values nothing checked: some storable, most not.
+HOSTILE_PARTS: dict[str, st.SearchStrategy[Any]] = {
+    "method": st.one_of(methods, st.text(max_size=70)),
+    "url": hostile_urls,
+    "request_headers": hostile_headers,
+    "status_code": st.one_of(
+        st.none(),
+        st.integers(100, 999),
+        st.sampled_from([0, 99, 1000, -1, 2**31, 2**63]),
+        st.integers(-(2**40), 2**40),
+    ),
+    "reason_phrase": st.text(max_size=12),
+    "http_version": st.sampled_from(["HTTP/1.1", "HTTP/2", "h2", "", " HTTP/1.1 "])
+    | st.text(max_size=40),
+    "response_headers": hostile_headers,
+    "started_at": st.datetimes(timezones=offsets)
+    | st.sampled_from(
+        [
+            datetime.min.replace(tzinfo=UTC),
+            datetime.max.replace(tzinfo=UTC),
+            # Aware times whose UTC form is outside datetime's range.
+            datetime.min.replace(tzinfo=timezone(timedelta(hours=1))),
+            datetime.max.replace(tzinfo=timezone(timedelta(hours=-1))),
+        ]
+    ),
+    "elapsed": st.one_of(st.timedeltas(), st.sampled_from([MAX_ELAPSED, MAX_ELAPSED + US, -US])),
+    "error": st.none() | st.builds(RecordedError, st.text(max_size=12), st.text(max_size=20)),
+    "tags": st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=3),
+}
 
 
 @st.composite
 def hostile_exchanges(draw: st.DrawFn) -> tl.Exchange:
-    """An exchange built from raw values: many are not storable, some are."""
-    status = draw(
-        st.one_of(
-            st.none(),
-            st.integers(100, 999),
-            st.sampled_from([0, 99, 1000, -1, 2**31, 2**63]),
-            st.integers(-(2**40), 2**40),
-        )
+    """An exchange httpx built, with one to three parts replaced by raw values."""
+    base = draw(httpx_exchanges())
+    names = draw(
+        st.lists(st.sampled_from(sorted(HOSTILE_PARTS)), min_size=1, max_size=3, unique=True)
     )
-    error = draw(st.none() | st.builds(RecordedError, st.text(max_size=12), st.text(max_size=20)))
-    if status is None and error is None:
-        error = RecordedError("httpx.ConnectError", "refused")
-    return tl.Exchange(
-        draw(st.one_of(methods, st.text(max_size=70))),
-        draw(hostile_urls),
-        request_headers=draw(hostile_headers),
-        request_body=draw(bodies),
-        status_code=status,
-        reason_phrase=draw(st.text(max_size=12)),
-        http_version=draw(st.sampled_from(["HTTP/1.1", "HTTP/2", "h2", ""]) | st.text(max_size=40)),
-        response_headers=draw(hostile_headers),
-        response_body=draw(bodies),
-        started_at=draw(
-            st.datetimes(timezones=offsets)
-            | st.sampled_from(
-                [
-                    datetime.min.replace(tzinfo=UTC),
-                    datetime.max.replace(tzinfo=UTC),
-                    # Aware times whose UTC form is outside datetime's range.
-                    datetime.min.replace(tzinfo=timezone(timedelta(hours=1))),
-                    datetime.max.replace(tzinfo=timezone(timedelta(hours=-1))),
-                ]
-            )
-        ),
-        elapsed=draw(
-            st.one_of(st.timedeltas(), st.sampled_from([MAX_ELAPSED, MAX_ELAPSED + US, -US]))
-        ),
-        error=error,
-        tags=draw(st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=3)),
-        truncated=draw(st.booleans()),
-    )
+    changes = {name: draw(HOSTILE_PARTS[name]) for name in names}
+    no_response = changes.get("status_code", base.status_code) is None
+    if no_response and changes.get("error", base.error) is None:
+        changes["error"] = RecordedError("httpx.ConnectError", "refused")
+    return base.replace(**changes)
 
 
 # Each item: (made by httpx?, exchange); three in four made by httpx, so that batches of a few
@@ -391,6 +408,49 @@ _by_httpx = httpx_exchanges().map(lambda ex: (True, ex))
 any_exchanges = st.one_of(
     _by_httpx, _by_httpx, _by_httpx, hostile_exchanges().map(lambda ex: (False, ex))
 )
+
+
+# Edge cases every profile runs first (``@example``), between two plain exchanges: values at the
+# boundaries of what check_storable accepts, each once found to break a sink.
+_PLAIN = tl.Exchange(
+    "GET",
+    "https://api.example/items/1",
+    request_headers=[(b"Host", b"api.example")],
+    status_code=200,
+    response_headers=[(b"Content-Type", b"application/json")],
+    response_body=b'{"id": 1}',
+    started_at=datetime(2026, 3, 1, tzinfo=UTC),
+)
+_AFTER = _PLAIN.replace(url="https://api.example/items/2")
+EDGE_CASES = [
+    _PLAIN.replace(url="http://a.example/\x1f"),  # storable text, but not a URL httpx parses
+    _PLAIN.replace(url="http://[::1"),
+    _PLAIN.replace(url="https://api.example:65536/"),
+    _PLAIN.replace(started_at=datetime(999, 12, 31, 23, tzinfo=UTC)),  # a 7-digit day
+    _PLAIN.replace(started_at=datetime.min.replace(tzinfo=timezone(timedelta(hours=1)))),
+    _PLAIN.replace(started_at=datetime.max.replace(tzinfo=timezone(timedelta(hours=-1)))),
+    _PLAIN.replace(started_at=datetime.max.replace(tzinfo=UTC), elapsed=MAX_ELAPSED),
+    _PLAIN.replace(status_code=0),
+    _PLAIN.replace(status_code=None, error=RecordedError("httpx.ConnectError", "")),
+    _PLAIN.replace(response_headers=[(b"Content-Length", b"gzip")]),  # disagrees with the body
+    _PLAIN.replace(
+        method="POST",
+        request_headers=[(b"Content-Type", b"text/plain; charset=utf-16")],
+        request_body=b"ab",
+    ),
+    _PLAIN.replace(tags={"": ""}),
+]
+
+
+def with_edge_cases(**other: Any) -> Any:
+    """Run a test on each edge case (between two plain exchanges) before anything drawn."""
+
+    def decorate(test: Any) -> Any:
+        for ex in EDGE_CASES:
+            test = example(batch=[(True, _PLAIN), (False, ex), (True, _AFTER)], **other)(test)
+        return test
+
+    return decorate
 
 
 def describe(ex: tl.Exchange) -> str:
@@ -467,6 +527,7 @@ def _crashed_writer_log(folder: Path, accepted: list[tl.Exchange]) -> None:
     batch=st.lists(any_exchanges, min_size=1, max_size=6),
     blob_threshold=st.sampled_from([None, BLOB_THRESHOLD]),
 )
+@with_edge_cases(blob_threshold=BLOB_THRESHOLD)
 def test_stores_hold_exactly_what_check_storable_accepts(
     reader: CaptureReader, batch: list[tuple[bool, tl.Exchange]], blob_threshold: int | None
 ) -> None:
@@ -633,6 +694,7 @@ def _read_back(read: Any, path: Path) -> list[tl.Exchange]:
 
 
 @given(batch=st.lists(any_exchanges, min_size=1, max_size=4))
+@with_edge_cases()
 def test_har_holds_every_exchange_or_refuses_it(batch: list[tuple[bool, tl.Exchange]]) -> None:
     exchanges = [ex for _, ex in batch]
     note_all(exchanges)
@@ -709,6 +771,7 @@ def _utf8(body: bytes) -> bool:
     batch=st.lists(any_exchanges, min_size=1, max_size=4),
     serializer=st.sampled_from(["yaml", "json"]),
 )
+@with_edge_cases(serializer="yaml")
 def test_vcr_holds_every_complete_exchange_or_refuses_it(
     batch: list[tuple[bool, tl.Exchange]], serializer: str
 ) -> None:
