@@ -8,6 +8,7 @@ The format is documented in ``docs/capture-format.md``. Any Parquet engine reads
 from __future__ import annotations
 
 from ._base import ParquetBase
+from ._options import ParquetOptions
 from .cache import ParquetCache
 from .compact import CompactionReport
 from .reader import SkippedFileWarning
@@ -26,6 +27,7 @@ __all__ = [
     "CompactionReport",
     "ParquetBase",
     "ParquetCache",
+    "ParquetOptions",
     "ParquetStream",
     "SkippedFileWarning",
     "exchanges_to_table",

@@ -17,6 +17,7 @@ from ...exchange import check_storable
 from ...matching import Matcher
 from .._pandas_views import PandasViews
 from ._fs import CaptureFS
+from ._options import ParquetOptions
 from .compact import CompactionReport, compact_capture, recover_logs
 from .reader import (
     DATASET_SCHEMA,
@@ -28,7 +29,7 @@ from .reader import (
     time_filter,
     while_compacting,
 )
-from .schema import DEFAULT_BLOB_THRESHOLD, exchanges_to_table
+from .schema import exchanges_to_table
 from .writer import CaptureWriter, Entry, day_of
 
 if TYPE_CHECKING:
@@ -40,50 +41,30 @@ __all__ = ["ParquetBase"]
 
 
 class ParquetBase(PandasViews):
-    """Shared machinery; see :class:`ParquetCache` and :class:`ParquetStream`."""
+    """Shared machinery; see :class:`ParquetCache` and :class:`ParquetStream`.
+
+    ``options`` (or its fields as keyword arguments): :class:`ParquetOptions`.
+    """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         matcher: Matcher | None = None,
         *,
-        filesystem: Any = None,
-        durable: bool = False,
-        flush_rows: int = 20_000,
-        flush_bytes: int = 32 * 1024 * 1024,
-        flush_seconds: float | None = 10.0,
-        blob_threshold: int = DEFAULT_BLOB_THRESHOLD,
-        row_group_size: int = 1024,
-        compression: str = "zstd",
-        strict: bool = False,
-        create: bool = True,
-        recover: bool = True,
+        options: ParquetOptions | None = None,
+        **settings: Any,
     ) -> None:
+        self.options = o = ParquetOptions.of(options, settings)
         self.matcher = matcher if matcher is not None else Matcher()
-        self._cfs = CaptureFS(path, filesystem)
-        self._capture = Capture(self._cfs, strict=strict, create=create)
+        self._cfs = CaptureFS(path, o.filesystem)
+        self._capture = Capture(self._cfs, strict=o.strict, create=o.create)
         self._state_lock = threading.RLock()
-        self._settings = {
-            "row_group_size": row_group_size,
-            "compression": compression,
-            "blob_threshold": blob_threshold,
-        }
         self._writer = CaptureWriter(
-            self._cfs,
-            self.matcher,
-            durable=durable,
-            flush_rows=flush_rows,
-            flush_bytes=flush_bytes,
-            flush_seconds=flush_seconds,
-            blob_threshold=blob_threshold,
-            row_group_size=row_group_size,
-            compression=compression,
-            on_publish=self._published,
-            on_dropped=self._dropped,
+            self._cfs, self.matcher, o, on_publish=self._published, on_dropped=self._dropped
         )
         self._files: list[DataFile] = []
         self._cutoff: int | None = None
-        if recover and self._cfs.local:
+        if o.recover and self._cfs.local:
             self.recover()
         self.refresh()
 
@@ -137,7 +118,7 @@ class ParquetBase(PandasViews):
     # -- maintenance -------------------------------------------------------------------------------
     def recover(self) -> int:
         """Fold logs left by crashed ``durable=True`` writers into Parquet; rows recovered."""
-        return recover_logs(self._capture, **self._settings)  # type: ignore[arg-type]
+        return recover_logs(self._capture, self.options)
 
     def compact(self, *, target_bytes: int = 256 * 1024 * 1024) -> CompactionReport:
         """Merge the small files of each day partition into files of up to ``target_bytes``.
@@ -157,7 +138,7 @@ class ParquetBase(PandasViews):
         3
         """
         self.flush()
-        report = compact_capture(self._capture, target_bytes=target_bytes, **self._settings)  # type: ignore[arg-type]
+        report = compact_capture(self._capture, self.options, target_bytes=target_bytes)
         self.refresh()
         return report
 

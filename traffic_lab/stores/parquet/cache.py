@@ -31,7 +31,8 @@ from ...exchange import Exchange, check_storable
 from ..memory import FROM_CACHE
 from ._base import ParquetBase
 from ._index import Group, chunks, hex_prefix64, recorded_order
-from .schema import DEFAULT_BLOB_THRESHOLD, _header_lists, row_name
+from ._options import ParquetOptions
+from .schema import _header_lists, row_name
 from .stream import iter_capture
 from .writer import Entry
 
@@ -86,12 +87,11 @@ class ParquetCache(ParquetBase):
     matcher
         How requests are keyed (default :class:`~traffic_lab.Matcher`). Files whose recorded
         matcher fingerprint differs have their keys recomputed from the request columns.
-    cache_bytes, cache_exchanges
-        Bounds of the row-group and exchange LRUs that serve hits.
-    **options
-        The writing and opening options of :class:`ParquetStream` (``filesystem``,
-        ``durable``, ``flush_rows``, ``flush_bytes``, ``flush_seconds``, ``blob_threshold``,
-        ``row_group_size``, ``compression``, ``strict``, ``create``, ``recover``).
+    options, **settings
+        How the capture is opened, written and served from: a
+        :class:`~traffic_lab.stores.parquet.ParquetOptions`, or its fields as keyword arguments
+        (``durable=True``, ``flush_seconds=None``, ``cache_bytes=``...), where each is
+        documented once. Not both.
 
     Examples
     --------
@@ -112,20 +112,10 @@ class ParquetCache(ParquetBase):
         path: str | os.PathLike[str],
         matcher: Matcher | None = None,
         *,
-        filesystem: Any = None,
-        durable: bool = False,
-        flush_rows: int = 20_000,
-        flush_bytes: int = 32 * 1024 * 1024,
-        flush_seconds: float | None = 10.0,
-        blob_threshold: int = DEFAULT_BLOB_THRESHOLD,
-        row_group_size: int = 1024,
-        compression: str = "zstd",
-        strict: bool = False,
-        create: bool = True,
-        recover: bool = True,
-        cache_bytes: int = 64 * 1024 * 1024,
-        cache_exchanges: int = 4096,
+        options: ParquetOptions | None = None,
+        **settings: Any,
     ) -> None:
+        options = ParquetOptions.of(options, settings)
         # Rows indexed one by one (puts, refreshes) in a dict; the bulk of a capture opened at
         # once in sorted 64-bit key prefixes (16 bytes a key instead of ~150 in a dict).
         self._index: dict[str, int] = {}
@@ -144,23 +134,9 @@ class ParquetCache(ParquetBase):
         self._groups: OrderedDict[tuple[str, int], Group] = OrderedDict()
         self._groups_bytes = 0
         self._decoded: OrderedDict[int, Exchange] = OrderedDict()
-        self._cache_bytes = cache_bytes
-        self._cache_exchanges = cache_exchanges
-        super().__init__(
-            path,
-            matcher,
-            filesystem=filesystem,
-            durable=durable,
-            flush_rows=flush_rows,
-            flush_bytes=flush_bytes,
-            flush_seconds=flush_seconds,
-            blob_threshold=blob_threshold,
-            row_group_size=row_group_size,
-            compression=compression,
-            strict=strict,
-            create=create,
-            recover=recover,
-        )
+        self._cache_bytes = options.cache_bytes
+        self._cache_exchanges = options.cache_exchanges
+        super().__init__(path, matcher, options=options)
 
     # -- writing -----------------------------------------------------------------------------------
     def put(self, exchange: Exchange) -> None:

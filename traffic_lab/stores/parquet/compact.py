@@ -41,6 +41,7 @@ from ._fs import TEMP_SUFFIX
 from ._locks import folders_lockable
 from ._locks import lock as lock_file
 from ._log import LogContents, claim_log, read_log
+from ._options import ParquetOptions
 from ._validate import day_folder
 from .reader import (
     MARKERS_DIR,
@@ -116,13 +117,7 @@ def _published_seqs(capture: Capture, writer_id: str) -> set[int]:
     return while_compacting(read, path=capture.cfs.url)
 
 
-def recover_logs(
-    capture: Capture,
-    *,
-    row_group_size: int,
-    compression: str,
-    blob_threshold: int,
-) -> int:
+def recover_logs(capture: Capture, options: ParquetOptions) -> int:
     """Fold the log segments of dead writers into Parquet; the number of exchanges recovered.
 
     Rows already published (by the writer before it died, possibly compacted since) are not
@@ -150,12 +145,16 @@ def recover_logs(
             display = capture.cfs.display(rel)
             for number, why in contents.bad_records:
                 capture.bad_entry(CorruptCaptureError(f"record {number}: {why}", path=display))
-            recovered += _fold(
-                capture, contents, display, row_group_size, compression, blob_threshold
-            )
-            os.unlink(path)
+            recovered += _fold(capture, contents, display, options)
+            try:
+                os.unlink(path)
+            except PermissionError:  # Windows deletes no open file: release it first
+                os.close(fd)
+                fd = -1
+                os.unlink(path)
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
     return recovered
 
 
@@ -163,9 +162,7 @@ def _fold(
     capture: Capture,
     contents: LogContents,
     where: str,
-    row_group_size: int,
-    compression: str,
-    blob_threshold: int,
+    options: ParquetOptions,
 ) -> int:
     """Publish a dead writer's logged exchanges that are not in the capture yet; how many."""
     if not contents.records:
@@ -192,9 +189,7 @@ def _fold(
         matcher=Matcher(),
         writer_id=contents.writer_id,
         segment=contents.segment,
-        blob_threshold=blob_threshold,
-        row_group_size=row_group_size,
-        compression=compression,
+        options=options,
         sync=True,
         names=name,
         fingerprint=contents.fingerprint,
@@ -210,22 +205,12 @@ def _fold(
 
 
 def compact_capture(
-    capture: Capture,
-    *,
-    target_bytes: int,
-    row_group_size: int,
-    compression: str,
-    blob_threshold: int,
+    capture: Capture, options: ParquetOptions, *, target_bytes: int
 ) -> CompactionReport:
     """Merge small files per day partition (see the module docstring)."""
     report = CompactionReport()
     with _exclusive(capture):
-        report.logs_recovered = recover_logs(
-            capture,
-            row_group_size=row_group_size,
-            compression=compression,
-            blob_threshold=blob_threshold,
-        )
+        report.logs_recovered = recover_logs(capture, options)
         files, _ = capture.list_files()
         groups: dict[tuple[int, str], list[DataFile]] = {}
         for f in files:
@@ -237,11 +222,11 @@ def compact_capture(
             size = 0
             for f in small:
                 if batch and size + f.size > target_bytes:
-                    _merge(capture, day, batch, report, row_group_size, compression)
+                    _merge(capture, day, batch, report, options)
                     batch, size = [], 0
                 batch.append(f)
                 size += f.size
-            _merge(capture, day, batch, report, row_group_size, compression)
+            _merge(capture, day, batch, report, options)
         report.temporaries_removed = _remove_stale_temporaries(capture)
     return report
 
@@ -251,8 +236,7 @@ def _merge(
     day: int,
     batch: list[DataFile],
     report: CompactionReport,
-    row_group_size: int,
-    compression: str,
+    options: ParquetOptions,
 ) -> None:
     if len(batch) < 2:
         return
@@ -290,7 +274,7 @@ def _merge(
     }
     table = table.replace_schema_metadata(meta)
     rel = f"day={day}/compact-{time.time_ns() // 1000:017d}-{secrets.token_hex(4)}.parquet"
-    write_table(capture.cfs, rel, table, row_group_size=row_group_size, compression=compression)
+    write_table(capture.cfs, rel, table, options)
     # Verify before deleting anything: the new file must hold exactly the merged rows.
     with capture.cfs.open_input(rel) as written:
         check = pq.read_table(written, columns=["writer_id", "writer_seq"])

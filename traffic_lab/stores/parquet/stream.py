@@ -206,24 +206,10 @@ class ParquetStream(ParquetBase):
         environment variables are honoured.
     matcher
         Computes the ``request_key`` column of the rows this store writes.
-    filesystem
-        A ``pyarrow.fs.FileSystem`` or an fsspec filesystem to use instead of the URL's.
-    durable
-        Log every ``put()`` before it returns, so it survives a crash of the process.
-    flush_rows, flush_bytes, flush_seconds
-        Publish the buffer when it holds this many exchanges, this many bytes, or has held
-        exchanges this long (``None``: no time limit).
-    blob_threshold
-        Bodies larger than this go to content-addressed blob files (default 1 MiB).
-    row_group_size, compression
-        Parquet settings of the files written.
-    strict
-        Raise on unreadable files instead of skipping them with a warning.
-    create
-        Allow a folder that does not exist yet (created on first write); ``False`` raises
-        :class:`~traffic_lab.errors.StoreNotFoundError`.
-    recover
-        Fold logs left by crashed durable writers when opening.
+    options, **settings
+        How the capture is opened and written: a
+        :class:`~traffic_lab.stores.parquet.ParquetOptions`, or its fields as keyword arguments
+        (``durable=True``, ``flush_seconds=None``...), where each is documented once. Not both.
 
     Examples
     --------

@@ -32,9 +32,9 @@ import pyarrow.parquet as pq
 from ...errors import StoreError, preview
 from ._fs import CaptureFS
 from ._log import DurableLog, encode_record
+from ._options import ParquetOptions
 from ._validate import is_digest, is_segment, is_writer_id
 from .schema import (
-    DEFAULT_BLOB_THRESHOLD,
     META_TIME_RANGE,
     exchanges_to_table,
     new_writer_id,
@@ -166,9 +166,7 @@ def write_entries(
     matcher: Matcher,
     writer_id: str,
     segment: int,
-    blob_threshold: int,
-    row_group_size: int,
-    compression: str,
+    options: ParquetOptions,
     sync: bool,
     on_publish: PublishHook | None = None,
     known_blobs: set[str] | None = None,
@@ -205,7 +203,7 @@ def write_entries(
             keys=keys,
             writer_id=writer_id,
             seqs=[e.seq for e in day_entries],
-            blob_threshold=blob_threshold,
+            blob_threshold=options.blob_threshold,
             store_blob=store_blob,
             fingerprint=fingerprint,
         )
@@ -220,12 +218,10 @@ def write_entries(
         if table is None:
             continue
         rel = names(day) if names is not None else data_file_name(day, writer_id, segment)
-        if write_table(
-            cfs, rel, table, row_group_size=row_group_size, compression=compression, sync=sync
-        ):
+        if write_table(cfs, rel, table, options, sync=sync):
             result.files.append(rel)
         if on_publish is not None:
-            on_publish(rel, kept, row_group_size)
+            on_publish(rel, kept, options.row_group_size)
     return result
 
 
@@ -258,19 +254,18 @@ def write_table(
     cfs: CaptureFS,
     rel: str,
     table: pa.Table,
+    options: ParquetOptions,
     *,
-    row_group_size: int,
-    compression: str,
     sync: bool = True,
 ) -> bool:
     """Publish one table as a Parquet file at ``rel``; False if that name exists."""
-    codec: Any = compression
+    codec: Any = options.compression
 
     def write(where: str | pa.NativeFile) -> None:
         pq.write_table(
             table,
             where,
-            row_group_size=row_group_size,
+            row_group_size=options.row_group_size,
             compression=codec,
             use_dictionary=_DICTIONARY_COLUMNS,  # type: ignore[arg-type]  # a list is allowed
             write_statistics=_STATISTICS_COLUMNS,
@@ -295,34 +290,19 @@ class CaptureWriter:
         self,
         cfs: CaptureFS,
         matcher: Matcher,
+        options: ParquetOptions,
         *,
-        durable: bool = False,
-        flush_rows: int = 20_000,
-        flush_bytes: int = 32 * 1024 * 1024,
-        flush_seconds: float | None = 10.0,
-        blob_threshold: int = DEFAULT_BLOB_THRESHOLD,
-        row_group_size: int = 1024,
-        compression: str = "zstd",
         on_publish: PublishHook | None = None,
         on_dropped: Callable[[Sequence[Entry]], None] | None = None,
     ) -> None:
-        if flush_rows < 1 or flush_bytes < 1:
-            raise ValueError("flush_rows and flush_bytes must be positive")
-        if flush_seconds is not None and flush_seconds <= 0:
-            raise ValueError("flush_seconds must be positive (or None)")
         self.cfs = cfs
         self.matcher = matcher
         self.writer_id = new_writer_id()
-        self.durable = durable
-        self.flush_rows = flush_rows
-        self.flush_bytes = flush_bytes
-        self.flush_seconds = flush_seconds
-        self.blob_threshold = blob_threshold
-        self.row_group_size = row_group_size
-        self.compression = compression
+        self.options = options
+        self.durable = options.durable
         self.on_publish = on_publish
         self.on_dropped = on_dropped
-        self._per_put = durable and not cfs.local
+        self._per_put = options.durable and not cfs.local
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._buffer: list[Entry] = []
@@ -380,8 +360,8 @@ class CaptureWriter:
             self._buffer_bytes += size
             if (
                 self._per_put
-                or len(self._buffer) >= self.flush_rows
-                or self._buffer_bytes >= self.flush_bytes
+                or len(self._buffer) >= self.options.flush_rows
+                or self._buffer_bytes >= self.options.flush_bytes
             ):
                 self._swap()
                 if not self._per_put:
@@ -390,7 +370,7 @@ class CaptureWriter:
                     # Back-pressure: never more than two buffers waiting to be written.
                     while len(self._queue) > 2 and self._error is None:
                         self._cond.wait()
-            elif self.flush_seconds is not None:
+            elif self.options.flush_seconds is not None:
                 self._start_thread()
         if self._per_put:
             self.flush()
@@ -439,9 +419,7 @@ class CaptureWriter:
                 matcher=self.matcher,
                 writer_id=self.writer_id,
                 segment=batch.segment,
-                blob_threshold=self.blob_threshold,
-                row_group_size=self.row_group_size,
-                compression=self.compression,
+                options=self.options,
                 sync=True,
                 on_publish=self.on_publish,
                 known_blobs=self._blobs,
@@ -555,8 +533,8 @@ class CaptureWriter:
             return None
         if self._queue and self._error is None:
             return 0.0
-        if self._buffer and self.flush_seconds is not None:
-            due = self._buffer_since + self.flush_seconds - time.monotonic()
+        if self._buffer and self.options.flush_seconds is not None:
+            due = self._buffer_since + self.options.flush_seconds - time.monotonic()
             if due <= 0:
                 self._swap()
                 return 0.0
