@@ -158,3 +158,77 @@ def test_stores_work_with_windows_locks(tmp_path):
         """,
     )
     assert int(out) == 5
+
+
+def test_a_durable_segment_where_open_files_cannot_be_renamed_or_deleted(tmp_path, monkeypatch):
+    # Windows refuses to rename or delete an open file: the segment then gets its name as a
+    # second hard link of the locked file, and is released before it is deleted.
+    import os
+
+    import httpx
+
+    import traffic_lab as tl
+    from traffic_lab.stores.parquet._locks import try_lock
+
+    real_rename, real_unlink = os.rename, os.unlink
+    refused: list[str] = []
+
+    def rename(src, dst):
+        if str(src).endswith(".new"):
+            refused.append("rename")
+            raise PermissionError(13, "in use", src)
+        return real_rename(src, dst)
+
+    def unlink(path, *args, **kw):
+        if str(path).endswith(".log") and "unlink" not in refused:
+            refused.append("unlink")
+            raise PermissionError(13, "in use", path)
+        return real_unlink(path, *args, **kw)
+
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "unlink", unlink)
+    cap = tmp_path / "cap"
+    store = tl.ParquetStream(cap, durable=True, flush_seconds=None)
+    store.put(tl.Exchange.from_httpx(httpx.Request("GET", "https://a.test/"), httpx.Response(200)))
+    logs = cap / "_traffic_lab" / "logs"
+    names = sorted(os.listdir(logs))
+    assert len(names) == 2 and names[0].startswith(".") and names[1].endswith(".log"), names
+    fd = os.open(logs / names[1], os.O_RDONLY)
+    try:
+        assert not try_lock(fd)  # the named segment is the locked file
+    finally:
+        os.close(fd)
+    store.close()
+    assert refused == ["rename", "unlink"]
+    assert os.listdir(logs) == []
+    assert len(tl.ParquetStream(cap)) == 1
+
+
+def test_a_dead_writers_segment_is_folded_where_open_files_cannot_be_deleted(tmp_path, monkeypatch):
+    import os
+
+    import traffic_lab as tl
+
+    cap = str(tmp_path / "cap")
+    _run(
+        _WRITE,
+        f"""
+        import os
+        cache = tl.ParquetCache({cap!r}, durable=True)
+        cache.put(ex(0))
+        os._exit(0)
+        """,
+    )
+    real_unlink = os.unlink
+    refused: list[str] = []
+
+    def unlink(path, *args, **kw):
+        if str(path).endswith(".log") and not refused:
+            refused.append(str(path))
+            raise PermissionError(13, "in use", path)
+        return real_unlink(path, *args, **kw)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    assert len(tl.ParquetStream(cap)) == 1
+    assert len(refused) == 1
+    assert os.listdir(os.path.join(cap, "_traffic_lab", "logs")) == []

@@ -164,16 +164,18 @@ class DurableLog:
                 raise BlockingIOError(f"{temp} is locked by another writer")
             header = {"writer_id": writer_id, "segment": segment, "fingerprint": fingerprint}
             os.write(fd, _FILE_MAGIC + json.dumps(header).encode() + b"\n")
-            os.rename(temp, path)
+            try:
+                os.rename(temp, path)
+                temp = ""
+            except PermissionError:  # Windows renames no open file: a second name, same file
+                os.link(temp, path)
         except BaseException:
             os.close(fd)
-            try:
-                os.unlink(temp)
-            except FileNotFoundError:
-                pass
+            _unlink(temp)
             raise
         self.path = path
         self._fd = fd
+        self._temp = temp  # the hidden name where it stays (Windows), removed on release
 
     def append(self, record: bytes) -> None:
         """Append one record; once this returns the record survives a crash of the process."""
@@ -188,15 +190,10 @@ class DurableLog:
     def delete(self) -> None:
         """Remove the segment (its exchanges are published) and release its lock."""
         try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+            _unlink(self.path)
         except PermissionError:  # Windows deletes no open file: release it first
             self.close()
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
+            _unlink(self.path)
             return
         self.close()
 
@@ -206,6 +203,15 @@ class DurableLog:
             unlock(self._fd)
         finally:
             os.close(self._fd)
+            if self._temp:
+                _unlink(self._temp)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 @dataclass

@@ -337,6 +337,9 @@ def _remove_stale_temporaries(capture: Capture) -> list[str]:
                 and now - info.mtime.timestamp() > STALE_TEMP_SECONDS
             ):
                 rel = f"{folder}/{name}"
-                capture.cfs.delete(rel)
+                try:
+                    capture.cfs.delete(rel)
+                except PermissionError:  # Windows: open (a live segment's second name)
+                    continue
                 removed.append(rel)
     return removed
