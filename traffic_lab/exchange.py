@@ -491,6 +491,7 @@ def _response_wire_body(response: httpx.Response) -> tuple[bytes, _HeaderTuple]:
 #: The longest elapsed time a store accepts (a capture stores microseconds in 64 bits; a HAR
 #: ``time`` of 1e16 ms is a corrupt entry, not a slow request).
 MAX_ELAPSED = timedelta(days=366 * 100)
+_LATEST_START = datetime.max.replace(tzinfo=UTC)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
 _HTTP_VERSION = re.compile(r"[ -~]{0,32}")
 # scheme://[userinfo@](host)[:port]: the port digits, if any (IPv6 literals in brackets).
@@ -498,6 +499,24 @@ _PORT = re.compile(
     r"[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/?#@]*@)?(?:\[[^\]/?#]*\]|[^/?#:\[\]]*)"
     r"(?::([^/?#]*))?(?=[/?#]|$)"
 )
+
+
+# The usual URL: http(s)/ws(s), an ASCII host name, printable ASCII after it. Such a URL always
+# parses as httpx parses it; any other goes through httpx.URL (about 10 µs) in check_storable.
+_PLAIN_URL = re.compile(
+    r"(?:https?|wss?)://(?:[!$&'()*+,;=:A-Za-z0-9\-._~%]*@)?"
+    r"((?:[A-Za-z0-9\-]+\.)*[A-Za-z0-9\-]+)(?::\d{0,5})?(?:[/?#][!-~]*)?"
+)
+_IPV4ISH = re.compile(r"[\d.]+")
+_MAX_URL = 65536  # httpx's own limit
+
+
+def _plain_url(url: str) -> bool:
+    match = _PLAIN_URL.fullmatch(url)
+    if match is None:
+        return False
+    host = match.group(1)
+    return "xn--" not in host.lower() and _IPV4ISH.fullmatch(host) is None
 
 
 def _utf8(field: str, value: str) -> None:
@@ -539,6 +558,10 @@ def check_storable(exchange: Exchange) -> None:
             "must be an HTTP token of 1-64 characters", field="method", value=preview(method)
         )
     url = exchange.url
+    if len(url) > _MAX_URL:
+        raise InvalidExchangeError(
+            f"must be at most {_MAX_URL} characters", field="url", value=preview(url)
+        )
     _utf8("url", url)
     match = _PORT.match(url)
     if match is None:
@@ -548,6 +571,15 @@ def check_storable(exchange: Exchange) -> None:
     port = match.group(1)
     if port and not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535):
         raise InvalidExchangeError("must be 0-65535", field="port", value=preview(port))
+    if not _plain_url(url):
+        # Anything unusual (IDNA or IP hosts, non-ASCII, spaces, control characters) must parse
+        # as httpx parses it, since every stored URL becomes an httpx.URL again when read.
+        try:
+            host = httpx.URL(url).host  # the host is IDNA-decoded here
+        except (httpx.InvalidURL, ValueError) as exc:  # IDNAError is a ValueError
+            raise InvalidExchangeError(str(exc), field="url", value=preview(url)) from None
+        if not host:
+            raise InvalidExchangeError("must name a host", field="url", value=preview(url))
     status = exchange.status_code
     if status is not None and not (type(status) is int and 100 <= status <= 999):
         raise InvalidExchangeError("must be 100-999", field="status_code", value=preview(status))
@@ -575,6 +607,23 @@ def check_storable(exchange: Exchange) -> None:
     if not (timedelta(0) <= elapsed <= MAX_ELAPSED):
         raise InvalidExchangeError(
             f"must be from 0 to {MAX_ELAPSED.days} days", field="elapsed", value=str(elapsed)
+        )
+    started_at = exchange.started_at
+    if started_at.tzinfo is not UTC:
+        try:
+            (started_at + elapsed).astimezone(UTC)
+            started_at.astimezone(UTC)
+        except OverflowError:
+            raise InvalidExchangeError(
+                "must be a time from year 1 to 9999 in UTC, start and end",
+                field="started_at",
+                value=started_at.isoformat(),
+            ) from None
+    elif started_at > _LATEST_START - elapsed:
+        raise InvalidExchangeError(
+            "must be a time from year 1 to 9999 in UTC, start and end",
+            field="started_at",
+            value=started_at.isoformat(),
         )
     for name, value in exchange.tags.items():
         _utf8("tags", name)

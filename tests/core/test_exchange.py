@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -139,6 +139,9 @@ def test_recorded_error_round_trip():
         "http://[::1]:8080/x",
         "http://user:pw@a.example:8080/?q=1#f",
         "https://bücher.example/ñ?q=ü",
+        "http://127.0.0.1:8080/a b",
+        "wss://[2001:db8::1]/socket",
+        "https://xn--bcher-kva.example/",
     ],
 )
 def test_check_storable_accepts_what_every_store_can_hold(url):
@@ -154,6 +157,10 @@ def test_check_storable_accepts_what_every_store_can_hold(url):
         ({"url": "http://a.example:65536"}, "port", "'65536'"),
         ({"url": "https://a.example/\udc80"}, "url", "'https://a.example/\\udc80'"),
         ({"url": "/relative/only"}, "url", "'/relative/only'"),
+        ({"url": "http://a.example/\x1f"}, "url", "'http://a.example/\\x1f'"),
+        ({"url": "http://999.1.1.1/"}, "url", "'http://999.1.1.1/'"),
+        ({"url": "http://xn--zz/"}, "url", "'http://xn--zz/'"),
+        ({"url": "http:///x"}, "url", "'http:///x'"),
         ({"method": "G T"}, "method", "'G T'"),
         ({"status_code": 1000}, "status_code", "1000"),
         ({"status_code": 99}, "status_code", "99"),
@@ -163,6 +170,16 @@ def test_check_storable_accepts_what_every_store_can_hold(url):
         ({"elapsed": timedelta(microseconds=-1)}, "elapsed", "-1 day, 23:59:59.999999"),
         ({"tags": {"k": "\ud800"}}, "tags['k']", "'\\ud800'"),
         ({"request_headers": [(b"a", "text")]}, "request_headers", "<tuple of 2>"),
+        (
+            {"started_at": datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-1)))},
+            "started_at",
+            "9999-12-31T23:00:00-01:00",
+        ),
+        (
+            {"started_at": datetime(9999, 12, 31, 23, tzinfo=UTC), "elapsed": timedelta(hours=2)},
+            "started_at",
+            "9999-12-31T23:00:00+00:00",
+        ),
         ({"response_headers": [(b"a", b"b", b"c")]}, "response_headers", "<tuple of 3>"),
     ],
 )
