@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 
 _HIDE_FCNTL = """
 import sys
@@ -89,22 +88,25 @@ def test_every_module_imports_without_fcntl():
     assert int(out) > 40
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="traffic_lab/interop/http4k.py reads os.O_DIRECTORY and os.O_NOFOLLOW at import "
-    "(Windows has neither): traffic_lab.interop does not import on Windows. Remove this "
-    "marker once it reads them with getattr(os, ..., 0)",
-)
-def test_every_module_imports_without_the_open_flags_windows_lacks():
+def test_every_module_imports_without_the_open_flags_windows_lacks(tmp_path):
     _run(
         _HIDE_FCNTL,
         _WINDOWS_OS,
-        """
+        f"""
         import importlib, pkgutil
         import traffic_lab
         for m in pkgutil.walk_packages(traffic_lab.__path__, "traffic_lab."):
             if not m.name.endswith(".__main__"):
                 importlib.import_module(m.name)
+        # Reading an http4k tree safely needs O_NOFOLLOW walks: refused, clearly, without them.
+        from traffic_lab.errors import InteropError
+        from traffic_lab.interop import read_http4k
+        try:
+            read_http4k({str(tmp_path)!r})
+        except InteropError as exc:
+            assert "read_http4k needs a POSIX system" in str(exc), exc
+        else:
+            raise AssertionError("read_http4k must refuse to walk a tree without O_NOFOLLOW")
         """,
     )
 

@@ -99,9 +99,15 @@ FOLDER_NAME = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@%\[\]^|]{1,255}")
 #: The deepest folder read or written, counted from the store's folder.
 MAX_TREE_DEPTH = 64
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _O_CLOEXEC
+# Reading walks the tree by folder descriptors and never follows a symlink: that needs
+# O_DIRECTORY, O_NOFOLLOW and dir_fd support (POSIX). Elsewhere (Windows) read_http4k refuses
+# to run rather than read a shared tree without those guarantees; importing still works.
+_WALKABLE = all(hasattr(os, flag) for flag in ("O_DIRECTORY", "O_NOFOLLOW", "O_NONBLOCK"))
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_OPEN_DIR = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
 # O_NONBLOCK: a FIFO named request.txt must not block the reader (it is refused by type).
-_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC
+_OPEN_FILE = os.O_RDONLY | _O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _O_CLOEXEC
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@%\[\]^|]")
@@ -186,8 +192,12 @@ def read_http4k(
     check_max_bytes(max_bytes)
     root = Path(path)
     where = Where(str(root))
+    if not _WALKABLE:
+        raise where.error(
+            "read_http4k needs a POSIX system: it walks the tree without following symlinks"
+        )
     try:
-        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+        root_fd = os.open(root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
     except FileNotFoundError:
         raise FileNotFoundError(errno.ENOENT, "no such http4k store folder", str(root)) from None
     except NotADirectoryError:
