@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 
-
 _HIDE_FCNTL = """
 import sys
 sys.modules["fcntl"] = None
