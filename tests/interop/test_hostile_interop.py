@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 import traffic_lab as tl
-from traffic_lab.errors import SkippedEntryWarning
+from traffic_lab.errors import InvalidExchangeError, SkippedEntryWarning
 from traffic_lab.interop import har as har_module
 from traffic_lab.interop import http4k as http4k_module
 from traffic_lab.interop import (
@@ -751,3 +751,60 @@ def test_write_http4k_replaces_a_symlinked_target_folder_never_writes_through_it
 def test_every_reader_skips_by_default_and_takes_strict() -> None:
     for reader in (read_har, read_vcr, read_http4k):
         assert inspect.signature(reader).parameters["strict"].default is False
+
+
+# -- writers: lossless for what a store holds, refusing what it cannot ------------------------
+def test_har_keeps_bodies_whose_charset_text_would_not_give_the_same_bytes(tmp_path):
+    from traffic_lab.interop import read_har, write_har
+
+    ex = tl.Exchange(
+        "POST",
+        "https://api.example/items",
+        request_headers=[(b"Content-Type", b"text/plain; charset=utf-16")],
+        request_body=b"ab",  # no byte-order mark: as UTF-16 text it would come back with one
+        status_code=200,
+        response_headers=[(b"Content-Type", b"text/plain; charset=utf-16"), (b"X", b"y")],
+        response_body=b"cd",
+    )
+    path = tmp_path / "x.har"
+    write_har([ex], path)
+    entry = json.loads(path.read_text())["log"]["entries"][0]
+    assert entry["request"]["postData"]["encoding"] == "base64"
+    assert entry["response"]["content"]["encoding"] == "base64"
+    [back] = read_har(path)
+    assert (back.request_body, back.response_body) == (b"ab", b"cd")
+
+
+def test_har_keeps_a_content_length_that_does_not_say_the_body_length(tmp_path):
+    from traffic_lab.interop import read_har, write_har
+
+    head = tl.Exchange(
+        "HEAD",
+        "https://api.example/file",
+        status_code=200,
+        response_headers=[(b"Content-Length", b"1234")],
+    )
+    odd = tl.Exchange(
+        "GET", "https://api.example/x", status_code=200,
+        response_headers=[(b"Content-Length", b"gzip")], response_body=b"{}",
+    )  # fmt: skip
+    path = tmp_path / "x.har"
+    write_har([head, odd], path)
+    back = read_har(path)
+    assert [b.response_headers for b in back] == [head.response_headers, odd.response_headers]
+    assert [b.response_body for b in back] == [b"", b"{}"]
+
+
+@pytest.mark.parametrize("writer", ["har", "vcr", "http4k"])
+def test_writers_refuse_what_no_store_can_hold_and_write_nothing(tmp_path, writer):
+    from traffic_lab import interop
+
+    good = tl.Exchange("GET", "https://api.example/ok", status_code=200)
+    bad = good.replace(status_code=0)
+    target = tmp_path / (
+        "out" if writer == "http4k" else f"out.{'yaml' if writer == 'vcr' else writer}"
+    )
+    write = getattr(interop, f"write_{writer}")
+    with pytest.raises(InvalidExchangeError, match="status_code = 0: must be 100-999"):
+        write([good, bad], target)
+    assert list(tmp_path.iterdir()) == []

@@ -72,7 +72,7 @@ import httpx
 
 from .._version import __version__
 from ..errors import preview
-from ..exchange import Exchange, RecordedError
+from ..exchange import Exchange, RecordedError, check_storable
 from ..wire import (
     BodyTooLargeError,
     body_consistent_headers,
@@ -397,6 +397,21 @@ def _encode_text(text: str, charset: str, where: Where, name: str) -> bytes:
     raise where.error("cannot be encoded as UTF-8", name)
 
 
+def _length_agrees(headers: tuple[tuple[bytes, bytes], ...], body: bytes) -> bool:
+    length = str(len(body)).encode()
+    return all(v.strip() == length for k, v in headers if k.lower() == b"content-length")
+
+
+def _text_of(body: bytes, charset: str, errors: str) -> str | None:
+    """``body`` as text in ``charset`` if that text encodes back to exactly ``body`` (a UTF-16
+    body without a byte-order mark would not), else ``None``: write it as base64."""
+    try:
+        text = body.decode(charset, errors)
+        return text if text.encode(charset, errors) == body else None
+    except (UnicodeError, LookupError):
+        return None
+
+
 def _b64decode(text: str, where: Where, name: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
@@ -567,6 +582,7 @@ def write_har(exchanges: Iterable[Exchange], path: PathArg, *, overwrite: bool =
     entries: list[dict[str, Any]] = []
     pages: dict[str, dict[str, Any]] = {}
     for exchange in exchanges:
+        check_storable(exchange)  # what no store can hold is not written either
         entry = _entry(exchange)
         page_id = exchange.tags.get(_TAG_PAGE)
         if page_id is not None:
@@ -671,12 +687,23 @@ def _request(exchange: Exchange) -> dict[str, Any]:
     }
     if exchange.request_body:
         content_type = header_text(header_value(headers, "content-type") or b"")
-        # mitmproxy's way: text in the body's charset, undecodable bytes as lone surrogates.
-        text = exchange.request_body.decode(content_charset(content_type), "surrogateescape")
+        # mitmproxy's way: text in the body's charset, undecodable bytes as lone surrogates;
+        # base64 (as for response content) when the text would not give the same bytes back.
+        body = exchange.request_body
+        text = _text_of(body, content_charset(content_type), "surrogateescape")
         params: list[dict[str, str]] = []
-        if content_type.lower().startswith("application/x-www-form-urlencoded"):
-            params = [{"name": k, "value": v} for k, v in parse_qsl(text, keep_blank_values=True)]
-        request["postData"] = {"mimeType": content_type, "params": params, "text": text}
+        if text is None:
+            request["postData"] = {
+                "mimeType": content_type,
+                "params": params,
+                "text": base64.b64encode(body).decode("ascii"),
+                "encoding": "base64",
+            }
+        else:
+            if content_type.lower().startswith("application/x-www-form-urlencoded"):
+                pairs = parse_qsl(text, keep_blank_values=True)
+                params = [{"name": k, "value": v} for k, v in pairs]
+            request["postData"] = {"mimeType": content_type, "params": params, "text": text}
     return request
 
 
@@ -702,16 +729,19 @@ def _response(exchange: Exchange, custom: dict[str, Any]) -> dict[str, Any]:
     decoded = decode_body(wire, codings)
     payload = wire if decoded is None else decoded
     content: dict[str, Any] = {"size": len(payload)}
-    if codings:
+    if codings or not _length_agrees(headers, wire):
+        # The wire bytes, where the decoded text alone would not give back the same body and
+        # headers (an encoded body; a Content-Length that does not say the body's length).
         custom["responseBody"] = base64.b64encode(wire).decode("ascii")
         if decoded is not None:
             content["compression"] = len(decoded) - len(wire)
     content["mimeType"] = content_type
-    try:
-        content["text"] = payload.decode(content_charset(content_type))
-    except UnicodeDecodeError:
+    text = _text_of(payload, content_charset(content_type), "strict")
+    if text is None:
         content["text"] = base64.b64encode(payload).decode("ascii")
         content["encoding"] = "base64"
+    else:
+        content["text"] = text
     return {
         "status": exchange.status_code,
         "statusText": exchange.reason_phrase,

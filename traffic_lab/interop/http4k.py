@@ -58,7 +58,7 @@ from typing import Literal
 import h11
 
 from ..errors import preview
-from ..exchange import Exchange
+from ..exchange import Exchange, check_storable
 from ..wire import (
     BodyTooLargeError,
     body_consistent_headers,
@@ -482,6 +482,7 @@ def write_http4k(
     where = Where(str(root))
     messages = []
     for i, exchange in enumerate(exchanges):
+        check_storable(exchange)  # what no store can hold is not written either
         if exchange.status_code is None:
             raise where.at(i).error("a transport error has no http4k form", "status_code")
         if exchange.truncated:

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import preview
-from ..exchange import Exchange
+from ..exchange import Exchange, check_storable
 from ..wire import body_consistent_headers, content_codings, decode_body
 from ._common import (
     MAX_INT_DIGITS,
@@ -471,6 +471,7 @@ def write_vcr(
 def _interaction(
     exchange: Exchange, where: Where, kind: Serializer, decode_compressed: bool
 ) -> dict[str, Any]:
+    check_storable(exchange)  # what no store can hold is not written either
     if exchange.status_code is None:
         raise where.error("a transport error has no response for VCR.py to replay", "status_code")
     if exchange.truncated:
