@@ -785,14 +785,20 @@ def decoy_parquet() -> Path:
     return _DECOY[0]
 
 
-@dataclass
 class Template:
-    """A small valid capture: two writers' files, a blob, and the exchanges of each file."""
+    """A small valid capture: two writers' files, a blob, and the exchanges of each file.
 
-    root: Path
-    files: dict[str, list[tl.Exchange]]
-    blob: str  # the digest of a blob...
-    blob_owner: str  # ...that this file refers to
+    A plain class with a short repr (Hypothesis prints a dataclass fixture field by field with
+    every falsifying example).
+    """
+
+    def __init__(
+        self, root: Path, files: dict[str, list[tl.Exchange]], blob: str, blob_owner: str
+    ) -> None:
+        self.root = root
+        self.files = files
+        self.blob = blob  # the digest of a blob...
+        self.blob_owner = blob_owner  # ...that this file refers to
 
     @property
     def exchanges(self) -> list[tl.Exchange]:
