@@ -1363,3 +1363,103 @@ def test_capture_readers_survive_hostile_captures(
                 for ex in exs
             ]
         check_capture_results(results.value, good)
+
+
+# -- known hostile captures: every profile runs these, whatever Hypothesis draws ------------------
+def _set_column(box: Box, rel: str, column: str, array: Any) -> None:
+    path = box.input / rel
+    table = pq.read_table(path)
+    table = table.set_column(table.column_names.index(column), column, array)
+    _rewrite(path, table, table.schema.metadata)
+
+
+def _set_metadata(box: Box, rel: str, key: bytes, value: bytes) -> None:
+    path = box.input / rel
+    table = pq.read_table(path)
+    _rewrite(path, table, {**(table.schema.metadata or {}), key: value})
+
+
+def _write_log(box: Box, header: bytes, records: bytes = b"") -> None:
+    logs = box.input / "_traffic_lab" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / "fedcba9876543210-000000.log").write_bytes(b"TLLOG1\n" + header + b"\n" + records)
+
+
+_HEADERS = pa.list_(pa.struct([("name", pa.string()), ("value", pa.string())]))
+_LOG_RECORD = encode_record(0, make_exchange(url="https://api.example.test/log"), "")
+# Each builder damages a copy of the template and returns the template files it touched.
+KNOWN_HOSTILE: dict[str, Callable[[Box, Template, str], set[str]]] = {
+    "header name null": lambda box, t, rel: (
+        _set_column(box, rel, "response_headers", pa.array([[{"name": None, "value": "x"}]] * len(t.files[rel]), _HEADERS)),
+        {rel},
+    )[1],
+    "writer_id not UTF-8": lambda box, t, rel: (
+        _set_column(box, rel, "writer_id", pa.array([b"\xed\xa0\x80"] * len(t.files[rel]), pa.binary()).view(pa.string())),
+        {rel},
+    )[1],
+    "started_at at int64's end": lambda box, t, rel: (
+        _set_column(box, rel, "started_at", pa.array([2**63 - 1] * len(t.files[rel]), pa.int64()).cast(pa.timestamp("us", tz="UTC"))),
+        {rel},
+    )[1],
+    "replaces climbs out": lambda box, t, rel: (
+        _set_metadata(box, rel, b"traffic_lab.replaces", json.dumps(["../../../outside/victim.parquet", "../../../../outside/victim.parquet", str(box.outside / "victim.parquet")]).encode()),
+        {rel},
+    )[1],
+    "fingerprint not UTF-8": lambda box, t, rel: (
+        _set_metadata(box, rel, b"traffic_lab.matcher_fingerprint", b"\xff\xfe"),
+        {rel},
+    )[1],
+    "time range past int64": lambda box, t, rel: (
+        _set_metadata(box, rel, b"traffic_lab.time_range", b"99999999999999999999999,1"),
+        {rel},
+    )[1],
+    "clear marker past int64": lambda box, t, rel: (
+        (box.input / "_traffic_lab" / "markers").mkdir(parents=True, exist_ok=True),
+        (box.input / "_traffic_lab" / "markers" / "clear-99999999999999999999-ab.marker").write_text("{}"),
+        set(),
+    )[2],
+    "blob is a FIFO": lambda box, t, rel: (
+        (box.input / "_traffic_lab" / "blobs" / t.blob[:2] / t.blob).unlink(),
+        os.mkfifo(box.input / "_traffic_lab" / "blobs" / t.blob[:2] / t.blob),
+        {t.blob_owner},
+    )[2],
+    "blob digest climbs out": lambda box, t, rel: (
+        _set_column(box, t.blob_owner, "response_body_blob", pa.array(["../../../../outside/fifo", None, None], pa.string())),
+        {t.blob_owner},
+    )[1],
+    "foreign file with string times": lambda box, t, rel: (
+        pq.write_table(
+            pa.table({n: ["x"] for n in ["started_at", "writer_id", "writer_seq", "request_method", "request_url"]}).replace_schema_metadata({"traffic_lab.schema_version": "1"}),
+            box.input / rel.split("/")[0] / "part-f0-000000.parquet",
+        ),
+        set(),
+    )[1],
+    "log header is a list": lambda box, t, rel: (_write_log(box, b"[]", _LOG_RECORD), set())[1],
+    "log writer id climbs out": lambda box, t, rel: (
+        _write_log(box, json.dumps({"writer_id": "../../../../outside/pwned", "segment": 0, "fingerprint": ""}).encode(), _LOG_RECORD),
+        set(),
+    )[1],
+    "log segment huge": lambda box, t, rel: (
+        _write_log(box, json.dumps({"writer_id": "fedcba9876543210", "segment": 10**300, "fingerprint": ""}).encode(), _LOG_RECORD),
+        set(),
+    )[1],
+    "data file links out": lambda box, t, rel: (
+        (box.input / rel.split("/")[0] / "part-0000000000000000-000009.parquet").symlink_to(box.outside / "victim.parquet"),
+        set(),
+    )[1],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_HOSTILE))
+def test_capture_readers_survive_known_hostile_captures(
+    capture_template: Template, name: str
+) -> None:
+    rel = capture_template.blob_owner
+    with boxed() as box:
+        shutil.copytree(capture_template.root, box.input, symlinks=True)
+        touched = KNOWN_HOSTILE[name](box, capture_template, rel)
+        results = run_hostile(
+            lambda: read_capture_everything(box.input, capture_template), box, skip=box.input
+        )
+        good = [ex for r, exs in capture_template.files.items() if r not in touched for ex in exs]
+        check_capture_results(results.value, good)
