@@ -434,8 +434,8 @@ class _HeaderColumn:
 
     def __init__(self, table: pa.Table | pa.RecordBatch, name: str) -> None:
         self._offsets: list[int] = []
-        self._names: list[bytes] = []
-        self._values: list[bytes] = []
+        self._names: list[bytes | None] = []
+        self._values: list[bytes | None] = []
         if table.schema.get_field_index(name) < 0:
             self._offsets = [0] * (table.num_rows + 1)
             return
@@ -443,9 +443,14 @@ class _HeaderColumn:
         chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
         offsets = self._offsets
         for chunk in chunks:
-            lists: Any = chunk.cast(HEADERS_TYPE) if chunk.type != HEADERS_TYPE else chunk
+            lists: Any = chunk
+            if chunk.type != HEADERS_TYPE:
+                try:
+                    lists = chunk.cast(HEADERS_TYPE)
+                except pa.ArrowInvalid:
+                    pass  # a null name or value the format allows none of: row() refuses it
             if lists.null_count:
-                lists = lists.fill_null(pa.scalar([], HEADERS_TYPE))
+                lists = lists.fill_null(pa.scalar([], lists.type))
             # A sliced list array shares its parent's values: flatten() and rebase the offsets
             # so only this slice's headers are decoded.
             chunk_offsets = lists.offsets.to_pylist()
@@ -461,21 +466,22 @@ class _HeaderColumn:
 
     def row(self, i: int) -> tuple[tuple[bytes, bytes], ...]:
         a, b = self._offsets[i], self._offsets[i + 1]
-        return tuple(zip(self._names[a:b], self._values[a:b], strict=True))
+        names, values = self._names[a:b], self._values[a:b]
+        if None in names or None in values:
+            raise ValueError("a header name or value is null (the format allows none)")
+        return tuple(zip(names, values, strict=True))  # type: ignore[arg-type]
 
 
-def _latin1_bytes(strings: Any) -> list[bytes]:
+def _latin1_bytes(strings: Any) -> list[bytes | None]:
     """Strings that hold one byte per character back to those bytes (fast path for ASCII).
 
     Text that other tools wrote (a character above U+00FF) becomes its UTF-8 bytes; a null
-    becomes ``b""``.
+    stays ``None`` (a corrupt row, refused when it is read).
     """
-    if strings.null_count:
-        strings = strings.fill_null("")
     data = strings.buffers()[2]
     if data is None or data.to_pybytes().isascii():
         return strings.view(pa.binary()).to_pylist()  # type: ignore[no-any-return]
-    return [_header_bytes(s) for s in strings.to_pylist()]
+    return [None if s is None else _header_bytes(s) for s in strings.to_pylist()]
 
 
 def _header_bytes(text: str) -> bytes:
