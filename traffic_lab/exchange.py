@@ -542,8 +542,8 @@ def check_storable(exchange: Exchange) -> None:
     Rules: the method is an HTTP token of 1-64 characters; the URL is ``scheme://host...`` text
     that encodes as UTF-8, with a port (if any) from 0 to 65535; a status is 100-999; the reason
     phrase is Latin-1 (it goes on the wire); the HTTP version is at most 32 printable ASCII
-    characters; headers are ``(name, value)`` pairs of bytes; ``elapsed`` is from 0 to
-    :data:`MAX_ELAPSED`; tags and the recorded error are UTF-8 text.
+    characters; headers are ``(name, value)`` pairs of bytes, names not empty; ``elapsed`` is
+    from 0 to :data:`MAX_ELAPSED`; tags and the recorded error are UTF-8 text.
 
     >>> import traffic_lab as tl
     >>> try:
@@ -602,6 +602,10 @@ def check_storable(exchange: Exchange) -> None:
             if len(pair) != 2 or type(pair[0]) is not bytes or type(pair[1]) is not bytes:
                 raise InvalidExchangeError(
                     "must be (name, value) pairs of bytes", field=side, value=preview(pair)
+                )
+            if not pair[0]:
+                raise InvalidExchangeError(
+                    "a header name must not be empty", field=side, value=preview(pair)
                 )
     elapsed = exchange.elapsed
     if not (timedelta(0) <= elapsed <= MAX_ELAPSED):

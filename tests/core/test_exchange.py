@@ -181,6 +181,7 @@ def test_check_storable_accepts_what_every_store_can_hold(url):
             "9999-12-31T23:00:00+00:00",
         ),
         ({"response_headers": [(b"a", b"b", b"c")]}, "response_headers", "<tuple of 3>"),
+        ({"request_headers": [(b"", b"x")]}, "request_headers", "<tuple of 2>"),
     ],
 )
 def test_check_storable_refuses_by_field_value_and_range(changes, field, value):
