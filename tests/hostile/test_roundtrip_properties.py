@@ -667,8 +667,9 @@ def _har_view(ex: tl.Exchange) -> tl.Exchange:
     - LIMIT: ``httpVersion`` is free text that browsers spell ``h2``, ``http/2.0``...: the reader
       names it as httpx does (``HTTP/2``), an empty one is ``HTTP/1.1``, surrounding whitespace
       goes. What httpx builds (``HTTP/1.0``, ``HTTP/1.1``, ``HTTP/2``, ``HTTP/3``) is unchanged.
-    - LIMIT: request headers named ``:...`` are HTTP/2 pseudo-headers browsers list; the reader
-      drops them (the method and URL say the same). Never a token, so never from httpx.
+    - LIMIT: headers named ``:...`` (request and response) are HTTP/2 pseudo-headers browsers
+      list; the reader drops them (the method, URL and status say the same). Never a token, so
+      never from httpx.
     - LIMIT: a failed exchange is an entry with ``status: 0``: it has no response headers, body
       or reason. httpx-built failed exchanges have none of them.
     - Everything else is exact, times to the microsecond (``startedDateTime`` with µs, ``time``
@@ -679,6 +680,7 @@ def _har_view(ex: tl.Exchange) -> tl.Exchange:
     changes: dict[str, Any] = {
         "http_version": version,
         "request_headers": tuple(p for p in ex.request_headers if not p[0].startswith(b":")),
+        "response_headers": tuple(p for p in ex.response_headers if not p[0].startswith(b":")),
     }
     if ex.status_code is None:
         changes.update(reason_phrase="", response_headers=(), response_body=b"")
