@@ -24,6 +24,7 @@ from traffic_lab import interop
 from traffic_lab.interop import har as har_module
 from traffic_lab.interop import read_har, write_har
 from traffic_lab.testing import make_exchange, sample_json
+from traffic_lab.wire import decode_body, supports
 
 # -- the HAR mitmproxy 11.0.2 wrote (data/interop/mitmproxy.har, see its README) ---------------
 BASE = "http://127.0.0.1:44327"
@@ -581,9 +582,14 @@ def test_chrome_shaped_har(tmp_path: Path) -> None:
         "har.timings": '{"blocked":1.2,"dns":-1,"ssl":-1,"connect":-1,"send":0.1,"wait":30.0,'
         '"receive":3.95,"_blocked_queueing":0.8}',
     }
-    # zstd cannot be applied here: the coding is dropped and the body kept decoded.
-    assert script.response_headers == ((b"content-length", b"14"),)
-    assert script.response_body == b"console.log(1)"
+    if supports("zstd"):  # re-encoded with the coding the browser saw
+        assert script.response_headers[0] == (b"content-encoding", b"zstd")
+        assert decode_body(script.response_body, ["zstd"]) == b"console.log(1)"
+        length = str(len(script.response_body)).encode()
+        assert script.response_headers[1:] == ((b"content-length", length),)
+    else:  # zstd cannot be applied here: the coding is dropped and the body kept decoded.
+        assert script.response_headers == ((b"content-length", b"14"),)
+        assert script.response_body == b"console.log(1)"
     assert script.tags["har.page"] == "page_1"
     assert brotli.decompress(style.response_body) == b"body{margin:0}"
     assert style.response is not None

@@ -26,6 +26,9 @@ from traffic_lab.interop import vcr as vcr_module
 from traffic_lab.testing import LoopbackServer, make_exchange, sample_json
 
 UA = b"python-httpx/0.28.1"
+# What httpx asks for depends on the decoders installed (zstd with zstandard).
+with httpx.Client() as _client:
+    ACCEPT_ENCODING = _client.headers["accept-encoding"].encode()
 
 
 def _payload(size: int) -> bytes:
@@ -92,7 +95,7 @@ def test_yaml_cassette_recorded_by_vcrpy(server: LoopbackServer, tmp_path: Path)
     assert gz.response.content == live["gzip"].content == _payload(300)
     assert gz.request_headers == (
         (b"accept", b"*/*"),
-        (b"accept-encoding", b"gzip, deflate, br"),
+        (b"accept-encoding", ACCEPT_ENCODING),
         (b"connection", b"keep-alive"),
         (b"host", _host(server)),
         (b"user-agent", UA),
@@ -122,7 +125,7 @@ def test_yaml_cassette_recorded_by_vcrpy(server: LoopbackServer, tmp_path: Path)
     assert upload.request_body == b"\x00\xffbin"
     assert upload.request_headers == (
         (b"accept", b"*/*"),
-        (b"accept-encoding", b"gzip, deflate, br"),
+        (b"accept-encoding", ACCEPT_ENCODING),
         (b"connection", b"keep-alive"),
         (b"content-length", b"5"),
         (b"content-type", b"application/octet-stream"),
