@@ -145,23 +145,43 @@ def boxed() -> Iterator[Box]:
 
 
 class FifoWatch:
-    """Reports any FIFO a reader opens: a waiting reader is let go (EOF) and named."""
+    """Reports FIFOs a reader opens; a reader waiting on one is let go (EOF) and named.
 
-    def __init__(self, fifos: list[Path]) -> None:
-        self.fifos = fifos
+    ``outside`` FIFOs are decoys: any open at all means a path escaped its input. ``inside``
+    FIFOs stand where a data file, blob or log should be: a reader may open one without
+    blocking to look at what it is (``O_NONBLOCK``, then ``fstat``: no race with a swap), but
+    must not hold it open (blocked in ``open`` or ``read``): the watch writes to it a moment
+    after the reader opened it, which succeeds only while the reader still holds it.
+    """
+
+    HOLD = 0.2  # seconds a reader may take to look at an inside FIFO and close it
+
+    def __init__(self, outside: list[Path], inside: list[Path]) -> None:
+        self.outside = outside
+        self.inside = inside
         self.opened: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.01):
-            for fifo in self.fifos:
+            for fifo in [*self.outside, *self.inside]:
                 try:
                     fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
                 except OSError:
                     continue  # no reader has it open: good
-                self.opened.append(str(fifo))
-                os.close(fd)
+                try:
+                    if fifo in self.outside:
+                        self.opened.append(f"{fifo} (a decoy outside the input)")
+                        continue
+                    time.sleep(self.HOLD)
+                    try:
+                        os.write(fd, b"x")
+                    except OSError:
+                        continue  # the reader looked and closed it (EPIPE): fine
+                    self.opened.append(f"{fifo} (held open for {self.HOLD} s)")
+                finally:
+                    os.close(fd)
 
     def __enter__(self) -> FifoWatch:
         self._thread.start()
@@ -209,7 +229,7 @@ def run_hostile(
     tracemalloc.start()
     started = time.monotonic()
     try:
-        with FifoWatch(box.fifos + fifos_in(box.input)) as watch:
+        with FifoWatch(box.fifos, fifos_in(box.input)) as watch:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 signal.setitimer(signal.ITIMER_REAL, HANG_LIMIT)

@@ -439,6 +439,8 @@ EDGE_CASES = [
         request_body=b"ab",
     ),
     _PLAIN.replace(tags={"": ""}),
+    _PLAIN.replace(request_headers=[(b"", b"")]),  # an empty header name
+    _PLAIN.replace(response_headers=[(b"X-A", b"1"), (b"x-b", b"2"), (b"x-a", b"3")]),
 ]
 
 
