@@ -505,18 +505,21 @@ _PORT = re.compile(
 # parses as httpx parses it; any other goes through httpx.URL (about 10 µs) in check_storable.
 _PLAIN_URL = re.compile(
     r"(?:https?|wss?)://(?:[!$&'()*+,;=:A-Za-z0-9\-._~%]*@)?"
-    r"((?:[A-Za-z0-9\-]+\.)*[A-Za-z0-9\-]+)(?::\d{0,5})?(?:[/?#][!-~]*)?"
+    r"((?:[A-Za-z0-9\-]+\.)*[A-Za-z0-9\-]+)(?::(\d{0,5}))?(?:[/?#][!-~]*)?"
 )
 _IPV4ISH = re.compile(r"[\d.]+")
 _MAX_URL = 65536  # httpx's own limit
 
 
-def _plain_url(url: str) -> bool:
+def _plain_port(url: str) -> str | None:
+    """The port text (maybe ``""``) of a plain URL, or ``None`` for any other URL."""
     match = _PLAIN_URL.fullmatch(url)
     if match is None:
-        return False
+        return None
     host = match.group(1)
-    return "xn--" not in host.lower() and _IPV4ISH.fullmatch(host) is None
+    if "xn--" in host.lower() or _IPV4ISH.fullmatch(host) is not None:
+        return None
+    return match.group(2) or ""
 
 
 def _utf8(field: str, value: str) -> None:
@@ -562,16 +565,19 @@ def check_storable(exchange: Exchange) -> None:
         raise InvalidExchangeError(
             f"must be at most {_MAX_URL} characters", field="url", value=preview(url)
         )
-    _utf8("url", url)
-    match = _PORT.match(url)
-    if match is None:
-        raise InvalidExchangeError(
-            "must be an absolute URL (scheme://host/...)", field="url", value=preview(url)
-        )
-    port = match.group(1)
+    port = _plain_port(url)  # one regular expression for the usual URL
+    plain = port is not None
+    if port is None:
+        _utf8("url", url)
+        match = _PORT.match(url)
+        if match is None:
+            raise InvalidExchangeError(
+                "must be an absolute URL (scheme://host/...)", field="url", value=preview(url)
+            )
+        port = match.group(1) or ""
     if port and not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535):
         raise InvalidExchangeError("must be 0-65535", field="port", value=preview(port))
-    if not _plain_url(url):
+    if not plain:
         # Anything unusual (IDNA or IP hosts, non-ASCII, spaces, control characters) must parse
         # as httpx parses it, since every stored URL becomes an httpx.URL again when read.
         try:
