@@ -20,7 +20,8 @@ markers say. Modes act on the module's capture:
 
 - ``once``: replay only if the module's capture held recordings when the module started,
   else record (VCR.py's ``once``, with the module's capture as the cassette);
-- ``new_episodes``, ``none``, ``all``: as :class:`~traffic_lab.RecordMode` says; in ``none`` a
+- ``new_episodes``, ``none``, ``all``: as :class:`~traffic_lab.transports.RecordMode` says; in
+  ``none`` a
   request with no recording fails the test with the nearest recorded requests and what
   differs, even if the test catches the exception;
 - ``rewrite``: from the command line or ini, the module's earlier recordings are hidden once
@@ -77,7 +78,7 @@ __all__ = [
     "traffic_client",
 ]
 
-#: The record modes, as ``traffic_lab.RecordMode`` names them.
+#: The record modes, as ``traffic_lab.transports.RecordMode`` names them.
 MODES = ("once", "new_episodes", "none", "all", "rewrite")
 _MARKER_ARGS = frozenset({"mode", "matcher", "redactor", "tags"})
 _MISSES = pytest.StashKey[list["UnmatchedRequestError"]]()

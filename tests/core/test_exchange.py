@@ -121,11 +121,11 @@ def test_repr_and_conveniences():
 
 def test_recorded_error_round_trip():
     exc = httpx.ConnectTimeout("too slow")
-    recorded = tl.RecordedError.from_exception(exc)
-    assert recorded == tl.RecordedError("httpx.ConnectTimeout", "too slow")
+    recorded = tl.exchange.RecordedError.from_exception(exc)
+    assert recorded == tl.exchange.RecordedError("httpx.ConnectTimeout", "too slow")
     again = recorded.to_exception(httpx.Request("GET", "https://a/"))
     assert type(again) is httpx.ConnectTimeout and str(again) == "too slow"
-    assert tl.RecordedError.from_exception(ValueError("v")).type == "builtins.ValueError"
+    assert tl.exchange.RecordedError.from_exception(ValueError("v")).type == "builtins.ValueError"
 
 
 # -- what a store can hold (check_storable) ---------------------------------------------------

@@ -27,6 +27,31 @@ def test_all_is_sorted_and_complete():
         assert getattr(tl, name) is not None
 
 
+def test_top_level_holds_the_concepts_and_everything_else_its_module():
+    assert len(tl.__all__) == 25
+    assert set(tl.__all__) >= {"Sink", "Source", "Replay", "ReadWriteCache", "ReadWriteStream"}
+    # Errors live in tl.errors, constants and replay helpers in their modules.
+    assert tl.errors.UnmatchedRequestError.__module__ == "traffic_lab.errors"
+    assert tl.transports.replay_requests.__module__ == "traffic_lab.transports.requester"
+    assert tl.exchange.FROM_CACHE == "traffic_lab.from_cache"
+    for moved in ("UnmatchedRequestError", "FROM_CACHE", "replay_requests", "scan_secrets"):
+        assert moved not in tl.__all__
+        with pytest.raises(AttributeError, match=f"has no attribute '{moved}'"):
+            getattr(tl, moved)
+
+
+def test_lazy_names_load_on_first_use_and_are_listed():
+    code = (
+        "import sys, traffic_lab as tl; "
+        "before = 'traffic_lab.frames' in sys.modules; "
+        "where = tl.Where; "
+        "print(before, 'traffic_lab.frames' in sys.modules, where is tl.frames.Where, "
+        "'read_capture' in dir(tl), 'widgets' in dir(tl))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True", "True", "True"]
+
+
 def test_import_is_light():
     code = (
         "import sys, traffic_lab; "
@@ -40,13 +65,16 @@ def test_import_is_light():
 @pytest.mark.parametrize(
     ("error", "builtin"),
     [
-        (tl.StoreNotFoundError("missing", path="/x"), FileNotFoundError),
-        (tl.CorruptCaptureError("bad", path="/x"), ValueError),
-        (tl.SchemaVersionError("new", path="/x"), ValueError),
-        (tl.UnmatchedRequestError("m", request=httpx.Request("GET", "https://a/")), LookupError),
-        (tl.ReplayExhaustedError("done"), LookupError),
-        (tl.InvalidRecordModeError("mode"), ValueError),
-        (tl.InteropError("bad", path="f.har", index=3, field="request.url"), ValueError),
+        (tl.errors.StoreNotFoundError("missing", path="/x"), FileNotFoundError),
+        (tl.errors.CorruptCaptureError("bad", path="/x"), ValueError),
+        (tl.errors.SchemaVersionError("new", path="/x"), ValueError),
+        (
+            tl.errors.UnmatchedRequestError("m", request=httpx.Request("GET", "https://a/")),
+            LookupError,
+        ),
+        (tl.errors.ReplayExhaustedError("done"), LookupError),
+        (tl.errors.InvalidRecordModeError("mode"), ValueError),
+        (tl.errors.InteropError("bad", path="f.har", index=3, field="request.url"), ValueError),
     ],
 )
 def test_errors_subclass_their_builtin(error, builtin):
@@ -56,11 +84,12 @@ def test_errors_subclass_their_builtin(error, builtin):
 
 def test_error_messages_name_the_place():
     assert (
-        str(tl.StoreNotFoundError("no such capture", path="/data/c")) == "/data/c: no such capture"
+        str(tl.errors.StoreNotFoundError("no such capture", path="/data/c"))
+        == "/data/c: no such capture"
     )
-    assert str(tl.InteropError("not a string", path="f.har", index=3, field="request.url")) == (
-        "f.har, entry 3, field 'request.url': not a string"
-    )
+    assert str(
+        tl.errors.InteropError("not a string", path="f.har", index=3, field="request.url")
+    ) == ("f.har, entry 3, field 'request.url': not a string")
 
 
 def test_memory_stores_satisfy_the_protocols():
@@ -88,7 +117,7 @@ def test_user_store_without_subclassing_works_with_transports():
     with httpx.Client(transport=transport) as client:
         client.get("https://a.example/p")
         second = client.get("https://a.example/p")
-    assert second.text == "/p" and second.extensions[tl.FROM_CACHE] is True
+    assert second.text == "/p" and second.extensions[tl.exchange.FROM_CACHE] is True
 
 
 def test_memory_cache_latest_wins_and_skips_unservable():

@@ -314,7 +314,7 @@ def test_recorded_error_message_is_redacted():
         )
     assert "Q-SECRET" in str(raised.value)  # the caller's exception is unchanged
     (ex,) = stream.exchanges()
-    assert ex.error == tl.RecordedError(
+    assert ex.error == tl.exchange.RecordedError(
         "httpx.ConnectError",
         "cannot reach https://api.example/x?access_token=%5BREDACTED%5D&page=2 "
         "(proxy https://u:%5BREDACTED%5D@proxy.example:3128), "
@@ -507,9 +507,9 @@ def test_documented_limits_are_real():
     failed = make_exchange(
         url="https://api.example/?key=abc",
         status_code=None,
-        error=tl.RecordedError("httpx.ConnectError", "failed on abc"),
+        error=tl.exchange.RecordedError("httpx.ConnectError", "failed on abc"),
     )
-    assert R.redact(failed).error == tl.RecordedError("httpx.ConnectError", "failed on abc")
+    assert R.redact(failed).error == tl.exchange.RecordedError("httpx.ConnectError", "failed on abc")
 
 
 # -- everything at once, through a real recording into a Parquet capture ---------------------------

@@ -36,7 +36,7 @@ def exchange(
     """Exchange number ``i``; started ``i`` seconds after T0 unless told otherwise."""
     extra = {}
     if status is None:
-        extra["error"] = tl.RecordedError("httpx.ConnectError", "refused")
+        extra["error"] = tl.exchange.RecordedError("httpx.ConnectError", "refused")
     body = body if body is not None else f'{{"id": {i}}}'.encode()
     return tl.Exchange(
         method,

@@ -388,7 +388,7 @@ def test_replay_through_a_client_compares_live_with_recorded(tmp_path):
     assert result.changes.iloc[2].startswith("json $.headers[0][1]")
     assert (result.live_elapsed_ms > 0).all()
     assert result.error.isna().all()
-    assert isinstance(result.result.iloc[0], tl.ReplayResult)
+    assert isinstance(result.result.iloc[0], tl.transports.ReplayResult)
 
 
 def test_replay_reports_changes_and_transport_errors():

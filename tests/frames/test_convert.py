@@ -208,7 +208,7 @@ def test_sort_recorded_looks_at_ties_only_where_times_are_equal():
 
 
 def test_missing_capture_is_an_error(tmp_path):
-    with pytest.raises(tl.StoreNotFoundError):
+    with pytest.raises(tl.errors.StoreNotFoundError):
         read_capture(tmp_path / "nothing")
     with pytest.raises(TypeError, match="expected a capture path"):
         to_pandas(42)
@@ -391,8 +391,8 @@ def test_a_selection_becomes_a_capture_that_replays(demo_capture, tmp_path):
             live = client.request(ex.method, ex.url, content=ex.request_body)
             assert live.status_code == ex.status_code
             assert live.content == ex.response.content
-            assert live.extensions[tl.REPLAYED] is True
-        assert client.get("https://x.example/").text == tl.NO_MORE_TRAFFIC
+            assert live.extensions[tl.exchange.REPLAYED] is True
+        assert client.get("https://x.example/").text == tl.transports.NO_MORE_TRAFFIC
     copied = read_capture(target, bodies=True)
     assert copied.response_body.tolist() == [ex.response_body for ex in originals]
     assert copied.started_at.tolist() == chosen.started_at.tolist()
@@ -406,7 +406,7 @@ def test_a_selection_becomes_a_capture_that_replays(demo_capture, tmp_path):
     ) as client:
         gzip_orders = [ex for ex in originals if ex.path == "/api/orders"]
         live = client.get(gzip_orders[-1].url)
-        assert live.extensions[tl.FROM_CACHE] is True
+        assert live.extensions[tl.exchange.FROM_CACHE] is True
         assert live.json() == gzip_orders[-1].response.json()
 
 
@@ -456,7 +456,7 @@ PUBLIC_AT_TOP_LEVEL = ("read_capture", "write_capture", "scan_secrets", "redact_
 
 @pytest.mark.parametrize(
     "module",
-    ["__init__", "convert", "where", "views", "analysis", "accessor", "secrets", "_source"],
+    ["__init__", "convert", "where", "views", "analysis", "accessor", "secrets", "_capture_ref"],
 )
 def test_docstring_examples_run(module, monkeypatch):
     import doctest

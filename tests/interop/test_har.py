@@ -191,10 +191,10 @@ def test_mitmproxy_error_entry_becomes_an_error(mitmproxy_har: Path) -> None:
 
     assert exchange.url == BASE + "/close"
     assert exchange.status_code is None
-    assert exchange.error == tl.RecordedError("har.error", "server closed connection")
+    assert exchange.error == tl.exchange.RecordedError("har.error", "server closed connection")
     assert exchange.response is None
     assert exchange.response_headers == ()
-    with pytest.raises(tl.RecordedTransportError, match=r"recorded har\.error: server closed"):
+    with pytest.raises(tl.errors.RecordedTransportError, match=r"recorded har\.error: server closed"):
         exchange.new_response()
 
 
@@ -216,7 +216,7 @@ def test_mitmproxy_exchanges_serve_from_stores(mitmproxy_har: Path) -> None:
     assert cache.get(httpx.Request("GET", BASE + "/close")) is None
     responses = stream.responses()
     assert [next(responses).status_code for _ in range(11)] == [e[2] for e in MITMPROXY_ENTRIES]
-    with pytest.raises(tl.RecordedTransportError):
+    with pytest.raises(tl.errors.RecordedTransportError):
         next(responses)
 
 
@@ -306,7 +306,7 @@ def _exchanges() -> list[tl.Exchange]:
             url="https://down.example/",
             status_code=None,
             started_at=started,
-            error=tl.RecordedError("httpx.ConnectError", "[Errno 111] Connection refused"),
+            error=tl.exchange.RecordedError("httpx.ConnectError", "[Errno 111] Connection refused"),
             tags={"session": "s1"},
         ).replace(http_version="HTTP/2"),
     ]
@@ -599,7 +599,7 @@ def test_chrome_shaped_har(tmp_path: Path) -> None:
     assert lazy.response_body == b""
     assert lazy.response_headers == ((b"content-type", b"image/webp"), (b"content-length", b"0"))
     assert down.status_code is None
-    assert down.error == tl.RecordedError("har.error", "net::ERR_CONNECTION_REFUSED")
+    assert down.error == tl.exchange.RecordedError("har.error", "net::ERR_CONNECTION_REFUSED")
 
 
 def test_firefox_shaped_har(tmp_path: Path) -> None:
@@ -677,8 +677,8 @@ def _valid_document(tmp_path: Path) -> dict[str, Any]:
     return document
 
 
-def _read_error(path: Path) -> tl.InteropError:
-    with pytest.raises(tl.InteropError) as info:
+def _read_error(path: Path) -> tl.errors.InteropError:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_har(path, strict=True)
     return info.value
 

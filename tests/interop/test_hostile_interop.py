@@ -1,7 +1,7 @@
 """Hostile and broken files given to the importers (issue #9).
 
 Imported files come from anyone. Whatever is in them, a reader ends with exchanges every store can
-hold, skipped entries named by a warning, or one :class:`~traffic_lab.InteropError` naming the
+hold, skipped entries named by a warning, or one :class:`~traffic_lab.errors.InteropError` naming the
 file (and the entry and field where there is one): never a raw ``KeyError``, ``RecursionError``,
 ``UnicodeError`` or ``OSError``, never a hang, never memory in proportion to a bomb's payload, and
 never a byte read from outside the tree or written outside the target.
@@ -133,7 +133,7 @@ def test_har_entry_no_store_can_hold_is_skipped_and_named(
 
     assert _skipped(caught) == [f"{where} (entry skipped)"]
     assert [e.url for e in kept] == ["https://api.example/0", "https://api.example/2"]
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_har(path, strict=True)
     assert (info.value.path, info.value.index, info.value.field) == (str(path), 1, field)
     assert str(info.value) == where
@@ -181,7 +181,7 @@ def test_har_deeply_nested_json_is_an_error_naming_the_file(tmp_path: Path) -> N
     path = tmp_path / "deep.har"
     path.write_text('{"log": {"entries": [' + "[" * 200_000 + "]" * 200_000 + "]}}")
 
-    with bounded(seconds=5), pytest.raises(tl.InteropError) as info:
+    with bounded(seconds=5), pytest.raises(tl.errors.InteropError) as info:
         read_har(path)
 
     assert str(info.value) == f"{path}: is nested too deeply to read (JSON arrays and objects)"
@@ -213,7 +213,7 @@ def test_har_decompression_bomb_stops_at_max_bytes(tmp_path: Path, name: str, ma
     make(path, 256 * MiB)
     assert path.stat().st_size < 2 * MiB
 
-    with bounded(seconds=5, peak_mb=40), pytest.raises(tl.InteropError) as info:
+    with bounded(seconds=5, peak_mb=40), pytest.raises(tl.errors.InteropError) as info:
         read_har(path, max_bytes=8 * MiB)
 
     assert str(info.value) == f"{path}: decompresses to more than max_bytes={8 * MiB}"
@@ -226,7 +226,7 @@ def test_har_max_bytes_defaults_to_one_gib_and_applies_to_plain_files(tmp_path: 
     size = path.stat().st_size
 
     assert len(read_har(path, max_bytes=size)) == 3
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_har(path, max_bytes=size - 1)
     assert str(info.value) == f"{path}: is larger than max_bytes={size - 1}"
     with pytest.raises(ValueError, match="max_bytes must be a positive integer, not 0"):
@@ -260,7 +260,7 @@ def test_har_wire_body_bomb_is_not_decoded_past_the_text(tmp_path: Path) -> None
 
 
 def test_har_input_that_is_not_a_file_is_an_interop_error(tmp_path: Path) -> None:
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_har(tmp_path)
     assert str(info.value) == f"{tmp_path}: cannot be opened: Is a directory"
     with pytest.raises(FileNotFoundError):
@@ -288,7 +288,7 @@ def test_har_any_failure_of_one_entry_costs_only_that_entry(
         f"{path}, entry 1: cannot be read: KeyError: 'surprise' (entry skipped)"
     ]
     assert len(kept) == 2
-    with pytest.raises(tl.InteropError, match=r"entry 1: cannot be read: KeyError: 'surprise'$"):
+    with pytest.raises(tl.errors.InteropError, match=r"entry 1: cannot be read: KeyError: 'surprise'$"):
         read_har(path, strict=True)
 
 
@@ -335,7 +335,7 @@ def test_vcr_alias_bomb_is_refused_before_it_expands(tmp_path: Path, where: str)
     path.write_text(_alias_bomb(9, where))
     assert path.stat().st_size < 700
 
-    with bounded(seconds=5, peak_mb=50), pytest.raises(tl.InteropError) as info:
+    with bounded(seconds=5, peak_mb=50), pytest.raises(tl.errors.InteropError) as info:
         read_vcr(path)
 
     budget = 4 * path.stat().st_size + 16_000_000
@@ -349,7 +349,7 @@ def test_vcr_recursive_alias_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "loop.yaml"
     path.write_text("version: 1\ninteractions: &loop [*loop]\n")
 
-    with bounded(seconds=5), pytest.raises(tl.InteropError) as info:
+    with bounded(seconds=5), pytest.raises(tl.errors.InteropError) as info:
         read_vcr(path)
 
     assert str(info.value) == f"{path}: a YAML alias refers to a node that contains it (recursive)"
@@ -394,7 +394,7 @@ def test_vcr_deep_nesting_is_an_error_naming_the_file(
     path = tmp_path / name
     path.write_text(text)
 
-    with bounded(seconds=5), pytest.raises(tl.InteropError) as info:
+    with bounded(seconds=5), pytest.raises(tl.errors.InteropError) as info:
         read_vcr(path)
 
     assert str(info.value) == f"{path}: {message}"
@@ -431,7 +431,7 @@ def test_vcr_huge_version_is_an_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("version: " + "9" * 5000 + "\ninteractions: []\n")
 
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_vcr(path)
 
     assert str(info.value) == (
@@ -476,7 +476,7 @@ def test_vcr_interaction_no_store_can_hold_is_skipped_and_named(
 
     assert _skipped(caught) == [f"{where} (entry skipped)"]
     assert [e.url for e in kept] == ["https://api.example/0", "https://api.example/2"]
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_vcr(path, strict=True)
     assert str(info.value) == where
 
@@ -513,7 +513,7 @@ def test_http4k_symlinked_message_file_is_never_followed(tmp_path: Path) -> None
     assert _skipped(caught) == [f"{message} (entry skipped)"]
     assert [e.url for e in kept] == ["http://a.example/0", "http://a.example/2"]
     assert not any(b"hunter2" in e.request_body for e in kept)
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_http4k(root, strict=True)
     assert str(info.value) == message
 
@@ -529,7 +529,7 @@ def test_http4k_symlinked_folder_out_of_the_tree_is_not_entered(tmp_path: Path) 
 
     assert _skipped(caught) == [f"{message} (skipped)"]
     assert [e.url for e in kept] == ["http://a.example/0"]
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_http4k(root, strict=True)
     assert str(info.value) == message
 
@@ -623,7 +623,7 @@ def test_http4k_fifo_message_file_is_refused_without_blocking(tmp_path: Path) ->
 
     assert not reader.is_alive()
     [error] = outcome
-    assert type(error) is tl.InteropError
+    assert type(error) is tl.errors.InteropError
     assert str(error) == f"{root / '1' / 'response.txt'}, entry 1: is not a regular file"
 
 
@@ -665,7 +665,7 @@ def test_http4k_message_file_over_max_bytes_is_named(tmp_path: Path) -> None:
     root = _tree(tmp_path, ["0", "1"])
     (root / "1" / "response.txt").write_bytes(RESPONSE + b"x" * 1000)
 
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_http4k(root, strict=True, max_bytes=500)
 
     assert str(info.value) == (
@@ -677,7 +677,7 @@ def test_write_http4k_refuses_a_path_segment_no_folder_can_hold(tmp_path: Path) 
     long_segment = "a" * 300
     exchanges = [make_exchange(), make_exchange(url=f"https://api.example/{long_segment}/x")]
 
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         write_http4k(exchanges, tmp_path / "out", layout="tree")
 
     assert str(info.value) == (

@@ -393,7 +393,7 @@ def test_invalid_message_names_file_entry_and_field(
 ) -> None:
     root = _folder(tmp_path, request_text, response_text)
 
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_http4k(root, strict=True)
 
     path = str(root / "1-bad" / file)
@@ -410,7 +410,7 @@ def test_invalid_message_names_file_entry_and_field(
 def test_not_a_folder(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
 
-    with pytest.raises(tl.InteropError, match="an http4k store is a folder, not a file"):
+    with pytest.raises(tl.errors.InteropError, match="an http4k store is a folder, not a file"):
         read_http4k(tmp_path / "file")
     with pytest.raises(FileNotFoundError):
         read_http4k(tmp_path / "nothing")
@@ -426,7 +426,7 @@ def test_not_a_folder(tmp_path: Path) -> None:
 def test_write_errors(tmp_path: Path, exchange: tl.Exchange, field: str, message: str) -> None:
     root = tmp_path / "out"
 
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         write_http4k([make_exchange(), exchange], root)
 
     assert str(info.value) == f"{root}, entry 1, field {field!r}: {message}"

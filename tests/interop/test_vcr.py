@@ -358,7 +358,7 @@ def test_write_errors(
 ) -> None:
     path = tmp_path / name
 
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         write_vcr([make_exchange(), exchange], path, decode_compressed_response=True)
 
     assert str(info.value) == f"{path}, entry 1, field {field!r}: {message}"
@@ -470,7 +470,7 @@ def test_invalid_interaction_names_file_entry_and_field(
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(document))
 
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_vcr(bad, strict=True)
 
     assert (info.value.path, info.value.index, info.value.field) == (str(bad), 1, field)
@@ -523,7 +523,7 @@ def test_invalid_cassette(tmp_path: Path, name: str, content: str, message: str)
     path = tmp_path / name
     path.write_text(content)
 
-    with pytest.raises(tl.InteropError) as info:
+    with pytest.raises(tl.errors.InteropError) as info:
         read_vcr(path, strict=True)
 
     assert str(info.value) == f"{path}{message}"
@@ -536,7 +536,7 @@ def test_unsafe_yaml_is_refused_not_run(tmp_path: Path) -> None:
         f"version: 1\ninteractions:\n- !!python/object/apply:os.system\n  - touch {marker}\n"
     )
 
-    with pytest.raises(tl.InteropError, match="could not determine a constructor"):
+    with pytest.raises(tl.errors.InteropError, match="could not determine a constructor"):
         read_vcr(path)
     assert not marker.exists()
 

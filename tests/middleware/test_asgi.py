@@ -221,7 +221,7 @@ def test_app_error_is_recorded_and_the_client_gets_a_500(server, client):
     assert ex.method == "GET"
     assert ex.url == f"{server.url}/boom"
     assert ex.status_code is None
-    assert ex.error == tl.RecordedError(type="builtins.RuntimeError", message="boom")
+    assert ex.error == tl.exchange.RecordedError(type="builtins.RuntimeError", message="boom")
     assert ex.reason_phrase == ""
     assert ex.response_headers == ()
     assert ex.response_body == b""
@@ -317,7 +317,7 @@ def test_error_after_the_response_is_recorded_with_that_response():
         (b"content-type", b"text/plain; charset=utf-8"),
     )
     assert ex.response_body == b"Internal Server Error"
-    assert ex.error == tl.RecordedError(type="builtins.RuntimeError", message="boom")
+    assert ex.error == tl.exchange.RecordedError(type="builtins.RuntimeError", message="boom")
     assert ex.truncated is False
 
 
@@ -532,7 +532,7 @@ async def test_send_raising_oserror_records_what_was_sent():
     assert ex.status_code == 200
     assert ex.response_body == b"a"
     assert ex.truncated is True
-    assert ex.error == tl.RecordedError(type="builtins.OSError", message="client gone")
+    assert ex.error == tl.exchange.RecordedError(type="builtins.OSError", message="client gone")
 
 
 @pytest.mark.anyio
@@ -568,7 +568,7 @@ async def test_app_returning_without_a_response_is_recorded_as_an_error():
     sink, _ = await run(app)
     ex = sink[0]
     assert ex.status_code is None
-    assert ex.error == tl.RecordedError(
+    assert ex.error == tl.exchange.RecordedError(
         type="traffic_lab.middleware.NoResponse",
         message="the app returned without starting a response",
     )
@@ -583,7 +583,7 @@ async def test_client_leaving_before_the_response_is_recorded():
     sink, _ = await run(app)
     ex = sink[0]
     assert ex.status_code is None
-    assert ex.error == tl.RecordedError(
+    assert ex.error == tl.exchange.RecordedError(
         type="traffic_lab.middleware.ClientDisconnected",
         message="the client disconnected before the response started",
     )
@@ -609,7 +609,7 @@ async def test_app_raising_mid_stream_records_the_partial_response_and_reraises(
     assert ex.status_code == 200
     assert ex.response_body == b"partial"
     assert ex.truncated is True
-    assert ex.error == tl.RecordedError(type="builtins.ValueError", message="half way")
+    assert ex.error == tl.exchange.RecordedError(type="builtins.ValueError", message="half way")
 
 
 class Stop(BaseException):

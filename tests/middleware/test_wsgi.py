@@ -212,7 +212,7 @@ def test_app_error_is_recorded_and_the_client_gets_a_500(server, client, path, m
     ex = server.sink.one()
     assert ex.url == f"{server.url}{path}"
     assert ex.status_code is None
-    assert ex.error == tl.RecordedError(type="builtins.RuntimeError", message=message)
+    assert ex.error == tl.exchange.RecordedError(type="builtins.RuntimeError", message=message)
     assert (ex.reason_phrase, ex.response_headers, ex.response_body) == ("", (), b"")
     assert ex.truncated is False
 
@@ -229,7 +229,7 @@ def test_app_error_mid_stream_records_the_partial_response(server, client):
     assert ex.status_code == 200
     assert ex.response_body == b"partial\n"
     assert ex.truncated is True
-    assert ex.error == tl.RecordedError(type="builtins.RuntimeError", message="boom later")
+    assert ex.error == tl.exchange.RecordedError(type="builtins.RuntimeError", message="boom later")
 
 
 def test_credentials_are_redacted_in_the_store_but_reach_the_app(server, client):
@@ -563,7 +563,7 @@ def test_generator_that_never_calls_start_response_closed_early():
     RecordingWSGIMiddleware(app, sink)(wsgi_environ(), FakeServer().start_response).close()
     ex = sink[0]
     assert ex.status_code is None
-    assert ex.error == tl.RecordedError(
+    assert ex.error == tl.exchange.RecordedError(
         type="traffic_lab.middleware.ClientDisconnected",
         message="the client disconnected before the response started",
     )
@@ -575,7 +575,7 @@ def test_an_app_that_never_calls_start_response_is_recorded_as_an_error():
 
     sink, _ = run(app)
     assert sink[0].status_code is None
-    assert sink[0].error == tl.RecordedError(
+    assert sink[0].error == tl.exchange.RecordedError(
         type="traffic_lab.middleware.NoResponse",
         message="the app returned without starting a response",
     )
@@ -644,7 +644,7 @@ def test_the_apps_exception_is_reraised_unchanged():
         FakeServer().run(RecordingWSGIMiddleware(app, sink), wsgi_environ())
     assert raised.value is error
     assert not getattr(error, "__notes__", None)
-    assert sink[0].error == tl.RecordedError(type="builtins.KeyError", message="'app bug'")
+    assert sink[0].error == tl.exchange.RecordedError(type="builtins.KeyError", message="'app bug'")
 
 
 class FailingSink:

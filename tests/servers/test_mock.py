@@ -371,7 +371,7 @@ def test_strict_stream_explains_differences_and_exhaustion():
 
 # -- recorded transport errors -------------------------------------------------------------------
 def failed(url, kind="httpx.ConnectError", message="[Errno 111] Connection refused"):
-    return make_exchange(url=url, status_code=None, error=tl.RecordedError(kind, message))
+    return make_exchange(url=url, status_code=None, error=tl.exchange.RecordedError(kind, message))
 
 
 @pytest.mark.parametrize("mode", ["stream", "memory-cache", "parquet-cache"])

@@ -62,6 +62,6 @@ def test_missing_bucket_is_a_clear_error(s3_bucket):
     import pytest
 
     with pytest.raises(
-        tl.StoreNotFoundError, match="s3://no-such-bucket/x: the bucket does not exist"
+        tl.errors.StoreNotFoundError, match="s3://no-such-bucket/x: the bucket does not exist"
     ):
         tl.ParquetCache("s3://no-such-bucket/x")

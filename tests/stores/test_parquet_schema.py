@@ -134,15 +134,15 @@ def test_upgrade_runs_each_step_in_order():
 
 def test_upgrade_names_the_file_when_too_new_or_unknown():
     table = pa.table({"a": [1]}).replace_schema_metadata({"traffic_lab.schema_version": "9"})
-    with pytest.raises(tl.SchemaVersionError, match=r"f\.parquet: .*v9, newer than"):
+    with pytest.raises(tl.errors.SchemaVersionError, match=r"f\.parquet: .*v9, newer than"):
         upgrade_table(table, path="f.parquet")
-    with pytest.raises(tl.SchemaVersionError, match="no upgrade from capture schema v1"):
+    with pytest.raises(tl.errors.SchemaVersionError, match="no upgrade from capture schema v1"):
         upgrade_table(_v1(table), path="f.parquet", upgrades={}, target=2)
-    with pytest.raises(tl.CorruptCaptureError, match=r"g\.parquet: not a traffic_lab capture"):
+    with pytest.raises(tl.errors.CorruptCaptureError, match=r"g\.parquet: not a traffic_lab capture"):
         upgrade_table(pa.table({"a": [1]}), path="g.parquet")
 
 
 def test_check_schema_rejects_foreign_columns():
     foreign = pa.schema([("x", pa.int32())]).with_metadata({"traffic_lab.schema_version": "1"})
-    with pytest.raises(tl.CorruptCaptureError, match="missing columns"):
+    with pytest.raises(tl.errors.CorruptCaptureError, match="missing columns"):
         check_schema(foreign, path="f")

@@ -45,7 +45,7 @@ def test_cache_serves_puts_before_and_after_flush_and_reopen(tmp_path):
         cache.flush()
         assert _files(tmp_path) == [f"day=20260301/part-{cache.writer_id}-000000.parquet"]
         response = cache.get(_request(3))
-        assert response.extensions[tl.FROM_CACHE] is True
+        assert response.extensions[tl.exchange.FROM_CACHE] is True
         assert response.read() == b'{"id": 3}'
     reopened = tl.ParquetCache(tmp_path)
     assert len(reopened) == 5
@@ -84,7 +84,7 @@ def test_errors_and_truncated_exchanges_are_kept_but_never_served(tmp_path):
         None,
     )
     assert [e.error for e in cache.exchanges()] == [
-        tl.RecordedError("httpx.ConnectError", "refused"),
+        tl.exchange.RecordedError("httpx.ConnectError", "refused"),
         None,
     ]
 
@@ -170,7 +170,7 @@ def test_large_bodies_go_to_blobs_stored_once(tmp_path):
     with pytest.warns(SkippedEntryWarning, match=f"body blob .*{digest} is missing; skipped"):
         assert tl.ParquetCache(tmp_path).get(_request(1)) is None
     assert tl.ParquetCache(tmp_path).get(_request(3)).read() == b"small"
-    with pytest.raises(tl.CorruptCaptureError, match=f"body blob .*{digest} is missing"):
+    with pytest.raises(tl.errors.CorruptCaptureError, match=f"body blob .*{digest} is missing"):
         tl.ParquetCache(tmp_path, strict=True).get(_request(1))
 
 
@@ -228,7 +228,7 @@ def test_flush_policy_rows_bytes_and_seconds(tmp_path):
         time.sleep(0.02)
     assert len(_files(tmp_path / "time")) == 1
     by_time.close()
-    with pytest.raises(tl.StoreError, match="closed"):
+    with pytest.raises(tl.errors.StoreError, match="closed"):
         by_time.put(exchange(2))
 
 
@@ -307,7 +307,7 @@ def _one_file(tmp_path):
 
 
 def test_missing_folder(tmp_path):
-    with pytest.raises(tl.StoreNotFoundError, match="nothere: no capture here"):
+    with pytest.raises(tl.errors.StoreNotFoundError, match="nothere: no capture here"):
         tl.ParquetCache(tmp_path / "nothere", create=False)
     stream = tl.ParquetStream(tmp_path / "new")
     assert (len(stream), list(stream.exchanges()), os.path.exists(tmp_path / "new")) == (
@@ -328,7 +328,7 @@ def test_corrupt_file_is_skipped_with_a_warning_naming_it(tmp_path, damage):
     with pytest.warns(SkippedFileWarning, match=rf"{path}: truncated or corrupt Parquet"):
         stream = tl.ParquetStream(tmp_path)
     assert [e.url for e in stream.exchanges()] == [exchange(3).url]
-    with pytest.raises(tl.CorruptCaptureError, match=path):
+    with pytest.raises(tl.errors.CorruptCaptureError, match=path):
         tl.ParquetCache(tmp_path, strict=True)
     assert Path(path).read_bytes() != data  # never repaired or rewritten
 
@@ -350,7 +350,7 @@ def test_newer_schema_version_is_a_clear_error(tmp_path):
     newer = os.path.join(os.path.dirname(path), "part-0e0e0e0e0e0e0e0e-000000.parquet")
     pq.write_table(table.replace_schema_metadata(meta), newer)
     with pytest.raises(
-        tl.SchemaVersionError, match=rf"{newer}: .*v99, newer than this traffic_lab"
+        tl.errors.SchemaVersionError, match=rf"{newer}: .*v99, newer than this traffic_lab"
     ):
         tl.ParquetStream(tmp_path)
 

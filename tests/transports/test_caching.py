@@ -26,8 +26,8 @@ async def test_simple_caching_from_serves_second_request_from_cache(harness, ser
     second = await client.get(path)
     await client.aclose()
     assert hits_for(server, path) == 1
-    assert first.extensions.get(tl.FROM_CACHE) is None
-    assert second.extensions[tl.FROM_CACHE] is True
+    assert first.extensions.get(tl.exchange.FROM_CACHE) is None
+    assert second.extensions[tl.exchange.FROM_CACHE] is True
     assert second.content == first.content
     assert second.headers.raw == first.headers.raw
     assert len(cache) == 1
@@ -39,7 +39,7 @@ async def test_miss_falls_through_to_wrapped_transport(harness, server):
     r = await client.get(f"/status/404?unique=miss-{harness.kind}")
     await client.aclose()
     assert r.status_code == 404
-    assert tl.FROM_CACHE not in r.extensions
+    assert tl.exchange.FROM_CACHE not in r.extensions
     assert hits_for(server, f"/status/404?unique=miss-{harness.kind}") == 1
 
 
@@ -49,7 +49,7 @@ async def test_gzip_hit_decodes_exactly_as_live(harness, server):
     live = await client.get(f"/gzip?unique=gz-{harness.kind}")
     cached = await client.get(f"/gzip?unique=gz-{harness.kind}")
     await client.aclose()
-    assert cached.extensions[tl.FROM_CACHE] is True
+    assert cached.extensions[tl.exchange.FROM_CACHE] is True
     assert cached.content == live.content
     assert cached.headers["content-encoding"] == "gzip"
 
@@ -61,7 +61,7 @@ async def test_request_with_secret_still_hits_the_cache(harness, server):
     await client.get(path, headers={"Authorization": "Bearer A"})
     second = await client.get(path, headers={"Authorization": "Bearer A"})
     await client.aclose()
-    assert second.extensions[tl.FROM_CACHE] is True
+    assert second.extensions[tl.exchange.FROM_CACHE] is True
     assert hits_for(server, path) == 1
     [ex] = list(cache.exchanges())
     assert "SECRET1" not in ex.url
@@ -74,7 +74,7 @@ async def test_post_bodies_are_part_of_the_key(harness, server):
     b1 = await client.post(f"/echo?unique=body-{harness.kind}", content=b"b")
     a2 = await client.post(f"/echo?unique=body-{harness.kind}", content=b"a")
     await client.aclose()
-    assert a2.extensions[tl.FROM_CACHE] is True
+    assert a2.extensions[tl.exchange.FROM_CACHE] is True
     assert a2.json() == a1.json()
     assert b1.json()["body"] != a1.json()["body"]
     assert hits_for(server, f"/echo?unique=body-{harness.kind}") == 2
@@ -93,7 +93,7 @@ async def test_source_without_aget_runs_in_a_worker_thread(server):
     async with httpx.AsyncClient(transport=tl.AsyncCachingTransport(source)) as client:
         r = await client.get(server.url + "/json")
     assert r.text == "from-source"
-    assert r.extensions[tl.FROM_CACHE] is True
+    assert r.extensions[tl.exchange.FROM_CACHE] is True
     assert source.threads and source.threads[0] != threading.get_ident()
 
 
@@ -101,15 +101,15 @@ async def test_capture_mode_once_records_then_replays_only(harness, server):
     cache = tl.MemoryCache()
     path = f"/json?size=64&unique=once-{harness.kind}"
     client = harness.client(harness.capture(cache, mode="once"), base_url=server.url)
-    assert client.client._transport.effective_mode is tl.RecordMode.NEW_EPISODES
+    assert client.client._transport.effective_mode is tl.transports.RecordMode.NEW_EPISODES
     await client.get(path)
     await client.aclose()
     assert hits_for(server, path) == 1
     client = harness.client(harness.capture(cache, mode="once"), base_url=server.url)
-    assert client.client._transport.effective_mode is tl.RecordMode.NONE
+    assert client.client._transport.effective_mode is tl.transports.RecordMode.NONE
     again = await client.get(path)
-    assert again.extensions[tl.FROM_CACHE] is True
-    with pytest.raises(tl.UnmatchedRequestError) as info:
+    assert again.extensions[tl.exchange.FROM_CACHE] is True
+    with pytest.raises(tl.errors.UnmatchedRequestError) as info:
         await client.get(f"/json?size=65&unique=once-{harness.kind}")
     await client.aclose()
     assert hits_for(server, path) == 1
@@ -124,7 +124,7 @@ async def test_capture_mode_new_episodes_records_new_and_replays_old(harness, se
     await client.get(f"/json?unique=ne2-{harness.kind}")
     third = await client.get(f"/json?unique=ne1-{harness.kind}")
     await client.aclose()
-    assert third.extensions[tl.FROM_CACHE] is True
+    assert third.extensions[tl.exchange.FROM_CACHE] is True
     assert len(cache) == 2
     assert hits_for(server, f"/json?unique=ne1-{harness.kind}") == 1
 
@@ -136,7 +136,7 @@ async def test_capture_mode_none_never_touches_the_network(harness):
     client = harness.client(
         harness.capture(cache, mode="none"), base_url=f"http://127.0.0.1:{port}"
     )
-    with pytest.raises(tl.UnmatchedRequestError) as info:
+    with pytest.raises(tl.errors.UnmatchedRequestError) as info:
         await client.get("/items/1")
     hit = await client.get("https://api.example/items/1")
     await client.aclose()
@@ -159,7 +159,7 @@ async def test_capture_mode_all_always_goes_live_and_records(harness, server):
     r1 = await client.get(f"/json?unique=all-{harness.kind}")
     r2 = await client.get(f"/json?unique=all-{harness.kind}")
     await client.aclose()
-    assert tl.FROM_CACHE not in r1.extensions and tl.FROM_CACHE not in r2.extensions
+    assert tl.exchange.FROM_CACHE not in r1.extensions and tl.exchange.FROM_CACHE not in r2.extensions
     assert hits_for(server, f"/json?unique=all-{harness.kind}") == 2
     assert len(cache) == 2
 
@@ -178,7 +178,7 @@ async def test_capture_mode_rewrite_replaces_old_recordings(harness, server):
 
 
 def test_unknown_mode_lists_valid_modes():
-    with pytest.raises(tl.InvalidRecordModeError) as info:
+    with pytest.raises(tl.errors.InvalidRecordModeError) as info:
         tl.CaptureTransport(tl.MemoryCache(), mode="sometimes")
     assert str(info.value) == (
         "unknown record mode 'sometimes'; valid modes: once, new_episodes, none, all, rewrite"
@@ -201,6 +201,6 @@ def test_rewrite_needs_a_clearable_store():
 
 
 def test_record_mode_accepts_enum_and_string():
-    assert tl.RecordMode.parse("new_episodes") is tl.RecordMode.NEW_EPISODES
-    assert tl.RecordMode.parse(tl.RecordMode.ALL) is tl.RecordMode.ALL
+    assert tl.transports.RecordMode.parse("new_episodes") is tl.transports.RecordMode.NEW_EPISODES
+    assert tl.transports.RecordMode.parse(tl.transports.RecordMode.ALL) is tl.transports.RecordMode.ALL
     assert tl.CaptureTransport(tl.MemoryCache(), mode="all").mode == "all"

@@ -72,7 +72,7 @@ async def test_encoded_body_is_stored_as_wire_bytes_and_replays_identically(
     await client.aclose()
     assert replayed.content == live.content
     assert replayed.headers.raw == live.headers.raw
-    assert replayed.extensions[tl.REPLAYED] is True
+    assert replayed.extensions[tl.exchange.REPLAYED] is True
 
 
 async def test_binary_one_mebibyte_body(harness, server):
@@ -189,7 +189,7 @@ async def test_connection_refused_reaches_caller_and_is_recorded(harness):
     await client.aclose()
     [ex] = list(stream.exchanges())
     assert ex.status_code is None
-    assert ex.error == tl.RecordedError("httpx.ConnectError", str(info.value))
+    assert ex.error == tl.exchange.RecordedError("httpx.ConnectError", str(info.value))
     assert ex.url == url
     # A replay raises the recorded error again, with the same type.
     replayer = harness.client(harness.mock(tl.responder(stream)))
@@ -218,7 +218,7 @@ async def test_server_hanging_up_is_recorded_as_protocol_error(harness, server):
         await client.get("/close")
     await client.aclose()
     [ex] = list(stream.exchanges())
-    assert ex.error == tl.RecordedError(
+    assert ex.error == tl.exchange.RecordedError(
         "httpx.RemoteProtocolError", "Server disconnected without sending a response."
     )
 

@@ -26,7 +26,7 @@ def record_some(server, n=6):
 def test_replay_to_another_server_pairs_recorded_and_live(server):
     stream = record_some(server)
     with LoopbackServer() as other, httpx.Client() as client:
-        results = list(tl.replay_requests(stream, client, base_url=other.url))
+        results = list(tl.transports.replay_requests(stream, client, base_url=other.url))
         assert [p for _, p in other.hits] == [f"/echo?i={i}" for i in range(6)]
     assert [r.recorded.request_body for r in results] == [f"body-{i}".encode() for i in range(6)]
     for r in results:
@@ -45,7 +45,7 @@ async def test_async_replay_with_concurrency_keeps_recorded_order(server):
         async with httpx.AsyncClient() as client:
             results = [
                 r
-                async for r in tl.areplay_requests(
+                async for r in tl.transports.areplay_requests(
                     stream, client, base_url=other.url, concurrency=4
                 )
             ]
@@ -58,7 +58,7 @@ def test_threaded_replay_with_concurrency_and_rate(server):
     stream = record_some(server, n=6)
     with httpx.Client(base_url=server.url) as client:
         start = time.monotonic()
-        results = list(tl.replay_requests(stream, client, concurrency=3, rate=20))
+        results = list(tl.transports.replay_requests(stream, client, concurrency=3, rate=20))
         took = time.monotonic() - start
     # Six starts spaced 50 ms apart cannot finish in under 250 ms.
     assert took >= 0.25
@@ -69,7 +69,7 @@ def test_transport_errors_are_reported_not_raised():
     stream = tl.MemoryStream()
     stream.put(make_exchange("GET", "https://api.example/a"))
     with httpx.Client() as client:
-        [result] = tl.replay_requests(stream, client, base_url=f"http://127.0.0.1:{free_port()}")
+        [result] = tl.transports.replay_requests(stream, client, base_url=f"http://127.0.0.1:{free_port()}")
     assert result.response is None
     assert isinstance(result.error, httpx.ConnectError)
     with pytest.raises(ValueError, match="no live response to compare"):
@@ -86,7 +86,7 @@ def test_redacted_headers_are_dropped_so_client_credentials_apply(server):
         )
     )
     with httpx.Client(headers={"Authorization": "Bearer live-token"}) as client:
-        [result] = tl.replay_requests(stream, client, base_url=server.url)
+        [result] = tl.transports.replay_requests(stream, client, base_url=server.url)
     echoed = dict(result.response.json()["headers"])
     assert echoed["Authorization"] == "Bearer live-token"
     assert echoed["X-Keep"] == "yes"
@@ -94,9 +94,9 @@ def test_redacted_headers_are_dropped_so_client_credentials_apply(server):
 
 def test_invalid_concurrency_and_rate():
     with pytest.raises(ValueError, match="concurrency must be at least 1"):
-        list(tl.replay_requests([], httpx.Client(), concurrency=0))
+        list(tl.transports.replay_requests([], httpx.Client(), concurrency=0))
     with pytest.raises(ValueError, match="rate must be positive"):
-        list(tl.replay_requests([], httpx.Client(), rate=0))
+        list(tl.transports.replay_requests([], httpx.Client(), rate=0))
 
 
 def test_diff_reports_status_headers_and_json_paths():
@@ -110,7 +110,7 @@ def test_diff_reports_status_headers_and_json_paths():
         headers=[("Content-Type", "application/json"), ("X-Version", "2"), ("Date", "b")],
         content=json.dumps({"id": 1, "tags": ["a"], "owner": {"name": "y"}, "new": 0}).encode(),
     )
-    diff = tl.diff_responses(old, new)
+    diff = tl.transports.diff_responses(old, new)
     assert diff.status == (200, 201)
     assert diff.headers == [("x-version", ["1"], ["2"])]
     assert diff.json == [
@@ -125,14 +125,14 @@ def test_diff_reports_status_headers_and_json_paths():
         "json $.owner.name: 'x' -> 'y'",
         "json $.tags[1]: 'b' -> '<missing>'",
     ]
-    same = tl.diff_responses(old, httpx.Response(200, headers=old.headers, content=old.content))
+    same = tl.transports.diff_responses(old, httpx.Response(200, headers=old.headers, content=old.content))
     assert not same and str(same) == "no differences"
 
 
 def test_diff_of_binary_bodies_and_type_changes():
     a = httpx.Response(200, content=b"\x00\x01")
     b = httpx.Response(200, content=b"\x00\x02")
-    assert tl.diff_responses(a, b).body is True
+    assert tl.transports.diff_responses(a, b).body is True
     j1 = httpx.Response(200, json={"n": 1})
     j2 = httpx.Response(200, json={"n": "1"})
-    assert tl.diff_responses(j1, j2).json == [("$.n", 1, "1")]
+    assert tl.transports.diff_responses(j1, j2).json == [("$.n", 1, "1")]

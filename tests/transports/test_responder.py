@@ -39,7 +39,7 @@ async def test_source_answers_by_key_and_503_on_miss(harness):
     miss = await client.get("https://api.example/items/9")
     await client.aclose()
     assert hit.json() == again.json() == {"i": 2}
-    assert hit.extensions[tl.FROM_CACHE] is True
+    assert hit.extensions[tl.exchange.FROM_CACHE] is True
     assert (miss.status_code, miss.text) == (503, "no more traffic to replay")
 
 
@@ -48,7 +48,7 @@ async def test_strict_source_miss_names_nearest_requests(harness):
     for ex in filled_stream().exchanges():
         cache.put(ex)
     client = harness.client(harness.mock(tl.responder(cache, strict=True)))
-    with pytest.raises(tl.UnmatchedRequestError) as info:
+    with pytest.raises(tl.errors.UnmatchedRequestError) as info:
         await client.post("https://api.example/items/1")
     await client.aclose()
     lines = str(info.value).splitlines()
@@ -68,10 +68,10 @@ async def test_strict_source_miss_names_nearest_requests(harness):
 async def test_strict_replay_checks_each_request_and_exhaustion(harness):
     client = harness.client(harness.mock(tl.responder(filled_stream(), strict=True)))
     first = await client.get("https://api.example/items/0")
-    with pytest.raises(tl.UnmatchedRequestError) as info:
+    with pytest.raises(tl.errors.UnmatchedRequestError) as info:
         await client.get("https://api.example/items/7")
     third = await client.get("https://api.example/items/2")
-    with pytest.raises(tl.ReplayExhaustedError, match="all 3 recorded responses were served"):
+    with pytest.raises(tl.errors.ReplayExhaustedError, match="all 3 recorded responses were served"):
         await client.get("https://api.example/items/3")
     await client.aclose()
     assert first.json() == {"i": 0}
@@ -86,7 +86,7 @@ async def test_replayed_error_exchange_raises_recorded_error(harness):
             "GET",
             "https://api.example/slow",
             status_code=None,
-            error=tl.RecordedError("httpx.ReadTimeout", "timed out"),
+            error=tl.exchange.RecordedError("httpx.ReadTimeout", "timed out"),
         )
     )
     stream.put(make_exchange("GET", "https://api.example/ok", json={"ok": True}))
@@ -99,12 +99,12 @@ async def test_replayed_error_exchange_raises_recorded_error(harness):
 
 
 def test_unknown_recorded_error_type_is_never_imported():
-    error = tl.RecordedError("os.system", "rm -rf /")
+    error = tl.exchange.RecordedError("os.system", "rm -rf /")
     exc = error.to_exception()
-    assert isinstance(exc, tl.RecordedTransportError)
+    assert isinstance(exc, tl.errors.RecordedTransportError)
     assert str(exc) == "recorded os.system: rm -rf /"
     # Only httpx exception classes are looked up, by name.
-    assert type(tl.RecordedError("httpx.Client", "x").to_exception()) is tl.RecordedTransportError
+    assert type(tl.exchange.RecordedError("httpx.Client", "x").to_exception()) is tl.errors.RecordedTransportError
 
 
 def test_responder_rejects_objects_that_are_neither_source_nor_replay():

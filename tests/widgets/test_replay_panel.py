@@ -33,7 +33,7 @@ def test_responder_target_answers_the_recording_in_order(small_stream):
     assert "\u25b6" in rows[0] and "/items/0" in rows[0] and "recorded 200" in rows[0]
     step = player.step()
     assert step.index == 0 and step.same and step.response.json() == {"i": 0}
-    assert step.response.extensions[tl.REPLAYED] is True
+    assert step.response.extensions[tl.exchange.REPLAYED] is True
     rows = cursor_rows(player)
     assert "\u2713" in rows[0] and "200 \u2192 200" in rows[0] and "same" in rows[0]
     assert "\u25b6" in rows[1] and "/items/1" in rows[1]
@@ -54,7 +54,7 @@ def test_play_remaining_then_exhaustion_answers_503(small_stream):
     player.step_button.click()
     assert player.exhausted and player.step_button.disabled
     assert player.last.response.status_code == 503
-    assert player.last.response.text == tl.NO_MORE_TRAFFIC
+    assert player.last.response.text == tl.transports.NO_MORE_TRAFFIC
     assert (
         "stream exhausted" in player.detail.value
         and "no more traffic to replay" in player.detail.value

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from ..exchange import Exchange
     from ..matching import Matcher
-    from ._source import CaptureRef
+    from ._capture_ref import CaptureRef
     from .views import Side
 
 __all__ = ["REQUIRED_COLUMNS", "TrafficAccessor"]
@@ -278,7 +278,8 @@ class TrafficAccessor:
         rate: float | None = None,
     ) -> pd.DataFrame:
         """Send the rows' requests again through ``client`` (see
-        :func:`~traffic_lab.replay_requests`) and compare each live response with the recorded
+        :func:`~traffic_lab.transports.replay_requests`) and compare each live response with the
+        recorded
         one.
 
         Returns
@@ -287,7 +288,7 @@ class TrafficAccessor:
             Indexed like the frame: ``recorded_status``, ``live_status`` (``Int32``, NA on a
             transport error), ``live_elapsed_ms``, ``live_response_bytes`` (decoded),
             ``changed`` (the diff is not empty), ``changes`` (the diff as text), ``error`` and
-            ``result`` (the :class:`~traffic_lab.ReplayResult`).
+            ``result`` (the :class:`~traffic_lab.transports.ReplayResult`).
         """
         from ..transports.requester import replay_requests
 

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ..exchange import Exchange
 from ..stores.parquet import SCHEMA, table_to_exchanges
-from ._source import CAPTURE_COLUMNS, IDENTITY, SOURCE_ATTR, CaptureRef, open_source
+from ._capture_ref import CAPTURE_COLUMNS, IDENTITY, SOURCE_ATTR, CaptureRef, open_source
 from .where import WhereArg, as_expression
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ def read_capture(
     (:class:`~traffic_lab.ParquetCache`, :class:`~traffic_lab.ParquetStream`,
     :class:`~traffic_lab.MemoryCache`, :class:`~traffic_lab.MemoryStream`...), or an iterable of
     exchanges; the parameters are :func:`to_pandas`'s. Raises
-    :class:`~traffic_lab.StoreNotFoundError` if there is no capture at a path.
+    :class:`~traffic_lab.errors.StoreNotFoundError` if there is no capture at a path.
 
     Examples
     --------

@@ -45,7 +45,7 @@ from ..errors import StoreError
 from ..exchange import Exchange
 from ..redaction import REDACTED, Redactor, is_secret_name
 from ..wire import content_codings, decode_body, encode_body, header_value, with_content_length
-from ._source import IDENTITY, CaptureRef, open_source
+from ._capture_ref import IDENTITY, CaptureRef, open_source
 from .convert import _is_empty, capture_of, frame_columns, frame_exchanges
 from .views import _pairs, decode_header
 from .where import WhereArg, as_expression
@@ -295,7 +295,7 @@ def scan_secrets(
     >>> import traffic_lab as tl
     >>> from traffic_lab.testing import make_exchange
     >>> leaked = make_exchange(request_headers={"Authorization": "token ghp_" + "a1B2" * 9})
-    >>> report = tl.scan_secrets([leaked, make_exchange()])
+    >>> report = tl.frames.scan_secrets([leaked, make_exchange()])
     >>> report[["location", "name", "kind", "preview"]].values.tolist()
     [['request.header', 'Authorization', 'github_token', 'ghp_…(40 chars)']]
     """
@@ -444,7 +444,7 @@ def redact_capture(
     ------
     FileExistsError
         ``destination`` exists and is not empty (or is the source).
-    traffic_lab.StoreError
+    traffic_lab.errors.StoreError
         The rewritten capture did not read back as written; it is left in place for
         inspection and the source is untouched.
 
@@ -454,8 +454,8 @@ def redact_capture(
     >>> from traffic_lab.testing import make_exchange
     >>> leaked = make_exchange(request_headers={"Authorization": "Bearer " + "x9Y8" * 8})
     >>> folder = tempfile.mkdtemp()
-    >>> report = tl.redact_capture([leaked], tl.Redactor(), os.path.join(folder, "clean"))
-    >>> report.exchanges, report.changed, len(tl.scan_secrets(report.destination))
+    >>> report = tl.frames.redact_capture([leaked], tl.Redactor(), os.path.join(folder, "clean"))
+    >>> report.exchanges, report.changed, len(tl.frames.scan_secrets(report.destination))
     (1, 1, 0)
     """
     from ..stores.parquet import ParquetStream

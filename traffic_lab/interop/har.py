@@ -51,7 +51,7 @@ Untrusted files: :func:`read_har` decompresses in bounded steps and stops at ``m
 (1 GiB by default) of HAR text; an integer of more than 40 digits is refused as a number, and
 nesting deeper than the JSON parser can follow is an error. An entry that cannot be read or
 stored is skipped with a :class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the
-entry and the field (``strict=True`` raises the :class:`~traffic_lab.InteropError` instead).
+entry and the field (``strict=True`` raises the :class:`~traffic_lab.errors.InteropError` instead).
 """
 
 from __future__ import annotations
@@ -138,12 +138,12 @@ def read_har(
     """Read a HAR file into a list of exchanges, in the file's entry order.
 
     The whole file is read and checked before anything is returned. A file that is not a HAR
-    document raises :class:`~traffic_lab.InteropError` naming the file. An entry that is
+    document raises :class:`~traffic_lab.errors.InteropError` naming the file. An entry that is
     invalid, or holds a value no store can hold (a port over 65535, a ``time`` of centuries:
     see :func:`~traffic_lab.exchange.check_storable`), is **skipped by default** with a
     :class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the entry index and
     the field, and the other entries are kept; ``strict=True`` raises the
-    :class:`~traffic_lab.InteropError` instead.
+    :class:`~traffic_lab.errors.InteropError` instead.
 
     Parameters
     ----------
@@ -153,7 +153,7 @@ def read_har(
         Raise on the first bad entry instead of skipping it.
     max_bytes
         The most bytes of HAR text read, after decompression (1 GiB by default); a larger
-        file, or a gzip bomb, stops with an :class:`~traffic_lab.InteropError` once past
+        file, or a gzip bomb, stops with an :class:`~traffic_lab.errors.InteropError` once past
         it, having decompressed no more than that.
 
     Returns

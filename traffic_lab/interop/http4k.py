@@ -35,7 +35,7 @@ nor a path longer than the system allows gets in its way. Message files are read
 are regular files of at most ``max_bytes``, and a body that decodes to more than that is
 refused. A bad exchange, folder or link is skipped with a
 :class:`~traffic_lab.errors.SkippedEntryWarning` naming it (``strict=True`` raises the
-:class:`~traffic_lab.InteropError` instead). :func:`write_http4k` only creates folders that
+:class:`~traffic_lab.errors.InteropError` instead). :func:`write_http4k` only creates folders that
 match :data:`FOLDER_NAME`: in a ``DiskTree`` other characters of a URL path segment are
 percent-encoded, and a segment of more than 255 bytes, or a path of more than
 :data:`MAX_TREE_DEPTH` segments, is an error.
@@ -144,7 +144,7 @@ def read_http4k(
     :func:`~traffic_lab.exchange.check_storable`), is **skipped by default** with a
     :class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the exchange's index in
     that order and the part (``request line``, ``headers``...), and the others are kept;
-    ``strict=True`` raises the :class:`~traffic_lab.InteropError` instead. Symbolic links are
+    ``strict=True`` raises the :class:`~traffic_lab.errors.InteropError` instead. Symbolic links are
     never followed, and folders with names outside :data:`FOLDER_NAME` are not entered (both
     skipped with a warning, or raised with ``strict``): see the module documentation.
 
@@ -449,7 +449,7 @@ def write_http4k(
     ----------
     exchanges
         What to write, in order. Exchanges without a response (transport errors) and truncated
-        ones have no http4k form and raise :class:`~traffic_lab.InteropError`.
+        ones have no http4k form and raise :class:`~traffic_lab.errors.InteropError`.
     path
         The folder to create.
     layout

@@ -35,7 +35,7 @@ alias. Nesting deeper than :data:`MAX_YAML_DEPTH` levels, or deeper than the JSO
 follow, is an error, and an integer of more than 40 digits is refused as a number. An
 interaction that cannot be read or stored is skipped with a
 :class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the interaction and the
-field (``strict=True`` raises the :class:`~traffic_lab.InteropError` instead).
+field (``strict=True`` raises the :class:`~traffic_lab.errors.InteropError` instead).
 """
 
 from __future__ import annotations
@@ -127,11 +127,11 @@ def read_vcr(
 
     The whole cassette is read and checked before anything is returned. A file that is not a
     cassette (or is an alias bomb: see the module documentation) raises
-    :class:`~traffic_lab.InteropError` naming the file. An interaction that is invalid, or
+    :class:`~traffic_lab.errors.InteropError` naming the file. An interaction that is invalid, or
     holds a value no store can hold (see :func:`~traffic_lab.exchange.check_storable`), is
     **skipped by default** with a :class:`~traffic_lab.errors.SkippedEntryWarning` naming the
     file, the interaction index and the field, and the others are kept; ``strict=True``
-    raises the :class:`~traffic_lab.InteropError` instead.
+    raises the :class:`~traffic_lab.errors.InteropError` instead.
 
     Parameters
     ----------
@@ -415,14 +415,14 @@ def write_vcr(
 
     Bodies are written as text when they are UTF-8 and as bytes (YAML ``!!binary``) otherwise,
     as VCR.py does; header names keep their order and case, values of one name are grouped.
-    JSON cannot hold bytes, so a JSON cassette raises :class:`~traffic_lab.InteropError` for
+    JSON cannot hold bytes, so a JSON cassette raises :class:`~traffic_lab.errors.InteropError` for
     a body that is not UTF-8 text, unless ``decode_compressed_response`` decodes it first.
 
     Parameters
     ----------
     exchanges
         What to write, in order. Exchanges without a response (transport errors) and truncated
-        ones cannot be replayed and raise :class:`~traffic_lab.InteropError`: filter them out
+        ones cannot be replayed and raise :class:`~traffic_lab.errors.InteropError`: filter them out
         first, e.g. ``[ex for ex in exchanges if ex.ok]``.
     path
         The cassette to create.

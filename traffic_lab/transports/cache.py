@@ -144,7 +144,7 @@ class RecordMode(StrEnum):
     ``new_episodes``
         Replay what is recorded, record what is new.
     ``none``
-        Replay only; a miss raises :class:`~traffic_lab.UnmatchedRequestError` naming the
+        Replay only; a miss raises :class:`~traffic_lab.errors.UnmatchedRequestError` naming the
         nearest recorded requests. No request reaches the network.
     ``all``
         Every request goes to the network and is recorded; nothing is replayed.

@@ -144,7 +144,7 @@ def diff_responses(
     >>> import httpx, traffic_lab as tl
     >>> old = httpx.Response(200, json={"id": 1, "name": "a"})
     >>> new = httpx.Response(200, json={"id": 1, "name": "b", "extra": True})
-    >>> print(tl.diff_responses(old, new))
+    >>> print(tl.transports.diff_responses(old, new))
     json $.extra: '<missing>' -> True
     json $.name: 'a' -> 'b'
     """
@@ -284,7 +284,7 @@ def replay_requests(
     >>> stream = tl.MemoryStream()
     >>> stream.put(tl.Exchange("GET", "https://api.example/items", status_code=200))
     >>> with httpx.Client(transport=httpx.MockTransport(json_handler())) as client:
-    ...     results = list(tl.replay_requests(stream, client, base_url="http://127.0.0.1:9"))
+    ...     results = list(tl.transports.replay_requests(stream, client, base_url="http://127.0.0.1:9"))
     >>> results[0].response.request.url, results[0].diff().status
     (URL('http://127.0.0.1:9/items'), None)
     """

@@ -40,10 +40,11 @@ def responder(
     store
         A Source (lookup by request) or a Replay (answers in order).
     strict
-        Raise instead of answering 503: :class:`~traffic_lab.UnmatchedRequestError` for a miss
+        Raise instead of answering 503: :class:`~traffic_lab.errors.UnmatchedRequestError` for a
+        miss
         (a Source), or for a request that differs from the next recorded one (a Replay); its
         message names the nearest recorded requests and what differed.
-        :class:`~traffic_lab.ReplayExhaustedError` once a Replay has no more responses.
+        :class:`~traffic_lab.errors.ReplayExhaustedError` once a Replay has no more responses.
     matcher
         For strict diagnostics; default: the store's ``matcher`` attribute, else ``Matcher()``.
 

@@ -28,8 +28,9 @@ except ImportError as exc:  # pragma: no cover - exercised by the import-guard t
         "traffic_lab.widgets needs ipywidgets: pip install 'traffic_lab[notebook]'"
     ) from exc
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports as _lazy_exports
 from ._html import body_view, to_curl, to_httpx_code
 from .browser import TrafficBrowser
 from .inspector import ExchangeInspector
@@ -51,14 +52,6 @@ __all__ = [
 ]
 
 # The plots need matplotlib, which loads only when a plot is first asked for.
-_PLOTS = frozenset({"latency_by_endpoint", "status_mix", "timeline"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PLOTS:
-        from . import plots
-
-        value = getattr(plots, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'traffic_lab.widgets' has no attribute {name!r}")
+__getattr__, __dir__ = _lazy_exports(
+    __name__, dict.fromkeys(("latency_by_endpoint", "status_mix", "timeline"), ".plots")
+)

@@ -285,7 +285,7 @@ def _short(value: Any, limit: int = 120) -> str:
 
 
 def diff_html(diff: ResponseDiff) -> str:
-    """A :class:`~traffic_lab.ResponseDiff` as an escaped table (recorded vs live)."""
+    """A :class:`~traffic_lab.transports.ResponseDiff` as an escaped table (recorded vs live)."""
     if not diff:
         return f"{_STYLE}<div class='tl-same'>no differences (volatile headers ignored)</div>"
     rows = []

@@ -48,7 +48,8 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
 
     Tabs: *Request* and *Response* (first line, headers, body decoded from gzip/deflate/brotli
     and shown as indented JSON, text, an image or a hex dump), *Replay* (the recorded response
-    beside the live one and their :func:`~traffic_lab.diff_responses`), *Code* (curl and httpx).
+    beside the live one and their :func:`~traffic_lab.transports.diff_responses`), *Code* (curl and
+    httpx).
 
     Parameters
     ----------
@@ -171,7 +172,7 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
     def replay(self) -> ReplayResult:
         """Send the request again (to :attr:`base_url` if set) and show live vs recorded.
 
-        Returns a :class:`~traffic_lab.ReplayResult` (its ``diff()`` is the one shown); a
+        Returns a :class:`~traffic_lab.transports.ReplayResult` (its ``diff()`` is the one shown); a
         transport error propagates (the button shows it in the pane).
         """
         exchange = self.exchange

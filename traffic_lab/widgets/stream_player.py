@@ -7,7 +7,7 @@ with the recorded response. The target is either
 - the stream's own responder (default): ``httpx.MockTransport(tl.responder(...))`` answers
   the recorded responses in order, as it would to a client under test; or
 - a base URL (a live or staging server): the recorded requests are sent there, as
-  :func:`traffic_lab.replay_requests` does, and the diff shows what changed.
+  :func:`traffic_lab.transports.replay_requests` does, and the diff shows what changed.
 
 Past the end the stream is exhausted, and a step answers as ``tl.responder`` does:
 ``503 no more traffic to replay`` (from the responder itself in responder mode).
