@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 from urllib.parse import parse_qsl
 
 import httpx
@@ -27,34 +27,19 @@ _Requestish: TypeAlias = httpx.Request | Exchange
 
 
 _StrPairs: TypeAlias = tuple[tuple[str, str], ...]
-# method, scheme, host, port, path, query, headers, body: what _Parts holds.
-_Fields: TypeAlias = tuple[str, str, str, int | None, str, _StrPairs, _StrPairs, str]
 
 
-class _Parts:
+class _Parts(NamedTuple):
     """The normalised parts of a request that a matcher compares."""
 
-    __slots__ = ("body", "headers", "host", "method", "path", "port", "query", "scheme")
-
-    def __init__(
-        self,
-        method: str,
-        scheme: str,
-        host: str,
-        port: int | None,
-        path: str,
-        query: tuple[tuple[str, str], ...],
-        headers: tuple[tuple[str, str], ...],
-        body: str,
-    ) -> None:
-        self.method = method
-        self.scheme = scheme
-        self.host = host
-        self.port = port
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.body = body
+    method: str
+    scheme: str
+    host: str
+    port: int | None
+    path: str
+    query: _StrPairs
+    headers: _StrPairs
+    body: str
 
 
 class Matcher:
@@ -165,7 +150,7 @@ class Matcher:
         if self.function is not None:
             req = request.request if isinstance(request, Exchange) else request
             return str(self.function(req))
-        method, scheme, host, port, path, query, headers, body = self._fields(request)
+        method, scheme, host, port, path, query, headers, body = self._parts(request)
         sep = "\x1f"
         text = [method, sep, scheme, sep, host, sep, str(port), sep, path, sep]
         for k, v in query:
@@ -179,10 +164,6 @@ class Matcher:
         return hashlib.blake2b("".join(text).encode(), digest_size=16).hexdigest()
 
     def _parts(self, request: _Requestish) -> _Parts:
-        return _Parts(*self._fields(request))
-
-    def _fields(self, request: _Requestish) -> _Fields:
-        """The parts _Parts holds, as a tuple (key() needs no object)."""
         raw_headers: Sequence[tuple[bytes, bytes]] | None
         if isinstance(request, Exchange):
             method = request.method
@@ -201,7 +182,7 @@ class Matcher:
         port = url.port
         if port is None:
             port = _DEFAULT_PORTS.get(scheme)
-        query: tuple[tuple[str, str], ...] = ()
+        query: _StrPairs = ()
         raw_query = url.query if self.query else b""
         if raw_query:
             redacted = self.redactor.redact_query(raw_query.decode("ascii", "replace"))
@@ -209,7 +190,7 @@ class Matcher:
             if self.ignore_query:
                 pairs = [p for p in pairs if p[0] not in self.ignore_query]
             query = tuple(sorted(pairs))
-        headers: tuple[tuple[str, str], ...] = ()
+        headers: _StrPairs = ()
         if raw_headers is not None and (self.all_headers or self.headers):
             redacted_headers = self.redactor.redact_headers(tuple(raw_headers))
             chosen = []
@@ -220,7 +201,7 @@ class Matcher:
                 ):
                     chosen.append((lname, value.decode("latin-1")))
             headers = tuple(sorted(chosen))
-        return (
+        return _Parts(
             method.upper() if self.method else "",
             scheme if self.scheme else "",
             url.host if self.host else "",
@@ -273,11 +254,11 @@ class Matcher:
             ka, kb = self.key(a), self.key(b)
             return [] if ka == kb else [f"key function: {ka!r} != {kb!r}"]
         pa, pb = self._parts(a), self._parts(b)
-        out = []
-        for name in ("method", "scheme", "host", "port", "path"):
-            va, vb = getattr(pa, name), getattr(pb, name)
-            if va != vb:
-                out.append(f"{name}: {va!r} != {vb!r}")
+        out = [
+            f"{name}: {va!r} != {vb!r}"
+            for name, va, vb in zip(pa._fields[:5], pa[:5], pb[:5], strict=True)
+            if va != vb
+        ]
         out.extend(_diff_pairs("query", pa.query, pb.query))
         out.extend(_diff_pairs("header", pa.headers, pb.headers))
         if pa.body != pb.body:
@@ -300,9 +281,7 @@ class Matcher:
         return [(req, diffs) for _, _, req, diffs in scored[:n]]
 
 
-def _diff_pairs(
-    label: str, a: tuple[tuple[str, str], ...], b: tuple[tuple[str, str], ...]
-) -> list[str]:
+def _diff_pairs(label: str, a: _StrPairs, b: _StrPairs) -> list[str]:
     if a == b:
         return []
     da: dict[str, list[str]] = {}
