@@ -1,22 +1,17 @@
-"""Where a frame's rows came from, and reading them (or more of their columns) again.
+"""Where a frame's rows came from (:class:`CaptureRef`), and reading them again.
 
-A frame made by :func:`~traffic_lab.frames.to_pandas` keeps a :class:`CaptureRef` in
-``df.attrs["traffic_lab.source"]``. Rows are identified by ``(writer_id, writer_seq)``, which is
-unique within a capture and never changes (compaction keeps it), so columns a frame did not load
-(bodies, headers) are fetched for exactly the rows it holds, however it was filtered or sorted.
-
-Three kinds of source:
-
-- a Parquet store (or any object with ``to_arrow(columns=, filter=)``), kept by reference;
-- a capture path, opened read-only (``ParquetStream(path, create=False, recover=False)``) when
-  first needed and kept open;
-- in-memory exchanges (a MemoryCache, a MemoryStream, any ``exchanges()`` provider, or a list):
-  a snapshot of the exchange objects taken when the frame was made, numbered ``writer_seq`` 0..n-1
-  under a fresh ``writer_id``. Later puts into the memory store do not change the snapshot.
+Rows are identified by ``(writer_id, writer_seq)``, unique within a capture and kept by
+compaction, so columns a frame did not load are fetched for exactly its rows, however it was
+filtered or sorted. A source is a store with ``to_arrow(columns=, filter=)`` (kept by
+reference), a capture path (opened read-only when first needed), or in-memory exchanges: a
+snapshot taken when the frame was made, numbered ``writer_seq`` 0..n-1 under a fresh
+``writer_id`` (later puts into the memory store do not change it).
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..exchange import Exchange
+from ..protocols import Enumerable, exchanges_of, matcher_of
 from ..stores.parquet import SCHEMA, exchanges_to_table
 from ..stores.parquet.schema import new_writer_id
 
@@ -51,9 +47,8 @@ IDENTITY = ("writer_id", "writer_seq")
 class CaptureRef:
     """A reference to the capture a frame came from (see the module docstring).
 
-    Copying a frame copies the reference, never the capture: ``copy.deepcopy`` returns the same
-    object (pandas deep-copies ``attrs`` on most operations). Pickling keeps the location of a
-    Parquet capture and drops an in-memory snapshot.
+    Copying a frame copies the reference, never the capture (pandas deep-copies ``attrs``).
+    Pickling keeps the location of a Parquet capture and drops an in-memory snapshot.
     """
 
     __slots__ = ("_filesystem", "_matcher", "_path", "_snapshot", "_store", "_writer_id")
@@ -74,23 +69,17 @@ class CaptureRef:
         self._matcher = matcher
         self._writer_id = f"memory-{new_writer_id()}" if snapshot is not None else ""
 
-    # -- copying ---------------------------------------------------------------------------------
-    def __copy__(self) -> CaptureRef:
+    def __copy__(self, *_: object) -> CaptureRef:
         return self
 
-    def __deepcopy__(self, memo: dict[int, object]) -> CaptureRef:
-        return self
+    __deepcopy__ = __copy__
 
     def __reduce__(self) -> tuple[Any, ...]:
-        location = self.location
-        if location is None:
-            return (_detached, ())
-        return (_from_path, (location,))
+        return (_from_path, (self.location,))
 
     def __repr__(self) -> str:
         return f"<CaptureRef {self.describe()}>"
 
-    # -- what it is ------------------------------------------------------------------------------
     @property
     def location(self) -> str | None:
         """The capture's path or URL, when it is a Parquet capture."""
@@ -136,14 +125,8 @@ class CaptureRef:
     @property
     def matcher(self) -> Matcher | None:
         """The matcher of the source store (or of the memory store a snapshot came from)."""
-        if self._snapshot is not None:
-            return self._matcher
-        from ..matching import Matcher
+        return self._matcher if self._snapshot is not None else matcher_of(self.store())
 
-        matcher = getattr(self.store(), "matcher", None)
-        return matcher if isinstance(matcher, Matcher) else None
-
-    # -- reading ---------------------------------------------------------------------------------
     def exchanges(self) -> Iterator[Exchange]:
         """Every exchange of the source, in recorded order (bounded memory for Parquet)."""
         if self._snapshot is not None:
@@ -170,21 +153,20 @@ class CaptureRef:
         n = keys.num_rows
         if n == 0:
             return SCHEMA.empty_table().select(columns)
-        if self._snapshot is not None:
-            wids = keys.column("writer_id").to_pylist()
-            if any(w != self._writer_id for w in wids):
-                raise LookupError(f"rows of another capture asked from {self.describe()}")
-            seqs: list[int] = [
-                int(s) for s in keys.column("writer_seq").to_pylist() if s is not None
-            ]
-            if len(seqs) != n or min(seqs) < 0 or max(seqs) >= len(self._snapshot):
-                raise LookupError(f"row numbers out of range for {self.describe()}")
-            unique = sorted(set(seqs))
-            table = self._snapshot_table([self._snapshot[s] for s in unique], unique, columns, None)
-            found = pa.table({"writer_id": [self._writer_id] * len(unique), "writer_seq": unique})
-            return _align(keys, found, table, self.describe())
-        found = self.read([*IDENTITY, *columns], _identity_filter(keys))
-        return _align(keys, found.select(list(IDENTITY)), found.select(columns), self.describe())
+        if self._snapshot is None:
+            found = self.read([*IDENTITY, *columns], _identity_filter(keys))
+            return _align(
+                keys, found.select(list(IDENTITY)), found.select(columns), self.describe()
+            )
+        if any(w != self._writer_id for w in keys.column("writer_id").to_pylist()):
+            raise LookupError(f"rows of another capture asked from {self.describe()}")
+        seqs = [int(s) for s in keys.column("writer_seq").to_pylist() if s is not None]
+        if len(seqs) != n or min(seqs) < 0 or max(seqs) >= len(self._snapshot):
+            raise LookupError(f"row numbers out of range for {self.describe()}")
+        unique = sorted(set(seqs))
+        table = self._snapshot_table([self._snapshot[s] for s in unique], unique, columns, None)
+        found = pa.table({"writer_id": [self._writer_id] * len(unique), "writer_seq": unique})
+        return _align(keys, found, table, self.describe())
 
     def _snapshot_table(
         self,
@@ -207,11 +189,7 @@ class CaptureRef:
         return table.select(list(columns))
 
 
-def _detached() -> CaptureRef:
-    return CaptureRef()
-
-
-def _from_path(path: str) -> CaptureRef:
+def _from_path(path: str | None) -> CaptureRef:
     return CaptureRef(path=path)
 
 
@@ -223,80 +201,50 @@ def open_source(source: Any, *, filesystem: Any = None) -> CaptureRef:
         return CaptureRef(path=os.fspath(source), filesystem=filesystem)
     if callable(getattr(source, "to_arrow", None)):
         return CaptureRef(store=source)
-    matcher = getattr(source, "matcher", None)
-    exchanges = getattr(source, "exchanges", None)
-    if callable(exchanges):
-        items = list(exchanges())
-    elif isinstance(source, Iterable) and not isinstance(source, bytes | bytearray):
-        items = list(source)
-    else:
+    if isinstance(source, bytes | bytearray) or not isinstance(source, Enumerable | Iterable):
         raise TypeError(
             "expected a capture path, a store (to_arrow() or exchanges()) or exchanges, "
             f"not {type(source).__name__}"
         )
+    items = list(exchanges_of(source))
     bad = next((x for x in items if not isinstance(x, Exchange)), None)
     if bad is not None:
         raise TypeError(f"expected traffic_lab.Exchange items, got {type(bad).__name__}")
-    from ..matching import Matcher
-
-    return CaptureRef(snapshot=items, matcher=matcher if isinstance(matcher, Matcher) else None)
+    return CaptureRef(snapshot=items, matcher=matcher_of(source))
 
 
 def _identity_filter(keys: pa.Table) -> pc.Expression:
-    """Rows named by ``keys``: per writer, a ``writer_seq`` range (for row-group pruning) and
-    membership."""
+    """Per writer, a ``writer_seq`` range (for row-group pruning), and membership if sparse."""
     grouped = keys.group_by("writer_id").aggregate(
         [("writer_seq", "min"), ("writer_seq", "max"), ("writer_seq", "distinct")]
     )
+    seq = pc.field("writer_seq")
     parts: list[pc.Expression] = []
     for row in grouped.to_pylist():
-        seq = pc.field("writer_seq")
-        part = (
-            (pc.field("writer_id") == row["writer_id"])
-            & (seq >= row["writer_seq_min"])
-            & (seq <= row["writer_seq_max"])
-        )
+        low, high = row["writer_seq_min"], row["writer_seq_max"]
         distinct = row["writer_seq_distinct"]
-        if len(distinct) != row["writer_seq_max"] - row["writer_seq_min"] + 1:
-            part = part & seq.isin(distinct)
-        parts.append(part)
-    expr = parts[0]
-    for part in parts[1:]:
-        expr = expr | part
-    return expr
+        part = (pc.field("writer_id") == row["writer_id"]) & (seq >= low) & (seq <= high)
+        parts.append(part & seq.isin(distinct) if len(distinct) != high - low + 1 else part)
+    return functools.reduce(operator.or_, parts)
 
 
-def _keyed(writer_ids: Any, seqs: Any, name: str, values: Any) -> pa.Table:
-    columns: dict[str, Any] = {
-        "writer_id": writer_ids.cast(pa.string()),
-        "writer_seq": seqs.cast(pa.int64()),
-        name: values,
-    }
-    return pa.table(columns)
+def _numbered(keys: pa.Table, name: str) -> pa.Table:
+    """The identity columns of ``keys`` and ``name``: each row's position."""
+    arrays: list[Any] = [
+        keys.column("writer_id").cast(pa.string()),
+        keys.column("writer_seq").cast(pa.int64()),
+        pa.array(np.arange(keys.num_rows, dtype=np.int64)),
+    ]
+    return pa.Table.from_arrays(arrays, names=[*IDENTITY, name])
 
 
 def _align(keys: pa.Table, found_keys: pa.Table, found: pa.Table, where: str) -> pa.Table:
     """Rows of ``found`` (identified by ``found_keys``) in the order of ``keys``."""
-    left = _keyed(
-        keys.column("writer_id"),
-        keys.column("writer_seq"),
-        "__pos",
-        pa.array(np.arange(keys.num_rows, dtype=np.int64)),
-    )
-    right = _keyed(
-        found_keys.column("writer_id"),
-        found_keys.column("writer_seq"),
-        "__src",
-        pa.array(np.arange(found_keys.num_rows, dtype=np.int64)),
-    )
     # A row appears once in a capture; keep the first should a source repeat one anyway.
-    first = right.group_by(list(IDENTITY)).aggregate([("__src", "min")])
-    right = _keyed(
-        first.column("writer_id"), first.column("writer_seq"), "__src", first.column("__src_min")
-    )
-    joined = left.join(right, keys=list(IDENTITY), join_type="left outer")
-    joined = joined.sort_by("__pos")
-    src = joined.column("__src")
+    first = _numbered(found_keys, "src").group_by(list(IDENTITY)).aggregate([("src", "min")])
+    joined = _numbered(keys, "pos").join(first, keys=list(IDENTITY), join_type="left outer")
+    joined = joined.sort_by("pos")
+    src = joined.column("src_min")
     if src.null_count:
         missing = joined.filter(src.is_null()).slice(0, 3).to_pylist()
         rows = ", ".join(f"({r['writer_id']}, {r['writer_seq']})" for r in missing)
