@@ -1,21 +1,21 @@
 """Server-side ``RecordTo``: ASGI and WSGI middleware that record every exchange a Python web app
 serves into any Sink, without changing what the client receives.
 
-Both record the request as the app reads it and the response as the app sends it, redact a copy
-(on by default) and put it into the Sink when the exchange is over; streaming responses stream
-through chunk by chunk. Neither imports a web framework or server.
-
-Outcomes, the same for both:
+Both record the request as the app reads it and the response as the app sends it, and put a
+redacted copy (redaction is on by default) into the Sink when the exchange is over. Outcomes:
 
 - a complete response: a plain exchange (``truncated=False``, ``error=None``);
 - a response cut off (the client went away, or the app stopped early): ``truncated=True`` with
-  the body that was handed to the server;
+  the body handed to the server;
 - the app raised: ``error`` records the exception, which propagates unchanged; with no
   response started the exchange has no status (the server sends its own 500);
-- the app returned without a response: no status, and ``error.type`` is
+- the app returned without a response: no status, ``error.type``
   ``"traffic_lab.middleware.NoResponse"``; the client left before any response:
-  ``"traffic_lab.middleware.ClientDisconnected"`` (with ``truncated=True``). Replaying either
-  raises :class:`~traffic_lab.errors.RecordedTransportError`.
+  ``"traffic_lab.middleware.ClientDisconnected"`` (``truncated=True``). Replaying either raises
+  :class:`~traffic_lab.errors.RecordedTransportError`.
+
+A Sink that raises never reaches the app's code: its error propagates to the server once the
+response is sent, or is added as a note to the app's own exception.
 
 ==============================  =========================================================
 :class:`RecordingASGIMiddleware`  Starlette, FastAPI, Quart... under uvicorn, hypercorn...

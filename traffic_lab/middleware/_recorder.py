@@ -1,14 +1,15 @@
-"""The sans-IO part of the server-side recorders: what one exchange has collected so far, and how
-it becomes an :class:`~traffic_lab.Exchange` in a Sink. No awaits, sockets or files here; the
-ASGI and WSGI shells feed it and decide when the exchange is over."""
+"""What the ASGI and WSGI middleware share (sans-IO): the exchange collected so far, and how it
+becomes a redacted :class:`~traffic_lab.Exchange` in the Sink. The outcome rules are in the
+package documentation."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..exchange import Exchange, RecordedError
 from ..redaction import Redactor
@@ -17,16 +18,17 @@ if TYPE_CHECKING:
     from ..protocols import Sink
 
 __all__ = [
+    "DEFAULT_PORTS",
     "DISCONNECTED",
     "NO_RESPONSE",
+    "PATH_SAFE",
     "PendingExchange",
-    "Recorder",
+    "RecordingMiddleware",
     "as_bytes",
     "header_tuple",
 ]
 
-#: Recorded when the app returned without starting a response (the server answers on its own,
-#: usually with a 500).
+#: Recorded when the app returned without starting a response (the server answers on its own).
 NO_RESPONSE = RecordedError(
     type="traffic_lab.middleware.NoResponse",
     message="the app returned without starting a response",
@@ -36,8 +38,12 @@ DISCONNECTED = RecordedError(
     type="traffic_lab.middleware.ClientDisconnected",
     message="the client disconnected before the response started",
 )
+DEFAULT_PORTS = {"http": 80, "https": 443}
+#: RFC 3986 pchar plus "/": what may stay unescaped in a path rebuilt from a decoded one.
+PATH_SAFE = "/:@!$&'()*+,;="
 
 _HeaderTuple = tuple[tuple[bytes, bytes], ...]
+_App = TypeVar("_App")
 
 
 def as_bytes(value: object) -> bytes:
@@ -51,49 +57,33 @@ def as_bytes(value: object) -> bytes:
     raise TypeError(f"expected bytes or str in a header, got {type(value).__name__}")
 
 
+def header_tuple(pairs: Iterable[tuple[object, object]]) -> _HeaderTuple:
+    """Header pairs as a tuple of ``(bytes, bytes)``."""
+    return tuple((as_bytes(name), as_bytes(value)) for name, value in pairs)
+
+
+@dataclass(slots=True)
 class PendingExchange:
-    """What one exchange has collected so far: request parts, then response parts as they pass.
+    """What one exchange has collected so far. ``response_chunks`` holds only the chunks the
+    server has taken for the client, so a cut-off response records what was handed over."""
 
-    ``response_chunks`` holds only the bytes the server accepted for the client; the shells add
-    a chunk once the server has taken it (ASGI: ``send`` returned; WSGI: the server asked for
-    the next chunk), so a cut-off response records what was actually handed over.
-    """
-
-    __slots__ = (
-        "_finished",
-        "_t0",
-        "http_version",
-        "method",
-        "reason_phrase",
-        "request_chunks",
-        "request_headers",
-        "response_chunks",
-        "response_headers",
-        "started_at",
-        "status_code",
-        "url",
-    )
-
-    def __init__(
-        self, method: str, url: str, request_headers: _HeaderTuple, http_version: str
-    ) -> None:
-        self.started_at = datetime.now(UTC)
-        self._t0 = perf_counter()
-        self._finished: float | None = None
-        self.method = method
-        self.url = url
-        self.request_headers = request_headers
-        self.http_version = http_version
-        self.request_chunks: list[bytes] = []
-        self.status_code: int | None = None
-        self.reason_phrase = ""
-        self.response_headers: _HeaderTuple = ()
-        self.response_chunks: list[bytes] = []
+    method: str
+    url: str
+    request_headers: _HeaderTuple
+    http_version: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    t0: float = field(default_factory=perf_counter)
+    finished: float | None = None
+    request_chunks: list[bytes] = field(default_factory=list)
+    status_code: int | None = None
+    reason_phrase: str = ""
+    response_headers: _HeaderTuple = ()
+    response_chunks: list[bytes] = field(default_factory=list)
 
     def mark_finished(self) -> None:
         """Stop the clock: the response is complete (elapsed ends here, not at recording)."""
-        if self._finished is None:
-            self._finished = perf_counter()
+        if self.finished is None:
+            self.finished = perf_counter()
 
     def to_exchange(
         self,
@@ -104,10 +94,8 @@ class PendingExchange:
         responded: bool,
     ) -> Exchange:
         """The exchange as recorded so far; ``responded=False`` drops any response parts."""
-        end = self._finished if self._finished is not None else perf_counter()
+        end = self.finished if self.finished is not None else perf_counter()
         status = self.status_code if responded else None
-        if status is None and error is None:
-            error = NO_RESPONSE
         return Exchange(
             self.method,
             self.url,
@@ -119,97 +107,68 @@ class PendingExchange:
             response_headers=self.response_headers if status is not None else (),
             response_body=b"".join(self.response_chunks) if status is not None else b"",
             started_at=self.started_at,
-            elapsed=timedelta(seconds=end - self._t0),
+            elapsed=timedelta(seconds=end - self.t0),
             error=error,
             tags=tags,
             truncated=truncated,
         )
 
 
-class Recorder:
-    """Turns a finished :class:`PendingExchange` into a redacted exchange and puts it into the Sink.
+class RecordingMiddleware(Generic[_App]):
+    """The base of both middleware: the wrapped app, where exchanges go, and the recording step.
 
-    The outcome rules live here so that ASGI and WSGI record the same way:
-
-    - the app finished and the response was complete: a plain exchange;
-    - the response was started but not completed (the client went away, or the app stopped
-      early): ``truncated=True`` with the body that was handed over;
-    - the app raised: ``error`` is the exception; with no response started the exchange has
-      no status (the server answers the client on its own, usually with a 500);
-    - cancellation and other ``BaseException`` that are not ``Exception`` are recorded as an
-      error only when no response was started (there is nothing else to record then).
+    Attributes: ``app``; ``sink``; ``redactor``, applied to a copy of each exchange before the
+    Sink sees it (default :class:`~traffic_lab.Redactor`, ``Redactor.disabled()`` opts out);
+    ``tags``, labels added to every recorded exchange.
     """
 
-    __slots__ = ("redactor", "sink", "tags")
-
     def __init__(
-        self, sink: Sink, redactor: Redactor | None, tags: Mapping[str, str] | None
+        self,
+        app: _App,
+        sink: Sink,
+        *,
+        redactor: Redactor | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
+        self.app = app
         self.sink = sink
         self.redactor = redactor if redactor is not None else Redactor()
-        self.tags: Mapping[str, str] | None = MappingProxyType(dict(tags)) if tags else None
+        self.tags: Mapping[str, str] = MappingProxyType(dict(tags or {}))
 
-    def finish(
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(app={self.app!r}, sink={self.sink!r})"
+
+    def _record(
         self,
         capture: PendingExchange,
+        exc: BaseException | None = None,
         *,
         complete: bool,
         disconnected: bool,
         responded: bool | None = None,
     ) -> None:
-        """Record an exchange whose app returned normally. Sink errors propagate."""
-        if responded is None:
-            responded = capture.status_code is not None
-        if responded:
-            truncated = disconnected or not complete
-            error = None
-        else:
-            truncated = disconnected
-            error = DISCONNECTED if disconnected else NO_RESPONSE
-        self._put(capture, truncated=truncated, error=error, responded=responded)
+        """Put the exchange into the Sink; ``exc`` is what the app raised, if it did.
 
-    def fail(
-        self,
-        capture: PendingExchange,
-        exc: BaseException,
-        *,
-        complete: bool,
-        disconnected: bool,
-        responded: bool | None = None,
-    ) -> None:
-        """Record an exchange whose app raised ``exc``; the caller re-raises ``exc``.
-
-        The app's exception must reach the server unchanged, so a Sink that fails here does not
-        replace it: the Sink's error is added to ``exc`` as a note instead.
+        The app's exception must reach the server unchanged (the caller re-raises it), so a
+        Sink that fails then is added to it as a note; otherwise the Sink's error propagates.
+        An exception that is not an ``Exception`` (cancellation) is recorded as the error only
+        when no response was started: there is nothing else to record then.
         """
         if responded is None:
             responded = capture.status_code is not None
-        error = RecordedError.from_exception(exc)
-        if responded:
-            truncated = disconnected or not complete
-            recorded_error = error if isinstance(exc, Exception) else None
+        truncated = disconnected or (responded and not complete)
+        if exc is None:
+            error = None if responded else DISCONNECTED if disconnected else NO_RESPONSE
+        elif responded and not isinstance(exc, Exception):
+            error = None
         else:
-            truncated = disconnected
-            recorded_error = error
+            error = RecordedError.from_exception(exc)
         try:
-            self._put(capture, truncated=truncated, error=recorded_error, responded=responded)
+            exchange = capture.to_exchange(
+                truncated=truncated, error=error, tags=self.tags or None, responded=responded
+            )
+            self.sink.put(self.redactor.redact(exchange))
         except Exception as sink_exc:
+            if exc is None:
+                raise
             exc.add_note(f"traffic_lab: the Sink failed to record this exchange: {sink_exc!r}")
-
-    def _put(
-        self,
-        capture: PendingExchange,
-        *,
-        truncated: bool,
-        error: RecordedError | None,
-        responded: bool,
-    ) -> None:
-        exchange = capture.to_exchange(
-            truncated=truncated, error=error, tags=self.tags, responded=responded
-        )
-        self.sink.put(self.redactor.redact(exchange))
-
-
-def header_tuple(pairs: Iterable[tuple[object, object]]) -> _HeaderTuple:
-    """Header pairs as a tuple of ``(bytes, bytes)``."""
-    return tuple((as_bytes(name), as_bytes(value)) for name, value in pairs)

@@ -1,57 +1,37 @@
 """ASGI middleware that records every HTTP exchange an app serves into a Sink.
 
-Pure ASGI 3: no Starlette, no server-specific code. The middleware wraps ``receive`` and ``send``
-and passes every message through unchanged and at once, so streaming requests and responses
-stream as before. What it sees and records:
+Pure ASGI 3 (no Starlette, no server-specific code): ``receive`` and ``send`` are wrapped and
+every message passes through unchanged and at once, so streams stream as before. Recorded:
 
-- the request as the server gives it: ``scope["headers"]`` in order with duplicates (servers
-  usually lowercase the names), the URL from ``scheme``, the ``Host`` header (else
-  ``server``), ``root_path`` + ``raw_path`` (else ``path``) and ``query_string``, and the
-  request body *as the app reads it* (a body the app never reads is not recorded);
-- the response as the app sends it: status, headers and body chunks, with the standard reason
-  phrase (ASGI has no reason phrase). Headers the server adds itself (``date``, ``server``,
-  ``transfer-encoding``) are not visible to middleware and are not recorded. The body is the
-  payload, not the chunked framing: the same bytes an httpx client reads as raw content.
+- the request as the server gives it: ``scope["headers"]`` in order with duplicates, the URL
+  from ``scheme``, the ``Host`` header (else ``server``), ``root_path`` + ``raw_path`` (else
+  ``path``) and ``query_string``, and the body *as the app reads it*;
+- the response as the app sends it, with the standard reason phrase (ASGI has none); headers
+  the server adds itself (``date``, ``server``, ``transfer-encoding``) are not seen. The body
+  is the payload, not the chunked framing.
 
-When the exchange ends:
+The exchange is put into the Sink once, when the app returns or raises (so Starlette's "send a
+500, then re-raise" is recorded with that 500; background tasks delay the recording, not the
+response); ``elapsed`` stops at the last body chunk. ``truncated=True`` when the client
+disconnected (``http.disconnect``, or ``send`` raised) or the app stopped early; chunks sent
+after a disconnect are not recorded. ``Sink.put`` runs on the event loop: a sink that does I/O
+should buffer.
 
-- the exchange is put into the Sink once, when the app returns (or raises), so an exception the
-  app raises after sending a response (Starlette's error middleware sends a 500 and then
-  re-raises) is recorded with that response. Background tasks the app runs after sending its
-  response delay the recording, not the response. ``elapsed`` stops when the last body chunk
-  was sent, not at recording;
-- ``truncated=True`` when the response was not completed: the client disconnected (the server
-  said ``http.disconnect``, or ``send`` raised) or the app stopped early. Chunks sent after a
-  disconnect are not recorded (servers drop them);
-- if the app raises, the exchange carries ``error`` and the exception propagates unchanged;
-  with no response started the exchange has no status (the server answers with its own 500).
-
-``Sink.put`` is synchronous and runs on the event loop, once per exchange. Memory stores are
-cheap; a sink that does I/O should buffer and write from elsewhere. A Sink that raises does not
-reach the app's code: the error propagates to the server after the app returned (the client
-already has its response), or is added as a note to the app's own exception.
-
-Limits: a client that goes away is noticed only when the server tells the app (``receive``
-answers ``http.disconnect``, or ``send`` raises under ASGI spec 2.4); a server that silently
+Limits: a client that goes away is noticed only when the server says so; a server that silently
 drops later chunks, with an app that never calls ``receive`` again, is recorded as complete.
-Trailers (``http.response.trailers``) are passed through but not recorded. The zero-copy
-extensions ``http.response.pathsend`` and ``http.response.zerocopysend`` are hidden from the
-app (it falls back to ordinary body messages), because their bytes never pass through ``send``.
-Lifespan and WebSocket scopes pass through untouched.
+Trailers pass through but are not recorded. ``http.response.pathsend`` and
+``http.response.zerocopysend`` are hidden from the app (their bytes never pass through
+``send``). Lifespan and WebSocket scopes pass through untouched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeAlias
 from urllib.parse import quote
 
 from ..wire import header_value, reason_phrase
-from ._recorder import PendingExchange, Recorder, header_tuple
-
-if TYPE_CHECKING:
-    from ..protocols import Sink
-    from ..redaction import Redactor
+from ._recorder import DEFAULT_PORTS, PATH_SAFE, PendingExchange, RecordingMiddleware, header_tuple
 
 __all__ = ["RecordingASGIMiddleware"]
 
@@ -61,31 +41,17 @@ _Receive: TypeAlias = Callable[[], Awaitable[_Message]]
 _Send: TypeAlias = Callable[[_Message], Awaitable[None]]
 _ASGIApp: TypeAlias = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-# RFC 3986 pchar plus "/": what may stay unescaped in a path we rebuild from a decoded one.
-_PATH_SAFE = "/:@!$&'()*+,;="
 # Extensions whose body bytes never pass through ``send``: hidden so that the app sends bodies.
 _HIDDEN_EXTENSIONS = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
 
 
-class RecordingASGIMiddleware:
+class RecordingASGIMiddleware(RecordingMiddleware[_ASGIApp]):
     """Record every HTTP exchange an ASGI app serves into a Sink (server-side ``RecordTo``).
 
     The client receives exactly what the app sends; a redacted copy of each exchange goes to
-    the Sink when the app has finished with it. See the module documentation for what is
-    recorded when a response is cut off or the app raises.
-
-    Parameters
-    ----------
-    app
-        The ASGI 3 application to wrap.
-    sink
-        Where exchanges go (any object with ``put(exchange)``); ``put`` runs on the event loop.
-    redactor
-        Applied to a copy of each exchange before the Sink sees it; default
-        :class:`~traffic_lab.Redactor` (credentials scrubbed). ``Redactor.disabled()`` opts out.
-    tags
-        Labels added to every recorded exchange (a service name, a deployment...).
+    the Sink (``put`` runs on the event loop) when the app has finished with it. Arguments:
+    the ASGI 3 app, the Sink, then ``redactor`` (default :class:`~traffic_lab.Redactor`;
+    ``Redactor.disabled()`` opts out) and ``tags`` (labels added to every exchange).
 
     Examples
     --------
@@ -111,35 +77,6 @@ class RecordingASGIMiddleware:
     or wrap the whole app; it does not import Starlette.
     """
 
-    def __init__(
-        self,
-        app: _ASGIApp,
-        sink: Sink,
-        *,
-        redactor: Redactor | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> None:
-        self.app = app
-        self._recorder = Recorder(sink, redactor, tags)
-
-    @property
-    def sink(self) -> Sink:
-        """Where exchanges go."""
-        return self._recorder.sink
-
-    @property
-    def redactor(self) -> Redactor:
-        """The redactor applied before the Sink sees an exchange."""
-        return self._recorder.redactor
-
-    @property
-    def tags(self) -> Mapping[str, str]:
-        """Labels added to every recorded exchange."""
-        return self._recorder.tags or {}
-
-    def __repr__(self) -> str:
-        return f"RecordingASGIMiddleware(app={self.app!r}, sink={self.sink!r})"
-
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
@@ -149,13 +86,11 @@ class RecordingASGIMiddleware:
         try:
             await self.app(scope, cycle.receive, cycle.send)
         except BaseException as exc:
-            self._recorder.fail(
+            self._record(
                 cycle.capture, exc, complete=cycle.complete, disconnected=cycle.disconnected
             )
             raise
-        self._recorder.finish(
-            cycle.capture, complete=cycle.complete, disconnected=cycle.disconnected
-        )
+        self._record(cycle.capture, complete=cycle.complete, disconnected=cycle.disconnected)
 
 
 class _Cycle:
@@ -258,7 +193,7 @@ def _url(scope: _Scope, headers: tuple[tuple[bytes, bytes], ...]) -> str:
     raw_path = scope.get("raw_path")
     if isinstance(raw_path, bytes) and raw_path.startswith(b"/"):
         path = raw_path.decode("latin-1")
-        quoted_root = quote(root_path.encode("utf-8"), safe=_PATH_SAFE)
+        quoted_root = quote(root_path.encode("utf-8"), safe=PATH_SAFE)
         if root_path and not path.startswith(quoted_root):
             path = quoted_root + path
     else:
@@ -266,7 +201,7 @@ def _url(scope: _Scope, headers: tuple[tuple[bytes, bytes], ...]) -> str:
         # Servers since ASGI 3 include root_path in path; older ones did not.
         if root_path and not decoded.startswith(root_path):
             decoded = root_path + decoded
-        path = quote(decoded.encode("utf-8"), safe=_PATH_SAFE)
+        path = quote(decoded.encode("utf-8"), safe=PATH_SAFE)
     query = scope.get("query_string") or b""
     if isinstance(query, bytes):
         query = query.decode("latin-1")
@@ -280,4 +215,4 @@ def _server_host(server: object, scheme: str) -> str:
     host, port = str(server[0]), int(server[1])
     if ":" in host:
         host = f"[{host}]"
-    return host if _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    return host if DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"

@@ -1,60 +1,41 @@
 """WSGI middleware that records every HTTP exchange an app serves into a Sink.
 
-Pure PEP 3333: it wraps ``wsgi.input``, ``start_response`` (and the ``write`` callable it
-returns) and the response iterable, passing every chunk through at once, so generator responses
-stream as before. What it sees and records:
+Pure PEP 3333: ``wsgi.input``, ``start_response`` (and its ``write``) and the response iterable
+are wrapped, every chunk passing through at once. Recorded:
 
 - the URL from ``wsgi.url_scheme``, ``HTTP_HOST`` (else ``SERVER_NAME``/``SERVER_PORT``) and the
-  raw request target ``RAW_URI`` / ``REQUEST_URI`` when the server provides it (gunicorn,
-  Werkzeug, uWSGI, mod_wsgi); otherwise ``SCRIPT_NAME`` + ``PATH_INFO`` re-quoted, plus
-  ``QUERY_STRING``. A re-quoted path cannot tell ``/a%2Fb`` from ``/a/b``;
-- the request headers rebuilt from ``HTTP_*``, ``CONTENT_TYPE`` and ``CONTENT_LENGTH``, names in
-  conventional case (``X-Api-Key``). WSGI loses what the wire had: the order is the order of the
-  environ (servers put ``CONTENT_*`` where they like), duplicate headers arrive joined with
-  commas in one value, ``-`` and ``_`` in names are indistinguishable, and some servers invent
-  values (``wsgiref`` sets ``CONTENT_TYPE`` to ``text/plain`` when the client sent none);
-- the request body *as the app reads it* from ``wsgi.input`` (a body the app never reads is not
-  recorded); ``SERVER_PROTOCOL`` as the HTTP version;
-- the status line, headers and body the app produces. Headers the server adds itself (``Date``,
-  ``Server``, a computed ``Content-Length``, ``Transfer-Encoding``) are not recorded.
+  raw target ``RAW_URI`` / ``REQUEST_URI`` when the server gives one (gunicorn, Werkzeug,
+  uWSGI, mod_wsgi); else ``SCRIPT_NAME`` + ``PATH_INFO`` re-quoted (``/a%2Fb`` then reads as
+  ``/a/b``) and ``QUERY_STRING``;
+- headers rebuilt from ``HTTP_*``, ``CONTENT_TYPE`` and ``CONTENT_LENGTH`` in conventional case
+  (``X-Api-Key``). WSGI loses what the wire had: environ order, duplicates joined with commas,
+  ``-`` and ``_`` alike, values some servers invent (``wsgiref``'s ``text/plain``);
+- the body *as the app reads it*; ``SERVER_PROTOCOL`` as the HTTP version; the status line,
+  headers and body the app produces (not the server's ``Date``, ``Server``, ``Content-Length``,
+  ``Transfer-Encoding``).
 
-When the exchange ends:
+The exchange is put into the Sink once: when the server has taken the last chunk, else on
+``close()`` (not waiting for ``close()`` matters with Werkzeug, which drains the socket first);
+an error from the app's own ``close()`` after a complete body propagates but is not recorded.
+``close()`` before the end means the client went away: ``truncated=True`` with the chunks the
+server took (a chunk counts once the next is asked for). Until the first non-empty chunk the
+server has sent nothing, so an app that raises then is recorded with no status.
 
-- it is put into the Sink once: when the server has taken the iterable's last chunk (it asks
-  for the next and the iterable ends), or else when it calls ``close()`` (PEP 3333 servers
-  always do); not waiting for ``close()`` matters with servers that drain the socket first
-  (Werkzeug's). An error the app raises in its own ``close()`` after a complete body still
-  propagates to the server but is not in the exchange; ``elapsed`` stops at the end of the body;
-- ``close()`` before the iterable was exhausted means the server stopped sending, almost always
-  because the client went away: ``truncated=True``, with the chunks the server had taken (a
-  chunk counts once the server asks for the next one or the iterable ends);
-- if the app raises, the exchange carries ``error`` and the exception propagates unchanged.
-  Until the first non-empty chunk the server has sent nothing and answers with its own 500, so
-  the exchange then has no status.
-
-The app gets a shallow copy of the environ with ``wsgi.input`` wrapped; the server's own environ
-is left as it was. ``Sink.put`` runs in the server's worker threads, possibly several at once
-(the memory stores are thread-safe); a slow sink should buffer. A Sink that raises
-does not reach the app: its error propagates to the server after the response was sent, or is
-added as a note to the app's own exception. The response is wrapped, so a server's
-``wsgi.file_wrapper`` fast path (``sendfile``) is not taken; the bytes sent are the same.
+The app gets a shallow copy of the environ with ``wsgi.input`` wrapped. ``Sink.put`` runs in
+the server's worker threads, possibly several at once. The response is wrapped, so a server's
+``wsgi.file_wrapper`` (``sendfile``) fast path is not taken; the bytes are the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 from urllib.parse import quote
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from ._recorder import PendingExchange, Recorder, header_tuple
-
-if TYPE_CHECKING:
-    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
-
-    from ..protocols import Sink
-    from ..redaction import Redactor
+from ._recorder import DEFAULT_PORTS, PATH_SAFE, PendingExchange, RecordingMiddleware, header_tuple
 
 __all__ = ["RecordingWSGIMiddleware"]
 
@@ -63,32 +44,19 @@ _OptExcInfo: TypeAlias = (
 )
 _Write: TypeAlias = Callable[[bytes], object]
 
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
-# RFC 3986 pchar plus "/": what may stay unescaped in a path we rebuild from a decoded one.
-_PATH_SAFE = "/:@!$&'()*+,;="
 # Request header names whose conventional spelling is not Title-Case.
 _IRREGULAR_NAMES = {"TE": "TE", "DNT": "DNT", "CONTENT_MD5": "Content-MD5"}
 
 
-class RecordingWSGIMiddleware:
+class RecordingWSGIMiddleware(RecordingMiddleware[WSGIApplication]):
     """Record every HTTP exchange a WSGI app serves into a Sink (server-side ``RecordTo``).
 
     The client receives exactly what the app produces; a redacted copy of each exchange goes
-    to the Sink when the server closes the response. See the module documentation for what
-    WSGI cannot tell about the request as it was on the wire.
-
-    Parameters
-    ----------
-    app
-        The WSGI application to wrap.
-    sink
-        Where exchanges go (any object with ``put(exchange)``); ``put`` runs in the server's
-        worker thread.
-    redactor
-        Applied to a copy of each exchange before the Sink sees it; default
-        :class:`~traffic_lab.Redactor` (credentials scrubbed). ``Redactor.disabled()`` opts out.
-    tags
-        Labels added to every recorded exchange.
+    to the Sink (``put`` runs in the server's worker thread) when the server closes the
+    response. Arguments: the WSGI app, the Sink, then ``redactor`` (default
+    :class:`~traffic_lab.Redactor`; ``Redactor.disabled()`` opts out) and ``tags`` (labels
+    added to every exchange). See the module documentation for what WSGI cannot tell about
+    the request as it was on the wire.
 
     Examples
     --------
@@ -110,35 +78,6 @@ class RecordingWSGIMiddleware:
     With Flask: ``app.wsgi_app = RecordingWSGIMiddleware(app.wsgi_app, sink)``.
     """
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        sink: Sink,
-        *,
-        redactor: Redactor | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> None:
-        self.app = app
-        self._recorder = Recorder(sink, redactor, tags)
-
-    @property
-    def sink(self) -> Sink:
-        """Where exchanges go."""
-        return self._recorder.sink
-
-    @property
-    def redactor(self) -> Redactor:
-        """The redactor applied before the Sink sees an exchange."""
-        return self._recorder.redactor
-
-    @property
-    def tags(self) -> Mapping[str, str]:
-        """Labels added to every recorded exchange."""
-        return self._recorder.tags or {}
-
-    def __repr__(self) -> str:
-        return f"RecordingWSGIMiddleware(app={self.app!r}, sink={self.sink!r})"
-
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         capture = PendingExchange(
             str(environ.get("REQUEST_METHOD") or "GET"),
@@ -146,7 +85,7 @@ class RecordingWSGIMiddleware:
             _headers(environ),
             str(environ.get("SERVER_PROTOCOL") or "HTTP/1.0"),
         )
-        cycle = _Cycle(self._recorder, capture, start_response)
+        cycle = _Cycle(self, capture, start_response)
         stream = environ.get("wsgi.input")
         if stream is not None:
             # A copy: the server's own environ (and its wsgi.input) stay as they were.
@@ -166,7 +105,7 @@ class _Cycle:
     """One request/response cycle: wraps ``start_response``/``write`` and records the outcome."""
 
     __slots__ = (
-        "_recorder",
+        "_middleware",
         "_start_response",
         "_write",
         "capture",
@@ -177,9 +116,12 @@ class _Cycle:
     )
 
     def __init__(
-        self, recorder: Recorder, capture: PendingExchange, start_response: StartResponse
+        self,
+        middleware: RecordingMiddleware[Any],
+        capture: PendingExchange,
+        start_response: StartResponse,
     ) -> None:
-        self._recorder = recorder
+        self._middleware = middleware
         self._start_response = start_response
         self._write: _Write | None = None
         self.capture = capture
@@ -243,7 +185,7 @@ class _Cycle:
         # Before the first non-empty chunk (or the end of an empty body) nothing went out, and
         # the server answers with its own error response: record no status then.
         responded = self.capture.status_code is not None and (self.sent_body or self.complete)
-        self._recorder.fail(
+        self._middleware._record(
             self.capture, exc, complete=self.complete, disconnected=False, responded=responded
         )
 
@@ -252,7 +194,9 @@ class _Cycle:
             return
         self.recorded = True
         # A close before the end: the server stopped asking, nearly always a client that left.
-        self._recorder.finish(self.capture, complete=self.complete, disconnected=not self.complete)
+        self._middleware._record(
+            self.capture, complete=self.complete, disconnected=not self.complete
+        )
 
 
 class _Response:
@@ -391,13 +335,13 @@ def _url(environ: WSGIEnvironment) -> str:
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         port = str(environ.get("SERVER_PORT") or "")
-        if port and _DEFAULT_PORTS.get(scheme) != port:
+        if port and str(DEFAULT_PORTS.get(scheme)) != port:
             host = f"{host}:{port}"
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if isinstance(raw, str) and raw.startswith("/"):
         # The request target as the client sent it (path and query, still percent-encoded).
         return f"{scheme}://{host}{raw}"
     decoded = str(environ.get("SCRIPT_NAME") or "") + str(environ.get("PATH_INFO") or "")
-    path = quote(_native_bytes(decoded), safe=_PATH_SAFE) or "/"
+    path = quote(_native_bytes(decoded), safe=PATH_SAFE) or "/"
     query = str(environ.get("QUERY_STRING") or "")
     return f"{scheme}://{host}{path}?{query}" if query else f"{scheme}://{host}{path}"
