@@ -217,7 +217,21 @@ class _CaptureCore:
         )
 
 
-class CaptureTransport(httpx.BaseTransport):
+class _Modes:
+    _core: _CaptureCore
+
+    @property
+    def mode(self) -> RecordMode:
+        """The mode asked for."""
+        return self._core.mode
+
+    @property
+    def effective_mode(self) -> RecordMode:
+        """What the mode resolved to (``once`` becomes ``new_episodes`` or ``none``)."""
+        return self._core.effective_mode
+
+
+class CaptureTransport(_Modes, httpx.BaseTransport):
     """Record into and replay from one store, under a :class:`RecordMode`.
 
     Parameters
@@ -268,16 +282,6 @@ class CaptureTransport(httpx.BaseTransport):
             else inner
         )
 
-    @property
-    def mode(self) -> RecordMode:
-        """The mode asked for."""
-        return self._core.mode
-
-    @property
-    def effective_mode(self) -> RecordMode:
-        """What the mode resolved to (``once`` becomes ``new_episodes`` or ``none``)."""
-        return self._core.effective_mode
-
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
         core = self._core
@@ -294,7 +298,7 @@ class CaptureTransport(httpx.BaseTransport):
         self._live.close()
 
 
-class AsyncCaptureTransport(httpx.AsyncBaseTransport):
+class AsyncCaptureTransport(_Modes, httpx.AsyncBaseTransport):
     """The async twin of :class:`CaptureTransport`."""
 
     def __init__(
@@ -314,16 +318,6 @@ class AsyncCaptureTransport(httpx.AsyncBaseTransport):
             if self._core.record
             else inner
         )
-
-    @property
-    def mode(self) -> RecordMode:
-        """The mode asked for."""
-        return self._core.mode
-
-    @property
-    def effective_mode(self) -> RecordMode:
-        """What the mode resolved to (``once`` becomes ``new_episodes`` or ``none``)."""
-        return self._core.effective_mode
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
