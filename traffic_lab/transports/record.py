@@ -149,9 +149,8 @@ class RecordingTransport(httpx.BaseTransport):
         core = self._core
         try:
             response = self._inner.handle_request(request)
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                core.fail(pending, exc)
+        except Exception as exc:
+            core.fail(pending, exc)
             raise
         if response.is_stream_consumed:
             core.finish_read(pending, response)
@@ -203,9 +202,8 @@ class AsyncRecordingTransport(httpx.AsyncBaseTransport):
         core = self._core
         try:
             response = await self._inner.handle_async_request(request)
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                core.fail(pending, exc)
+        except Exception as exc:
+            core.fail(pending, exc)
             raise
         if response.is_stream_consumed:
             core.finish_read(pending, response)
