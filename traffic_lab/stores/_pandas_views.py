@@ -1,13 +1,17 @@
-"""``to_pandas`` for every store: the pandas view lives in ``traffic_lab.frames``, loaded on use."""
+"""Views every store shares: ``to_pandas`` (pandas loads on use) and a stream's replay views."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import httpx
     import pandas as pd
 
-__all__ = ["PandasViews"]
+    from ..exchange import Exchange
+
+__all__ = ["PandasViews", "ReplayViews"]
 
 
 class PandasViews:
@@ -31,3 +35,28 @@ class PandasViews:
         from ..frames import to_pandas
 
         return to_pandas(self, columns, where, bodies, headers=headers)
+
+
+class ReplayViews(PandasViews):
+    """``requests()`` and ``responses()`` of a stream, from its ``exchanges()``."""
+
+    __slots__ = ()
+
+    def exchanges(self) -> Iterator[Exchange]:
+        raise NotImplementedError
+
+    def requests(self) -> Iterator[httpx.Request]:
+        """The recorded requests, in order."""
+        return (exchange.request for exchange in self.exchanges())
+
+    def responses(self) -> Iterator[httpx.Response]:
+        """The recorded responses (read, decoded), in order.
+
+        Raises the recorded transport error again on reaching an exchange that failed.
+        """
+        for exchange in self.exchanges():
+            response = exchange.response
+            if response is None:
+                assert exchange.error is not None
+                raise exchange.error.to_exception(exchange.request)
+            yield response

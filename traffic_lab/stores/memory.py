@@ -1,6 +1,4 @@
-"""In-memory stores: :class:`MemoryCache` (a ReadWriteCache) and :class:`MemoryStream` (a
-ReadWriteStream). Both are thread-safe; neither does I/O, so the async transports call them
-directly without a worker thread."""
+"""In-memory stores: :class:`MemoryCache` and :class:`MemoryStream`; thread-safe, without I/O."""
 
 from __future__ import annotations
 
@@ -11,7 +9,7 @@ import httpx
 
 from ..exchange import FROM_CACHE, REPLAYED, Exchange, check_storable
 from ..matching import Matcher
-from ._pandas_views import PandasViews
+from ._pandas_views import PandasViews, ReplayViews
 
 __all__ = ["FROM_CACHE", "REPLAYED", "MemoryCache", "MemoryStream"]
 
@@ -62,14 +60,12 @@ class MemoryCache(PandasViews):
 
     def get(self, request: httpx.Request) -> httpx.Response | None:
         """A fresh response for ``request``, body already read, or ``None`` on a miss."""
-        exchange = self._index.get(self.matcher.key(request))
-        if exchange is None:
-            return None
-        return exchange.read_response(request, _FROM_CACHE_EXT)
+        exchange = self.lookup(request)
+        return None if exchange is None else exchange.read_response(request, _FROM_CACHE_EXT)
 
     async def aget(self, request: httpx.Request) -> httpx.Response | None:
         """A fresh, unread response for the async transports (memory lookups never block)."""
-        exchange = self._index.get(self.matcher.key(request))
+        exchange = self.lookup(request)
         return None if exchange is None else exchange.new_response(_FROM_CACHE_EXT)
 
     def lookup(self, request: httpx.Request) -> Exchange | None:
@@ -77,9 +73,7 @@ class MemoryCache(PandasViews):
         return self._index.get(self.matcher.key(request))
 
     def __contains__(self, request: object) -> bool:
-        if not isinstance(request, httpx.Request):
-            return False
-        return self.matcher.key(request) in self._index
+        return isinstance(request, httpx.Request) and self.matcher.key(request) in self._index
 
     def __len__(self) -> int:
         return len(self._all)
@@ -92,8 +86,7 @@ class MemoryCache(PandasViews):
     def exchanges(self) -> Iterator[Exchange]:
         """Every exchange put, in the order it was put."""
         with self._lock:
-            snapshot = list(self._all)
-        return iter(snapshot)
+            return iter(list(self._all))
 
     def clear(self) -> None:
         """Forget every exchange."""
@@ -105,12 +98,11 @@ class MemoryCache(PandasViews):
         return f"<MemoryCache {len(self._all)} exchanges, {len(self._index)} keys>"
 
 
-class MemoryStream(PandasViews):
+class MemoryStream(ReplayViews):
     """A ReadWriteStream in memory: exchanges in the order they were put.
 
     Iteration sees the exchanges present when it started; puts during iteration are kept
-    for the next one. ``responses()`` raises a recorded transport error again when it reaches
-    an exchange that failed.
+    for the next one.
 
     Examples
     --------
@@ -135,21 +127,7 @@ class MemoryStream(PandasViews):
     def exchanges(self) -> Iterator[Exchange]:
         """The exchanges in recorded order."""
         with self._lock:
-            snapshot = list(self._items)
-        return iter(snapshot)
-
-    def requests(self) -> Iterator[httpx.Request]:
-        """The recorded requests, in order."""
-        return (exchange.request for exchange in self.exchanges())
-
-    def responses(self) -> Iterator[httpx.Response]:
-        """The recorded responses (read, decoded), in order."""
-        for exchange in self.exchanges():
-            response = exchange.response
-            if response is None:
-                assert exchange.error is not None
-                raise exchange.error.to_exception(exchange.request)
-            yield response
+            return iter(list(self._items))
 
     def __len__(self) -> int:
         return len(self._items)

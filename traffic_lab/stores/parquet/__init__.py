@@ -7,8 +7,8 @@ The format is documented in ``docs/capture-format.md``. Any Parquet engine reads
 
 from __future__ import annotations
 
-from ._base import ParquetBase
 from ._options import ParquetOptions
+from ._store import ParquetBase
 from .cache import ParquetCache
 from .compact import CompactionReport
 from .reader import SkippedFileWarning

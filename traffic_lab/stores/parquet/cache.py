@@ -12,7 +12,6 @@ cost a lookup and a fresh ``httpx.Response``.
 from __future__ import annotations
 
 import bisect
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -27,17 +26,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...errors import CorruptCaptureError, StoreNotFoundError
-from ...exchange import Exchange, check_storable
+from ...exchange import Exchange
 from ..memory import FROM_CACHE
-from ._base import ParquetBase
 from ._index import Group, chunks, hex_prefix64, recorded_order
-from ._options import ParquetOptions
+from ._store import ParquetBase
 from .schema import _header_lists, row_name
 from .stream import iter_capture
 from .writer import Entry
 
 if TYPE_CHECKING:
-    from ...matching import Matcher
     from .reader import DataFile
 
 __all__ = ["ParquetCache"]
@@ -107,48 +104,18 @@ class ParquetCache(ParquetBase):
     True
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        matcher: Matcher | None = None,
-        *,
-        options: ParquetOptions | None = None,
-        **settings: Any,
-    ) -> None:
-        options = ParquetOptions.of(options, settings)
-        # Rows indexed one by one (puts, refreshes) in a dict; the bulk of a capture opened at
-        # once in sorted 64-bit key prefixes (16 bytes a key instead of ~150 in a dict).
-        self._index: dict[str, int] = {}
-        self._hashes: _Column = None
-        self._hash_ids: _Column = None
-        self._hash_keys: _Column = None
-        self._hash_key_data: _Column = None
-        self._registered: dict[str, _Registered] = {}
-        self._bases: list[int] = []
-        self._regs: list[_Registered] = []
+    _keyed_puts = True
+
+    def _setup(self) -> None:
         self._next_base = 0
-        self._pending_rows: dict[int, Entry] = {}
-        self._index_cutoff: int | None = None
         self._generation = 0
         self._lru_lock = threading.Lock()
-        self._groups: OrderedDict[tuple[str, int], Group] = OrderedDict()
-        self._groups_bytes = 0
-        self._decoded: OrderedDict[int, Exchange] = OrderedDict()
-        self._cache_bytes = options.cache_bytes
-        self._cache_exchanges = options.cache_exchanges
-        super().__init__(path, matcher, options=options)
+        self._pending_rows: dict[int, Entry] = {}
+        self._cache_bytes = self.options.cache_bytes
+        self._cache_exchanges = self.options.cache_exchanges
+        self._reset(None)
 
     # -- writing -----------------------------------------------------------------------------------
-    def put(self, exchange: Exchange) -> None:
-        """Store an exchange; it answers requests with its key from now on.
-
-        Raises :class:`~traffic_lab.errors.InvalidExchangeError` at once, storing nothing, for
-        an exchange no store can hold (a port over 65535...).
-        """
-        check_storable(exchange)
-        key = self.matcher.key(exchange)
-        self._writer.put(exchange, key, self._buffered)
-
     def _buffered(self, entry: Entry) -> None:
         # Runs under the writer's lock, so it always precedes _published for the same entry.
         ex = entry.exchange
@@ -227,9 +194,12 @@ class ParquetCache(ParquetBase):
         if rid < 0:
             entry = self._pending_rows[rid]
             return entry.started_us, self._writer.writer_id, entry.seq
-        reg = self._regs[bisect.bisect_right(self._bases, rid) - 1]
+        reg = self._reg(rid)
         i = rid - reg.base
         return int(reg.started[i]), str(reg.writers[i].as_py()), int(reg.seqs[i])
+
+    def _reg(self, rid: int) -> _Registered:
+        return self._regs[bisect.bisect_right(self._bases, rid) - 1]
 
     def _index_row(self, key: str, rid: int) -> None:
         old = self._find(key)
@@ -269,18 +239,24 @@ class ParquetCache(ParquetBase):
         raise StoreNotFoundError("files kept changing while indexing", path=self.path)
 
     def _reset(self, cutoff: int | None) -> None:
+        """An empty index hiding rows before ``cutoff``; buffered rows are indexed again."""
         pending = [e for _, e in sorted(self._pending_rows.items(), reverse=True)]
-        self._index = {}
-        self._hashes = self._hash_ids = self._hash_keys = self._hash_key_data = None
-        self._registered = {}
-        self._bases = []
-        self._regs = []
+        # Rows indexed one by one (puts, refreshes) in a dict; the bulk of a capture opened at
+        # once in sorted 64-bit key prefixes (16 bytes a key instead of ~150 in a dict).
+        self._index: dict[str, int] = {}
+        self._hashes: _Column = None
+        self._hash_ids: _Column = None
+        self._hash_keys: _Column = None
+        self._hash_key_data: _Column = None
+        self._registered: dict[str, _Registered] = {}
+        self._bases: list[int] = []
+        self._regs: list[_Registered] = []
         self._pending_rows = {}
         self._index_cutoff = cutoff
         with self._lru_lock:
-            self._groups.clear()
+            self._groups: OrderedDict[tuple[str, int], Group] = OrderedDict()
             self._groups_bytes = 0
-            self._decoded.clear()
+            self._decoded: OrderedDict[int, Exchange] = OrderedDict()
         for entry in pending:
             self._buffered(entry)
 
@@ -477,7 +453,7 @@ class ParquetCache(ParquetBase):
     def _read_row(self, rid: int) -> Exchange | None:
         """The exchange of a row; None (named) when its file or the row cannot be read."""
         with self._state_lock:
-            reg = self._regs[bisect.bisect_right(self._bases, rid) - 1]
+            reg = self._reg(rid)
         local = rid - reg.base
         g = bisect.bisect_right(reg.group_starts, local) - 1
         group_key = (reg.file.rel, g)
@@ -555,10 +531,6 @@ class ParquetCache(ParquetBase):
     def exchanges(self) -> Iterator[Exchange]:
         """Every exchange (served or not), in recorded order."""
         return iter_capture(self)
-
-    def clear(self) -> None:
-        """Hide every exchange recorded so far without deleting anything (see the stream's)."""
-        super().clear()
 
     def __repr__(self) -> str:
         return f"<ParquetCache {self.path!r}: {len(self)} exchanges>"

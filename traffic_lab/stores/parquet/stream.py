@@ -13,11 +13,11 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pyarrow as pa
 
 from ...errors import CorruptCaptureError, StoreNotFoundError
-from ._base import ParquetBase
+from .._pandas_views import ReplayViews
+from ._store import ParquetBase
 from .reader import Capture, DataFile
 from .schema import RowReader
 from .writer import Entry
@@ -193,7 +193,7 @@ def iter_capture(
     raise StoreNotFoundError("files kept disappearing while reading", path=store.path)
 
 
-class ParquetStream(ParquetBase):
+class ParquetStream(ParquetBase, ReplayViews):
     """A capture opened as a ReadWriteStream: ``put`` and iteration in recorded order.
 
     Recorded order is ``started_at``, then writer id, then the writer's sequence number. The
@@ -229,22 +229,6 @@ class ParquetStream(ParquetBase):
         store's own exchanges, buffered or not.
         """
         return iter_capture(self, offset=offset, since=since)
-
-    def requests(self) -> Iterator[httpx.Request]:
-        """The recorded requests, in order."""
-        return (exchange.request for exchange in self.exchanges())
-
-    def responses(self) -> Iterator[httpx.Response]:
-        """The recorded responses (read, decoded), in order.
-
-        Raises the recorded transport error again on reaching an exchange that failed.
-        """
-        for exchange in self.exchanges():
-            response = exchange.response
-            if response is None:
-                assert exchange.error is not None
-                raise exchange.error.to_exception(exchange.request)
-            yield response
 
     def __len__(self) -> int:
         entries, names = self._writer.pending()

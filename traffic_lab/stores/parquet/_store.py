@@ -1,4 +1,4 @@
-"""What :class:`ParquetCache` and :class:`ParquetStream` share: opening, writing, Arrow access."""
+""":class:`ParquetBase`, what :class:`ParquetCache` and :class:`ParquetStream` share."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import secrets
 import threading
 import time
 from collections.abc import Collection, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import pyarrow as pa
 
-from ...errors import StoreNotFoundError
 from ...exchange import check_storable
 from ...matching import Matcher
 from .._pandas_views import PandasViews
@@ -46,6 +44,9 @@ class ParquetBase(PandasViews):
     ``options`` (or its fields as keyword arguments): :class:`ParquetOptions`.
     """
 
+    #: Whether ``put`` computes the request key at once (else the writer does, when it flushes).
+    _keyed_puts = False
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -64,6 +65,7 @@ class ParquetBase(PandasViews):
         )
         self._files: list[DataFile] = []
         self._cutoff: int | None = None
+        self._setup()
         if o.recover and self._cfs.local:
             self.recover()
         self.refresh()
@@ -87,7 +89,8 @@ class ParquetBase(PandasViews):
         an exchange no store can hold (a port over 65535...).
         """
         check_storable(exchange)
-        self._writer.put(exchange)
+        key = self.matcher.key(exchange) if self._keyed_puts else None
+        self._writer.put(exchange, key, self._buffered)
 
     def flush(self) -> None:
         """Publish every buffered exchange as Parquet before returning."""
@@ -100,20 +103,22 @@ class ParquetBase(PandasViews):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    # Hooks for ParquetCache's index: state set up before the first refresh; an entry buffered
+    # (under the writer's lock), a file published, entries the writer could not write.
+    def _setup(self) -> None:
+        pass
+
+    def _buffered(self, entry: Entry) -> None:
+        pass
+
     def _published(self, rel: str, entries: Sequence[Entry], row_group_size: int) -> None:
-        """Called by the writer after it published one of its files."""
+        pass
 
     def _dropped(self, entries: Sequence[Entry]) -> None:
-        """Called by the writer for buffered entries it could not write (it raises about them
-        on the next flush)."""
+        pass
 
     # -- maintenance -------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -254,11 +259,6 @@ class ParquetBase(PandasViews):
         )
         days = pa.array([day_of(e.started_us) for e in entries], pa.int32())
         return table.append_column("day", days).replace_schema_metadata(None)
-
-    # -- helpers -----------------------------------------------------------------------------------
-    def _check_exists(self) -> None:
-        if not self._cfs.root_exists():
-            raise StoreNotFoundError("no capture here", path=self._cfs.url)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._cfs.url!r}>"
