@@ -19,16 +19,14 @@ import hashlib
 import json
 import random
 import struct
-import threading
 import time
 import uuid
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .testing import ServerThread
+from .testing import QuietHandler, QuietServer, ServerThread
 
 __all__ = ["DemoAPI", "generate_traffic", "png_bytes"]
 
@@ -87,19 +85,13 @@ def _order_ids(n: int, seed: int = 7) -> list[str]:
     return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     server: _Server
     server_version = "traffic-lab-demo/1.0"
 
-    def setup(self) -> None:
-        super().setup()
-        import socket
-
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def end_headers(self) -> None:
+        self.send_header("X-Request-Id", hashlib.sha1(self.path.encode()).hexdigest()[:12])
+        super().end_headers()
 
     def _json(self, status: int, doc: Any, headers: list[tuple[str, str]] | None = None) -> None:
         body = json.dumps(doc).encode()
@@ -109,16 +101,6 @@ class _Handler(BaseHTTPRequestHandler):
             body = gzip.compress(body, mtime=0)
             extra.append(("Content-Encoding", "gzip"))
         self._send(status, body, [("Content-Type", "application/json"), *extra])
-
-    def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Request-Id", hashlib.sha1(self.path.encode()).hexdigest()[:12])
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
     def _route(self) -> None:
         parts = urlsplit(self.path)
@@ -199,17 +181,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"ok": True})
         return self._json(404, {"error": "not found", "path": parts.path})
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _route
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
-
+class _Server(QuietServer):
     def __init__(self, address: tuple[str, int], require_auth: bool, slowness: float) -> None:
         super().__init__(address, _Handler)
-        self.lock = threading.Lock()
         self.count = 0
         self.require_auth = require_auth
         self.slowness = slowness

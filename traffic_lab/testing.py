@@ -21,7 +21,6 @@ import zlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +30,8 @@ from .exchange import Exchange, RecordedError
 
 __all__ = [
     "LoopbackServer",
+    "QuietHandler",
+    "QuietServer",
     "ServerThread",
     "free_port",
     "json_handler",
@@ -91,42 +92,36 @@ def make_exchange(
     """
     if started_at is None:
         started_at = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-    req_headers = httpx.Headers(request_headers).raw if request_headers is not None else []
+    response: dict[str, Any] = {}
     if status_code is None:
         if error is None:
             error = RecordedError("httpx.ConnectError", "[Errno 111] Connection refused")
-        return Exchange(
-            method,
-            url,
-            request_headers=req_headers,
-            request_body=request_body,
-            started_at=started_at,
-            elapsed=timedelta(milliseconds=elapsed_ms),
-            error=error,
-            tags=tags,
-        )
-    headers = httpx.Headers(response_headers)
-    if json is not None:
-        body = _json.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
-        headers.setdefault("Content-Type", "application/json")
     else:
-        body = response_body or b""
-    if body:
-        headers.setdefault("Content-Length", str(len(body)))
+        headers = httpx.Headers(response_headers)
+        if json is not None:
+            body = _json.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
+            headers.setdefault("Content-Type", "application/json")
+        else:
+            body = response_body or b""
+        if body:
+            headers.setdefault("Content-Length", str(len(body)))
+        response = {
+            "status_code": status_code,
+            "reason_phrase": httpx.codes.get_reason_phrase(status_code),
+            "response_headers": headers.raw,
+            "response_body": body,
+            "truncated": truncated,
+        }
     return Exchange(
         method,
         url,
-        request_headers=req_headers,
+        request_headers=httpx.Headers(request_headers).raw if request_headers is not None else [],
         request_body=request_body,
-        status_code=status_code,
-        reason_phrase=httpx.codes.get_reason_phrase(status_code),
-        response_headers=headers.raw,
-        response_body=body,
         started_at=started_at,
         elapsed=timedelta(milliseconds=elapsed_ms),
         error=error,
         tags=tags,
-        truncated=truncated,
+        **response,
     )
 
 
@@ -161,17 +156,56 @@ def free_port() -> int:
         return port
 
 
-class _Handler(BaseHTTPRequestHandler):
+class QuietHandler(BaseHTTPRequestHandler):
+    """A stdlib HTTP/1.1 request handler that logs nothing, sends without Nagle delays, and
+    routes every method to ``_route``; the base of the test and demo servers' handlers."""
+
     protocol_version = "HTTP/1.1"
-    server: _Server
 
     def setup(self) -> None:
         super().setup()
         # Headers and body go out in separate writes: without NODELAY, delayed ACKs add 40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet by default
+    def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def _route(self) -> None:
+        raise NotImplementedError
+
+    def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        if status in (204, 304) or status < 200:
+            # These responses have no body, and 204 must not even announce one.
+            self.end_headers()
+            return
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._route()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A threaded stdlib HTTP server for :class:`QuietHandler` subclasses, with a ``lock``."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256  # the default backlog of 5 resets bursts of concurrent clients
+
+    def __init__(self, address: tuple[str, int], handler: type[QuietHandler]) -> None:
+        super().__init__(address, handler)
+        self.lock = threading.Lock()
+
+
+class _Handler(QuietHandler):
+    server: _Server
 
     def _route(self) -> None:
         parts = urlsplit(self.path)
@@ -280,31 +314,11 @@ class _Handler(BaseHTTPRequestHandler):
             out += self.rfile.read(size)
             self.rfile.readline()
 
-    def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        if status in (204, 304) or status < 200:
-            # These responses have no body, and 204 must not even announce one.
-            self.end_headers()
-            return
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _route
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256  # the default backlog of 5 resets bursts of concurrent clients
-
+class _Server(QuietServer):
     def __init__(self, address: tuple[str, int]) -> None:
         super().__init__(address, _Handler)
         self.hits: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
 
 
 class ServerThread:
@@ -337,12 +351,7 @@ class ServerThread:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 

@@ -19,7 +19,6 @@ import logging
 import signal
 import socket
 import threading
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
@@ -456,10 +455,5 @@ class BackgroundServer:
     def __enter__(self) -> BackgroundServer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
