@@ -34,10 +34,6 @@ from .transports import (
 )
 
 if typing.TYPE_CHECKING:
-    from . import frames as frames
-    from . import interop as interop
-    from . import middleware as middleware
-    from . import widgets as widgets
     from .frames import Where, read_capture, write_capture
     from .stores.parquet import ParquetCache, ParquetStream
 

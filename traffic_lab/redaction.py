@@ -27,9 +27,33 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode
 from .exchange import Exchange, RecordedError
 from .wire import content_codings, decode_body, encode_body, with_content_length
 
-__all__ = ["DEFAULT_SECRET_HEADERS", "REDACTED", "URL_HEADERS", "Redactor", "is_secret_name"]
+__all__ = [
+    "DEFAULT_SECRET_HEADERS",
+    "REDACTED",
+    "TOKEN_FORMATS",
+    "URL_HEADERS",
+    "Redactor",
+    "is_secret_name",
+    "redact_known_tokens",
+    "scrub_tokens",
+]
 
 REDACTED = "[REDACTED]"
+
+#: Known credential formats: (kind, regular expression).
+TOKEN_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")),
+    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_\w{22,255})")),
+    ("gitlab_token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+    ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("stripe_key", re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}")),
+    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("openai_key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}")),
+    ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("url_credentials", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@")),
+)
 
 #: Headers whose values are always credentials.
 DEFAULT_SECRET_HEADERS: frozenset[str] = frozenset(
@@ -964,3 +988,69 @@ def _param_text(raw: bytes, extended: bool = False) -> str:
             rb"\\(.)", rb"\1", raw[1:-1] if raw.endswith(b'"') and len(raw) > 1 else raw[1:]
         )
     return raw.decode("utf-8", "replace")
+
+
+# -- known token formats, anywhere ----------------------------------------------------------------
+def scrub_tokens(text: str, replacement: str = REDACTED) -> str:
+    """``text`` with every value of a :data:`TOKEN_FORMATS` format replaced."""
+    for _, pattern in TOKEN_FORMATS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(0).replace(m.group(1), replacement), text)
+        else:
+            text = pattern.sub(replacement, text)
+    return text
+
+
+def _scrub_body(
+    body: bytes, headers: tuple[tuple[bytes, bytes], ...], replacement: str
+) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
+    codings = content_codings(headers)
+    decoded = decode_body(body, codings)
+    if not decoded:
+        return body, headers
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return body, headers
+    scrubbed = scrub_tokens(text, replacement)
+    if scrubbed == text:
+        return body, headers
+    encoded = encode_body(scrubbed.encode("utf-8"), codings)
+    if encoded is None:
+        return body, headers
+    return encoded, with_content_length(headers, len(encoded))
+
+
+def redact_known_tokens(exchange: Exchange, replacement: str = REDACTED) -> Exchange:
+    """Replace values of :data:`TOKEN_FORMATS` wherever they appear: URL, any header, text
+    bodies (decoded and encoded again). Use it as a redactor's last step,
+    ``Redactor(extra=redact_known_tokens)``, to catch tokens in fields with innocent names.
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> from traffic_lab.testing import make_exchange
+    >>> ex = make_exchange(json={"note": "key AKIAABCDEFGHIJKLMNOP"})
+    >>> redact_known_tokens(ex).response.json()
+    {'note': 'key [REDACTED]'}
+    """
+    changes: dict[str, Any] = {}
+    url = scrub_tokens(exchange.url, replacement)
+    if url != exchange.url:
+        changes["url"] = url
+    for side in ("request", "response"):
+        headers: tuple[tuple[bytes, bytes], ...] = getattr(exchange, f"{side}_headers")
+        new_headers = tuple(
+            (n, scrub_tokens(v.decode("latin-1"), replacement).encode("latin-1"))
+            for n, v in headers
+        )
+        if side == "response" and exchange.truncated:
+            body: bytes = exchange.response_body
+        else:
+            old_body: bytes = getattr(exchange, f"{side}_body")
+            body, new_headers = _scrub_body(old_body, new_headers, replacement)
+            if body is not old_body:
+                changes[f"{side}_body"] = body
+        if new_headers != headers:
+            changes[f"{side}_headers"] = new_headers
+    return exchange.replace(**changes) if changes else exchange

@@ -43,8 +43,8 @@ import pyarrow as pa
 
 from ..errors import StoreError
 from ..exchange import Exchange
-from ..redaction import REDACTED, Redactor, is_secret_name
-from ..wire import content_codings, decode_body, encode_body, header_value, with_content_length
+from ..redaction import TOKEN_FORMATS, Redactor, is_secret_name, redact_known_tokens, scrub_tokens
+from ..wire import content_codings, decode_body, header_value
 from ._capture_ref import IDENTITY, CaptureRef, open_source
 from .convert import _is_empty, capture_of, frame_columns, frame_exchanges
 from .views import _pairs, decode_header
@@ -63,20 +63,6 @@ __all__ = [
     "shannon_entropy",
 ]
 
-#: Known credential formats: (kind, regular expression).
-TOKEN_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")),
-    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_\w{22,255})")),
-    ("gitlab_token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
-    ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
-    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("stripe_key", re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}")),
-    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    ("openai_key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}")),
-    ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    ("url_credentials", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@")),
-)
 #: The columns of a :func:`scan_secrets` report.
 FINDING_COLUMNS = (
     "writer_id",
@@ -315,7 +301,7 @@ def scan_secrets(
             scanner.body("response", record["response_body"] or b"", response_pairs)
             if not scanner.found:
                 continue
-            url = _scrub(mask.redact_url(record["request_url"]), red.replacement)
+            url = scrub_tokens(mask.redact_url(record["request_url"]), red.replacement)
             for found in scanner.found:
                 rows.append(
                     (
@@ -331,70 +317,6 @@ def scan_secrets(
     out["started_at"] = pd.to_datetime(out["started_at"], utc=True).astype("datetime64[us, UTC]")
     out["writer_seq"] = out["writer_seq"].astype("int64")
     return out
-
-
-# -- rewriting -------------------------------------------------------------------------------------
-def _scrub(text: str, replacement: str) -> str:
-    for _, pattern in TOKEN_FORMATS:
-        if pattern.groups:
-            text = pattern.sub(lambda m: m.group(0).replace(m.group(1), replacement), text)
-        else:
-            text = pattern.sub(replacement, text)
-    return text
-
-
-def _scrub_body(
-    body: bytes, headers: tuple[tuple[bytes, bytes], ...], replacement: str
-) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
-    codings = content_codings(headers)
-    decoded = decode_body(body, codings)
-    if not decoded:
-        return body, headers
-    try:
-        text = decoded.decode("utf-8")
-    except UnicodeDecodeError:
-        return body, headers
-    scrubbed = _scrub(text, replacement)
-    if scrubbed == text:
-        return body, headers
-    encoded = encode_body(scrubbed.encode("utf-8"), codings)
-    if encoded is None:
-        return body, headers
-    return encoded, with_content_length(headers, len(encoded))
-
-
-def redact_known_tokens(exchange: Exchange, replacement: str = REDACTED) -> Exchange:
-    """Replace values of :data:`TOKEN_FORMATS` wherever they appear: URL, any header, text
-    bodies (decoded and encoded again). Use it as a redactor's last step,
-    ``Redactor(extra=redact_known_tokens)``, to catch tokens in fields with innocent names.
-
-    Examples
-    --------
-    >>> import traffic_lab as tl
-    >>> from traffic_lab.testing import make_exchange
-    >>> ex = make_exchange(json={"note": "key AKIAABCDEFGHIJKLMNOP"})
-    >>> redact_known_tokens(ex).response.json()
-    {'note': 'key [REDACTED]'}
-    """
-    changes: dict[str, Any] = {}
-    url = _scrub(exchange.url, replacement)
-    if url != exchange.url:
-        changes["url"] = url
-    for side in ("request", "response"):
-        headers: tuple[tuple[bytes, bytes], ...] = getattr(exchange, f"{side}_headers")
-        new_headers = tuple(
-            (n, _scrub(v.decode("latin-1"), replacement).encode("latin-1")) for n, v in headers
-        )
-        if side == "response" and exchange.truncated:
-            body: bytes = exchange.response_body
-        else:
-            old_body: bytes = getattr(exchange, f"{side}_body")
-            body, new_headers = _scrub_body(old_body, new_headers, replacement)
-            if body is not old_body:
-                changes[f"{side}_body"] = body
-        if new_headers != headers:
-            changes[f"{side}_headers"] = new_headers
-    return exchange.replace(**changes) if changes else exchange
 
 
 @dataclasses.dataclass(frozen=True)
