@@ -155,3 +155,16 @@ def test_memory_stream_concurrent_puts_keep_everything():
         assert mine == [f"https://a.example/{t}/{i}" for i in range(500)]
     assert stream[0].url == urls[0]
     assert [r.url.path for r in stream.requests()][:1] == [httpx.URL(urls[0]).path]
+
+
+def test_known_token_redaction_is_core_and_light():
+    code = (
+        "import sys, traffic_lab as tl; "
+        "from traffic_lab.redaction import redact_known_tokens; "
+        "from traffic_lab.testing import make_exchange; "
+        "red = tl.Redactor(extra=redact_known_tokens); "
+        "ex = red.redact(make_exchange(json={'note': 'key AKIAABCDEFGHIJKLMNOP'})); "
+        "print(ex.response.json()['note'], 'pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["key", "[REDACTED]", "False"]
