@@ -1,56 +1,36 @@
 """pytest plugin: httpx clients that record into and replay from a capture per test module.
 
-Installed with traffic_lab and registered through the ``pytest11`` entry point, like
-pytest-recording. It adds nothing to a test run until a test asks for one of its fixtures:
+Registered through the ``pytest11`` entry point; it imports only pytest until a test asks for a
+fixture (documented in docs/cli.md):
 
 ``traffic_client`` / ``async_traffic_client``
-    An ``httpx.Client`` / ``httpx.AsyncClient`` whose transport is
-    :class:`~traffic_lab.CaptureTransport` / :class:`~traffic_lab.AsyncCaptureTransport` over a
-    :class:`~traffic_lab.ParquetCache` at ``<test file's folder>/captures/<module name>``.
-    Exchanges are tagged with the test's node id.
+    An ``httpx.Client`` / ``httpx.AsyncClient`` over :class:`~traffic_lab.CaptureTransport` /
+    :class:`~traffic_lab.AsyncCaptureTransport` and a :class:`~traffic_lab.ParquetCache` at
+    ``<test file's folder>/<traffic_capture_dir ini, default captures>/<module name>``;
+    exchanges are tagged with the test's node id.
 ``traffic_capture``
-    That capture (the store the clients use), e.g. to assert on what was recorded.
+    That capture, e.g. to assert on what was recorded.
 ``traffic_capture_path``
     Module-scoped; override it in a ``conftest.py`` to put captures elsewhere.
 
-The record mode of a test comes from, first to last: the ``--traffic-mode`` option; the
-``@pytest.mark.traffic(mode=...)`` marker; the ``traffic_mode`` ini option; ``once``. So CI can
-run ``pytest --traffic-mode=none`` and know that no request reaches the network, whatever the
-markers say. Modes act on the module's capture:
+A test's record mode comes from, first to last: ``--traffic-mode``; the
+``@pytest.mark.traffic(mode=...)`` marker; the ``traffic_mode`` ini option; ``once`` (replay
+only if the module's capture held recordings when the module started, else record). So CI can
+run ``pytest --traffic-mode=none`` and know no request reaches the network. ``rewrite`` from the
+command line or ini hides the module's earlier recordings once; from a marker it records like
+``all``. In ``none`` a miss fails the test even if the test catches it. The marker also takes
+``matcher=``, ``redactor=`` and ``tags=``.
 
-- ``once``: replay only if the module's capture held recordings when the module started,
-  else record (VCR.py's ``once``, with the module's capture as the cassette);
-- ``new_episodes``, ``none``, ``all``: as :class:`~traffic_lab.transports.RecordMode` says; in
-  ``none`` a
-  request with no recording fails the test with the nearest recorded requests and what
-  differs, even if the test catches the exception;
-- ``rewrite``: from the command line or ini, the module's earlier recordings are hidden once
-  when the module starts and everything is recorded again; from a marker it records like
-  ``all`` (clearing a capture the other tests of the module share would lose their traffic).
-
-The marker also takes ``matcher=`` (a :class:`~traffic_lab.Matcher`), ``redactor=`` and
-``tags=``. The capture folder is set by the ``traffic_capture_dir`` ini option (default
-``captures``, relative to each test file's folder).
-
-The plugin imports only pytest when it loads; traffic_lab's stores are imported by the fixtures.
-
-Examples
---------
 .. code-block:: python
 
-    import pytest
-    import traffic_lab as tl
-
-    def test_user(traffic_client):
-        assert traffic_client.get("https://api.example/users/1").json()["id"] == 1
-
     @pytest.mark.traffic(mode="new_episodes", matcher=tl.Matcher(ignore_query=["ts"]))
-    async def test_search(async_traffic_client):
-        response = await async_traffic_client.get("https://api.example/search?q=a&ts=1")
+    def test_user(traffic_client):
+        assert traffic_client.get("https://api.example/users/1?ts=1").json()["id"] == 1
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,58 +246,66 @@ def _refuse_network(request: httpx.Request) -> httpx.Response:
     )
 
 
-def _inner(setup: _TestSetup, *, is_async: bool) -> Any:
-    import httpx
-
-    if setup.effective == "none":
-        # CaptureTransport never sends in mode "none"; this makes sure of it.
-        return httpx.MockTransport(_refuse_network)
-    if is_async:
-        # No pooled connections: nothing is left for a sync teardown to close on a finished
-        # event loop, whatever runs the async test (anyio, pytest-asyncio, trio).
-        return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
-    return httpx.HTTPTransport()
-
-
 @functools.cache
-def _transport_classes() -> tuple[type, type]:
+def _noting_transport() -> type:
     import httpx
 
     from .errors import UnmatchedRequestError
 
-    class NotingTransport(httpx.BaseTransport):
+    class NotingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         """Notes every miss on the test, so that a miss the test swallows still fails it."""
 
-        def __init__(self, inner: httpx.BaseTransport, misses: list[Any]) -> None:
+        def __init__(self, inner: Any, misses: list[Any]) -> None:
             self._inner = inner
             self._misses = misses
 
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
+        @contextlib.contextmanager
+        def _noting(self) -> Iterator[None]:
             try:
-                return self._inner.handle_request(request)
+                yield
             except UnmatchedRequestError as exc:
                 self._misses.append(exc)
                 raise
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            with self._noting():
+                return self._inner.handle_request(request)  # type: ignore[no-any-return]
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            with self._noting():
+                return await self._inner.handle_async_request(request)  # type: ignore[no-any-return]
 
         def close(self) -> None:
             self._inner.close()
 
-    class AsyncNotingTransport(httpx.AsyncBaseTransport):
-        def __init__(self, inner: httpx.AsyncBaseTransport, misses: list[Any]) -> None:
-            self._inner = inner
-            self._misses = misses
-
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            try:
-                return await self._inner.handle_async_request(request)
-            except UnmatchedRequestError as exc:
-                self._misses.append(exc)
-                raise
-
         async def aclose(self) -> None:
             await self._inner.aclose()
 
-    return NotingTransport, AsyncNotingTransport
+    return NotingTransport
+
+
+def _transport(request: pytest.FixtureRequest, module: _ModuleCapture, *, is_async: bool) -> Any:
+    """The test's capture transport over the network (or none, in mode "none"), noting misses."""
+    import httpx
+
+    from .transports import AsyncCaptureTransport, CaptureTransport
+
+    setup = _setup(request, module)
+    inner: Any
+    if setup.effective == "none":
+        # CaptureTransport never sends in mode "none"; this makes sure of it.
+        inner = httpx.MockTransport(_refuse_network)
+    elif is_async:
+        # No pooled connections: nothing is left for a sync teardown to close on a finished
+        # event loop, whatever runs the async test (anyio, pytest-asyncio, trio).
+        inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+    else:
+        inner = httpx.HTTPTransport()
+    kind = AsyncCaptureTransport if is_async else CaptureTransport
+    capture = kind(
+        setup.store, inner, mode=setup.effective, redactor=setup.redactor, tags=setup.tags
+    )
+    return _noting_transport()(capture, setup.misses)
 
 
 @pytest.fixture
@@ -335,18 +323,7 @@ def traffic_client(
     """An ``httpx.Client`` that records into and replays from the module's capture."""
     import httpx
 
-    from .transports import CaptureTransport
-
-    setup = _setup(request, _traffic_module)
-    noting, _ = _transport_classes()
-    capture = CaptureTransport(
-        setup.store,
-        _inner(setup, is_async=False),
-        mode=setup.effective,
-        redactor=setup.redactor,
-        tags=setup.tags,
-    )
-    with httpx.Client(transport=noting(capture, setup.misses)) as client:
+    with httpx.Client(transport=_transport(request, _traffic_module, is_async=False)) as client:
         yield client
 
 
@@ -361,18 +338,7 @@ def async_traffic_client(
     """
     import httpx
 
-    from .transports import AsyncCaptureTransport
-
-    setup = _setup(request, _traffic_module)
-    _, noting = _transport_classes()
-    capture = AsyncCaptureTransport(
-        setup.store,
-        _inner(setup, is_async=True),
-        mode=setup.effective,
-        redactor=setup.redactor,
-        tags=setup.tags,
-    )
-    return httpx.AsyncClient(transport=noting(capture, setup.misses))
+    return httpx.AsyncClient(transport=_transport(request, _traffic_module, is_async=True))
 
 
 # -- failing on misses ---------------------------------------------------------------------------
@@ -387,7 +353,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+def pytest_runtest_makereport(item: pytest.Item) -> Any:
     """Say which capture and mode a test that failed on a miss used, and how to record."""
     report = yield
     if report.when == "call" and report.failed and item.stash.get(_MISSES, None):
