@@ -522,15 +522,17 @@ def _plain_port(url: str) -> str | None:
     return match.group(2) or ""
 
 
+def _invalid(field: str, value: object, message: str) -> InvalidExchangeError:
+    return InvalidExchangeError(message, field=field, value=preview(value))
+
+
 def _utf8(field: str, value: str) -> None:
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise InvalidExchangeError(
-                f"not valid Unicode text ({exc.reason} at {exc.start})",
-                field=field,
-                value=preview(value),
+            raise _invalid(
+                field, value, f"not valid Unicode text ({exc.reason} at {exc.start})"
             ) from None
 
 
@@ -557,62 +559,48 @@ def check_storable(exchange: Exchange) -> None:
     """
     method = exchange.method
     if _TOKEN.fullmatch(method) is None:
-        raise InvalidExchangeError(
-            "must be an HTTP token of 1-64 characters", field="method", value=preview(method)
-        )
+        raise _invalid("method", method, "must be an HTTP token of 1-64 characters")
     url = exchange.url
     if len(url) > _MAX_URL:
-        raise InvalidExchangeError(
-            f"must be at most {_MAX_URL} characters", field="url", value=preview(url)
-        )
+        raise _invalid("url", url, f"must be at most {_MAX_URL} characters")
     port = _plain_port(url)  # one regular expression for the usual URL
     plain = port is not None
     if port is None:
         _utf8("url", url)
         match = _PORT.match(url)
         if match is None:
-            raise InvalidExchangeError(
-                "must be an absolute URL (scheme://host/...)", field="url", value=preview(url)
-            )
+            raise _invalid("url", url, "must be an absolute URL (scheme://host/...)")
         port = match.group(1) or ""
     if port and not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535):
-        raise InvalidExchangeError("must be 0-65535", field="port", value=preview(port))
+        raise _invalid("port", port, "must be 0-65535")
     if not plain:
         # Anything unusual (IDNA or IP hosts, non-ASCII, spaces, control characters) must parse
         # as httpx parses it, since every stored URL becomes an httpx.URL again when read.
         try:
             host = httpx.URL(url).host  # the host is IDNA-decoded here
         except (httpx.InvalidURL, ValueError) as exc:  # IDNAError is a ValueError
-            raise InvalidExchangeError(str(exc), field="url", value=preview(url)) from None
+            raise _invalid("url", url, str(exc)) from None
         if not host:
-            raise InvalidExchangeError("must name a host", field="url", value=preview(url))
+            raise _invalid("url", url, "must name a host")
     status = exchange.status_code
     if status is not None and not (type(status) is int and 100 <= status <= 999):
-        raise InvalidExchangeError("must be 100-999", field="status_code", value=preview(status))
+        raise _invalid("status_code", status, "must be 100-999")
     reason = exchange.reason_phrase
     if not reason.isascii():
         try:
             reason.encode("latin-1")
         except UnicodeEncodeError:
-            raise InvalidExchangeError(
-                "must be Latin-1 text", field="reason_phrase", value=preview(reason)
-            ) from None
+            raise _invalid("reason_phrase", reason, "must be Latin-1 text") from None
     if _HTTP_VERSION.fullmatch(exchange.http_version) is None:
-        raise InvalidExchangeError(
-            "must be at most 32 printable ASCII characters",
-            field="http_version",
-            value=preview(exchange.http_version),
+        raise _invalid(
+            "http_version", exchange.http_version, "must be at most 32 printable ASCII characters"
         )
     for side in ("request_headers", "response_headers"):
         for pair in getattr(exchange, side):
             if len(pair) != 2 or type(pair[0]) is not bytes or type(pair[1]) is not bytes:
-                raise InvalidExchangeError(
-                    "must be (name, value) pairs of bytes", field=side, value=preview(pair)
-                )
+                raise _invalid(side, pair, "must be (name, value) pairs of bytes")
             if not pair[0]:
-                raise InvalidExchangeError(
-                    "a header name must not be empty", field=side, value=preview(pair)
-                )
+                raise _invalid(side, pair, "a header name must not be empty")
     elapsed = exchange.elapsed
     if not (timedelta(0) <= elapsed <= MAX_ELAPSED):
         raise InvalidExchangeError(
@@ -623,13 +611,12 @@ def check_storable(exchange: Exchange) -> None:
         try:
             (started_at + elapsed).astimezone(UTC)
             started_at.astimezone(UTC)
+            out_of_range = False
         except OverflowError:
-            raise InvalidExchangeError(
-                "must be a time from year 1 to 9999 in UTC, start and end",
-                field="started_at",
-                value=started_at.isoformat(),
-            ) from None
-    elif started_at > _LATEST_START - elapsed:
+            out_of_range = True
+    else:
+        out_of_range = started_at > _LATEST_START - elapsed
+    if out_of_range:
         raise InvalidExchangeError(
             "must be a time from year 1 to 9999 in UTC, start and end",
             field="started_at",
