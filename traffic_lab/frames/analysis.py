@@ -1,16 +1,10 @@
 """Analyses behind ``df.traffic``: endpoint templates, summaries, duplicates, comparisons.
 
 Endpoint templates replace the path segments that name one resource among many with a
-placeholder, so that ``/users/17`` and ``/users/42`` both count under ``/users/{id}``. The
-default rules (:data:`DEFAULT_SEGMENT_RULES`, first match wins) recognise numbers ``{id}``,
-UUIDs ``{uuid}`` and hash-like tokens ``{hash}``: hex strings of 8 or more characters with
-both digits and letters, and 20 or more letters, digits, ``_`` or ``-`` with at least one digit
-and one letter. Templates are computed in Arrow once per distinct path.
-
-JSON schema drift (:func:`json_shape`, :func:`shape_drift`) compares the *shapes* of JSON
-bodies: every path to a value (``$.items[].price``) with the set of JSON types seen there
-(``object``, ``array``, ``string``, ``number``, ``boolean``, ``null``; integers and floats are
-both ``number``).
+placeholder (``/users/17`` -> ``/users/{id}``; :data:`DEFAULT_SEGMENT_RULES`, first match wins),
+computed in Arrow once per distinct path. JSON schema drift compares the *shapes* of JSON bodies:
+every path to a value (``$.items[].price``) with the JSON types seen there (integers and floats
+are both ``number``).
 """
 
 from __future__ import annotations
@@ -46,6 +40,8 @@ __all__ = [
 #: path segment must match to be replaced (RE2 syntax, as in ``pyarrow.compute``).
 SegmentRule: TypeAlias = tuple[str, str | Sequence[str]]
 
+#: Numbers ``{id}``, UUIDs ``{uuid}``, and hash-like tokens ``{hash}``: hex of 8+ characters, or
+#: 20+ letters, digits, ``_`` or ``-``, with both digits and letters.
 DEFAULT_SEGMENT_RULES: tuple[SegmentRule, ...] = (
     ("{uuid}", r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
     ("{id}", r"^[0-9]+$"),
@@ -55,8 +51,7 @@ DEFAULT_SEGMENT_RULES: tuple[SegmentRule, ...] = (
 
 
 def path_templates(paths: Any, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES) -> Any:
-    """The endpoint template of each path: an Arrow string array (or chunked array) in, an
-    Arrow string array out; nulls stay null."""
+    """The endpoint template of each path (Arrow strings in and out; nulls stay null)."""
     if isinstance(paths, pa.ChunkedArray):
         paths = paths.combine_chunks() if paths.num_chunks else pa.array([], pa.string())
     encoded: Any = pc.dictionary_encode(paths)
@@ -93,7 +88,8 @@ def path_template(path: str, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULE
 def endpoint_series(
     df: pd.DataFrame, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES
 ) -> pd.Series[Any]:
-    """The endpoint template of each row (categorical), from ``request_path`` (or the URL)."""
+    """The endpoint template of each row (``/users/{id}``, categorical), from ``request_path``
+    (or the URL)."""
     paths: Any
     if "request_path" in df.columns:
         paths = pa.array(df["request_path"], pa.string(), from_pandas=True)
@@ -130,7 +126,20 @@ def _status_flags(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(df: pd.DataFrame) -> pd.Series[Any]:
-    """See :meth:`TrafficAccessor.summary`."""
+    """Headline figures: counts, time span, status classes, error rate, latency, bytes.
+
+    ``error_rate`` counts 4xx, 5xx and transport failures; ``repeated_requests`` counts rows
+    whose ``request_key`` appeared earlier.
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> from traffic_lab.testing import make_exchange
+    >>> exs = [make_exchange(status_code=s, elapsed_ms=ms) for s, ms in [(200, 10), (500, 30)]]
+    >>> s = tl.frames.to_pandas(exs).traffic.summary()
+    >>> s[["exchanges", "status_2xx", "status_5xx", "error_rate", "p50_ms"]].tolist()
+    [2, 1, 1, 0.5, 20.0]
+    """
     _need(
         df,
         ["started_at", "elapsed_ms", "request_host", "response_status", "response_body_size"],
@@ -139,20 +148,14 @@ def summary(df: pd.DataFrame) -> pd.Series[Any]:
     n = len(df)
     flags = _status_flags(df)
     status = df["response_status"]
-    classes = {}
-    for low in (100, 200, 300, 400, 500):
-        classes[f"status_{low // 100}xx"] = int(((status >= low) & (status < low + 100)).sum())
+    classes = {
+        f"status_{c}xx": int(((status >= c * 100) & (status < c * 100 + 100)).sum())
+        for c in range(1, 6)
+    }
     elapsed = df["elapsed_ms"]
     quantiles = elapsed.quantile([0.5, 0.9, 0.99]) if n else pd.Series([np.nan] * 3)
-    endpoints = (
-        len(
-            pd.DataFrame(
-                {"m": df["request_method"].astype(str), "e": endpoint_series(df).astype(str)}
-            ).drop_duplicates()
-        )
-        if n
-        else 0
-    )
+    methods = df["request_method"].astype(str)
+    endpoints = len(set(zip(methods, endpoint_series(df).astype(str), strict=True)))
     repeats = int(df["request_key"].duplicated().sum()) if "request_key" in df.columns else 0
     start: Any = df["started_at"].min() if n else pd.NaT
     end: Any = df["started_at"].max() if n else pd.NaT
@@ -183,15 +186,13 @@ def summary(df: pd.DataFrame) -> pd.Series[Any]:
 def _group_keys(
     df: pd.DataFrame, rules: Sequence[SegmentRule], by_host: bool
 ) -> tuple[list[pd.Series[Any]], list[str]]:
-    keys: list[pd.Series[Any]] = []
-    names: list[str] = []
+    keys = [
+        df["request_method"].astype(str).rename("method"),
+        endpoint_series(df, rules).astype(str),
+    ]
     if by_host:
-        keys.append(df["request_host"].astype(str).rename("host"))
-        names.append("host")
-    keys.append(df["request_method"].astype(str).rename("method"))
-    keys.append(endpoint_series(df, rules).astype(str))
-    names += ["method", "endpoint"]
-    return keys, names
+        keys.insert(0, df["request_host"].astype(str).rename("host"))
+    return keys, [str(k.name) for k in keys]
 
 
 def endpoints(
@@ -200,38 +201,49 @@ def endpoints(
     by_host: bool = False,
     rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES,
 ) -> pd.DataFrame:
-    """See :meth:`TrafficAccessor.endpoints`."""
+    """Per endpoint (method and path template): counts, latency, errors, payload sizes.
+
+    ``by_host`` groups by host too; ``rules`` are the segment rules for templates. Returns a
+    frame indexed by (``method``, ``endpoint``), most requested first: ``count``, ``p50_ms``,
+    ``p90_ms``, ``p99_ms`` (linear interpolation), ``mean_ms``, ``max_ms``, ``errors_4xx``,
+    ``errors_5xx``, ``failed`` (transport errors), ``error_rate`` (all three over count),
+    ``server_error_rate`` (5xx and failed), ``request_bytes_mean``, ``response_bytes_mean``,
+    ``response_bytes_max``, ``response_bytes_total`` (wire sizes).
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> from traffic_lab.testing import make_exchange
+    >>> exs = [make_exchange(url=f"https://a.example/users/{i}", elapsed_ms=10 * i)
+    ...        for i in range(1, 5)]
+    >>> table = tl.frames.to_pandas(exs).traffic.endpoints()
+    >>> table[["count", "p50_ms", "error_rate"]]  # doctest: +NORMALIZE_WHITESPACE
+                         count  p50_ms  error_rate
+    method endpoint
+    GET    /users/{id}      4    25.0         0.0
+    """
     _need(
         df,
         ["elapsed_ms", "response_status", "response_body_size", "request_body_size"],
         "endpoints()",
     )
     keys, names = _group_keys(df, rules, by_host)
-    flags = _status_flags(df)
-    data = pd.DataFrame(
-        {
-            "elapsed_ms": df["elapsed_ms"].to_numpy(),
-            "failed": flags["failed"].to_numpy(),
-            "c4xx": flags["c4xx"].to_numpy(),
-            "c5xx": flags["c5xx"].to_numpy(),
-            "request_bytes": df["request_body_size"].to_numpy(dtype="float64"),
-            "response_bytes": df["response_body_size"].to_numpy(dtype="float64"),
-        }
+    data = _status_flags(df).assign(
+        elapsed_ms=df["elapsed_ms"].to_numpy(),
+        request_bytes=df["request_body_size"].to_numpy(dtype="float64"),
+        response_bytes=df["response_body_size"].to_numpy(dtype="float64"),
+        **{str(key.name): key.to_numpy() for key in keys},
     )
-    for key in keys:
-        data[key.name] = key.to_numpy()
     grouped = data.groupby(names, sort=True, observed=True)
     latency = grouped["elapsed_ms"]
     out = pd.DataFrame({"count": grouped.size()})
     quantiles = latency.quantile(np.array([0.5, 0.9, 0.99])).unstack()
-    out["p50_ms"] = quantiles[0.5]
-    out["p90_ms"] = quantiles[0.9]
-    out["p99_ms"] = quantiles[0.99]
+    for q in (50, 90, 99):
+        out[f"p{q}_ms"] = quantiles[q / 100]
     out["mean_ms"] = latency.mean()
     out["max_ms"] = latency.max()
-    out["errors_4xx"] = grouped["c4xx"].sum().astype("int64")
-    out["errors_5xx"] = grouped["c5xx"].sum().astype("int64")
-    out["failed"] = grouped["failed"].sum().astype("int64")
+    for column, flag in (("errors_4xx", "c4xx"), ("errors_5xx", "c5xx"), ("failed", "failed")):
+        out[column] = grouped[flag].sum().astype("int64")
     out["error_rate"] = (out["errors_4xx"] + out["errors_5xx"] + out["failed"]) / out["count"]
     out["server_error_rate"] = (out["errors_5xx"] + out["failed"]) / out["count"]
     out["request_bytes_mean"] = grouped["request_bytes"].mean()
@@ -245,7 +257,24 @@ def endpoints(
 def duplicates(
     df: pd.DataFrame, key: str | Sequence[str] | Matcher = "request_key"
 ) -> pd.DataFrame:
-    """See :meth:`TrafficAccessor.duplicates`."""
+    """Requests repeated under the same key, and what a cache would have saved.
+
+    ``key`` is a column (default ``request_key``, the capture matcher's key), several columns,
+    or a :class:`~traffic_lab.Matcher` to key the requests afresh. Returns one row per repeated
+    key (index ``key``), largest savings first: ``request_method``, ``request_url`` (of the
+    first), ``count``, ``repeats`` (rows a cache would have answered: those after the first
+    complete response for the key), ``saved_ms`` (their elapsed time), ``saved_bytes`` (their
+    request and response body bytes), ``first_at``, ``last_at``.
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> from traffic_lab.testing import make_exchange
+    >>> exs = [make_exchange(elapsed_ms=ms, response_body=b"12345") for ms in (40, 30, 20)]
+    >>> table = tl.frames.to_pandas(exs).traffic.duplicates()
+    >>> table[["count", "repeats", "saved_ms", "saved_bytes"]].to_dict("records")
+    [{'count': 3, 'repeats': 2, 'saved_ms': 50.0, 'saved_bytes': 10}]
+    """
     from ..matching import Matcher
 
     _need(
@@ -312,20 +341,18 @@ def duplicates(
 
 
 # -- JSON shapes ---------------------------------------------------------------------------------
+_JSON_TYPES = (
+    (type(None), "null"),
+    (bool, "boolean"),
+    (int | float, "number"),
+    (str, "string"),
+    (dict, "object"),
+    (list, "array"),
+)
+
+
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return type(value).__name__
+    return next((name for t, name in _JSON_TYPES if isinstance(value, t)), type(value).__name__)
 
 
 def json_shape(
@@ -377,8 +404,8 @@ def shape_drift(
 def _endpoint_shapes(
     df: pd.DataFrame, keys: pd.Series[Any], sample: int
 ) -> dict[Any, dict[str, set[str]]]:
-    """JSON response shapes per endpoint, from up to ``sample`` successful (2xx) JSON bodies
-    each: error bodies have shapes of their own, and the status mix already shows them."""
+    """JSON response shapes per endpoint, from up to ``sample`` 2xx JSON bodies each (error
+    bodies have shapes of their own, and the status mix already shows them)."""
     status = df["response_status"].to_numpy(dtype="float64", na_value=np.nan)
     rows = (status >= 200) & (status < 300)
     if "response_content_type" in df.columns:
@@ -426,59 +453,54 @@ def compare(
     sample: int = 100,
     rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES,
 ) -> pd.DataFrame:
-    """See :meth:`TrafficAccessor.compare`."""
+    """Compare this frame (``a``) with another (``b``), endpoint by endpoint.
+
+    Two captures, two sessions (``where={"tags": {"session": ...}}``), before and after a
+    deploy. JSON schema drift compares the shapes of up to ``sample`` 2xx JSON responses per
+    endpoint and side (bodies are fetched for those rows only). Returns a frame indexed like
+    :func:`endpoints`, endpoints of both sides; columns, with the ``labels`` as suffixes:
+    ``count_*``, ``error_rate_*``, ``statuses_*`` (status code to count; transport failures count
+    in ``error_rate`` only), ``p50_ms_*``, ``p50_ratio`` (b over a), ``p90_ms_*``,
+    ``response_bytes_mean_*``, ``schema_changed``, ``fields_added``, ``fields_removed`` (JSON
+    paths such as ``$.items[].price``) and ``types_changed`` (``"$.total: number -> string"``).
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> from traffic_lab.testing import make_exchange
+    >>> a = tl.frames.to_pandas([make_exchange(json={"id": 1, "name": "x"})])
+    >>> b = tl.frames.to_pandas([make_exchange(json={"id": "1", "email": "e"})])
+    >>> row = a.traffic.compare(b).iloc[0]
+    >>> row.fields_added, row.fields_removed, row.types_changed
+    (['$.email'], ['$.name'], ['$.id: number -> string'])
+    """
     la, lb = labels
     if la == lb:
         raise ValueError("labels must differ")
     stats_a, shapes_a = _side_stats(a, rules, by_host, sample)
     stats_b, shapes_b = _side_stats(b, rules, by_host, sample)
-    metrics = ["count", "error_rate", "p50_ms", "p90_ms", "response_bytes_mean", "statuses"]
-    left = stats_a[metrics].add_suffix(f"_{la}")
-    right = stats_b[metrics].add_suffix(f"_{lb}")
-    out = left.join(right, how="outer", sort=True)
+    metrics = ["count", "error_rate", "statuses", "p50_ms", "p90_ms", "response_bytes_mean"]
+    out = (
+        stats_a[metrics]
+        .add_suffix(f"_{la}")
+        .join(stats_b[metrics].add_suffix(f"_{lb}"), how="outer", sort=True)
+    )
     for label in (la, lb):
         out[f"count_{label}"] = out[f"count_{label}"].fillna(0).astype("int64")
         out[f"statuses_{label}"] = pd.Series(
             [v if isinstance(v, dict) else {} for v in out[f"statuses_{label}"]], index=out.index
         )
     out["p50_ratio"] = out[f"p50_ms_{lb}"] / out[f"p50_ms_{la}"]
-    added: list[list[str]] = []
-    removed: list[list[str]] = []
-    changed: list[list[str]] = []
-    for key in out.index:
-        before, after = shapes_a.get(key), shapes_b.get(key)
-        if before is None or after is None:
-            added.append([])
-            removed.append([])
-            changed.append([])
-            continue
-        plus, minus, types = shape_drift(before, after)
-        added.append(plus)
-        removed.append(minus)
-        changed.append(types)
-    out["fields_added"] = pd.Series(added, index=out.index, dtype=object)
-    out["fields_removed"] = pd.Series(removed, index=out.index, dtype=object)
-    out["types_changed"] = pd.Series(changed, index=out.index, dtype=object)
-    out["schema_changed"] = [
-        bool(x or y or z) for x, y, z in zip(added, removed, changed, strict=True)
+    drifts = [
+        shape_drift(shapes_a[key], shapes_b[key])
+        if key in shapes_a and key in shapes_b
+        else ([], [], [])
+        for key in out.index
     ]
-    order = [
-        f"count_{la}",
-        f"count_{lb}",
-        f"error_rate_{la}",
-        f"error_rate_{lb}",
-        f"statuses_{la}",
-        f"statuses_{lb}",
-        f"p50_ms_{la}",
-        f"p50_ms_{lb}",
-        "p50_ratio",
-        f"p90_ms_{la}",
-        f"p90_ms_{lb}",
-        f"response_bytes_mean_{la}",
-        f"response_bytes_mean_{lb}",
-        "schema_changed",
-        "fields_added",
-        "fields_removed",
-        "types_changed",
-    ]
-    return out[order]
+    drift_columns = ["fields_added", "fields_removed", "types_changed"]
+    for i, column in enumerate(drift_columns):
+        out[column] = pd.Series([d[i] for d in drifts], index=out.index, dtype=object)
+    out["schema_changed"] = [any(d) for d in drifts]
+    order = [f"{metric}_{label}" for metric in metrics for label in labels]
+    order.insert(order.index(f"p50_ms_{lb}") + 1, "p50_ratio")
+    return out[[*order, "schema_changed", *drift_columns]]

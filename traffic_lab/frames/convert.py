@@ -1,12 +1,10 @@
-"""Capture -> DataFrame (:func:`to_pandas`, :func:`read_capture`) and DataFrame -> capture
+"""Capture -> DataFrame (:func:`read_capture`, alias :func:`to_pandas`) and DataFrame -> capture
 (:func:`write_capture`).
 
-A traffic frame has one row per exchange and the capture's column names (``docs/analysis.md``
-lists them with their dtypes), except ``elapsed``, which becomes ``elapsed_ms`` (float
-milliseconds). Bodies and headers are left in the capture unless asked for; the frame keeps a
-reference to its capture in ``df.attrs["traffic_lab.source"]`` and the row identity
-``(writer_id, writer_seq)``, so :meth:`df.traffic.exchanges() <TrafficAccessor.exchanges>` and
-the decoded views fetch what the frame did not load, for exactly its rows.
+A traffic frame has one row per exchange and the capture's columns (``docs/analysis.md``), with
+``elapsed`` as ``elapsed_ms`` (float milliseconds). It keeps a reference to its capture in
+``df.attrs["traffic_lab.source"]`` and each row's identity ``(writer_id, writer_seq)``, so what
+it did not load (bodies, headers) is fetched later for exactly its rows.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..exchange import Exchange
+from ..protocols import exchanges_of
 from ..stores.parquet import SCHEMA, table_to_exchanges
 from ._capture_ref import CAPTURE_COLUMNS, IDENTITY, SOURCE_ATTR, CaptureRef, open_source
 from .where import WhereArg, as_expression
@@ -145,7 +144,7 @@ def table_to_frame(table: pa.Table) -> pd.DataFrame:
     return converted.to_pandas(types_mapper=_types_mapper)
 
 
-def to_pandas(
+def read_capture(
     source: Any,
     columns: ColumnsArg = None,
     where: WhereArg = None,
@@ -159,9 +158,9 @@ def to_pandas(
     Parameters
     ----------
     source
-        A capture path or URL, a Parquet store, any store with ``to_arrow(columns=, filter=)``
-        or ``exchanges()`` (:class:`~traffic_lab.MemoryCache`,
-        :class:`~traffic_lab.MemoryStream`), or an iterable of
+        A Parquet capture's folder or object-store URL (opened read-only: nothing is written to
+        it, and logs of crashed durable writers are not folded in), any store with
+        ``to_arrow(columns=, filter=)`` or ``exchanges()``, or an iterable of
         :class:`~traffic_lab.Exchange`.
     columns
         Frame column names to load (default :data:`DEFAULT_COLUMNS`: everything except bodies
@@ -169,23 +168,15 @@ def to_pandas(
     where
         A :class:`~traffic_lab.frames.Where`, a dict of its fields, or a ``pyarrow.compute``
         Expression over capture columns. Pushed down to the Parquet files.
-    bodies
-        Also load ``request_body`` and ``response_body`` (bytes, as stored on the wire).
-    headers
-        Also load ``request_headers`` and ``response_headers`` (Arrow lists of name/value
-        pairs; see ``df.traffic.headers()`` for ordered pairs and ``df.traffic.header(name)``
-        for a lookup).
+    bodies, headers
+        Also load the body columns (bytes as on the wire) or the header columns (Arrow lists of
+        name/value pairs; ``df.traffic.headers()`` gives ordered pairs).
     filesystem
         A ``pyarrow.fs`` or fsspec filesystem for a path ``source``.
 
-    Returns
-    -------
-    pandas.DataFrame
-        Rows in recorded order. ``started_at`` is ``datetime64[us, UTC]``, ``elapsed_ms``
-        float64, ``response_status`` and ``request_port`` ``Int32`` (NA for an exchange that
-        failed in the transport), ``request_method`` and ``request_host`` categorical, other
-        text columns pandas' default string dtype. ``df.attrs["traffic_lab.source"]``
-        refers to the source, so columns not loaded can be fetched later for these rows.
+    Returns a frame in recorded order, typed as ``docs/analysis.md`` lists (``response_status``
+    is ``Int32``, NA for an exchange that failed in the transport). Raises
+    :class:`~traffic_lab.errors.StoreNotFoundError` if there is no capture at a path.
 
     Examples
     --------
@@ -202,52 +193,22 @@ def to_pandas(
     0            GET   /users/503              503
     >>> str(df.response_status.dtype), str(df.started_at.dtype)
     ('Int32', 'datetime64[us, UTC]')
-    """
-    ref = open_source(source, filesystem=filesystem)
-    wanted = _wanted(columns, bodies, headers)
-    expr = as_expression(where, partitioned=ref.partitioned)
-    table = ref.read(wanted, expr)
-    df = table_to_frame(table)
-    df.attrs[SOURCE_ATTR] = ref
-    return df
-
-
-def read_capture(
-    source: Any,
-    columns: ColumnsArg = None,
-    where: WhereArg = None,
-    bodies: bool = False,
-    *,
-    headers: bool = False,
-    filesystem: Any = None,
-) -> pd.DataFrame:
-    """Load a capture into a DataFrame: the one recommended way, for a path or any store.
-
-    ``source`` is a Parquet capture's folder or object-store URL (opened read-only: nothing is
-    written to it, and logs of crashed durable writers are not folded in), or a store
-    (:class:`~traffic_lab.ParquetCache`, :class:`~traffic_lab.ParquetStream`,
-    :class:`~traffic_lab.MemoryCache`, :class:`~traffic_lab.MemoryStream`...), or an iterable of
-    exchanges; the parameters are :func:`to_pandas`'s. Raises
-    :class:`~traffic_lab.errors.StoreNotFoundError` if there is no capture at a path.
-
-    Examples
-    --------
-    >>> import tempfile, traffic_lab as tl
-    >>> from traffic_lab.testing import make_exchange
     >>> folder = tempfile.mkdtemp()
     >>> with tl.ParquetStream(folder) as stream:
     ...     stream.put(make_exchange(json={"id": 1}))
     >>> df = tl.read_capture(folder, bodies=True)
     >>> df.response_body.tolist(), df.elapsed_ms.tolist()
     ([b'{"id":1}'], [12.5])
-    >>> memory = tl.MemoryStream()
-    >>> memory.put(make_exchange(status_code=503))
-    >>> tl.read_capture(memory, where=tl.Where(status="5xx")).response_status.tolist()
-    [503]
     """
-    if isinstance(source, str | os.PathLike):
-        source = os.fspath(source)
-    return to_pandas(source, columns, where, bodies, headers=headers, filesystem=filesystem)
+    ref = open_source(source, filesystem=filesystem)
+    expr = as_expression(where, partitioned=ref.partitioned)
+    df = table_to_frame(ref.read(_wanted(columns, bodies, headers), expr))
+    df.attrs[SOURCE_ATTR] = ref
+    return df
+
+
+#: The same function as :func:`read_capture`.
+to_pandas = read_capture
 
 
 # -- frame -> Arrow / exchanges -----------------------------------------------------------------
@@ -287,16 +248,8 @@ def _plain_values(values: list[Any], name: str) -> list[Any]:
 
 
 def frame_to_table(df: pd.DataFrame, columns: Iterable[str] | None = None) -> pa.Table:
-    """The frame's capture columns as an Arrow table in the capture's types.
-
-    Parameters
-    ----------
-    df
-        A traffic frame (or any frame with some capture columns).
-    columns
-        Capture column names to convert (default: every capture column the frame has);
-        names the frame lacks are skipped.
-    """
+    """The frame's capture columns (default: all; names it lacks are skipped) as an Arrow table
+    in the capture's types."""
     names = list(CAPTURE_COLUMNS if columns is None else columns)
     arrays, out = [], []
     for name in names:
@@ -349,43 +302,30 @@ def frame_columns(df: pd.DataFrame, columns: Sequence[str], source: Any = None) 
 
 
 def frame_exchanges(df: pd.DataFrame, source: Any = None) -> Iterator[Exchange]:
-    """Exchanges rebuilt from a frame's rows, in row order (see ``df.traffic.exchanges()``)."""
+    """The rows as :class:`~traffic_lab.Exchange` objects, in row order.
+
+    Values come from the frame's columns (edits count); for rows of a capture, columns the frame
+    did not load (bodies, headers...) are fetched from it by row identity, or from ``source``
+    (a ``ValueError`` if there is none: rebuilding without them would silently drop data).
+
+    Examples
+    --------
+    >>> import traffic_lab as tl
+    >>> from traffic_lab.testing import make_exchange
+    >>> df = tl.frames.to_pandas([make_exchange(json={"id": 1})])
+    >>> [ex.response.json() for ex in df.traffic.exchanges()]
+    [{'id': 1}]
+    """
     if len(df) == 0:
         return iter(())
-    identified = all(c in df.columns for c in IDENTITY)
-    ref = open_source(source) if source is not None else capture_of(df)
-    if identified and ref is not None and not ref.detached:
+    if all(c in df.columns for c in IDENTITY):
         table = frame_columns(df, _REBUILD, source)
     else:
         table = frame_to_table(df, _REBUILD)
-        lacking = [
-            _frame_name(c)
-            for c in _REBUILD
-            if c not in table.column_names and c not in ("request_method", "request_url")
-        ]
-        if identified and lacking:
-            # Rows of a capture whose reference was lost: rebuilding without their bodies
-            # and headers would silently drop data.
-            raise ValueError(
-                f"the frame has no {lacking} columns and no capture to load them from "
-                "(df.attrs['traffic_lab.source'] is missing); pass source="
-            )
-        for required in ("request_method", "request_url"):
-            if required not in table.column_names:
-                raise ValueError(f"cannot rebuild exchanges without a {required!r} column")
+    for required in ("request_method", "request_url"):
+        if required not in table.column_names:
+            raise ValueError(f"cannot rebuild exchanges without a {required!r} column")
     return table_to_exchanges(table)
-
-
-def _exchanges_of(data: Any, source: Any) -> Iterator[Exchange]:
-    if isinstance(data, pd.DataFrame):
-        return frame_exchanges(data, source)
-    exchanges = getattr(data, "exchanges", None)
-    items = exchanges() if callable(exchanges) else data
-    if not isinstance(items, Iterable):
-        raise TypeError(
-            f"write_capture() takes a DataFrame, a store or exchanges, not {type(data).__name__}"
-        )
-    return iter(items)
 
 
 def _is_empty(path: str, filesystem: Any) -> bool:
@@ -473,9 +413,13 @@ def write_capture(
             f"{target} exists and is not empty; write a new capture elsewhere, or pass "
             "append=True to add to it"
         )
+    if isinstance(data, pd.DataFrame):
+        exchanges = frame_exchanges(data, source)
+    else:
+        exchanges = exchanges_of(data, "write_capture()")
     written = 0
     with ParquetStream(target, matcher, filesystem=filesystem, flush_seconds=None) as out:
-        for exchange in _exchanges_of(data, source):
+        for exchange in exchanges:
             if not isinstance(exchange, Exchange):
                 raise TypeError(f"expected traffic_lab.Exchange, got {type(exchange).__name__}")
             out.put(exchange)

@@ -1,15 +1,15 @@
-"""Decoded views of a traffic frame's rows: body bytes, text and JSON, and headers.
+"""Decoded views of a traffic frame's rows (``df.traffic.body()``, ``.text()``, ``.json()``,
+``.headers()``, ``.header(name)``).
 
-Captures keep bodies as the bytes that went over the wire (a gzip body stays gzip) and headers
-as ordered name/value pairs. These views decode on demand, with :mod:`traffic_lab.wire`, for the
-rows of the frame only; a frame that did not load bodies or headers fetches them from its capture
-(see ``df.attrs["traffic_lab.source"]``). The accessor exposes them as ``df.traffic.body()``,
-``.text()``, ``.json()``, ``.headers()`` and ``.header(name)``.
+Captures keep bodies as wire bytes (a gzip body stays gzip); these views decode on demand, for
+the frame's rows only, fetching bodies and headers the frame did not load from its capture (or
+from ``source=``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -32,11 +32,6 @@ __all__ = [
 
 #: Which message of the exchange a view looks at.
 Side = Literal["request", "response"]
-
-
-def _check_side(side: str) -> None:
-    if side not in ("request", "response"):
-        raise ValueError(f"side must be 'request' or 'response', not {side!r}")
 
 
 def decode_header(stored: str) -> str:
@@ -64,10 +59,20 @@ def _pairs(cell: Any) -> list[tuple[str, str]]:
     return [(item["name"], item["value"]) for item in cell]
 
 
-def _bodies(df: pd.DataFrame, side: Side, source: Any) -> tuple[list[Any], list[Any]]:
-    _check_side(side)
-    table = frame_columns(df, [f"{side}_body", f"{side}_headers"], source)
-    return table.column(0).to_pylist(), table.column(1).to_pylist()
+def _side(df: pd.DataFrame, side: Side, source: Any, *parts: str) -> pa.Table:
+    """The ``{side}_{part}`` columns for the frame's rows."""
+    if side not in ("request", "response"):
+        raise ValueError(f"side must be 'request' or 'response', not {side!r}")
+    return frame_columns(df, [f"{side}_{part}" for part in parts], source)
+
+
+def _decoded(df: pd.DataFrame, side: Side, source: Any) -> Iterator[tuple[bytes | None, Any]]:
+    """Per row: the body decoded from its Content-Encoding (``None`` where that fails), and the
+    header pairs."""
+    table = _side(df, side, source, "body", "headers")
+    for raw, cell in zip(table[0].to_pylist(), table[1].to_pylist(), strict=True):
+        pairs = _pairs(cell)
+        yield decode_body(raw or b"", content_codings(pairs)), pairs
 
 
 def body(
@@ -86,11 +91,10 @@ def body(
     >>> views.body(to_pandas([ex])).tolist()
     [b'{"a": 1}']
     """
-    bodies, headers = _bodies(df, side, source)
-    values: list[Any] = []
-    for raw, cell in zip(bodies, headers, strict=True):
-        raw = raw or b""
-        values.append(decode_body(raw, content_codings(_pairs(cell))) if decoded else raw)
+    if decoded:
+        values = [body for body, _ in _decoded(df, side, source)]
+    else:
+        values = [raw or b"" for raw in _side(df, side, source, "body")[0].to_pylist()]
     return pd.Series(values, index=df.index, name=f"{side}_body", dtype=object)
 
 
@@ -105,16 +109,11 @@ def text(df: pd.DataFrame, side: Side = "response", *, source: Any = None) -> pd
     >>> views.text(to_pandas([make_exchange(response_body=b"caf\\xc3\\xa9")])).tolist()
     ['café']
     """
-    bodies, headers = _bodies(df, side, source)
     values: list[str | None] = []
-    for raw, cell in zip(bodies, headers, strict=True):
-        pairs = _pairs(cell)
-        decoded = decode_body(raw or b"", content_codings(pairs))
-        if decoded is None:
-            values.append(None)
-            continue
+    for decoded, pairs in _decoded(df, side, source):
         try:
-            values.append(decoded.decode(content_charset(header_value(pairs, "content-type"))))
+            charset = content_charset(header_value(pairs, "content-type"))
+            values.append(None if decoded is None else decoded.decode(charset))
         except UnicodeDecodeError:
             values.append(None)
     return pd.Series(values, index=df.index, name=f"{side}_text", dtype=object)
@@ -130,15 +129,10 @@ def json_values(df: pd.DataFrame, side: Side = "response", *, source: Any = None
     >>> views.json_values(to_pandas([make_exchange(json={"id": 7})])).tolist()
     [{'id': 7}]
     """
-    bodies, headers = _bodies(df, side, source)
     values: list[Any] = []
-    for raw, cell in zip(bodies, headers, strict=True):
-        decoded = decode_body(raw or b"", content_codings(_pairs(cell)))
-        if not decoded:
-            values.append(None)
-            continue
+    for decoded, _ in _decoded(df, side, source):
         try:
-            values.append(json.loads(decoded))
+            values.append(json.loads(decoded) if decoded else None)
         except (ValueError, UnicodeDecodeError):
             values.append(None)
     return pd.Series(values, index=df.index, name=f"{side}_json", dtype=object)
@@ -158,11 +152,9 @@ def header_pairs(
     >>> views.header_pairs(to_pandas([ex])).iloc[0]
     [('Set-Cookie', 'a=1'), ('Set-Cookie', 'b=2'), ('Content-Length', '1')]
     """
-    _check_side(side)
-    table = frame_columns(df, [f"{side}_headers"], source)
     values = [
         [(decode_header(n), decode_header(v)) for n, v in _pairs(cell)]
-        for cell in table.column(0).to_pylist()
+        for cell in _side(df, side, source, "headers")[0].to_pylist()
     ]
     return pd.Series(values, index=df.index, name=f"{side}_headers", dtype=object)
 
@@ -181,10 +173,7 @@ def header(
     >>> views.header(to_pandas([ex, make_exchange()]), "x-trace").tolist()
     ['abc', nan]
     """
-    _check_side(side)
-    table = frame_columns(df, [f"{side}_headers"], source)
-    column = table.column(0)
-    lists: Any = column.combine_chunks()
+    lists: Any = _side(df, side, source, "headers")[0].combine_chunks()
     n = len(lists)
     flat: Any = lists.flatten()
     parents = pc.list_parent_indices(lists)
