@@ -182,7 +182,6 @@ _first = itemgetter(0)
 _Pairs = tuple[tuple[bytes, bytes], ...]
 # What _layout tells of a header list: kinds, last Content-Type, every Content-Encoding.
 _Layout = tuple[int, int, tuple[int, ...]]
-_NO_LAYOUT: tuple[object, _Layout] = (None, (0, -1, ()))
 # Verdicts of is_secret_name, a pure function of its argument (bounded, like the Redactor's
 # header cache): query, form and JSON field names repeat from one exchange to the next.
 _SECRET_NAME_CACHE: dict[str, bool] = {}
@@ -288,10 +287,10 @@ class Redactor:
         self.enabled = enabled
         self.extra = extra
         self._replacement_bytes = replacement.encode()
-        self._header_cache: dict[bytes, bool] = {}
-        self._header_kinds: dict[bytes, int] = {}
+        # Two bounded caches: what a header name means (bit flags), and what a sequence of
+        # header names means (responses from one service repeat the same names in order).
+        self._kinds: dict[bytes, int] = {}
         self._layouts: dict[tuple[bytes, ...], _Layout] = {}
-        self._last_layout: tuple[object, _Layout] = _NO_LAYOUT
 
     @classmethod
     def disabled(cls) -> Redactor:
@@ -310,19 +309,23 @@ class Redactor:
         url = self.redact_url(exchange.url)
         if url != exchange.url:
             changes["url"] = url
-        req_headers = self.redact_headers(exchange.request_headers)
+        req_layout = self._layout(exchange.request_headers)
+        req_headers = self._redact_headers(exchange.request_headers, req_layout)
         if req_headers is not exchange.request_headers:
             changes["request_headers"] = req_headers
-        req_body = self.redact_body(exchange.request_body, exchange.request_headers)
+        req_body = self._redact_body(exchange.request_body, exchange.request_headers, req_layout)
         if req_body is not exchange.request_body:
             changes["request_body"] = req_body
             changes["request_headers"] = with_content_length(
                 changes.get("request_headers", exchange.request_headers), len(req_body)
             )
-        resp_headers = self.redact_headers(exchange.response_headers)
+        resp_layout = self._layout(exchange.response_headers)
+        resp_headers = self._redact_headers(exchange.response_headers, resp_layout)
         if resp_headers is not exchange.response_headers:
             changes["response_headers"] = resp_headers
-        resp_body = self.redact_body(exchange.response_body, exchange.response_headers)
+        resp_body = self._redact_body(
+            exchange.response_body, exchange.response_headers, resp_layout
+        )
         if resp_body is not exchange.response_body:
             changes["response_body"] = resp_body
             if not exchange.truncated:  # a cut body's Content-Length tells the full length
@@ -335,35 +338,25 @@ class Redactor:
             if message != error.message:
                 changes["error"] = RecordedError(error.type, message)
         result = exchange.replace(**changes) if changes else exchange
-        # Forget the last headers seen (see _layout): the redactor keeps no exchange data.
-        self._last_layout = _NO_LAYOUT
         return self.extra(result) if self.extra is not None else result
 
     # -- parts ----------------------------------------------------------------------------------
     def is_secret_header(self, name: bytes) -> bool:
         """Whether a header's value is redacted."""
-        cached = self._header_cache.get(name)
-        if cached is None:
-            text = name.decode("latin-1").lower()
-            cached = text in self.headers or self.fields(text)
-            if len(self._header_cache) < 4096:
-                self._header_cache[name] = cached
-        return cached
+        return bool(self._kind(name) & _SECRET)
 
-    def redact_headers(
-        self, pairs: tuple[tuple[bytes, bytes], ...]
-    ) -> tuple[tuple[bytes, bytes], ...]:
+    def redact_headers(self, pairs: _Pairs) -> _Pairs:
         """Redacted header pairs; the same tuple when nothing is secret."""
         if not self.enabled:
             return pairs
-        if not self._layout(pairs)[0] & (_LOCATION | _SECRET):
+        return self._redact_headers(pairs, self._layout(pairs))
+
+    def _redact_headers(self, pairs: _Pairs, layout: _Layout) -> _Pairs:
+        if not layout[0] & (_LOCATION | _SECRET):
             return pairs  # the common case: no header to look at
-        kinds = self._header_kinds
         out: list[tuple[bytes, bytes]] | None = None
         for i, (name, value) in enumerate(pairs):
-            kind = kinds.get(name)
-            if kind is None:
-                kind = self._header_kind(name)
+            kind = self._kind(name)
             new_value = value
             if kind & _LOCATION:
                 new_value = self._redact_url_header(name.lower(), value)
@@ -377,23 +370,13 @@ class Redactor:
 
     def _layout(self, pairs: _Pairs) -> _Layout:
         """What the header names of ``pairs`` mean: the union of their kinds, the index of the
-        last Content-Type (-1 when absent) and the indexes of every Content-Encoding.
-
-        Cached by the sequence of names: responses from one service repeat the same names in
-        the same order, and one tuple lookup is cheaper than a Python loop over the pairs.
-        """
-        last = self._last_layout  # redact() asks twice in a row about the same pairs
-        if last[0] is pairs:
-            return last[1]
+        last Content-Type (-1 when absent) and the indexes of every Content-Encoding."""
         names = tuple(map(_first, pairs))
         layout = self._layouts.get(names)
         if layout is None:
-            kinds = self._header_kinds
             flags, content_type, encodings = 0, -1, []
             for i, name in enumerate(names):
-                kind = kinds.get(name)
-                if kind is None:
-                    kind = self._header_kind(name)
+                kind = self._kind(name)
                 flags |= kind
                 if kind & _CONTENT_TYPE:
                     content_type = i
@@ -402,22 +385,22 @@ class Redactor:
             layout = (flags, content_type, tuple(encodings))
             if len(self._layouts) < 1024:
                 self._layouts[names] = layout
-        if type(pairs) is tuple:  # immutable; holding it keeps its id from being reused
-            self._last_layout = (pairs, layout)
         return layout
 
-    def _header_kind(self, name: bytes) -> int:
-        lowered = name.lower()
-        if lowered in URL_HEADERS:
-            kind = _LOCATION
-        else:
-            kind = _SECRET if self.is_secret_header(name) else 0
-            if lowered == b"content-type":
+    def _kind(self, name: bytes) -> int:
+        kind = self._kinds.get(name)
+        if kind is None:
+            text = name.decode("latin-1").lower()
+            kind = _SECRET if text in self.headers or self.fields(text) else 0
+            lowered = name.lower()
+            if lowered in URL_HEADERS:
+                kind |= _LOCATION
+            elif lowered == b"content-type":
                 kind |= _CONTENT_TYPE
             elif lowered == b"content-encoding":
                 kind |= _CONTENT_ENCODING
-        if len(self._header_kinds) < 4096:
-            self._header_kinds[name] = kind
+            if len(self._kinds) < 4096:
+                self._kinds[name] = kind
         return kind
 
     def _redact_header_value(self, lowered: bytes, value: bytes) -> bytes:
@@ -532,7 +515,12 @@ class Redactor:
             return body
         if not isinstance(headers, tuple):
             headers = tuple(headers)
-        _, type_at, encodings = self._layout(headers)  # the last Content-Type counts
+        return self._redact_body(body, headers, self._layout(headers))
+
+    def _redact_body(self, body: bytes, headers: _Pairs, layout: _Layout) -> bytes:
+        if not body:
+            return body
+        _, type_at, encodings = layout  # the last Content-Type counts
         content_type = headers[type_at][1] if type_at >= 0 else b""
         return self._redact_entity(body, content_type, headers, encodings, 0)
 
