@@ -1,8 +1,7 @@
 """What the mock server and the proxy share: ASGI types, reading a request, framing a response.
 
-Pure ASGI 3, no server imports. Hop-by-hop headers (RFC 9110 section 7.6.1) belong to one
-connection: they are never forwarded, and a response body's framing is decided here, once, so
-that a response never carries both ``Content-Length`` and ``Transfer-Encoding``.
+Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded, and a response's framing is decided
+here, once, so that it never carries both ``Content-Length`` and ``Transfer-Encoding``.
 """
 
 from __future__ import annotations
@@ -10,27 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any, TypeAlias
-
-__all__ = [
-    "HOP_BY_HOP",
-    "REASON_EXTENSION",
-    "ASGIApp",
-    "Message",
-    "Receive",
-    "Scope",
-    "Send",
-    "error_body",
-    "lifespan",
-    "read_body",
-    "request_target",
-    "send_prepared",
-    "send_response",
-    "send_start",
-    "status_for_error",
-    "strip_hop_by_hop",
-    "text_response",
-    "wire_headers",
-]
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -148,33 +126,15 @@ async def send_prepared(
     await send({"type": "http.response.body", "body": b"" if no_body else body})
 
 
-async def send_response(
-    scope: Scope,
-    send: Send,
-    status: int,
-    headers: Iterable[tuple[bytes, bytes]],
-    body: bytes,
-    reason: str = "",
-) -> None:
-    """Send a whole response: :func:`wire_headers`, then :func:`send_prepared`."""
-    prepared = wire_headers(scope.get("method", "GET"), status, headers, body)
-    await send_prepared(scope, send, status, prepared, body, reason)
-
-
-def text_response(text: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """Headers and body of a plain-text answer."""
-    return [(b"content-type", b"text/plain; charset=utf-8")], text.encode("utf-8")
-
-
-def error_body(error_type: str, message: str, **extra: str) -> bytes:
-    """The JSON body of a 502/504 answer naming a transport error."""
-    return json.dumps({"error": error_type, "message": message, **extra}).encode("utf-8")
-
-
-def status_for_error(error_type: str) -> int:
-    """504 for a timeout (``httpx.ReadTimeout``...), else 502, as a gateway answers."""
+def error_answer(
+    error_type: str, message: str, header: tuple[bytes, bytes], **extra: str
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A gateway's answer naming a transport error: 504 for a timeout, else 502, and a JSON
+    body; ``header`` says who answered."""
     name = error_type.rpartition(".")[2]
-    return 504 if name.endswith("Timeout") or name == "TimeoutException" else 502
+    status = 504 if name.endswith("Timeout") or name == "TimeoutException" else 502
+    body = json.dumps({"error": error_type, "message": message, **extra}).encode("utf-8")
+    return status, [(b"content-type", b"application/json"), header], body
 
 
 async def lifespan(

@@ -1,14 +1,10 @@
 """The HTTP/1.1 server the mock server and the proxy run on: asyncio and h11, nothing else.
 
-Recorded traffic needs two things uvicorn cannot do through its public options: any status
-from 200 to 999 (uvicorn looks every status up in a table of 100-599 and drops the connection
-on any other) and the recorded reason phrase (uvicorn always sends the standard one). Both are
-only reachable by replacing uvicorn's protocol internals, so traffic_lab serves with this small
-server instead: HTTP/1.1 and 1.0 with keep-alive, ``Expect: 100-continue``, the ASGI 3 ``http``
-and ``lifespan`` scopes, and a clean stop. It sends no header of its own (no ``server``, no
-``date``) and never rewrites a request from ``X-Forwarded-*`` headers. An app passes a reason
-phrase as the scope's :data:`~traffic_lab.servers.REASON_EXTENSION` says; without one (or with
-an empty one) the standard phrase goes out, or none for a status that has none.
+Not uvicorn, which cannot send a status above 599 nor a recorded reason phrase (docs/cli.md).
+HTTP/1.1 and 1.0 with keep-alive, ``Expect: 100-continue``, the ASGI 3 ``http`` and
+``lifespan`` scopes, and a clean stop; no header of its own (``server``, ``date``), no
+``X-Forwarded-*`` rewriting. An app passes a reason phrase as
+:data:`~traffic_lab.servers.REASON_EXTENSION` says; else the standard phrase goes out.
 """
 
 from __future__ import annotations
@@ -41,30 +37,12 @@ class ServerBindError(OSError):
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` (0: a free port).
+    """A listening TCP socket on ``host``:``port`` (0: a free port; ``getsockname()`` says
+    which), for :func:`run_server` or :class:`BackgroundServer`. Bound before the server runs,
+    so a port in use fails here, and clients may connect at once (they wait in the backlog).
 
-    Bound before the server runs, so a port in use fails here with a clear error, and clients
-    may connect at once: they wait in the backlog until the server accepts.
+    Raises :class:`ServerBindError` when the address is in use or cannot be bound.
 
-    Parameters
-    ----------
-    host
-        Address to listen on; the default keeps the server on this machine.
-    port
-        TCP port; 0 lets the system pick a free one (``sock.getsockname()`` says which).
-
-    Returns
-    -------
-    socket.socket
-        Bound and listening, ready for :func:`run_server` or :class:`BackgroundServer`.
-
-    Raises
-    ------
-    ServerBindError
-        The address is in use or cannot be bound; the message says which.
-
-    Examples
-    --------
     >>> from traffic_lab.servers import bind_socket
     >>> sock = bind_socket("127.0.0.1", 0)
     >>> sock.getsockname()[0]
@@ -368,26 +346,12 @@ class _Server:
 def run_server(
     app: ASGIApp, sock: socket.socket, *, graceful_timeout: float | None = 30.0
 ) -> int | None:
-    """Serve ``app`` on ``sock`` in the foreground until SIGINT or SIGTERM, then stop cleanly.
+    """Serve ``app`` on ``sock`` (from :func:`bind_socket`) in the foreground until SIGINT or
+    SIGTERM, then stop cleanly; returns the number of the signal (``None`` if stopped otherwise).
 
-    On a signal the server stops accepting connections, closes idle ones, lets requests in
-    flight finish (up to ``graceful_timeout`` seconds, ``None``: as long as they take; a second
-    Ctrl-C cuts that short), runs the app's lifespan shutdown, and returns, leaving the process
-    alive for the caller's own cleanup (flushing and closing a capture).
-
-    Parameters
-    ----------
-    app
-        The ASGI app (:class:`MockApp`, :class:`ProxyApp`, your own).
-    sock
-        A listening socket, from :func:`bind_socket`.
-    graceful_timeout
-        Seconds to let requests in flight finish on a stop.
-
-    Returns
-    -------
-    int or None
-        The number of the signal that stopped the server, ``None`` if it stopped otherwise.
+    On a signal the server stops accepting, closes idle connections, lets requests in flight
+    finish (up to ``graceful_timeout`` seconds, ``None``: no limit; a second Ctrl-C cuts that
+    short), runs the app's lifespan shutdown, and returns, for the caller's own cleanup.
     """
     server = _Server(app, sock, graceful_timeout)
     signals = threading.current_thread() is threading.main_thread()
@@ -397,14 +361,8 @@ def run_server(
 class BackgroundServer:
     """Serve an ASGI app in a background thread (for tests, notebooks, benchmarks).
 
-    Parameters
-    ----------
-    app
-        The ASGI app.
-    host, port
-        Where to listen (see :func:`bind_socket`); the socket is bound when the object is made.
-    graceful_timeout
-        Seconds to let requests in flight finish on :meth:`stop`.
+    The socket is bound (see :func:`bind_socket`) when the object is made; ``graceful_timeout``
+    is how long :meth:`stop` lets requests in flight finish.
 
     Examples
     --------

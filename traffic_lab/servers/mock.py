@@ -1,42 +1,20 @@
 """A capture as an HTTP mock server: an ASGI app that answers with recorded responses.
 
-It is :func:`traffic_lab.responder` over HTTP: from a Source (a cache), each request is looked up
-by key; from a Replay (a stream), recorded responses are answered in recorded order whatever is
-asked. What goes over the wire is what was recorded: the status, the reason phrase (when the
-server can send one, see :data:`~traffic_lab.servers.REASON_EXTENSION`), the headers in order
-with duplicates, and the body's wire bytes (a gzip body stays gzip, with its headers). Only
-hop-by-hop headers are left out, and the body is framed by ``Content-Length``.
+It is :func:`traffic_lab.responder` over HTTP: by key from a Source, in recorded order from a
+Replay. The recorded status (200-999), reason phrase (where the server can send it, see
+:data:`~traffic_lab.servers.REASON_EXTENSION`), headers and body wire bytes go out; only
+hop-by-hop headers are dropped, and the body is framed by ``Content-Length``. A client that
+does not accept the body's content coding (``Accept-Encoding``; none sent means none accepted)
+gets it decoded, unless it does not decode within :data:`MEMO_BYTES`.
 
-One exception, for clients that cannot read the recorded body: a body whose content coding the
-client does not accept (``Accept-Encoding``, RFC 9110 12.5.3: q-values, ``*``, ``x-gzip`` as
-``gzip``) goes out decoded, without ``Content-Encoding`` and with its decoded length. A request
-*without* ``Accept-Encoding`` is taken to accept no coding (plain ``curl`` sends none), where the
-RFC would allow any. A body that does not decode, or decodes to more than :data:`MEMO_BYTES`,
-goes out as recorded, coding and all.
+Answers that are not recordings carry ``x-traffic-lab-mock``: ``miss`` (503 naming the nearest
+recorded request, also in ``x-traffic-lab-nearest``; ``strict``: 404 and the three nearest),
+``exhausted`` (503), ``recorded-error`` (502, 504 for a timeout, JSON naming the error) or
+``unservable`` (502: a recorded 1xx final status). docs/cli.md (``serve``) has the details.
 
-Answers that are not recordings carry an ``x-traffic-lab-mock`` header saying why:
-
-=================  ======  ===================================================================
-why                status  body
-=================  ======  ===================================================================
-``miss``           503     ``no recorded response matches GET <url>`` and the nearest recorded
-                           request with what differs, also in ``x-traffic-lab-nearest``
-                           (``strict``: 404 and the three nearest)
-``exhausted``      503     ``no more traffic to replay`` (``strict``: the number served too)
-``recorded-error`` 502     JSON naming the recorded transport error (504 for a timeout)
-``unservable``     502     ``recorded status 101 cannot be served...``: a recorded final
-                           status of 100-199 (a 1xx response is informational: HTTP/1.1 has
-                           no way to send one as the answer, and a client would wait on)
-=================  ======  ===================================================================
-
-Every other recorded status, 200 to 999, is served as recorded with its reason phrase (600-999
-included, by :func:`~traffic_lab.servers.run_server`).
-
-A mock server serves a capture that does not change while it runs, so by key the answer to a
-request is worked out once (URL parsing, key, lookup, header framing: about 100 µs) and kept
-for the next identical request, up to :data:`MEMO_ENTRIES` answers and :data:`MEMO_BYTES` of
-bodies. Identical means the same method, target, body and ``Accept-Encoding``, and the headers
-when the matcher looks at them.
+By key, the answer to a request is worked out once and kept for the next identical one (same
+method, target, body, ``Accept-Encoding``, and headers when the matcher reads them), up to
+:data:`MEMO_ENTRIES` answers and :data:`MEMO_BYTES` of bodies.
 """
 
 from __future__ import annotations
@@ -59,13 +37,11 @@ from ._asgi import (
     Receive,
     Scope,
     Send,
-    error_body,
+    error_answer,
     lifespan,
     read_body,
     request_target,
     send_prepared,
-    status_for_error,
-    text_response,
     wire_headers,
 )
 
@@ -100,29 +76,21 @@ class MockApp:
     Parameters
     ----------
     store
-        A Source (``get``; answers by request key, e.g. :class:`~traffic_lab.ParquetCache`) or
-        a Replay (``exchanges()``; answers in recorded order, e.g.
-        :class:`~traffic_lab.ParquetStream`).
+        A Source (answers by request key, e.g. :class:`~traffic_lab.ParquetCache`) or a Replay
+        (answers in recorded order, e.g. :class:`~traffic_lab.ParquetStream`).
     strict
-        A miss answers 404 with the nearest recorded requests and what differs, instead of
-        503 and the nearest one; in order, a request that differs from the next recorded one
-        answers 404 too.
+        A miss answers 404 with the three nearest recorded requests, not 503 and the nearest;
+        in order, so does a request that differs from the next recorded one.
     matcher
-        How requests are keyed and compared; default: the store's ``matcher``, else
-        ``Matcher()``. It must be the store's own for a Source.
+        Default: the store's ``matcher``, else ``Matcher()``; for a Source, the store's own.
     origin
-        Scheme, host and port (``"https://api.example"``) that requests are taken to be for
-        before they are matched: clients talk to the mock server, the recordings name the real
-        server. ``None`` keeps the URL the client asked for.
+        Scheme, host and port (``"https://api.example"``) requests are taken to be for before
+        matching (the recordings name the real server); ``None`` keeps the URL asked for.
 
-    Notes
-    -----
-    Requests are answered by :func:`~traffic_lab.responder` in a worker thread (a store may
-    read files), except that a Source with ``aget`` (:class:`~traffic_lab.AsyncSource`) is
-    asked that first. Caches never serve exchanges that failed in the transport, so for a
-    Source the mock server looks a miss up among the recorded transport errors (read once, on
-    the first miss) and answers 502 for one. Finding the nearest recorded request reads every
-    recorded request, once per distinct miss.
+    A store is asked in a worker thread (``aget`` of an :class:`~traffic_lab.AsyncSource`
+    first). A miss on a Source is looked up among the recorded transport errors (read once)
+    and answers 502 for one; finding the nearest request reads every recorded request, once per
+    distinct miss.
 
     Examples
     --------
@@ -379,9 +347,8 @@ def _from_response(method: str, response: httpx.Response) -> _Answer:
 
 
 def _error(method: str, error: RecordedError) -> _Answer:
-    status = status_for_error(error.type)
-    body = error_body(error.type, error.message, recorded="true")
-    headers = [(b"content-type", b"application/json"), (MOCK_HEADER, b"recorded-error")]
+    header = (MOCK_HEADER, b"recorded-error")
+    status, headers, body = error_answer(error.type, error.message, header, recorded="true")
     return _Answer("error", status, wire_headers(method, status, headers, body), body, "")
 
 
@@ -396,8 +363,8 @@ def _unservable(method: str, status: int) -> _Answer:
 def _synthetic(
     method: str, status: int, why: str, text: str, extra: Sequence[tuple[bytes, bytes]] = ()
 ) -> _Answer:
-    headers, body = text_response(text + "\n")
-    headers.append((MOCK_HEADER, why.encode("ascii")))
+    body = (text + "\n").encode("utf-8")
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (MOCK_HEADER, why.encode())]
     headers.extend(extra)
     return _Answer(why, status, wire_headers(method, status, headers, body), body, "")
 

@@ -1,21 +1,13 @@
 """A recording reverse proxy: an ASGI app that passes traffic to an upstream and records it.
 
 Each request goes to the upstream base URL (path and query appended) through
-:class:`~traffic_lab.AsyncRecordingTransport`, so the exchange is recorded exactly as the
-proxy's upstream client saw it: the request as sent upstream (its ``Host`` is the upstream's),
-and the response as the upstream sent it, body in wire form. The caller gets that response
-unchanged, streamed through chunk by chunk, less hop-by-hop headers; the upstream's reason phrase
-too when the server can send one. A redacted copy of each exchange is recorded (redaction is on
-by default), never the caller's traffic.
-
-An upstream that cannot be reached answers ``502`` (``504`` for a timeout) with a JSON body
-naming the error, and the exchange is recorded with that error. A caller that goes away while a
-response streams stops the upstream read; the exchange is recorded as far as it got, marked
-``truncated``.
-
-The proxy talks to the transport directly rather than through an ``httpx.AsyncClient``: a
-client would keep a cookie jar shared by every caller, add its default headers (an
-``Accept-Encoding`` the caller never sent) and follow its own redirect and timeout policy.
+:class:`~traffic_lab.AsyncRecordingTransport`, so a redacted copy of the exchange is recorded as
+the proxy's upstream client saw it (``Host`` is the upstream's, the body in wire form). The
+caller gets the response streamed through, less hop-by-hop headers, with the upstream's reason
+phrase where the server can send one. An unreachable upstream answers 502 (504 for a timeout)
+with a JSON body naming the error, recorded with that error; a caller that goes away stops the
+upstream read, and the exchange is recorded ``truncated``. No ``httpx.AsyncClient`` in between:
+it would share a cookie jar between callers and add headers of its own.
 """
 
 from __future__ import annotations
@@ -34,14 +26,14 @@ from ._asgi import (
     Receive,
     Scope,
     Send,
-    error_body,
+    error_answer,
     lifespan,
     read_body,
     request_target,
-    send_response,
+    send_prepared,
     send_start,
-    status_for_error,
     strip_hop_by_hop,
+    wire_headers,
 )
 
 __all__ = ["PROXY_HEADER", "ProxyApp"]
@@ -132,10 +124,14 @@ class ProxyApp:
         except httpx.TransportError as exc:
             # Recorded with its error by the recording transport; the caller gets a gateway error.
             self.counts["failed"] += 1
-            kind_name = f"httpx.{type(exc).__name__}"
-            headers = [(b"content-type", b"application/json"), (PROXY_HEADER, b"upstream-error")]
-            payload = error_body(kind_name, str(exc), upstream=str(self.upstream))
-            await send_response(scope, send, status_for_error(kind_name), headers, payload)
+            status, headers, payload = error_answer(
+                f"httpx.{type(exc).__name__}",
+                str(exc),
+                (PROXY_HEADER, b"upstream-error"),
+                upstream=str(self.upstream),
+            )
+            headers = wire_headers(scope["method"], status, headers, payload)
+            await send_prepared(scope, send, status, headers, payload)
             return
         self.counts["forwarded"] += 1
         await self._stream_back(scope, receive, send, response)
