@@ -27,8 +27,7 @@ from .reader import (
     time_filter,
     while_compacting,
 )
-from .schema import exchanges_to_table
-from .writer import CaptureWriter, Entry, day_of
+from .writer import CaptureWriter, Entry, day_of, entries_table
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
@@ -249,14 +248,7 @@ class ParquetBase(PandasViews):
         return while_compacting(read, path=self.path)
 
     def _pending_table(self, entries: Sequence[Entry]) -> pa.Table:
-        keys = [e.key if e.key is not None else self.matcher.key(e.exchange) for e in entries]
-        table = exchanges_to_table(
-            [e.exchange for e in entries],
-            self.matcher,
-            keys=keys,
-            writer_id=self._writer.writer_id,
-            seqs=[e.seq for e in entries],
-        )
+        table = entries_table(entries, self.matcher, self._writer.writer_id)
         days = pa.array([day_of(e.started_us) for e in entries], pa.int32())
         return table.append_column("day", days).replace_schema_metadata(None)
 

@@ -463,7 +463,7 @@ class ParquetCache(ParquetBase):
                 self._groups.move_to_end(group_key)
         if group is None:
             try:
-                table = self._capture.read_row_group(reg.file, g, None)
+                table = self._capture.read_row_group(reg.file, g)
             except CorruptCaptureError as exc:
                 self._capture.reject(reg.file.rel, exc)
                 return None

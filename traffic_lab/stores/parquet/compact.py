@@ -183,7 +183,7 @@ def _fold(
             rel = rel.replace(".parquet", f"-r{token}.parquet")
         return rel
 
-    written = write_entries(
+    dropped = write_entries(
         capture.cfs,
         entries,
         matcher=Matcher(),
@@ -194,14 +194,14 @@ def _fold(
         names=name,
         fingerprint=contents.fingerprint,
     )
-    for entry, exc in written.dropped:
+    for entry, exc in dropped:
         capture.bad_entry(
             CorruptCaptureError(
                 f"record of seq {entry.seq}: {type(exc).__name__}: {preview(str(exc), 200)}",
                 path=where,
             )
         )
-    return len(entries) - len(written.dropped)
+    return len(entries) - len(dropped)
 
 
 def compact_capture(

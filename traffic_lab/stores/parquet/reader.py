@@ -1,17 +1,11 @@
-"""Opening a capture: listing its files, checking them, and reading rows, blobs and datasets.
+"""Opening a capture: listing its live files (a compacted file hides those it replaces), checking
+them, and reading rows, blobs and datasets.
 
-A :class:`Capture` lists the day partitions, reads each new file's footer once (files never
-change after they appear), and decides which files are live: a compacted file names the files it
-replaces, and those are ignored even while they still exist.
-
-Everything taken from a capture is checked before it is used (``_validate``): names used as
-paths, column types, required values, metadata. A file that fails any check (truncated, corrupt,
-a foreign schema, wrong column types, malformed metadata, a symlink, a FIFO...) and stray
-temporary files left by a crash are skipped with a :class:`SkippedFileWarning` that names the
-file, or raise :class:`~traffic_lab.errors.CorruptCaptureError` with ``strict=True``. A row that
-cannot be read (a bad blob reference, a value no exchange can hold) is skipped the same way with
-a :class:`~traffic_lab.errors.SkippedEntryWarning` naming the file and the row. A file written by
-a newer schema version always raises :class:`~traffic_lab.errors.SchemaVersionError`.
+Everything taken from a capture is checked (``_validate``) before it is used. A file that fails a
+check, or a crash's stale temporary file, is skipped with a :class:`SkippedFileWarning` naming it
+(``strict=True``: :class:`~traffic_lab.errors.CorruptCaptureError`); an unreadable row likewise
+with a :class:`~traffic_lab.errors.SkippedEntryWarning`. A newer schema version always raises
+:class:`~traffic_lab.errors.SchemaVersionError`.
 """
 
 from __future__ import annotations
@@ -21,8 +15,9 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -38,6 +33,7 @@ from ...errors import (
     SchemaVersionError,
     SkippedEntryWarning,
     SkippedFileWarning,
+    StoreError,
     StoreNotFoundError,
 )
 from ._fs import TEMP_SUFFIX, CaptureFS
@@ -135,8 +131,7 @@ class Capture:
 
     # -- faults ------------------------------------------------------------------------------------
     def bad_file(self, rel: str, message: str, exc: BaseException | None = None) -> None:
-        """Report a file (or folder) that is skipped: a warning naming it once, or with
-        ``strict=True`` a :class:`~traffic_lab.errors.CorruptCaptureError`."""
+        """Report a skipped file or folder: warn once, or raise with ``strict=True``."""
         path = self.cfs.display(rel)
         if self.strict:
             raise CorruptCaptureError(message, path=path) from exc
@@ -150,14 +145,13 @@ class Capture:
         self.bad_file(rel, _reason(exc), exc)
 
     def bad_entry(self, exc: CorruptCaptureError) -> None:
-        """Report one row (or log record) that is skipped, the rest of its file being kept: a
-        :class:`~traffic_lab.errors.SkippedEntryWarning`, or with ``strict=True`` ``exc``."""
+        """Report a skipped row or log record: warn, or raise ``exc`` with ``strict=True``."""
         if self.strict:
             raise exc
         warnings.warn(f"{exc}; skipped", SkippedEntryWarning, stacklevel=4)
 
     def list_folder(self, rel: str) -> list[pafs.FileInfo]:
-        """Entries of a folder of the capture; a folder a symlink leads to is named, not read."""
+        """Entries of a folder of the capture; a symlinked folder is named, not read."""
         try:
             return self.cfs.list_dir(rel)
         except CorruptCaptureError as exc:  # a symlinked folder
@@ -229,8 +223,7 @@ class Capture:
     def _footer(
         self, rel: str, day: int, size: int
     ) -> tuple[DataFile | None, CorruptCaptureError | SchemaVersionError | None]:
-        """Describe a file from its footer, checking everything about it that can be checked
-        without reading its rows; (None, the reason) when it cannot be used."""
+        """A file described and checked from its footer; (None, the reason) if unusable."""
         path = self.cfs.display(rel)
         try:
             with self.cfs.open_input(rel) as f:
@@ -285,10 +278,7 @@ class Capture:
         return latest
 
     def logs(self) -> list[tuple[str, str, int]]:
-        """Durable-log segments (live or left by dead writers): (local path, writer id, segment).
-
-        Anything else in the logs folder is named and left alone.
-        """
+        """Durable-log segments, live or dead: (local path, writer id, segment)."""
         if not self.cfs.local:
             return []
         found = []
@@ -318,22 +308,15 @@ class Capture:
         """Open one data file (reusing its parsed footer when it is at hand)."""
         with self._lock:
             meta = self._metadata.get(f.rel)
-        try:
+        with _reading(self.cfs.display(f.rel), "truncated or corrupt Parquet file"):
             pf = pq.ParquetFile(self.cfs.open_input(f.rel), metadata=meta)
-            if meta is None:
-                self._remember(f.rel, pf.metadata)
-            return pf
-        except (pa.ArrowInvalid, OSError) as exc:
-            if isinstance(exc, StoreNotFoundError):
-                raise
-            raise CorruptCaptureError(
-                f"truncated or corrupt Parquet file ({exc})", path=self.cfs.display(f.rel)
-            ) from exc
+        if meta is None:
+            self._remember(f.rel, pf.metadata)
+        return pf
 
     def read_columns(self, f: DataFile, columns: Sequence[str]) -> pa.Table:
-        """Some columns of a whole file, upgraded to the current schema; columns the file does
-        not have are nulls."""
-        table = self._read(f, lambda pf: pf.read(columns=list(columns)))
+        """Some columns of a whole file; columns the file does not have are nulls."""
+        [table] = self._read(f, lambda pf: [pf.read(columns=list(columns))])
         for name in columns:
             if name not in table.column_names:
                 table = table.append_column(
@@ -341,58 +324,36 @@ class Capture:
                 )
         return table
 
-    def read_row_group(self, f: DataFile, index: int, columns: Sequence[str] | None) -> pa.Table:
+    def read_row_group(self, f: DataFile, index: int) -> pa.Table:
         """One row group of a file."""
-        cols = list(columns) if columns is not None else None
-        return self._read(f, lambda pf: pf.read_row_group(index, columns=cols))
-
-    def _read(self, f: DataFile, read: Callable[[pq.ParquetFile], pa.Table]) -> pa.Table:
-        path = self.cfs.display(f.rel)
-        pf = self.parquet_file(f)
-        try:
-            table = read(pf)
-            table.validate(full=True)  # e.g. text that is not UTF-8
-        except (pa.ArrowException, OSError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise StoreNotFoundError("file not found", path=path) from exc
-            raise CorruptCaptureError(f"cannot read ({exc})", path=path) from exc
-        finally:
-            pf.close()
-        if f.version != SCHEMA_VERSION:
-            table = upgrade_table(
-                table.replace_schema_metadata(pf.schema_arrow.metadata), path=path
-            )
+        [table] = self._read(f, lambda pf: [pf.read_row_group(index)])
         return table
 
-    def iter_batches(
-        self, f: DataFile, columns: Sequence[str] | None = None, batch_size: int = 2048
-    ) -> Iterator[pa.Table]:
+    def iter_batches(self, f: DataFile, batch_size: int) -> Iterator[pa.Table]:
         """A file's rows in order, a batch at a time (memory bounded by the batch)."""
+        return self._read(f, lambda pf: pf.iter_batches(batch_size=batch_size))
+
+    def _read(
+        self, f: DataFile, read: Callable[[pq.ParquetFile], Iterable[pa.Table | pa.RecordBatch]]
+    ) -> Iterator[pa.Table]:
+        """The tables ``read`` yields, checked and upgraded to the current schema."""
         path = self.cfs.display(f.rel)
         pf = self.parquet_file(f)
-        metadata = pf.schema_arrow.metadata
         try:
-            for batch in pf.iter_batches(
-                batch_size=batch_size, columns=list(columns) if columns is not None else None
-            ):
-                batch.validate(full=True)  # e.g. text that is not UTF-8
-                table = pa.Table.from_batches([batch])
-                if f.version != SCHEMA_VERSION:
-                    table = upgrade_table(table.replace_schema_metadata(metadata), path=path)
-                yield table
-        except (pa.ArrowException, OSError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise StoreNotFoundError("file not found", path=path) from exc
-            raise CorruptCaptureError(f"cannot read ({exc})", path=path) from exc
+            with _reading(path):
+                for part in read(pf):
+                    part.validate(full=True)  # e.g. text that is not UTF-8
+                    table = part if isinstance(part, pa.Table) else pa.Table.from_batches([part])
+                    if f.version != SCHEMA_VERSION:
+                        meta = pf.schema_arrow.metadata
+                        table = upgrade_table(table.replace_schema_metadata(meta), path=path)
+                    yield table
         finally:
             pf.close()
 
     def read_blob(self, digest: str) -> bytes:
-        """A blob's bytes, checked against its digest.
-
-        Raises ``ValueError`` saying why when the reference is not a digest, or the blob is
-        missing, altered, or not a regular file inside the capture (never opened then).
-        """
+        """A blob's bytes; ``ValueError`` saying why if the reference is not a digest, or the
+        blob is missing, altered, or not a regular file inside the capture (never opened)."""
         rel = blob_path(digest)  # checks the digest's grammar first
         where = self.cfs.display(rel)
         try:
@@ -425,12 +386,10 @@ class Capture:
         where: Any = None,
         bodies: Collection[str] = (),
     ) -> pa.Table:
-        """Rows of ``files`` (a dataset scan, ``where`` pushed down), with the blob-stored
-        bodies of the ``bodies`` columns read in.
+        """Rows of ``files`` matching ``where``, with the blob-stored ``bodies`` read in.
 
-        A file that turns out unreadable is skipped (named), and so is a row whose blob cannot
-        be read. Raises ``StoreNotFoundError`` when a listed file is gone (deleted by
-        compaction): list the capture again and retry (:func:`while_compacting`).
+        Unreadable files and rows are skipped (named). ``StoreNotFoundError`` when a listed file
+        is gone (compacted): list again and retry (:func:`while_compacting`).
         """
         try:
             return self._scan(files, columns, where, bodies)
@@ -468,7 +427,7 @@ class Capture:
                 batches = []
                 for tagged in scanner.scan_batches():
                     tagged.record_batch.validate(full=True)
-                    path = _fragment_path(tagged.fragment)
+                    path = tagged.fragment.path  # type: ignore[attr-defined]  # a file's
                     batches.append(self._with_blobs(tagged.record_batch, path, bodies))
                 table = pa.Table.from_batches(batches, scanner.projected_schema)
             table.validate(full=True)  # e.g. text that is not UTF-8
@@ -479,8 +438,7 @@ class Capture:
     def _with_blobs(
         self, batch: pa.RecordBatch, path: str, bodies: Collection[str]
     ) -> pa.RecordBatch:
-        """Fill the ``bodies`` columns from blobs where a row references one; rows whose blob
-        cannot be read are left out (named)."""
+        """Fill the ``bodies`` columns from blobs; rows whose blob is unreadable are left out."""
         where = self.cfs.display(path[len(self.cfs.root) + 1 :])
         keep = np.ones(batch.num_rows, dtype=bool)
         for body in bodies:
@@ -505,11 +463,8 @@ class Capture:
 
 
 def while_compacting(read: Callable[[], T], *, path: str) -> T:
-    """``read()``, run again when a file it listed was deleted meanwhile by ``compact()``.
-
-    Compaction publishes its file before it deletes the ones it replaces, so a fresh listing
-    finds the rows again; each run of ``read`` must list the capture itself.
-    """
+    """``read()``, run again when ``compact()`` deleted a file it listed (each run must list
+    the capture itself: compaction publishes its file before deleting those it replaces)."""
     for _ in range(_ATTEMPTS):
         try:
             return read()
@@ -518,9 +473,17 @@ def while_compacting(read: Callable[[], T], *, path: str) -> T:
     raise StoreNotFoundError("files kept disappearing while reading", path=path)
 
 
-def _fragment_path(fragment: ds.Fragment) -> str:
-    path: str = fragment.path  # type: ignore[attr-defined]  # a FileFragment's
-    return path
+@contextmanager
+def _reading(path: str, what: str = "cannot read") -> Iterator[None]:
+    """Errors reading a file as capture errors; a file gone (compacted) is not found."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except FileNotFoundError as exc:
+        raise StoreNotFoundError("file not found", path=path) from exc
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptCaptureError(f"{what} ({exc})", path=path) from exc
 
 
 def _reason(exc: CorruptCaptureError) -> str:
@@ -529,9 +492,8 @@ def _reason(exc: CorruptCaptureError) -> str:
 
 
 def _check_required(f: pa.NativeFile, meta: pq.FileMetaData, schema: pa.Schema) -> None:
-    """``ValueError`` when a column that is never null (the required ones, and those the
-    schema declares not null) holds nulls. Only columns the file declares nullable are read:
-    Parquet cannot store a null in the others."""
+    """``ValueError`` if a column that is never null holds nulls (only columns the file
+    declares nullable are read: Parquet cannot store a null in the others)."""
     levels = {}
     for i in range(meta.num_columns):
         column = meta.schema.column(i)
@@ -567,8 +529,7 @@ ORDER: list[tuple[str, Literal["ascending", "descending"]]] = [
 
 
 def _in_order(table: pa.Table) -> bool:
-    """Whether rows are in recorded order: a numpy pass over ``started_at``, and a look at the
-    order columns only where two rows started in the same microsecond."""
+    """Whether rows are in recorded order (the other order columns are read only for ties)."""
     started = table.column("started_at").cast(pa.int64()).to_numpy()
     steps = np.diff(started)
     if (steps < 0).any():

@@ -1,16 +1,10 @@
-"""Buffered, atomic, optionally durable writing of a capture.
+"""Buffered, atomic, optionally durable writing of a capture (see ``docs/capture-format.md``).
 
-A :class:`CaptureWriter` buffers exchanges and publishes them as Parquet files when a flush
-policy fires (rows, bytes or seconds), on :meth:`~CaptureWriter.flush` and on
-:meth:`~CaptureWriter.close`. Each flush writes one file per day partition, named
-``day=YYYYMMDD/part-<writer_id>-<segment>.parquet``; the writer id is random, so writers in many
-threads and processes never share a file. Files appear atomically (see ``_fs``).
-
-With ``durable=True`` every ``put()`` first appends the exchange to the writer's log segment
-(``_log``), so an exchange whose ``put()`` returned survives a ``kill -9``: a segment left by a
-dead writer is folded into Parquet by the next store that opens the capture (or by
-``recover()``/``compact()``). On an object store, which cannot append, ``durable=True`` publishes
-every ``put()`` as its own file instead (slow; ``compact()`` merges them later).
+:class:`CaptureWriter` publishes its buffer as one file per day partition when ``flush_rows``,
+``flush_bytes`` or ``flush_seconds`` says so, and on ``flush()``/``close()``. With
+``durable=True`` every ``put()`` is first appended to the writer's log segment (``_log``), which
+the next store to open the capture folds into Parquet if the writer dies; an object store cannot
+append, so there every ``put()`` is published as its own file instead.
 """
 
 from __future__ import annotations
@@ -50,7 +44,6 @@ __all__ = [
     "LOGS_DIR",
     "CaptureWriter",
     "Entry",
-    "Written",
     "blob_path",
     "data_file_name",
     "day_of",
@@ -110,20 +103,14 @@ def day_of(started_us: int) -> int:
 
 
 def data_file_name(day: int, writer_id: str, segment: int) -> str:
-    """The relative path of a writer's file for one flush (``segment``) and one day.
-
-    ``ValueError`` unless ``writer_id`` and ``segment`` follow their grammar (``_validate``).
-    """
+    """The relative path of a writer's file for one flush and day; ``ValueError`` if invalid."""
     if not is_writer_id(writer_id) or not is_segment(segment):
         raise ValueError(f"invalid writer id {preview(writer_id)} or segment {preview(segment)}")
     return f"day={day}/part-{writer_id}-{segment:06d}.parquet"
 
 
 def blob_path(digest: str) -> str:
-    """The relative path of a content-addressed blob.
-
-    ``ValueError`` unless ``digest`` is a sha256 hex digest (64 lowercase hex digits).
-    """
+    """The relative path of a blob; ``ValueError`` unless ``digest`` is a sha256 hex digest."""
     if not is_digest(digest):
         raise ValueError(f"invalid blob reference {preview(digest)}: not a sha256 hex digest")
     return f"{BLOBS_DIR}/{digest[:2]}/{digest}"
@@ -147,15 +134,6 @@ class _Batch:
     names: set[str] = field(default_factory=set)
 
 
-@dataclass
-class Written:
-    """What :func:`write_entries` did: the files it published, and the entries it dropped
-    because they could not be converted to Arrow (each with its error)."""
-
-    files: list[str] = field(default_factory=list)
-    dropped: list[tuple[Entry, Exception]] = field(default_factory=list)
-
-
 PublishHook = Callable[[str, Sequence[Entry], int], None]
 
 
@@ -172,12 +150,11 @@ def write_entries(
     known_blobs: set[str] | None = None,
     names: Callable[[int], str] | None = None,
     fingerprint: str | None = None,
-) -> Written:
-    """Publish entries as one Parquet file per day.
+) -> list[tuple[Entry, Exception]]:
+    """Publish entries as one Parquet file per day (a name that exists is left alone).
 
-    A file whose name exists already is left alone (a retried or recovered flush). An entry that
-    cannot be converted to Arrow, for a reason ``check_storable`` did not foresee, is dropped and
-    returned in :attr:`Written.dropped`; the others are published all the same. A failure to
+    Returns the entries that could not be converted to Arrow (for a reason ``check_storable``
+    did not foresee), each with its error: the others are published all the same. A failure to
     write (a full disk...) raises, and nothing is dropped.
     """
     ordered = sorted(entries, key=lambda e: (e.started_us, e.seq))
@@ -194,15 +171,10 @@ def write_entries(
         return digest
 
     def convert(day_entries: Sequence[Entry]) -> pa.Table:
-        keys = [e.key if e.key is not None else matcher.key(e.exchange) for e in day_entries]
-        for e, k in zip(day_entries, keys, strict=True):
-            e.key = k
-        table = exchanges_to_table(
-            [e.exchange for e in day_entries],
+        table = entries_table(
+            day_entries,
             matcher,
-            keys=keys,
-            writer_id=writer_id,
-            seqs=[e.seq for e in day_entries],
+            writer_id,
             blob_threshold=options.blob_threshold,
             store_blob=store_blob,
             fingerprint=fingerprint,
@@ -211,25 +183,42 @@ def write_entries(
         meta[META_TIME_RANGE] = f"{day_entries[0].started_us},{day_entries[-1].started_us}".encode()
         return table.replace_schema_metadata(meta)
 
-    result = Written()
+    all_dropped = []
     for day, day_entries in sorted(by_day.items()):
         table, kept, dropped = _convert(day_entries, convert)
-        result.dropped.extend(dropped)
+        all_dropped.extend(dropped)
         if table is None:
             continue
         rel = names(day) if names is not None else data_file_name(day, writer_id, segment)
-        if write_table(cfs, rel, table, options, sync=sync):
-            result.files.append(rel)
+        write_table(cfs, rel, table, options, sync=sync)
         if on_publish is not None:
             on_publish(rel, kept, options.row_group_size)
-    return result
+    return all_dropped
+
+
+def entries_table(
+    entries: Sequence[Entry], matcher: Matcher, writer_id: str, **options: Any
+) -> pa.Table:
+    """Entries as rows of the capture schema (``exchanges_to_table`` ``options``); keys that
+    were not known yet are computed and kept."""
+    for e in entries:
+        if e.key is None:
+            e.key = matcher.key(e.exchange)
+    return exchanges_to_table(
+        [e.exchange for e in entries],
+        matcher,
+        keys=[e.key for e in entries],  # type: ignore[misc]  # all set above
+        writer_id=writer_id,
+        seqs=[e.seq for e in entries],
+        **options,
+    )
 
 
 def _convert(
     entries: list[Entry], convert: Callable[[Sequence[Entry]], pa.Table]
 ) -> tuple[pa.Table | None, list[Entry], list[tuple[Entry, Exception]]]:
-    """``convert(entries)``; when one entry breaks it, the table of the others, and the
-    entries left out with their errors. Errors writing blobs (a full disk) are raised."""
+    """``convert(entries)``; if an entry breaks it, the others' table, and those left out with
+    their errors. Errors writing blobs (a full disk) are raised."""
     try:
         return convert(entries), entries, []
     except (StoreError, OSError):
@@ -280,11 +269,8 @@ def write_table(
 
 
 class CaptureWriter:
-    """Buffers exchanges and publishes them as Parquet files (see the module docstring).
-
-    Thread-safe. A background thread publishes full buffers and enforces ``flush_seconds``;
-    :meth:`flush` and :meth:`close` publish everything before returning.
-    """
+    """Buffers exchanges and publishes them (thread-safe; a background thread publishes full
+    buffers and enforces ``flush_seconds``)."""
 
     def __init__(
         self,
@@ -327,10 +313,9 @@ class CaptureWriter:
         key: str | None = None,
         on_buffered: Callable[[Entry], None] | None = None,
     ) -> int:
-        """Buffer one exchange (and log it, if durable); its writer sequence number.
+        """Buffer (and if durable, log) a checked exchange; its writer sequence number.
 
         ``on_buffered(entry)`` runs under the writer's lock, before the entry can be published.
-        The store checks the exchange (``check_storable``) before it calls this.
         """
         started_us = (exchange.started_at - _EPOCH) // _US
         if self.durable and key is None:
@@ -413,7 +398,7 @@ class CaptureWriter:
             batch = self._queue.popleft()
             self._inflight.append(batch)
         try:
-            written = write_entries(
+            dropped = write_entries(
                 self.cfs,
                 batch.entries,
                 matcher=self.matcher,
@@ -424,8 +409,8 @@ class CaptureWriter:
                 on_publish=self.on_publish,
                 known_blobs=self._blobs,
             )
-            if written.dropped and self.on_dropped is not None:
-                self.on_dropped([entry for entry, _ in written.dropped])
+            if dropped and self.on_dropped is not None:
+                self.on_dropped([entry for entry, _ in dropped])
             # Published (but for entries that can never be): the log has done its work.
             if batch.log is not None:
                 batch.log.delete()
@@ -438,7 +423,7 @@ class CaptureWriter:
             return False
         with self._cond:
             self._inflight.remove(batch)
-            self._dropped.extend(written.dropped)
+            self._dropped.extend(dropped)
             self._cond.notify_all()
         return True
 
@@ -495,11 +480,6 @@ class CaptureWriter:
                 thread.join()
             _LIVE_WRITERS.discard(self)
 
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
-
     # -- what readers need -------------------------------------------------------------------------
     def pending(self) -> tuple[list[Entry], set[str]]:
         """Entries not yet published, and the file names they will be published under."""
@@ -509,12 +489,6 @@ class CaptureWriter:
             entries.extend(self._buffer)
             names = set().union(*(b.names for b in batches)) if batches else set()
         return entries, names
-
-    def pending_count(self) -> int:
-        """How many exchanges are buffered or being written."""
-        with self._lock:
-            batches = [*self._inflight, *self._queue]
-            return len(self._buffer) + sum(len(b.entries) for b in batches)
 
     # -- background flushing -----------------------------------------------------------------------
     def _start_thread(self) -> None:
