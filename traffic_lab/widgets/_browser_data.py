@@ -1,20 +1,18 @@
-"""The data behind the browser: a traffic frame of light columns (no bodies, no headers) from
-:func:`traffic_lab.frames.to_pandas`, the filter masks computed on it with numpy and pyarrow,
-and the way back from a row to the full :class:`~traffic_lab.Exchange` through the frame's
-capture (``df.traffic``'s row identity, ``writer_id`` and ``writer_seq``).
+"""The data behind the browser: a traffic frame of light columns (no bodies, no headers), the
+filter masks computed on it with numpy and pyarrow, and the way back from a row to the full
+:class:`~traffic_lab.Exchange` through the frame's capture.
 
-Filtering never builds Python objects per row: categorical columns (method, host, content
-type) are integer codes, so a choice is an ``isin`` over small integers; the text search runs in
-Arrow; each criterion's mask is cached, so changing one control recomputes one mask and an
-``and`` of the others. The result is an index array over the whole frame, and only one page of
-it is ever turned into Python objects.
+Filtering never builds Python objects per row: categorical columns are integer codes, the text
+search runs in Arrow over the distinct values, and each criterion's mask is cached, so changing
+one control recomputes one mask. Only one page is ever turned into Python objects.
 """
 
 from __future__ import annotations
 
-import re
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial, reduce
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..exchange import Exchange
+from ._html import media_type
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,6 +68,7 @@ SORTS = {
 }
 _NO_STATUS = -1
 _GLOB_CHARS = frozenset("*?[")
+_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
 
 
 def status_mask(status: np.ndarray[Any, np.dtype[np.int32]], spec: str) -> np.ndarray[Any, Any]:
@@ -107,7 +107,7 @@ class Criteria:
     content_types: tuple[str, ...] = ()
 
 
-def _codes(values: Any) -> tuple[np.ndarray[Any, Any], list[str]]:
+def codes_of(values: Any) -> tuple[np.ndarray[Any, Any], list[str]]:
     """Integer codes (-1 for missing) and the distinct values of a column or Arrow array."""
     import pandas as pd
 
@@ -124,16 +124,6 @@ def _codes(values: Any) -> tuple[np.ndarray[Any, Any], list[str]]:
     return indices.to_numpy(zero_copy_only=False).astype(np.int32), dictionary
 
 
-def _search_regex(pattern: str) -> str:
-    """A path pattern: a glob (``*`` within a segment, ``**`` across) or, without glob
-    characters, a prefix."""
-    from ..frames.where import glob_to_regex
-
-    if _GLOB_CHARS & set(pattern):
-        return glob_to_regex(pattern)
-    return "^" + re.escape(pattern)
-
-
 def _strings(series: Any) -> pa.Array[Any]:
     """One contiguous Arrow string array (a ``take`` from a chunked one copies every chunk)."""
     array = pa.array(series, from_pandas=True)
@@ -145,20 +135,9 @@ def _strings(series: Any) -> pa.Array[Any]:
     return result
 
 
-def _normalized_codes(
-    codes: np.ndarray[Any, Any], values: list[str], normalize: Callable[[str], str]
-) -> tuple[np.ndarray[Any, Any], list[str]]:
-    """Codes after mapping each distinct value through ``normalize`` (merging equal results)."""
-    merged: dict[str, int] = {}
-    remap = np.array(
-        [merged.setdefault(normalize(v), len(merged)) for v in values] + [_NO_STATUS],
-        dtype=np.int32,
-    )
-    return remap[codes], list(merged)
-
-
-def _media_type(value: str) -> str:
-    return value.split(";")[0].strip().lower()
+def _url_part(urls: pa.Array[Any], regex: str) -> Any:
+    """The one named group of ``regex`` in each URL (null where it does not match)."""
+    return pc.struct_field(pc.extract_regex(urls, regex), [0])
 
 
 class TrafficView:
@@ -168,9 +147,9 @@ class TrafficView:
     ----------
     frame
         A traffic frame (``traffic_lab.frames``): one row per exchange with at least
-        ``request_method`` and ``request_url``; ``started_at``, ``elapsed_ms``,
-        ``response_status``, ``response_content_type`` and ``response_body_size`` are used
-        when present.
+        ``request_method`` and ``request_url`` (or ``request_path``); ``started_at``,
+        ``elapsed_ms`` (or ``elapsed``), ``response_status``, ``response_content_type`` and
+        ``response_body_size`` are used when present.
     fetch
         Positions -> the full exchanges (bodies included), in the order asked. Default: the
         frame's rows through ``traffic_lab.frames`` (which reads what the frame lacks from
@@ -184,100 +163,93 @@ class TrafficView:
     ) -> None:
         import pandas as pd
 
-        for name in ("request_method", "request_url"):
-            if name not in frame.columns:
-                raise ValueError(f"not a traffic frame: no {name!r} column")
-        frame = frame.reset_index(drop=True)
-        self.frame = frame
+        has = set(frame.columns).__contains__
+        if not has("request_method"):
+            raise ValueError("not a traffic frame: no 'request_method' column")
+        if not (has("request_url") or has("request_path")):
+            raise ValueError("not a traffic frame: no 'request_url' column")
+        self.frame = frame = frame.reset_index(drop=True)
         self._fetch = fetch if fetch is not None else self._fetch_from_frame
-        n = len(frame)
-        self.n = n
-        self.methods_codes, self.methods = _codes(frame["request_method"])
-        self.url = _strings(frame["request_url"])
-        if "request_host" in frame.columns:
-            self.host_codes, self.hosts = _codes(frame["request_host"])
+        self.n = n = len(frame)
+
+        def numbers(name: str, dtype: Any, missing: Any, default: Any = None) -> Any:
+            if not has(name):
+                return np.full(n, missing if default is None else default, dtype=dtype)
+            return frame[name].to_numpy(dtype=dtype, na_value=missing)
+
+        self.methods_codes, self.methods = codes_of(frame["request_method"])
+        self.url = _strings(frame["request_url" if has("request_url") else "request_path"])
+        if has("request_host"):
+            host: Any = frame["request_host"]
         else:
-            authority = pc.extract_regex(self.url, r"^[A-Za-z][A-Za-z0-9+.-]*://(?P<a>[^/?#]*)")
-            self.host_codes, self.hosts = _codes(pc.struct_field(authority, [0]))
-        if "request_path" in frame.columns:
+            host = _url_part(self.url, _SCHEME + "(?P<a>[^/?#]*)")
+        self.host_codes, self.hosts = codes_of(host)
+        if has("request_path"):
             self.path = _strings(frame["request_path"])
         else:
-            path = pc.extract_regex(
-                self.url, r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?(?P<p>[^?#]*)"
-            )
-            self.path = pc.struct_field(path, [0])
-        if "response_content_type" in frame.columns:
-            # Normalise the few distinct values, not the million rows.
-            self.ctype_codes, self.content_types = _normalized_codes(
-                *_codes(frame["response_content_type"]), _media_type
-            )
-        else:
-            self.ctype_codes, self.content_types = np.full(n, _NO_STATUS, np.int32), []
-        if "response_status" in frame.columns:
-            status = pd.to_numeric(frame["response_status"]).fillna(_NO_STATUS)
-            self.status = status.to_numpy(dtype=np.int32)
-        else:
-            self.status = np.full(n, 200, dtype=np.int32)
-        if "started_at" in frame.columns:
+            self.path = _url_part(self.url, f"^(?:{_SCHEME[1:]}[^/?#]*)?(?P<p>[^?#]*)")
+        nulls = pa.nulls(n, pa.string())
+        # Normalise the few distinct content types, not the million rows.
+        codes, types = codes_of(
+            frame["response_content_type"] if has("response_content_type") else nulls
+        )
+        merged: dict[str, int] = {}
+        remap = [merged.setdefault(media_type(t), len(merged)) for t in types]
+        self.ctype_codes = np.array([*remap, _NO_STATUS], dtype=np.int32)[codes]
+        self.content_types = list(merged)
+        self.status = numbers("response_status", np.int32, _NO_STATUS, default=200)
+        if has("started_at"):
             started = pd.to_datetime(frame["started_at"], utc=True).astype("datetime64[us, UTC]")
             self.start_us = started.to_numpy(dtype="datetime64[us]", na_value=0).view(np.int64)
         else:
             self.start_us = np.zeros(n, dtype=np.int64)
-        if "elapsed_ms" in frame.columns:
-            self.elapsed_ms = frame["elapsed_ms"].to_numpy(dtype=float, na_value=0.0)
-        elif "elapsed" in frame.columns:
+        if has("elapsed") and not has("elapsed_ms"):
             elapsed = pd.to_timedelta(frame["elapsed"]).dt.total_seconds() * 1000
             self.elapsed_ms = elapsed.to_numpy(dtype=float, na_value=0.0)
         else:
-            self.elapsed_ms = np.zeros(n)
-        if "response_body_size" in frame.columns:
-            self.size = frame["response_body_size"].to_numpy(dtype=np.int64, na_value=0)
-        else:
-            self.size = np.zeros(n, dtype=np.int64)
+            self.elapsed_ms = numbers("elapsed_ms", float, 0.0)
+        self.size = numbers("response_body_size", np.int64, 0)
         self._identity: tuple[np.ndarray[Any, Any], list[str], np.ndarray[Any, Any]] | None
         self._identity = None
-        if "writer_id" in frame.columns and "writer_seq" in frame.columns:
-            writer_codes, writers = _codes(frame["writer_id"])
-            seqs = frame["writer_seq"].to_numpy(dtype=np.int64, na_value=-1)
-            self._identity = (writer_codes, writers, seqs)
-        if "error_type" in frame.columns:
-            self.error_type = _strings(frame["error_type"])
-        else:
-            self.error_type = pa.nulls(n, pa.string())
+        if has("writer_id") and has("writer_seq"):
+            writer_codes, writers = codes_of(frame["writer_id"])
+            self._identity = (writer_codes, writers, numbers("writer_seq", np.int64, -1))
+        self.error_type = _strings(frame["error_type"]) if has("error_type") else nulls
         self._masks: dict[str, tuple[object, np.ndarray[Any, Any] | None]] = {}
         self._orders: dict[str, np.ndarray[Any, Any]] = {}
-        self._url_index: tuple[np.ndarray[Any, Any], pa.Array[Any]] | None = None
-        self._path_index: tuple[np.ndarray[Any, Any], pa.Array[Any]] | None = None
+        self._indexes: dict[bool, tuple[np.ndarray[Any, Any], pa.Array[Any]]] = {}
 
     # -- filtering -----------------------------------------------------------------------------
     def _mask(
-        self, name: str, value: object, compute: Callable[[], np.ndarray[Any, Any] | None]
+        self, name: str, value: Any, compute: Callable[[Any], np.ndarray[Any, Any] | None]
     ) -> np.ndarray[Any, Any] | None:
+        """``compute(value)``, or ``None`` (no filter) for an empty value; cached per name."""
         cached = self._masks.get(name)
         if cached is not None and cached[0] == value:
             return cached[1]
-        mask = compute()
+        mask = compute(value) if value else None
         self._masks[name] = (value, mask)
         return mask
 
+    @staticmethod
     def _isin(
-        self, codes: np.ndarray[Any, Any], values: Sequence[str], wanted: Sequence[str]
-    ) -> np.ndarray[Any, Any] | None:
-        if not wanted:
-            return None
-        index = {v: i for i, v in enumerate(values)}
-        chosen = [index[w] for w in wanted if w in index]
+        codes: np.ndarray[Any, Any], values: Sequence[str], wanted: Sequence[str]
+    ) -> np.ndarray[Any, Any]:
+        chosen = [values.index(w) for w in wanted if w in values]
         if "(none)" in wanted:
             chosen.append(_NO_STATUS)
         return np.isin(codes, np.array(chosen, dtype=np.int32))
 
     @staticmethod
-    def _index(values: pa.Array[Any], lower: bool) -> tuple[np.ndarray[Any, Any], pa.Array[Any]]:
-        """Codes and distinct values (lower-cased if asked) of a string column, built once."""
-        encoded: Any = pc.dictionary_encode(values)
-        codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
-        dictionary = encoded.dictionary
-        return codes, pc.utf8_lower(dictionary) if lower else dictionary
+    def _between(
+        values: np.ndarray[Any, Any], low: int | None, high: int | None
+    ) -> np.ndarray[Any, Any]:
+        mask = np.ones(len(values), dtype=bool)
+        if low is not None:
+            mask &= values >= low
+        if high is not None:
+            mask &= values <= high
+        return mask
 
     def _search(self, text: str) -> np.ndarray[Any, Any] | None:
         """Search the distinct URLs (or paths), then map the hits to rows: traffic repeats
@@ -285,77 +257,47 @@ class TrafficView:
         text = text.strip()
         if not text:
             return None
-        if text.startswith("/"):
-            if self._path_index is None:
-                self._path_index = self._index(self.path, lower=False)
-            codes, values = self._path_index
-            hits = pc.match_substring_regex(values, _search_regex(text))
+        by_path = text.startswith("/")
+        if by_path not in self._indexes:
+            encoded: Any = pc.dictionary_encode(self.path if by_path else self.url)
+            distinct = encoded.dictionary if by_path else pc.utf8_lower(encoded.dictionary)
+            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            self._indexes[by_path] = (codes, distinct)
+        codes, distinct = self._indexes[by_path]
+        if not by_path:
+            hits = pc.match_substring(distinct, text.lower())
+        elif _GLOB_CHARS & set(text):
+            from ..frames.where import glob_to_regex
+
+            hits = pc.match_substring_regex(distinct, glob_to_regex(text))
         else:
-            if self._url_index is None:
-                self._url_index = self._index(self.url, lower=True)
-            codes, values = self._url_index
-            hits = pc.match_substring(values, text.lower())
+            hits = pc.starts_with(distinct, text)
         matched = np.asarray(hits.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
-        if not len(matched):
-            return np.zeros(self.n, dtype=bool)
-        hit_rows: np.ndarray[Any, Any] = matched[codes]
+        hit_rows: np.ndarray[Any, Any] = np.append(matched, False)[codes]  # code -1: null
         return hit_rows
-
-    def _time(self, since: int | None, until: int | None) -> np.ndarray[Any, Any] | None:
-        if since is None and until is None:
-            return None
-        mask = np.ones(self.n, dtype=bool)
-        if since is not None:
-            mask &= self.start_us >= since
-        if until is not None:
-            mask &= self.start_us <= until
-        return mask
-
-    def _status_range(self, bounds: tuple[int, int] | None) -> np.ndarray[Any, Any] | None:
-        if bounds is None:
-            return None
-        low, high = bounds
-        return (self.status >= low) & (self.status <= high)
 
     def select(self, criteria: Criteria, sort: str = "recorded") -> np.ndarray[Any, Any]:
         """Positions of the rows that meet ``criteria``, in the ``sort`` order (see :data:`SORTS`).
 
         Masks are cached per criterion, so a change to one control costs one mask.
         """
-        c = criteria
-        masks = [
-            self._mask(
-                "methods",
-                c.methods,
-                lambda: self._isin(self.methods_codes, self.methods, c.methods),
-            ),
-            self._mask("hosts", c.hosts, lambda: self._isin(self.host_codes, self.hosts, c.hosts)),
-            self._mask(
-                "status",
-                c.status,
-                lambda: status_mask(self.status, c.status) if c.status else None,
-            ),
-            self._mask("status_range", c.status_range, lambda: self._status_range(c.status_range)),
-            self._mask(
-                "time", (c.since_us, c.until_us), lambda: self._time(c.since_us, c.until_us)
-            ),
-            self._mask("search", c.search, lambda: self._search(c.search)),
-            self._mask(
-                "content_types",
-                c.content_types,
-                lambda: self._isin(self.ctype_codes, self.content_types, c.content_types),
-            ),
+        c, isin = criteria, self._isin
+        times = None if c.since_us is None and c.until_us is None else (c.since_us, c.until_us)
+        parts = [
+            ("methods", c.methods, partial(isin, self.methods_codes, self.methods)),
+            ("hosts", c.hosts, partial(isin, self.host_codes, self.hosts)),
+            ("status", c.status, partial(status_mask, self.status)),
+            ("status_range", c.status_range, lambda r: self._between(self.status, *r)),
+            ("time", times, lambda t: self._between(self.start_us, *t)),
+            ("search", c.search, self._search),
+            ("content_types", c.content_types, partial(isin, self.ctype_codes, self.content_types)),
         ]
-        active = [m for m in masks if m is not None]
-        combined: np.ndarray[Any, Any] | None = None
-        if active:
-            combined = active[0].copy()
-            for m in active[1:]:
-                combined &= m
+        active = [m for m in itertools.starmap(self._mask, parts) if m is not None]
+        combined = reduce(np.logical_and, active) if active else None
+        rows = np.arange(self.n) if combined is None else np.flatnonzero(combined)
         if sort == "recorded":
-            return np.arange(self.n) if combined is None else np.flatnonzero(combined)
+            return rows
         if sort == "newest":
-            rows = np.arange(self.n) if combined is None else np.flatnonzero(combined)
             return rows[::-1]
         # The whole capture is sorted once per key; a filter then keeps the order's matches.
         order = self._sorted(sort)
@@ -384,28 +326,22 @@ class TrafficView:
         (aware datetime or ``None``), elapsed_ms, method, url, status (``None`` for a
         transport error), error_type, content_type, size."""
         take = pa.array(positions, pa.int64())
-        urls = self.url.take(take).to_pylist()
-        methods = self.method_names(positions).to_pylist()
-        errors = self.error_type.take(take).to_pylist()
-        ctypes = [self.content_types[c] if c >= 0 else "" for c in self.ctype_codes[positions]]
-        starts = pa.array(self.start_us[positions], pa.timestamp("us", tz="UTC")).to_pylist()
-        out = []
-        for i, pos in enumerate(positions.tolist()):
-            status = int(self.status[pos])
-            out.append(
-                {
-                    "position": pos,
-                    "started_at": starts[i] if self.start_us[pos] else None,
-                    "elapsed_ms": float(self.elapsed_ms[pos]),
-                    "method": methods[i],
-                    "url": urls[i],
-                    "status": None if status == _NO_STATUS else status,
-                    "error_type": errors[i],
-                    "content_type": ctypes[i],
-                    "size": int(self.size[pos]),
-                }
-            )
-        return out
+        starts: list[Any] = pa.array(
+            self.start_us[positions], pa.timestamp("us", tz="UTC")
+        ).to_pylist()
+        content_types = [*self.content_types, ""]  # code -1: none
+        columns = {
+            "position": positions.tolist(),
+            "started_at": [s if s.timestamp() else None for s in starts],
+            "elapsed_ms": self.elapsed_ms[positions].tolist(),
+            "method": self.method_names(positions).to_pylist(),
+            "url": self.url.take(take).to_pylist(),
+            "status": [None if s == _NO_STATUS else s for s in self.status[positions].tolist()],
+            "error_type": self.error_type.take(take).to_pylist(),
+            "content_type": [content_types[c] for c in self.ctype_codes[positions]],
+            "size": self.size[positions].tolist(),
+        }
+        return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
     def exchanges(self, positions: Sequence[int] | np.ndarray[Any, Any]) -> list[Exchange]:
         """The full exchanges (bodies included) at ``positions``, in that order."""

@@ -1,33 +1,43 @@
-"""Small helpers the widgets share: running a callback with its error shown in the widget,
-and a default client for replays."""
+"""What the widgets share: classed controls, errors shown in the widget, the replay client."""
 
 from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import ipywidgets as w  # type: ignore[import-untyped]  # ipywidgets ships no types
 
 from ._html import esc
 
-__all__ = ["ErrorArea", "default_client"]
+__all__ = ["ErrorArea", "ReplayClient", "button", "classed"]
 
 T = TypeVar("T")
+
+
+def classed(widget: T, css: str) -> T:
+    """``widget`` with a CSS class (the page's styles and the Voila test find controls by it)."""
+    widget.add_class(css)  # type: ignore[attr-defined]
+    return widget
+
+
+def button(description: str, action: Callable[[], object], css: str = "", **kwargs: Any) -> Any:
+    """A ``Button`` that calls ``action()`` when clicked."""
+    widget = w.Button(description=description, **kwargs)
+    widget.on_click(lambda _: action())
+    return classed(widget, css) if css else widget
 
 
 class ErrorArea:
     """Where a widget shows what went wrong in a callback.
 
-    ``message`` (an HTML line, cleared on success) always says it; ``output`` also gets the
-    traceback when running under IPython, where an ``Output`` captures it. Tests read
-    ``message.value``.
+    ``message`` (an HTML line, cleared on success) says it; ``output`` also gets the traceback
+    under IPython.
     """
 
     def __init__(self) -> None:
-        self.message = w.HTML("")
-        self.message.add_class("tl-error")
+        self.message = classed(w.HTML(""), "tl-error")
         self.output = w.Output()
         self.last: BaseException | None = None
 
@@ -49,10 +59,8 @@ class ErrorArea:
         return result
 
     def _traceback(self, exc: BaseException) -> None:
-        try:
-            from IPython import get_ipython
-        except ImportError:  # pragma: no cover - ipywidgets depends on IPython
-            return
+        from IPython import get_ipython
+
         if get_ipython() is None:
             return
         self.output.clear_output()
@@ -60,6 +68,20 @@ class ErrorArea:
             print("".join(traceback.format_exception(exc)))
 
 
-def default_client() -> httpx.Client:
-    """The client replays use when none is given: plain httpx, 10 s timeout, no redirects."""
-    return httpx.Client(timeout=10.0)
+class ReplayClient:
+    """The ``httpx.Client`` replays are sent with: the one given, else a plain one (10 s
+    timeout, no redirects) made on first use and closed by :meth:`close`."""
+
+    def __init__(self, client: httpx.Client | None) -> None:
+        self._client = client
+        self._owned = client is None
+
+    def get(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(timeout=10.0)
+        return self._client
+
+    def close(self) -> None:
+        if self._owned and self._client is not None:
+            self._client.close()
+            self._client = None

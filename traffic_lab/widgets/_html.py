@@ -58,6 +58,7 @@ _TEXT_TYPES = (
     "application/graphql",
     "image/svg+xml",
 )
+_CONTROL_CHARS = "\x00\x01\x02\x03\x04\x05\x06\x07\x08"  # in text, they mean binary
 # Headers a client computes for the message it sends: left out of curl and httpx code.
 _COMPUTED = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})
 
@@ -124,16 +125,6 @@ class BodyView:
         return f'{note}<pre class="tl-body tl-{self.kind}">{esc(self.text)}</pre>'
 
 
-def _cut(text: str) -> tuple[str, str]:
-    if len(text) <= MAX_TEXT:
-        return text, ""
-    return text[:MAX_TEXT], f"showing the first {MAX_TEXT:,} of {len(text):,} characters"
-
-
-def _join(*notes: str | None) -> str:
-    return "; ".join(n for n in notes if n)
-
-
 def hexdump(data: bytes, limit: int = MAX_HEX) -> str:
     """A classic 16-bytes-a-line hex dump of the first ``limit`` bytes.
 
@@ -177,37 +168,50 @@ def body_view(
     >>> body_view(b"\\x00\\x01", "application/octet-stream").kind
     'binary'
     """
-    data, decode_note = _decoded(body, content_encoding)
-    mime = (content_type or "").split(";")[0].strip().lower()
+    data, note = _decoded(body, content_encoding)
+    mime = media_type(content_type or "")
+    kind, text = _shown(data, mime)
+    if len(text) > MAX_TEXT:
+        cut = f"showing the first {MAX_TEXT:,} of {len(text):,} characters"
+        text, note = text[:MAX_TEXT], f"{note}; {cut}" if note else cut
+    return BodyView(kind, text, data, mime, len(data), note or "")
+
+
+def _shown(data: bytes, mime: str) -> tuple[str, str]:
+    """The kind of a decoded body, and its text."""
     if not data:
-        return BodyView("empty", "", b"", mime, 0, _join(decode_note))
+        return "empty", ""
     if mime in _IMAGE_TYPES:
-        return BodyView("image", "", data, mime, len(data), _join(decode_note))
+        return "image", ""
     is_json = mime == "application/json" or mime.endswith("+json")
     if is_json or (not mime and data[:1] in (b"{", b"[")):
         try:
-            doc = json.loads(data)
+            return "json", json.dumps(json.loads(data), indent=2, ensure_ascii=False)
         except ValueError:
             pass
-        else:
-            text, cut = _cut(json.dumps(doc, indent=2, ensure_ascii=False))
-            return BodyView("json", text, data, mime, len(data), _join(decode_note, cut))
-    textual = mime.startswith(_TEXT_TYPES) or is_json
+    textual = is_json or mime.startswith(_TEXT_TYPES)
     try:
-        decoded = data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        if textual:
-            decoded = data.decode("latin-1")
-        else:
-            text = hexdump(data)
-            return BodyView("binary", text, data, mime, len(data), _join(decode_note))
-    if not textual and any(ch in decoded for ch in "\x00\x01\x02\x03\x04\x05\x06\x07\x08"):
-        return BodyView("binary", hexdump(data), data, mime, len(data), _join(decode_note))
-    text, cut = _cut(decoded)
-    return BodyView("text", text, data, mime, len(data), _join(decode_note, cut))
+        text = data.decode("latin-1") if textual else ""
+    if textual or (text and not any(ch in text for ch in _CONTROL_CHARS)):
+        return "text", text
+    return "binary", hexdump(data)
 
 
-def _target(url: str) -> str:
+def media_type(content_type: str) -> str:
+    """The media type of a ``Content-Type`` value, lower-cased: ``text/html; charset=x`` ->
+    ``text/html``."""
+    return content_type.split(";")[0].strip().lower()
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def request_target(url: str) -> str:
+    """The path and query of ``url`` (``/`` at least)."""
     rest = url.partition("://")[2]
     cut = min((i for i in (rest.find("/"), rest.find("?")) if i != -1), default=len(rest))
     target = rest[cut:].partition("#")[0]
@@ -218,7 +222,7 @@ def _target(url: str) -> str:
 
 def request_line(exchange: Exchange) -> str:
     """``GET /path?query HTTP/1.1`` (the version is the response's)."""
-    return f"{exchange.method} {_target(exchange.url)} {exchange.http_version}"
+    return f"{exchange.method} {request_target(exchange.url)} {exchange.http_version}"
 
 
 def status_line(exchange: Exchange) -> str:
@@ -241,12 +245,15 @@ def headers_html(pairs: Sequence[tuple[bytes, bytes]]) -> str:
     return f'<table class="tl-headers">{rows}</table>'
 
 
+def _side(exchange: Exchange, side: str) -> tuple[Sequence[tuple[bytes, bytes]], bytes]:
+    if side == "request":
+        return exchange.request_headers, exchange.request_body
+    return exchange.response_headers, exchange.response_body
+
+
 def message_view(exchange: Exchange, side: str) -> BodyView:
     """The request's (``side="request"``) or the response's body, ready to show."""
-    if side == "request":
-        pairs, body = exchange.request_headers, exchange.request_body
-    else:
-        pairs, body = exchange.response_headers, exchange.response_body
+    pairs, body = _side(exchange, side)
     return body_view(body, _header(pairs, "content-type"), _header(pairs, "content-encoding"))
 
 
@@ -256,14 +263,12 @@ def message_html(exchange: Exchange, side: str) -> str:
     Image bodies appear as a one-line placeholder; the widgets show them with an ``Image``.
     """
     if side == "request":
-        first, pairs = request_line(exchange), exchange.request_headers
-        url = f'<div class="tl-url">{esc(exchange.url)}</div>'
+        first = f"{esc(request_line(exchange))}</pre><div class='tl-url'>{esc(exchange.url)}</div>"
     else:
-        first, pairs, url = status_line(exchange), exchange.response_headers, ""
-    view = message_view(exchange, side)
+        first = f"{esc(status_line(exchange))}</pre>"
     return (
-        f"{_STYLE}<div class='tl-message'><pre class='tl-first'>{esc(first)}</pre>{url}"
-        f"{headers_html(pairs)}{view.to_html()}</div>"
+        f"{_STYLE}<div class='tl-message'><pre class='tl-first'>{first}"
+        f"{headers_html(_side(exchange, side)[0])}{message_view(exchange, side).to_html()}</div>"
     )
 
 
@@ -279,9 +284,12 @@ def exchange_summary_html(exchange: Exchange) -> str:
     )
 
 
-def _short(value: Any, limit: int = 120) -> str:
-    text = value if value is MISSING else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+def _value(value: Any) -> str:
+    return (
+        value
+        if value is MISSING
+        else shorten(json.dumps(value, ensure_ascii=False, default=str), 120)
+    )
 
 
 def diff_html(diff: ResponseDiff) -> str:
@@ -294,7 +302,7 @@ def diff_html(diff: ResponseDiff) -> str:
     for name, old, new in diff.headers:
         rows.append((f"header {name}", ", ".join(old) or MISSING, ", ".join(new) or MISSING))
     for path, old_value, new_value in diff.json:
-        rows.append((f"json {path}", _short(old_value), _short(new_value)))
+        rows.append((f"json {path}", _value(old_value), _value(new_value)))
     if diff.body and not diff.json:
         rows.append(("body", "differs", "differs"))
     body = "".join(
@@ -308,7 +316,11 @@ def diff_html(diff: ResponseDiff) -> str:
     )
 
 
-def _request_parts(exchange: Exchange) -> tuple[list[tuple[str, str]], list[str]]:
+def _request_parts(
+    exchange: Exchange, base_url: str | None
+) -> tuple[str, list[tuple[str, str]], list[str]]:
+    """The URL (rebased as replay does), the headers to send, and the redacted header names."""
+    url = str(rebase_url(exchange.url, base_url)) if base_url else exchange.url
     headers, redacted = [], []
     for name, value in exchange.request_headers:
         if name.lower() in _COMPUTED:
@@ -316,9 +328,9 @@ def _request_parts(exchange: Exchange) -> tuple[list[tuple[str, str]], list[str]
         text_name, text_value = name.decode("latin-1"), value.decode("latin-1")
         if REDACTED in text_value:
             redacted.append(text_name)
-            continue
-        headers.append((text_name, text_value))
-    return headers, redacted
+        else:
+            headers.append((text_name, text_value))
+    return url, headers, redacted
 
 
 def to_curl(exchange: Exchange, base_url: str | None = None) -> str:
@@ -345,8 +357,7 @@ def to_curl(exchange: Exchange, base_url: str | None = None) -> str:
       -H 'Content-Type: application/json' \\
       --data-raw '{"name": "it'"'"'s"}'
     """
-    url = str(rebase_url(exchange.url, base_url)) if base_url else exchange.url
-    headers, redacted = _request_parts(exchange)
+    url, headers, redacted = _request_parts(exchange, base_url)
     words = [f"curl -X {shlex.quote(exchange.method)} {shlex.quote(url)}"]
     accept = next((v for k, v in headers if k.lower() == "accept-encoding"), "")
     if any(c in accept for c in ("gzip", "br", "deflate")):
@@ -385,8 +396,7 @@ def to_httpx_code(exchange: Exchange, base_url: str | None = None) -> str:
     print(response.status_code, response.headers.get('content-type'))
     print(response.text[:1000])
     """
-    url = str(rebase_url(exchange.url, base_url)) if base_url else exchange.url
-    headers, redacted = _request_parts(exchange)
+    url, headers, redacted = _request_parts(exchange, base_url)
     lines = ["import httpx", ""]
     if redacted:
         lines.append(f"# redacted, add your own: {', '.join(redacted)}")

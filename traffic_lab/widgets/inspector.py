@@ -1,6 +1,5 @@
-"""The detail pane: one exchange's request and response, bodies pretty-printed, a replay of
-the request with the live response beside the recorded one and their diff, and the request as
-curl and httpx code."""
+"""The detail pane: one exchange's request and response, a replay with its diff, and the
+request as curl and httpx code."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ import traitlets
 
 from ..exchange import Exchange
 from ..transports.requester import ReplayResult, build_replay_request, diff_responses
-from ._controls import ErrorArea, default_client
+from ._controls import ErrorArea, ReplayClient, button, classed
 from ._html import (
     _STYLE,
     diff_html,
@@ -36,10 +35,9 @@ def _message_box(exchange: Exchange, side: str) -> w.VBox:
     parts: list[w.Widget] = [w.HTML(message_html(exchange, side))]
     view = message_view(exchange, side)
     if view.kind == "image":
-        image = w.Image(value=view.data, format=view.mime.split("/")[1])
-        image.layout = w.Layout(max_width="256px", min_width="64px", border="1px solid #ddd")
-        image.add_class("tl-image")
-        parts.append(image)
+        layout = w.Layout(max_width="256px", min_width="64px", border="1px solid #ddd")
+        image = w.Image(value=view.data, format=view.mime.split("/")[1], layout=layout)
+        parts.append(classed(image, "tl-image"))
     return w.VBox(parts)
 
 
@@ -48,8 +46,8 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
 
     Tabs: *Request* and *Response* (first line, headers, body decoded from gzip/deflate/brotli
     and shown as indented JSON, text, an image or a hex dump), *Replay* (the recorded response
-    beside the live one and their :func:`~traffic_lab.transports.diff_responses`), *Code* (curl and
-    httpx).
+    beside the live one and their :func:`~traffic_lab.transports.diff_responses`), *Code* (curl
+    and httpx).
 
     Parameters
     ----------
@@ -87,30 +85,25 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._client = client
-        self._owns_client = client is None
+        self._client = ReplayClient(client)
         self.errors = ErrorArea()
         self.summary = w.HTML("")
-        self.base_url_text = w.Text(
-            value=base_url,
-            placeholder="recorded host",
-            description="Replay to",
-            layout=w.Layout(width="420px"),
+        layout = w.Layout(width="420px")
+        text = w.Text(placeholder="recorded host", description="Replay to", layout=layout)
+        self.base_url_text = classed(text, "tl-base-url")
+        self.replay_button = button(
+            "Replay",
+            lambda: self.errors.run(self.replay),
+            "tl-replay",
+            button_style="primary",
+            tooltip="send the request again",
         )
-        self.base_url_text.add_class("tl-base-url")
-        self.replay_button = w.Button(
-            description="Replay", button_style="primary", tooltip="send the request again"
-        )
-        self.replay_button.add_class("tl-replay")
-        self.replay_button.on_click(lambda _: self.errors.run(self.replay))
         self.request_box = w.VBox()
         self.response_box = w.VBox()
-        self.replay_status = w.HTML("<i>not replayed yet</i>")
-        self.replay_status.add_class("tl-replay-status")
+        self.replay_status = classed(w.HTML("<i>not replayed yet</i>"), "tl-replay-status")
         self.recorded_box = w.VBox(layout=w.Layout(width="50%"))
         self.live_box = w.VBox(layout=w.Layout(width="50%"))
-        self.diff = w.HTML("")
-        self.diff.add_class("tl-diff-view")
+        self.diff = classed(w.HTML(""), "tl-diff-view")
         self.replay_box = w.VBox(
             [self.replay_status, self.diff, w.HBox([self.recorded_box, self.live_box])]
         )
@@ -126,7 +119,6 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
         )
         self.tabs = w.Tab(children=[self.request_box, self.response_box, self.replay_box, code_box])
         self.tabs.titles = _TABS
-        self.tabs.selected_index = 1
         self.actions = w.HBox([self.base_url_text, self.replay_button])
         self.observe(self._on_exchange, names="exchange")
         traitlets.link((self, "base_url"), (self.base_url_text, "value"))
@@ -134,60 +126,52 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
         self.exchange = exchange
         self._on_exchange()
 
-    # -- rendering -----------------------------------------------------------------------------
     def _on_exchange(self, change: object = None) -> None:
         exchange = self.exchange
         self.set_trait("live", None)
         if exchange is None:
             self.summary.value = f"{_STYLE}<div class='tl-note'>no exchange selected</div>"
-            self.children = self._parts(self.summary)
+            self.children = [self.summary]
             return
         self.summary.value = exchange_summary_html(exchange)
         self.request_box.children = (_message_box(exchange, "request"),)
         self.response_box.children = (_message_box(exchange, "response"),)
         self.replay_status.value = "<i>not replayed yet: press Replay</i>"
         self.diff.value = ""
-        self.recorded_box.children = ()
-        self.live_box.children = ()
-        # A new exchange has no replay yet: show what was recorded.
+        self.recorded_box.children = self.live_box.children = ()
         self.tabs.selected_index = _TABS.index("Response")
         self.curl.value = to_curl(exchange)
         self.httpx_code.value = to_httpx_code(exchange)
-        self.children = self._parts(
-            self.summary, self.actions, self.errors.message, self.errors.output, self.tabs
-        )
+        self.children = [
+            self.summary,
+            self.actions,
+            self.errors.message,
+            self.errors.output,
+            self.tabs,
+        ]
 
-    @staticmethod
-    def _parts(*widgets: Any) -> tuple[Any, ...]:
-        return widgets
-
-    # -- actions -------------------------------------------------------------------------------
     @property
     def client(self) -> httpx.Client:
         """The client replays are sent with."""
-        if self._client is None:
-            self._client = default_client()
-        return self._client
+        return self._client.get()
 
     def replay(self) -> ReplayResult:
         """Send the request again (to :attr:`base_url` if set) and show live vs recorded.
 
-        Returns a :class:`~traffic_lab.transports.ReplayResult` (its ``diff()`` is the one shown); a
-        transport error propagates (the button shows it in the pane).
+        Returns a :class:`~traffic_lab.transports.ReplayResult` (its ``diff()`` is the one
+        shown); a transport error propagates (the button shows it in the pane).
         """
         exchange = self.exchange
         if exchange is None:
             raise ValueError("no exchange selected")
-        base = self.base_url.strip() or None
-        request = build_replay_request(self.client, exchange, base)
-        self.replay_status.value = f"<i>sending {esc(request.method)} {esc(request.url)}...</i>"
+        request = build_replay_request(self.client, exchange, self.base_url.strip() or None)
+        sent = f"{esc(request.method)} {esc(request.url)}"
+        self.replay_status.value = f"<i>sending {sent}...</i>"
         started = time.perf_counter()
         try:
             response = self.client.send(request)
         except Exception:
-            self.replay_status.value = (
-                f"<b>replay failed</b>: {esc(request.method)} {esc(request.url)}"
-            )
+            self.replay_status.value = f"<b>replay failed</b>: {sent}"
             raise
         # Measured here: a response from a MockTransport or a handler never gets .elapsed.
         ms = (time.perf_counter() - started) * 1000
@@ -196,9 +180,8 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
         self.set_trait("live", response)
         verdict = "same as recorded" if not diff else "differs from the recording"
         self.replay_status.value = (
-            f"{_STYLE}<b>replayed</b> {esc(request.method)} {esc(request.url)} &rarr; "
-            f"<b>{response.status_code}</b> in {ms:,.1f} ms: "
-            f"<span class='{'tl-same' if not diff else 'tl-s4'}'>{verdict}</span>"
+            f"{_STYLE}<b>replayed</b> {sent} &rarr; <b>{response.status_code}</b> in {ms:,.1f} "
+            f"ms: <span class='{'tl-same' if not diff else 'tl-s4'}'>{verdict}</span>"
         )
         self.diff.value = diff_html(diff)
         self.recorded_box.children = (w.HTML("<b>recorded</b>"), _message_box(exchange, "response"))
@@ -208,7 +191,5 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
 
     def close(self) -> None:
         """Close the widget, and the replay client if the pane made it."""
-        if self._owns_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        self._client.close()
         super().close()

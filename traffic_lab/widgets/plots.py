@@ -1,18 +1,14 @@
 """Plots of traffic: a timeline (waterfall) of exchanges, latency per endpoint, status mix over
-time. Each returns a ``matplotlib.figure.Figure`` drawn with the Agg renderer.
+time, as ``matplotlib`` figures drawn with the Agg renderer.
 
-Why matplotlib figures rendered to PNG: a PNG is a plain output that JupyterLab, Voila,
-``nbconvert --to html`` and GitHub's notebook viewer all show without a JavaScript extension or
-a CDN, and the figure stays an ordinary matplotlib object that users restyle or save. Only the
-object-oriented API is used (no ``pyplot``): no global figure state, no backend selection, and
-nothing left open between cells. So that a returned figure still shows in a notebook cell
-without ``pyplot``, importing this module registers a PNG formatter for ``Figure`` with IPython
-(when running under IPython and no formatter exists yet).
+A PNG shows in JupyterLab, Voila, ``nbconvert --to html`` and GitHub's viewer without a
+JavaScript extension, and the figure stays an ordinary matplotlib object to restyle or save.
+Only the object-oriented API is used (no ``pyplot``, no global state); importing this module
+registers a PNG formatter for ``Figure`` with IPython, so a returned figure shows in a cell.
 
-Input: a traffic frame (``tl.read_capture`` / ``traffic_lab.frames.to_pandas`` make one;
-``TrafficBrowser`` passes its filtered rows) with ``started_at``, ``elapsed_ms`` (or a timedelta
-``elapsed``), ``request_method``, ``request_path`` (or ``request_url``) and
-``response_status``. Endpoints are templated as ``df.traffic.endpoints()`` does.
+Input: a traffic frame (``tl.read_capture``) with ``started_at``, ``elapsed_ms`` (or a timedelta
+``elapsed``), ``request_method``, ``request_path`` (or ``request_url``) and ``response_status``.
+Endpoints are templated as ``df.traffic.endpoints()`` does.
 """
 
 from __future__ import annotations
@@ -32,12 +28,11 @@ except ImportError as exc:  # pragma: no cover - exercised where matplotlib is m
         "traffic_lab.widgets.plots needs matplotlib: pip install 'traffic_lab[notebook]'"
     ) from exc
 
+from ._browser_data import TrafficView, codes_of
+
 if TYPE_CHECKING:
     import ipywidgets as w  # type: ignore[import-untyped]  # ipywidgets ships no types
-    import pandas as pd
     from matplotlib.axes import Axes
-
-    from ._browser_data import TrafficView
 
 __all__ = [
     "STATUS_COLORS",
@@ -93,73 +88,22 @@ def _class_index(status: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 
 class _Columns:
-    """The arrays the plots need, from a DataFrame or from a browser's view."""
+    """The arrays the plots need: some rows of a browser's :class:`TrafficView`."""
 
-    def __init__(
-        self,
-        start_us: np.ndarray[Any, Any],
-        elapsed_ms: np.ndarray[Any, Any],
-        status: np.ndarray[Any, Any],
-        methods: pa.Array[Any] | pa.ChunkedArray[Any],
-        paths: pa.Array[Any] | pa.ChunkedArray[Any],
-    ) -> None:
-        self.start_us = start_us
-        self.elapsed_ms = elapsed_ms
-        self.status = status
-        self.methods = methods
-        self.paths = paths
-
-    @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> _Columns:
-        import pandas as pd
-
-        for name in ("started_at", "request_method", "response_status"):
-            if name not in frame.columns:
-                raise ValueError(f"not a traffic frame: no {name!r} column")
-        started = pd.to_datetime(frame["started_at"], utc=True)
-        start_us = started.astype("datetime64[us, UTC]").astype("int64").to_numpy()
-        if "elapsed_ms" in frame.columns:
-            elapsed_ms = frame["elapsed_ms"].to_numpy(dtype=float, na_value=0.0)
-        elif "elapsed" in frame.columns:
-            elapsed = pd.to_timedelta(frame["elapsed"])
-            elapsed_ms = elapsed.dt.total_seconds().to_numpy(dtype=float, na_value=0.0) * 1000
-        else:
-            raise ValueError("not a traffic frame: no 'elapsed_ms' (or 'elapsed') column")
-        status = frame["response_status"].fillna(-1).astype("int64").to_numpy()
-        if "request_path" in frame.columns:
-            paths = pa.array(frame["request_path"].astype(str).tolist(), pa.string())
-        else:
-            urls = pa.array(frame["request_url"].astype(str).tolist(), pa.string())
-            paths = pc.struct_field(
-                pc.extract_regex(urls, r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?(?P<p>[^?#]*)"),
-                [0],
-            )
-        methods = pa.array(frame["request_method"].astype(str).tolist(), pa.string())
-        return cls(start_us, elapsed_ms, status, methods, paths)
-
-    @classmethod
-    def from_view(cls, view: TrafficView, rows: np.ndarray[Any, Any]) -> _Columns:
-        take = pa.array(rows, pa.int64())
-        return cls(
-            view.start_us[rows],
-            view.elapsed_ms[rows],
-            view.status[rows],
-            view.method_names(rows),
-            view.path.take(take),
-        )
+    def __init__(self, view: TrafficView, rows: np.ndarray[Any, Any]) -> None:
+        self.start_us = view.start_us[rows]
+        self.elapsed_ms = view.elapsed_ms[rows]
+        self.status = view.status[rows]
+        self.methods = view.method_names(rows)
+        self.paths = view.path.take(pa.array(rows, pa.int64()))
 
     def endpoints(self) -> tuple[np.ndarray[Any, Any], list[str]]:
-        """Codes and names of ``METHOD /templated/path`` endpoints (the templates of
-        ``df.traffic.endpoints()``: ``/api/users/{id}``)."""
+        """Codes (-1 for none) and names of ``METHOD /templated/path`` endpoints (the templates
+        of ``df.traffic.endpoints()``: ``/api/users/{id}``)."""
         from ..frames.analysis import path_templates
 
         templates = path_templates(self.paths)
-        names = pc.binary_join_element_wise(self.methods, templates, " ")
-        encoded = pc.dictionary_encode(names)
-        if isinstance(encoded, pa.ChunkedArray):
-            encoded = encoded.combine_chunks()
-        codes = np.asarray(encoded.indices.fill_null(0))
-        return codes, [str(s) for s in encoded.dictionary.to_pylist()]
+        return codes_of(pc.binary_join_element_wise(self.methods, templates, " "))
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
@@ -180,7 +124,15 @@ def _legend(ax: Axes, present: set[int]) -> None:
 
 
 def _columns(data: Any) -> _Columns:
-    return data if isinstance(data, _Columns) else _Columns.from_frame(data)
+    if isinstance(data, _Columns):
+        return data
+    for name in ("started_at", "request_method", "response_status"):
+        if name not in data.columns:
+            raise ValueError(f"not a traffic frame: no {name!r} column")
+    if "elapsed_ms" not in data.columns and "elapsed" not in data.columns:
+        raise ValueError("not a traffic frame: no 'elapsed_ms' (or 'elapsed') column")
+    view = TrafficView(data)
+    return _Columns(view, np.arange(view.n))
 
 
 def _empty(ax: Axes, title: str) -> None:
@@ -273,7 +225,7 @@ def latency_by_endpoint(frame: Any, *, top: int = 12, ax: Axes | None = None) ->
         _empty(axes, "Latency by endpoint")
         return figure
     codes, names = c.endpoints()
-    counts = np.bincount(codes, minlength=len(names))
+    counts = np.bincount(codes[codes >= 0], minlength=len(names))
     busiest = np.argsort(-counts, kind="stable")[:top]
     stats = []
     for code in busiest:
@@ -364,7 +316,7 @@ def plot_images(view: TrafficView, rows: np.ndarray[Any, Any]) -> list[w.Widget]
     """The three plots of some rows of a browser's view, as ``Image`` widgets."""
     import ipywidgets as w
 
-    data = _Columns.from_view(view, rows)
+    data = _Columns(view, rows)
     images: list[w.Widget] = []
     for draw in (status_mix, latency_by_endpoint, timeline):
         png = figure_png(draw(data))

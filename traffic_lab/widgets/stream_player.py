@@ -1,16 +1,10 @@
 """StreamPlayer: step through a ReadWriteStream in recorded order, against a target.
 
-The player keeps a cursor over the stream: the exchanges before it were played, the rest are
-pending. Each step sends the next recorded request to the target and compares the answer
-with the recorded response. The target is either
-
-- the stream's own responder (default): ``httpx.MockTransport(tl.responder(...))`` answers
-  the recorded responses in order, as it would to a client under test; or
-- a base URL (a live or staging server): the recorded requests are sent there, as
-  :func:`traffic_lab.transports.replay_requests` does, and the diff shows what changed.
-
-Past the end the stream is exhausted, and a step answers as ``tl.responder`` does:
-``503 no more traffic to replay`` (from the responder itself in responder mode).
+Each step sends the next recorded request to the target and compares the answer with the
+recorded response. The target is the stream's own responder (default:
+``httpx.MockTransport(tl.responder(...))`` answers the recorded responses in order), or a base
+URL the recorded requests are sent to, as :func:`traffic_lab.transports.replay_requests` does.
+Past the end a step answers ``503 no more traffic to replay``, as ``tl.responder`` does.
 """
 
 from __future__ import annotations
@@ -30,8 +24,8 @@ from ..exchange import Exchange
 from ..protocols import Replay
 from ..transports.requester import ResponseDiff, build_replay_request, diff_responses
 from ..transports.responder import NO_MORE_TRAFFIC, responder
-from ._controls import ErrorArea, default_client
-from ._html import _STYLE, diff_html, esc, message_html
+from ._controls import ErrorArea, ReplayClient, button, classed
+from ._html import _STYLE, diff_html, esc, message_html, request_target
 
 __all__ = ["Step", "StreamPlayer"]
 
@@ -58,27 +52,25 @@ class Step:
         return self.response is not None and self.diff is not None and not self.diff
 
 
+@dataclass(frozen=True)
 class _Tail:
     """A Replay of a stream's exchanges from ``offset`` on (for a responder that starts there)."""
 
-    def __init__(self, stream: Replay, offset: int) -> None:
-        self._stream = stream
-        self._offset = offset
+    stream: Replay
+    offset: int
 
     def exchanges(self) -> Iterator[Exchange]:
-        return itertools.islice(self._stream.exchanges(), self._offset, None)
+        return itertools.islice(self.stream.exchanges(), self.offset, None)
 
     def requests(self) -> Iterator[httpx.Request]:
         return (exchange.request for exchange in self.exchanges())
 
     def responses(self) -> Iterator[httpx.Response]:
-        return itertools.islice(self._stream.responses(), self._offset, None)
+        return itertools.islice(self.stream.responses(), self.offset, None)
 
 
 def _label(exchange: Exchange) -> str:
-    path = exchange.url.partition("://")[2]
-    path = path[path.find("/") :] if "/" in path else "/"
-    return f"{exchange.method} {path}"
+    return f"{exchange.method} {request_target(exchange.url)}"
 
 
 class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
@@ -135,8 +127,7 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         self.add_class("tl-player")
         self.stream = stream
         self.window = window
-        self._client = client
-        self._owns_client = client is None
+        self._client = ReplayClient(client)
         self.counts: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self.history: deque[Step] = deque(maxlen=window)
@@ -146,30 +137,25 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         self._responder_client: httpx.Client | None = None
         self.errors = ErrorArea()
         self.header = w.HTML("")
-        self.target_text = w.Text(
+        text = w.Text(
             value=target,
             placeholder="the stream's responder",
             description="Target",
             layout=w.Layout(width="420px"),
         )
-        self.target_text.add_class("tl-target")
+        self.target_text = classed(text, "tl-target")
         traitlets.link((self.target_text, "value"), (self, "target"))
-        self.step_button = w.Button(description="Step", icon="step-forward")
-        self.play_button = w.Button(description="Play remaining", button_style="primary")
-        self.reset_button = w.Button(description="Reset", icon="undo")
-        self.step_button.add_class("tl-step")
-        self.play_button.add_class("tl-play")
-        self.step_button.on_click(lambda _: self.errors.run(self.step))
-        self.play_button.on_click(lambda _: self.errors.run(self.play))
-        self.reset_button.on_click(lambda _: self.errors.run(self.reset))
-        self.progress = w.IntProgress(value=0, min=0, max=1, description="Played")
-        self.progress.add_class("tl-progress")
-        self.counts_html = w.HTML("")
-        self.counts_html.add_class("tl-counts")
-        self.cursor_html = w.HTML("")
-        self.cursor_html.add_class("tl-cursor")
-        self.detail = w.HTML("")
-        self.detail.add_class("tl-step-detail")
+        run = self.errors.run
+        self.step_button = button("Step", lambda: run(self.step), "tl-step", icon="step-forward")
+        self.play_button = button(
+            "Play remaining", lambda: run(self.play), "tl-play", button_style="primary"
+        )
+        self.reset_button = button("Reset", lambda: run(self.reset), icon="undo")
+        progress = w.IntProgress(value=0, min=0, max=1, description="Played")
+        self.progress = classed(progress, "tl-progress")
+        self.counts_html = classed(w.HTML(""), "tl-counts")
+        self.cursor_html = classed(w.HTML(""), "tl-cursor")
+        self.detail = classed(w.HTML(""), "tl-step-detail")
         self.children = (
             self.header,
             w.HBox([self.target_text, self.step_button, self.play_button, self.reset_button]),
@@ -182,7 +168,6 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         self.observe(self._on_target, names="target")
         self.reset()
 
-    # -- state ---------------------------------------------------------------------------------
     @property
     def pending(self) -> int:
         """Exchanges not played yet."""
@@ -225,16 +210,13 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
     @property
     def client(self) -> httpx.Client:
         """The client a step sends with: the responder's, or the one for a base-URL target."""
-        if self.target.strip() == _RESPONDER:
-            if self._responder_client is None:
-                handler = responder(_Tail(self.stream, self.position))
-                self._responder_client = httpx.Client(transport=httpx.MockTransport(handler))
-            return self._responder_client
-        if self._client is None:
-            self._client = default_client()
-        return self._client
+        if self.target.strip() != _RESPONDER:
+            return self._client.get()
+        if self._responder_client is None:
+            handler = responder(_Tail(self.stream, self.position))
+            self._responder_client = httpx.Client(transport=httpx.MockTransport(handler))
+        return self._responder_client
 
-    # -- playing -------------------------------------------------------------------------------
     def step(self) -> Step:
         """Play the next exchange (or, past the end, show the 503 of an exhausted stream)."""
         result = self._step()
@@ -242,14 +224,14 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         return result
 
     def _step(self) -> Step:
-        upcoming = self._peek(1)
-        base = self.target.strip() or None
-        if not upcoming:
-            return self._exhaust(base)
+        if not self._peek(1):
+            self.set_trait("exhausted", True)
+            self.last = Step(self.position, None, httpx.Response(503, text=NO_MORE_TRAFFIC))
+            return self.last
         recorded = self._pending.popleft()
         index = self.position
         client = self.client
-        request = build_replay_request(client, recorded, base)
+        request = build_replay_request(client, recorded, self.target.strip() or None)
         try:
             response = client.send(request)
         except Exception as exc:  # a transport error, or a recorded one raised again
@@ -265,18 +247,6 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         self.last = result
         return result
 
-    def _exhaust(self, base: str | None) -> Step:
-        if base is None:
-            # The responder itself answers: its replay has nothing left.
-            response = self.client.get("http://responder.invalid/")
-        else:
-            response = httpx.Response(503, text=NO_MORE_TRAFFIC)
-        response.read()
-        self.set_trait("exhausted", True)
-        result = Step(self.position, None, response)
-        self.last = result
-        return result
-
     def play(self, limit: int | None = None) -> int:
         """Play the pending exchanges (at most ``limit``); returns how many were played.
 
@@ -288,21 +258,17 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
             self._step()
             played += 1
             self.progress.value = self.position
-            now = time.monotonic()
-            if now - shown > 0.2:
+            if time.monotonic() - shown > 0.2:
                 self._render_counts()
-                shown = now
+                shown = time.monotonic()
         self._render()
         return played
 
-    # -- rendering -----------------------------------------------------------------------------
     def _render(self) -> None:
         target = self.target.strip()
-        where = (
-            "the stream's responder (recorded responses, in order)"
-            if not target
-            else f"<code>{esc(target)}</code>"
-        )
+        where = f"<code>{esc(target)}</code>" if target else "the stream's responder"
+        if not target:
+            where += " (recorded responses, in order)"
         self.header.value = (
             f"{_STYLE}<b>Stream player</b>: {self.total:,} exchanges &middot; target: {where}"
         )
@@ -315,11 +281,10 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
 
     def _render_counts(self) -> None:
         statuses = " ".join(f"{esc(code)}&times;{n:,}" for code, n in sorted(self.statuses.items()))
-        state = (
-            "<b style='color:#c62828'>exhausted</b>"
-            if self.exhausted
-            else ("<b>all played</b>" if not self.pending else f"{self.pending:,} pending")
-        )
+        if self.exhausted:
+            state = "<b style='color:#c62828'>exhausted</b>"
+        else:
+            state = f"{self.pending:,} pending" if self.pending else "<b>all played</b>"
         self.counts_html.value = (
             f"{_STYLE}{self.position:,}/{self.total:,} played &middot; {state} &middot; "
             f"<span class='tl-same'>same {self.counts['same']:,}</span> &middot; "
@@ -331,26 +296,25 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
     def _render_cursor(self) -> None:
         rows = []
         for step in self.history:
-            if step.recorded is None:
-                continue
+            assert step.recorded is not None  # an exhausted step is not kept in the history
             if step.response is None:
                 outcome, css = f"failed: {step.error}", "tl-s5"
             else:
                 outcome = f"{step.recorded.status_code} \u2192 {step.response.status_code}"
-                css = "tl-same" if step.same else "tl-s4"
                 outcome += "  same" if step.same else "  differs"
+                css = "tl-same" if step.same else "tl-s4"
             rows.append(
                 f"<tr style='color:#555'><td>\u2713</td><td class='tl-num'>{step.index}</td>"
                 f"<td>{esc(_label(step.recorded))}</td><td class='{css}'>{esc(outcome)}</td></tr>"
             )
         upcoming = self._peek(self.window)
         for offset, exchange in enumerate(upcoming):
-            marker = "\u25b6" if offset == 0 else ""
-            style = " style='font-weight:bold'" if offset == 0 else " style='color:#999'"
+            marker, style = ("\u25b6", "font-weight:bold") if offset == 0 else ("", "color:#999")
             recorded = exchange.status_code if exchange.status_code is not None else "error"
             rows.append(
-                f"<tr{style}><td>{marker}</td><td class='tl-num'>{self.position + offset}</td>"
-                f"<td>{esc(_label(exchange))}</td><td>recorded {esc(recorded)}</td></tr>"
+                f"<tr style='{style}'><td>{marker}</td><td class='tl-num'>"
+                f"{self.position + offset}</td><td>{esc(_label(exchange))}</td>"
+                f"<td>recorded {esc(recorded)}</td></tr>"
             )
         if not upcoming:
             rows.append(
@@ -376,8 +340,7 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
             return
         live = ""
         if step.response is not None:
-            request = step.response.request
-            live_exchange = Exchange.from_httpx(request, step.response)
+            live_exchange = Exchange.from_httpx(step.response.request, step.response)
             live = message_html(live_exchange, "response")
             verdict = diff_html(step.diff) if step.diff is not None else ""
         else:
@@ -392,9 +355,7 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
     def close(self) -> None:
         """Close the widget and the clients it made."""
         self._close_responder()
-        if self._owns_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        self._client.close()
         super().close()
 
 
