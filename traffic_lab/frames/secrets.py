@@ -1,26 +1,13 @@
-"""Secrets in captures: find credentials that were stored (:func:`scan_secrets`) and rewrite a
-capture under a new redaction rule (:func:`redact_capture`) without recording again.
+"""Secrets in captures: find stored credentials (:func:`scan_secrets`) and rewrite a capture
+under a new redaction rule (:func:`redact_capture`) without recording again.
 
-A capture recorded with redaction disabled, or under rules that missed a header, keeps its
-credentials in plain Parquet files. :func:`scan_secrets` reads the URL, headers and bodies
-(decoded from gzip, deflate or brotli) of every exchange and reports two kinds of finding:
-
-- a **known token format** anywhere: GitHub, GitLab, npm, Slack, Stripe secret, Google API
-  and OpenAI keys, AWS access key ids, JSON Web Tokens, PEM private keys, and credentials in
-  URLs (``https://user:password@host``) (:data:`TOKEN_FORMATS`);
-- a **high-entropy value in an auth-like field**: a header the default redactor treats as
-  secret (``Authorization``, ``Cookie``, ``X-Api-Key``...), or a query parameter, form field or
-  JSON field whose name looks like a credential (:func:`traffic_lab.redaction.is_secret_name`),
-  whose value has at least 16 characters and 3.0 bits of Shannon entropy per character (2.5
-  for token-like values: letters and digits, both present, and ``+/=_.~-``).
-  ``Basic`` credentials and password fields (``password``, ``passwd``, ``pwd``...) are always
-  reported, whatever their entropy.
-
-Values already redacted (containing the redactor's replacement, ``[REDACTED]``) are skipped.
-Findings show a masked preview only, so a scan report does not leak what it found.
-
-:func:`redact_capture` never changes the capture it reads: it writes the rewritten exchanges to
-a new capture, verifies it, and leaves deleting the old one to you.
+:func:`scan_secrets` reads the URL, headers and decoded bodies of every exchange and reports
+known token formats anywhere (:data:`TOKEN_FORMATS`), and values in auth-like fields (headers
+the redactor treats as secret; query, form and JSON fields with credential-like names,
+:func:`~traffic_lab.redaction.is_secret_name`): ``Basic`` credentials and passwords always, others
+when they have at least 16 characters and 3.0 bits of Shannon entropy per character (2.5 for
+token-like values of letters and digits). Values already redacted are skipped, and findings show
+a masked preview only.
 """
 
 from __future__ import annotations
@@ -46,7 +33,14 @@ from ..exchange import Exchange
 from ..redaction import TOKEN_FORMATS, Redactor, is_secret_name, redact_known_tokens, scrub_tokens
 from ..wire import content_codings, decode_body, header_value
 from ._capture_ref import IDENTITY, CaptureRef, open_source
-from .convert import _is_empty, capture_of, frame_columns, frame_exchanges
+from .convert import (
+    BODY_COLUMNS,
+    HEADER_COLUMNS,
+    _is_empty,
+    capture_of,
+    frame_columns,
+    frame_exchanges,
+)
 from .views import _pairs, decode_header
 from .where import WhereArg, as_expression
 
@@ -63,32 +57,14 @@ __all__ = [
     "shannon_entropy",
 ]
 
+_EXCHANGE_COLUMNS = (*IDENTITY, "started_at", "request_method", "request_url")
 #: The columns of a :func:`scan_secrets` report.
-FINDING_COLUMNS = (
-    "writer_id",
-    "writer_seq",
-    "started_at",
-    "request_method",
-    "request_url",
-    "location",
-    "name",
-    "kind",
-    "preview",
-)
+FINDING_COLUMNS = (*_EXCHANGE_COLUMNS, "location", "name", "kind", "preview")
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/=_.~-]+")
 _DIGIT = re.compile(r"[0-9]")
 _LETTER = re.compile(r"[A-Za-z]")
 _AUTH_SCHEMES = ("bearer", "token", "basic", "digest", "apikey", "key", "sso-key")
-_SCAN_COLUMNS = [
-    *IDENTITY,
-    "started_at",
-    "request_method",
-    "request_url",
-    "request_headers",
-    "request_body",
-    "response_headers",
-    "response_body",
-]
+_SCAN_COLUMNS = [*_EXCHANGE_COLUMNS, *HEADER_COLUMNS, *BODY_COLUMNS]
 
 
 def shannon_entropy(value: str) -> float:
@@ -101,9 +77,8 @@ def shannon_entropy(value: str) -> float:
     """
     if not value:
         return 0.0
-    counts = Counter(value)
     n = len(value)
-    return 0.0 - sum(c / n * math.log2(c / n) for c in counts.values())
+    return 0.0 - sum(c / n * math.log2(c / n) for c in Counter(value).values())
 
 
 def _mask(value: str) -> str:
@@ -248,33 +223,18 @@ def scan_secrets(
 ) -> pd.DataFrame:
     """List credential-like values stored in a capture (see the module docstring).
 
-    Parameters
-    ----------
-    capture
-        A capture path, a store, exchanges, or a traffic frame (its rows; bodies and headers
-        are fetched from its capture).
-    where
-        Scan only these exchanges (a :class:`~traffic_lab.frames.Where`, a dict or an
-        Expression).
-    min_length, min_entropy
-        The high-entropy rule for auth-like fields.
-    redactor
-        Decides which headers are auth-like and what a redacted value looks like (default
-        ``Redactor()``).
+    ``capture`` is a capture path, a store, exchanges, or a traffic frame (bodies and headers
+    are fetched from its capture); ``where=`` selects exchanges (scan a very large capture in
+    parts: the selection is read into memory at once); ``min_length`` and ``min_entropy`` are
+    the high-entropy rule; ``redactor`` (default ``Redactor()``) decides which headers are
+    auth-like and what a redacted value looks like.
 
-    The URL, headers and bodies of the selected exchanges are read into memory at once (bodies
-    are decoded one at a time); scan a very large capture in parts with ``where=``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per finding, in recorded order, with :data:`FINDING_COLUMNS`: the exchange's
-        identity, time, method and URL (secret query values and known tokens masked);
-        ``location`` (``request.url``, ``request.query``, ``request.header``,
-        ``request.body``, ``response.header``, ``response.body``); ``name`` (header,
-        parameter or JSON path); ``kind`` (a :data:`TOKEN_FORMATS` name, ``basic_auth``,
-        ``password`` or ``high_entropy``); ``preview`` (the first 4 characters and the
-        length). Empty when nothing was found.
+    Returns one row per finding, in recorded order, with :data:`FINDING_COLUMNS`: the
+    exchange's identity, time, method and URL (masked too); ``location`` (``request.url``,
+    ``request.query``, ``request.header``, ``request.body``, ``response.header``,
+    ``response.body``); ``name`` (header, parameter or JSON path); ``kind`` (a
+    :data:`TOKEN_FORMATS` name, ``basic_auth``, ``password`` or ``high_entropy``); ``preview``
+    (the first 4 characters and the length).
 
     Examples
     --------
@@ -301,18 +261,11 @@ def scan_secrets(
             scanner.body("response", record["response_body"] or b"", response_pairs)
             if not scanner.found:
                 continue
-            url = scrub_tokens(mask.redact_url(record["request_url"]), red.replacement)
-            for found in scanner.found:
-                rows.append(
-                    (
-                        record["writer_id"],
-                        record["writer_seq"],
-                        record["started_at"],
-                        record["request_method"],
-                        url,
-                        *found,
-                    )
-                )
+            record["request_url"] = scrub_tokens(
+                mask.redact_url(record["request_url"]), red.replacement
+            )
+            exchange = [record[c] for c in _EXCHANGE_COLUMNS]
+            rows.extend((*exchange, *found) for found in scanner.found)
     out = pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
     out["started_at"] = pd.to_datetime(out["started_at"], utc=True).astype("datetime64[us, UTC]")
     out["writer_seq"] = out["writer_seq"].astype("int64")
@@ -339,36 +292,15 @@ def redact_capture(
 ) -> RedactionReport:
     """Rewrite a capture under a redaction rule, into a new capture, without recording again.
 
-    The source is only read, never changed. Every exchange (in recorded order, tags, times,
-    errors and truncation kept) goes through ``redactor.redact`` into a new capture at
-    ``destination``, which must not exist or be empty. The new capture is then read back and
-    checked (same number of exchanges, same start times); only then does the function return.
-    Delete the old capture yourself once you are satisfied: its files still hold the secrets.
-    Rows hidden by ``clear()`` are not copied.
+    ``capture`` (a capture path, a store, exchanges, or a traffic frame) is only read. Every
+    exchange, in recorded order, goes through ``redactor.redact`` into a new capture at
+    ``destination`` (a folder or URL on ``filesystem``), which is then read back and checked.
+    Delete the old capture yourself: its files still hold the secrets. Rows hidden by
+    ``clear()`` are not copied. ``matcher`` keys the new capture (default: the source store's).
 
-    Parameters
-    ----------
-    capture
-        A capture path, a store, exchanges, or a traffic frame (its rows, rebuilt as
-        ``df.traffic.exchanges()`` does).
-    redactor
-        The rule, e.g. ``Redactor()`` (the defaults) or
-        ``Redactor(headers=[...], extra=redact_known_tokens)``.
-    destination
-        Where to write the rewritten capture (a folder or an object-store URL).
-    matcher
-        Computes the new capture's ``request_key`` column (default: the source store's matcher
-        if it has one, else :class:`~traffic_lab.Matcher`).
-    filesystem
-        A ``pyarrow.fs`` or fsspec filesystem for ``destination``.
-
-    Raises
-    ------
-    FileExistsError
-        ``destination`` exists and is not empty (or is the source).
-    traffic_lab.errors.StoreError
-        The rewritten capture did not read back as written; it is left in place for
-        inspection and the source is untouched.
+    Raises ``FileExistsError`` if ``destination`` is not empty (or is the source), and
+    :class:`~traffic_lab.errors.StoreError` if the new capture did not read back as written
+    (it is left in place for inspection).
 
     Examples
     --------

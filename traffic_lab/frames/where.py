@@ -1,20 +1,18 @@
 """Row predicates over a capture: :class:`Where`, compiled to a ``pyarrow.compute`` Expression.
 
-``where=`` is spelled the same way everywhere in traffic_lab (DataFrame loading, secret scans,
-rewrites). It takes a :class:`Where`, a plain ``dict`` of the same fields, or a raw
-``pyarrow.compute.Expression`` over the capture's columns (``docs/capture-format.md``). The
-compiled expression is pushed down to the Parquet files, so a narrow filter over a large capture
-reads little: a time range prunes day partitions and row groups (``started_at`` has row-group
-statistics, as do ``request_host``, ``request_method`` and ``response_status``), and only the
-row groups that may hold matching rows are decoded. Memory stores apply the same expression to
-an Arrow table of their exchanges.
+``where=`` is spelled the same way everywhere (loading frames, secret scans, rewrites): a
+:class:`Where`, a ``dict`` of its fields, or an Expression over the capture's columns. It is
+pushed down to the Parquet files: a time range prunes day partitions and row groups, and
+``request_host``, ``request_method`` and ``response_status`` have row-group statistics too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -39,6 +37,9 @@ WhereArg: TypeAlias = "Where | Mapping[str, Any] | pc.Expression | None"
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _GLOB_CHARS = frozenset("*?[")
+# A glob's parts: ``**``, ``*``, ``?``, a character class, a run of literal text, a lone ``[``.
+_GLOB_PART = re.compile(r"\*\*|\*|\?|\[!?[^\]]*\]|[^*?\[]+|\[")
+_GLOB_WILDCARDS = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
 
 
 def glob_to_regex(pattern: str) -> str:
@@ -54,34 +55,16 @@ def glob_to_regex(pattern: str) -> str:
     >>> glob_to_regex("/api/**/image.png")
     '^/api/.*/image\\\\.png$'
     """
-    out = ["^"]
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "*":
-            if pattern.startswith("**", i):
-                out.append(".*")
-                i += 2
-                continue
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "[":
-            end = pattern.find("]", i + 2 if pattern.startswith("[!", i) else i + 1)
-            if end == -1:
-                out.append(re.escape(ch))
-            else:
-                body = pattern[i + 1 : end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                i = end + 1
-                continue
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    out.append("$")
-    return "".join(out)
+
+    def part(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in _GLOB_WILDCARDS:
+            return _GLOB_WILDCARDS[token]
+        if len(token) > 1 and token[0] == "[":
+            return f"[^{token[2:]}" if token[1] == "!" else token
+        return re.escape(token)
+
+    return f"^{_GLOB_PART.sub(part, pattern)}$"
 
 
 def _as_time(value: datetime | str, name: str) -> datetime:
@@ -110,7 +93,7 @@ def _strings(value: str | Iterable[str], name: str) -> tuple[str, ...]:
     return values
 
 
-def _text_match(field: str, values: tuple[str, ...], *, fold: bool = False) -> pc.Expression:
+def _text_match(field: str, values: Sequence[str], *, fold: bool = False) -> pc.Expression:
     """Equality (pushed down to row-group statistics) or, for globs, a regex match."""
     exact = [v for v in values if not _GLOB_CHARS & set(v)]
     globs = [v for v in values if _GLOB_CHARS & set(v)]
@@ -125,14 +108,7 @@ def _text_match(field: str, values: tuple[str, ...], *, fold: bool = False) -> p
                 pc.field(field), pattern=glob_to_regex(pattern), ignore_case=fold
             )
         )
-    return _any(parts)
-
-
-def _any(parts: list[pc.Expression]) -> pc.Expression:
-    expr = parts[0]
-    for part in parts[1:]:
-        expr = expr | part
-    return expr
+    return functools.reduce(operator.or_, parts)
 
 
 _STATUS_TOKEN = re.compile(r"([1-9])xx|(\d{1,3})|(\d{1,3})-(\d{1,3})|(failed|error)")
@@ -161,7 +137,7 @@ class StatusFilter:
             parts.append(field == low if low == high else (field >= low) & (field <= high))
         if self.failed:
             parts.append(field.is_null())
-        return _any(parts) if parts else pc.scalar(False)
+        return functools.reduce(operator.or_, parts) if parts else pc.scalar(False)
 
     def mask(self, status: np.ndarray[Any, Any], missing: int = -1) -> np.ndarray[Any, Any]:
         """Which entries of an integer status array match (``missing``: no response).
@@ -242,10 +218,8 @@ class Where:
         A method or a collection of methods (case-insensitive).
     status
         A code (``404``), a class (``"5xx"``), an inclusive range (``"500-599"``), several
-        of those separated by commas (``"4xx,5xx"``), ``"failed"`` for exchanges that got no
-        response (transport errors), a ``range`` (``range(400, 500)``, stop excluded) or a
-        collection of codes. The grammar is :func:`parse_status`, shared by the browser and the
-        command line.
+        separated by commas, ``"failed"`` (no response), a ``range`` (stop excluded) or a
+        collection of codes: the grammar of :func:`parse_status`.
     start, end
         Exchanges that started at or after ``start`` and before ``end``: timezone-aware
         datetimes or ISO 8601 strings with an offset (``"2026-03-01T12:00Z"``).
@@ -301,18 +275,13 @@ class Where:
     def expression(self, *, partitioned: bool = False) -> pc.Expression | None:
         """The filter as a ``pyarrow.compute`` Expression, or ``None`` when nothing is filtered.
 
-        Parameters
-        ----------
-        partitioned
-            Also constrain the ``day`` partition column (of a Parquet capture's dataset) from
-            ``start``/``end``, so whole files are skipped without being opened.
+        ``partitioned=True`` also constrains the ``day`` partition column of a Parquet capture's
+        dataset from ``start``/``end``, so whole files are skipped without being opened.
         """
         parts: list[pc.Expression] = []
         if self.host is not None:
-            assert isinstance(self.host, tuple)
             parts.append(_text_match("request_host", self.host, fold=True))
         if self.method is not None:
-            assert isinstance(self.method, tuple)
             parts.append(_text_match("request_method", self.method))
         if self.status is not None:
             parts.append(parse_status(self.status).expression())
@@ -327,19 +296,13 @@ class Where:
             if partitioned:
                 parts.append(pc.field("day") <= _day(self.end))
         if self.path is not None:
-            assert isinstance(self.path, tuple)
             parts.append(_text_match("request_path", self.path))
         if self.failed is not None:
             valid: Any = pc.field("error_type").is_valid()
             parts.append(valid if self.failed else pc.invert(valid))
         for name, value in dict(self.tags or {}).items():
             parts.append(pc.map_lookup(pc.field("tags"), pa.scalar(name), "first") == value)
-        if not parts:
-            return None
-        expr = parts[0]
-        for part in parts[1:]:
-            expr = expr & part
-        return expr
+        return functools.reduce(operator.and_, parts) if parts else None
 
 
 def as_expression(where: WhereArg, *, partitioned: bool = False) -> pc.Expression | None:
