@@ -30,7 +30,7 @@ from ...exchange import Exchange
 from ..memory import FROM_CACHE
 from ._index import Group, chunks, hex_prefix64, recorded_order
 from ._store import ParquetBase
-from .schema import _header_lists, row_name
+from .schema import _HeaderColumn, row_name
 from .stream import iter_capture
 from .writer import Entry
 
@@ -286,7 +286,7 @@ class ParquetCache(ParquetBase):
         where = self._cfs.display(f.rel)
         methods: list[Any] = table.column("request_method").to_pylist()
         urls: list[Any] = table.column("request_url").to_pylist()
-        headers = _header_lists(table, "request_headers", table.num_rows)
+        headers = _HeaderColumn(table, "request_headers")
         bodies: list[Any] = table.column("request_body").to_pylist()
         blobs: list[Any] = table.column("request_body_blob").to_pylist()
         keys: list[str | None] = []
@@ -297,7 +297,11 @@ class ParquetCache(ParquetBase):
                     body = self._capture.read_blob(blobs[i])
                 # Only the request parts matter to a matcher; the status is a placeholder.
                 request = Exchange(
-                    method, urls[i], request_headers=headers[i], request_body=body, status_code=0
+                    method,
+                    urls[i],
+                    request_headers=headers.row(i),
+                    request_body=body,
+                    status_code=0,
                 )
                 keys.append(self.matcher.key(request))
             except (ValueError, httpx.InvalidURL) as exc:  # never served; named

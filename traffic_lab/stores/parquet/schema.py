@@ -1,13 +1,7 @@
 """The capture schema: Arrow types, version, upgrades, and row <-> :class:`Exchange` conversion.
 
-One row per exchange. The column list, types and meanings are documented in
-``docs/capture-format.md``; this module is the single source of truth for them. The schema
-version lives in every file's key/value metadata (``traffic_lab.schema_version``) and is upgraded
-step by step when read (:func:`upgrade_table`), like mitmproxy's flow format.
-
-Headers are stored as ordered lists of ``{name, value}`` pairs, duplicates kept. Each byte of a
-raw header maps to one character U+0000-U+00FF (ISO-8859-1), so any byte sequence survives the
-round trip and ASCII headers (nearly all of them) read as themselves in any engine.
+The single source of truth for the columns documented in ``docs/capture-format.md``. Header bytes
+are stored one character U+0000-U+00FF per byte (ISO-8859-1), so any bytes survive the round trip.
 """
 
 from __future__ import annotations
@@ -69,6 +63,18 @@ HEADERS_TYPE = pa.list_(
 )
 TAGS_TYPE = pa.map_(pa.string(), pa.string())
 
+
+def _message_fields(side: str) -> list[pa.Field[Any]]:
+    """The headers, body and content-type columns of a request or a response."""
+    return [
+        pa.field(f"{side}_headers", HEADERS_TYPE, False),
+        pa.field(f"{side}_body", pa.binary()),
+        pa.field(f"{side}_body_size", pa.int64(), False),
+        pa.field(f"{side}_body_blob", pa.string()),
+        pa.field(f"{side}_content_type", pa.string()),
+    ]
+
+
 #: The Arrow schema of a capture file (schema version :data:`SCHEMA_VERSION`).
 SCHEMA = pa.schema(
     [  # type: ignore[arg-type]  # the stubs type pa.field()'s result loosely
@@ -83,20 +89,12 @@ SCHEMA = pa.schema(
         pa.field("request_port", pa.int32()),
         pa.field("request_path", pa.string()),
         pa.field("request_query", pa.string()),
-        pa.field("request_headers", HEADERS_TYPE, False),
-        pa.field("request_body", pa.binary()),
-        pa.field("request_body_size", pa.int64(), False),
-        pa.field("request_body_blob", pa.string()),
-        pa.field("request_content_type", pa.string()),
+        *_message_fields("request"),
         pa.field("request_key", pa.string(), False),
         pa.field("response_status", pa.int32()),
         pa.field("response_reason", pa.string()),
         pa.field("response_http_version", pa.string()),
-        pa.field("response_headers", HEADERS_TYPE, False),
-        pa.field("response_body", pa.binary()),
-        pa.field("response_body_size", pa.int64(), False),
-        pa.field("response_body_blob", pa.string()),
-        pa.field("response_content_type", pa.string()),
+        *_message_fields("response"),
         pa.field("response_content_encoding", pa.string()),
         pa.field("truncated", pa.bool_(), False),
         pa.field("error_type", pa.string()),
@@ -121,10 +119,8 @@ def new_writer_id() -> str:
 
 
 def file_schema_version(metadata: Mapping[bytes, bytes] | None, *, path: str) -> int:
-    """The schema version recorded in a file's key/value metadata.
-
-    Raises :class:`~traffic_lab.errors.CorruptCaptureError` when the key is missing or not a
-    number (a Parquet file that traffic_lab did not write: a foreign schema).
+    """The schema version in a file's key/value metadata; :class:`~traffic_lab.errors.
+    CorruptCaptureError` when it is missing or not a number (a file traffic_lab did not write).
 
     Examples
     --------
@@ -158,16 +154,21 @@ def check_schema(schema: pa.Schema, *, path: str) -> int:
     >>> check_schema(SCHEMA.with_metadata({"traffic_lab.schema_version": "1"}), path="f")
     1
     """
-    version = file_schema_version(schema.metadata, path=path)
-    if version > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"written with capture schema v{version}, newer than this traffic_lab "
-            f"(reads up to v{SCHEMA_VERSION}); upgrade traffic_lab to read it",
-            path=path,
-        )
+    version = _readable_version(schema.metadata, SCHEMA_VERSION, path)
     missing = [name for name in REQUIRED_COLUMNS if schema.get_field_index(name) < 0]
     if missing:
         raise CorruptCaptureError(f"foreign schema: missing columns {missing}", path=path)
+    return version
+
+
+def _readable_version(metadata: Mapping[bytes, bytes] | None, newest: int, path: str) -> int:
+    version = file_schema_version(metadata, path=path)
+    if version > newest:
+        raise SchemaVersionError(
+            f"written with capture schema v{version}, newer than this traffic_lab "
+            f"(reads up to v{newest}); upgrade traffic_lab to read it",
+            path=path,
+        )
     return version
 
 
@@ -178,16 +179,9 @@ def upgrade_table(
     upgrades: Mapping[int, Callable[[pa.Table], pa.Table]] | None = None,
     target: int = SCHEMA_VERSION,
 ) -> pa.Table:
-    """Bring a table read from a capture file to the current schema version, one step at a time.
-
-    Parameters
-    ----------
-    table
-        As read from the file, with the file's key/value metadata.
-    path
-        The file, named in errors.
-    upgrades, target
-        The upgrade chain and the version to reach (defaults: this library's).
+    """Bring a table read from a capture file (with the file's key/value metadata) to version
+    ``target``, one step of ``upgrades`` at a time (defaults: this library's); ``path`` is named
+    in errors.
 
     Examples
     --------
@@ -198,13 +192,7 @@ def upgrade_table(
     ['a', 'b']
     """
     chain = _UPGRADES if upgrades is None else upgrades
-    version = file_schema_version(table.schema.metadata, path=path)
-    if version > target:
-        raise SchemaVersionError(
-            f"written with capture schema v{version}, newer than this traffic_lab "
-            f"(reads up to v{target}); upgrade traffic_lab to read it",
-            path=path,
-        )
+    version = _readable_version(table.schema.metadata, target, path)
     metadata = dict(table.schema.metadata or {})
     while version < target:
         step = chain.get(version)
@@ -360,23 +348,22 @@ def exchanges_to_table(
     response_headers = [e.response_headers for e in items]
     request_types = [_content_types(h)[0] for h in request_headers]
     response_types = [_content_types(h) for h in response_headers]
-    request_bodies: list[bytes | None] = [e.request_body for e in items]
-    response_bodies: list[bytes | None] = [e.response_body for e in items]
-    request_sizes = [len(b) for b in request_bodies if b is not None]
-    response_sizes = [len(b) for b in response_bodies if b is not None]
-    request_blobs: list[str | None] = [None] * n
-    response_blobs: list[str | None] = [None] * n
-    if store_blob is not None and blob_threshold is not None:
-        for bodies, sizes, blobs in (
-            (request_bodies, request_sizes, request_blobs),
-            (response_bodies, response_sizes, response_blobs),
-        ):
-            for i, size in enumerate(sizes):
-                if size > blob_threshold:
-                    body = bodies[i]
-                    assert body is not None
+
+    def body_columns(bodies: list[bytes]) -> list[pa.Array[Any]]:
+        """The body, its size, its blob: bodies over ``blob_threshold`` go to ``store_blob``."""
+        inline: list[bytes | None] = list(bodies)
+        blobs: list[str | None] = [None] * n
+        if store_blob is not None and blob_threshold is not None:
+            for i, body in enumerate(bodies):
+                if len(body) > blob_threshold:
                     blobs[i] = store_blob(body)
-                    bodies[i] = None
+                    inline[i] = None
+        return [
+            pa.array(inline, pa.binary()),
+            pa.array([len(b) for b in bodies], pa.int64()),
+            pa.array(blobs, pa.string()),
+        ]
+
     errors = [e.error for e in items]
     metadata = {
         META_SCHEMA_VERSION: str(SCHEMA_VERSION).encode(),
@@ -398,18 +385,14 @@ def exchanges_to_table(
         pa.array([p[3] for p in parts], pa.string()),
         pa.array([p[4] for p in parts], pa.string()),
         _headers_array(request_headers),
-        pa.array(request_bodies, pa.binary()),
-        pa.array(request_sizes, pa.int64()),
-        pa.array(request_blobs, pa.string()),
+        *body_columns([e.request_body for e in items]),
         pa.array(request_types, pa.string()),
         pa.array(keys, pa.string()),
         pa.array([e.status_code for e in items], pa.int32()),
         pa.array([e.reason_phrase if e.status_code is not None else None for e in items]),
         pa.array([e.http_version if e.status_code is not None else None for e in items]),
         _headers_array(response_headers),
-        pa.array(response_bodies, pa.binary()),
-        pa.array(response_sizes, pa.int64()),
-        pa.array(response_blobs, pa.string()),
+        *body_columns([e.response_body for e in items]),
         pa.array([t[0] for t in response_types], pa.string()),
         pa.array([t[1] for t in response_types], pa.string()),
         pa.array([e.truncated for e in items], pa.bool_()),
@@ -421,10 +404,13 @@ def exchanges_to_table(
 
 
 # -- row -> Exchange ------------------------------------------------------------------------------
-def _column(table: pa.Table | pa.RecordBatch, name: str, default: Any, n: int) -> list[Any]:
+def _column(
+    table: pa.Table | pa.RecordBatch, name: str, default: Any, n: int, cast: Any = None
+) -> list[Any]:
     if table.schema.get_field_index(name) < 0:
         return [default] * n
-    return table.column(name).to_pylist()
+    column = table.column(name)
+    return (column if cast is None else column.cast(cast)).to_pylist()
 
 
 class _HeaderColumn:
@@ -491,31 +477,14 @@ def _header_bytes(text: str) -> bytes:
         return text.encode("utf-8")
 
 
-def _header_lists(
-    table: pa.Table | pa.RecordBatch, name: str, n: int
-) -> list[tuple[tuple[bytes, bytes], ...]]:
-    column = _HeaderColumn(table, name)
-    return [column.row(i) for i in range(n)]
-
-
-def _micros(table: pa.Table | pa.RecordBatch, name: str, n: int) -> list[int | None]:
-    if table.schema.get_field_index(name) < 0:
-        return [None] * n
-    return table.column(name).cast(pa.int64()).to_pylist()
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RowReader:
     """Rows of a table in the capture schema, decoded once per column, built one at a time.
 
-    ``exchange(i)`` costs a few microseconds once the columns are decoded; use it for random
-    access into a batch or row group. :func:`table_to_exchanges` iterates one.
-
-    With ``where`` (the file the rows came from, for messages), every exchange is checked as
-    ``put()`` checks it (:func:`~traffic_lab.exchange.check_storable`), and a row that cannot
-    become one (a value no store can hold, a body blob that cannot be read) raises
+    With ``where`` (the file the rows came from), every exchange is checked as ``put()`` checks
+    it, and a row that cannot become one (a value no store can hold, an unreadable blob) raises
     :class:`~traffic_lab.errors.CorruptCaptureError` naming the file and the row.
     """
 
@@ -529,8 +498,8 @@ class RowReader:
         self._table = table
         self._blobs = blobs
         self._where = where
-        self._started = _micros(table, "started_at", n)
-        self._elapsed = _micros(table, "elapsed", n)
+        self._started = _column(table, "started_at", None, n, pa.int64())
+        self._elapsed = _column(table, "elapsed", None, n, pa.int64())
         self._methods = _column(table, "request_method", None, n)
         self._urls = _column(table, "request_url", None, n)
         self._request_headers = _HeaderColumn(table, "request_headers")
@@ -560,13 +529,15 @@ class RowReader:
                 f"{row_name(self._table, i)}: {exc}", path=self._where
             ) from exc
 
+    def _body(self, inline: list[Any], blobs: list[Any], i: int) -> bytes:
+        digest = blobs[i]
+        if digest is None:
+            return inline[i] or b""
+        if self._blobs is None:
+            raise ValueError(f"a body is stored in blob {digest}; pass blobs= to read it")
+        return self._blobs(digest)
+
     def _exchange(self, i: int) -> Exchange:
-        request_body = self._request_bodies[i]
-        if self._request_blobs[i] is not None:
-            request_body = _blob(self._blobs, self._request_blobs[i])
-        response_body = self._response_bodies[i]
-        if self._response_blobs[i] is not None:
-            response_body = _blob(self._blobs, self._response_blobs[i])
         error = None
         if self._error_types[i] is not None:
             error = RecordedError(self._error_types[i], self._error_messages[i] or "")
@@ -578,12 +549,12 @@ class RowReader:
             self._methods[i],
             self._urls[i],
             request_headers=self._request_headers.row(i),
-            request_body=request_body or b"",
+            request_body=self._body(self._request_bodies, self._request_blobs, i),
             status_code=self._statuses[i],
             reason_phrase=self._reasons[i] or "",
             http_version=version if version is not None else "HTTP/1.1",
             response_headers=self._response_headers.row(i),
-            response_body=response_body or b"",
+            response_body=self._body(self._response_bodies, self._response_blobs, i),
             started_at=_EPOCH + timedelta(microseconds=started) if started is not None else None,
             elapsed=timedelta(microseconds=elapsed) if elapsed is not None else timedelta(0),
             error=error,
@@ -630,9 +601,3 @@ def table_to_exchanges(
     rows = RowReader(table, blobs)
     for i in range(rows.num_rows):
         yield rows.exchange(i)
-
-
-def _blob(reader: Callable[[str], bytes] | None, digest: str) -> bytes:
-    if reader is None:
-        raise ValueError(f"a body is stored in blob {digest}; pass blobs= to read it")
-    return reader(digest)
