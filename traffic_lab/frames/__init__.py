@@ -1,20 +1,10 @@
-"""pandas views of traffic: capture -> DataFrame, DataFrame -> capture, the ``df.traffic``
-accessor, decoded views, and secrets in captures.
+"""pandas views of traffic (``docs/analysis.md``); importing it registers ``df.traffic``.
 
-Importing this package registers the ``df.traffic`` accessor on ``pandas.DataFrame``. See
-``docs/analysis.md`` for a guided tour.
-
-=============================  ==================================================================
-name                           what it does
-=============================  ==================================================================
-:func:`to_pandas`              a capture, a store or exchanges -> DataFrame (``where=`` pushed down)
-:func:`read_capture`           the same, for a capture path
-:func:`write_capture`          a DataFrame (or exchanges) -> a new capture
-:class:`Where`                 the ``where=`` spec: host, method, status, time, path glob, tags
-:class:`TrafficAccessor`       ``df.traffic``: summary, endpoints, duplicates, compare, replay...
-:func:`scan_secrets`           credential-like values stored in a capture
-:func:`redact_capture`         rewrite a capture under a new redaction rule, into a new capture
-=============================  ==================================================================
+:func:`read_capture` (alias :func:`to_pandas`) loads a capture, a store or exchanges into a
+DataFrame (``where=``, a :class:`Where`, is pushed down); :func:`write_capture` turns one back
+into a new capture; :class:`TrafficAccessor` is ``df.traffic`` (summary, endpoints,
+duplicates, compare, replay, decoded views); :func:`scan_secrets` lists credentials stored in a
+capture and :func:`redact_capture` rewrites one under a new redaction rule.
 
 Examples
 --------

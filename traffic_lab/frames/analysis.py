@@ -112,17 +112,13 @@ def _need(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
 
 
 def _status_flags(df: pd.DataFrame) -> pd.DataFrame:
-    status = df["response_status"].astype("Float64")
-    failed = status.isna().to_numpy(dtype=bool)
-    values = status.to_numpy(dtype="float64", na_value=np.nan)
-    return pd.DataFrame(
-        {
-            "failed": failed,
-            "c4xx": (values >= 400) & (values < 500),
-            "c5xx": values >= 500,
-        },
-        index=df.index,
-    )
+    status = df["response_status"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+    flags = {"failed": np.isnan(status), "c4xx": (status >= 400) & (status < 500)}
+    return pd.DataFrame({**flags, "c5xx": status >= 500}, index=df.index)
+
+
+def _total(df: pd.DataFrame, column: str) -> int:
+    return int(df[column].sum()) if column in df.columns else 0
 
 
 def summary(df: pd.DataFrame) -> pd.Series[Any]:
@@ -168,15 +164,11 @@ def summary(df: pd.DataFrame) -> pd.Series[Any]:
         "endpoints": endpoints,
         **classes,
         "failed": int(flags["failed"].sum()),
-        "truncated": int(df["truncated"].sum()) if "truncated" in df.columns else 0,
+        "truncated": _total(df, "truncated"),
         "error_rate": float((flags["failed"] | flags["c4xx"] | flags["c5xx"]).mean()) if n else 0.0,
-        "p50_ms": float(quantiles.iloc[0]),
-        "p90_ms": float(quantiles.iloc[1]),
-        "p99_ms": float(quantiles.iloc[2]),
+        **{f"p{q}_ms": float(v) for q, v in zip((50, 90, 99), quantiles, strict=True)},
         "max_ms": float(elapsed.max()) if n else np.nan,
-        "request_bytes": int(df["request_body_size"].sum())
-        if "request_body_size" in df.columns
-        else 0,
+        "request_bytes": _total(df, "request_body_size"),
         "response_bytes": int(df["response_body_size"].sum()),
         "repeated_requests": repeats,
     }
@@ -286,18 +278,12 @@ def duplicates(
         from .convert import frame_exchanges
 
         keys = pd.Series([key.key(e) for e in frame_exchanges(df)], index=df.index)
-    elif isinstance(key, str):
-        _need(df, [key], "duplicates()")
-        keys = df[key].astype(str)
     else:
-        columns = list(key)
+        columns = [key] if isinstance(key, str) else list(key)
         _need(df, columns, "duplicates()")
-        keys = df[columns].astype(str).agg("\x1f".join, axis=1)
-    truncated = (
-        df["truncated"].to_numpy(dtype=bool)
-        if "truncated" in df.columns
-        else np.zeros(len(df), dtype=bool)
-    )
+        texts = df[columns].astype(str)
+        keys = texts.iloc[:, 0] if len(columns) == 1 else texts.agg("\x1f".join, axis=1)
+    truncated = df.get("truncated", pd.Series(False, index=df.index)).to_numpy(dtype=bool)
     data = pd.DataFrame(
         {
             "key": keys.to_numpy(),

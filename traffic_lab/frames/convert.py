@@ -362,33 +362,12 @@ def write_capture(
 ) -> int:
     """Write a DataFrame's rows, a store's exchanges or any exchanges as a Parquet capture.
 
-    A frame's rows become exchanges as ``df.traffic.exchanges()`` builds them: values from the
-    frame's columns (so edits count), bodies and headers the frame did not load from the
-    capture it came from. Each row gets a fresh identity (``writer_id``, ``writer_seq``) in the
-    new capture; recorded order there is by ``started_at``.
-
-    Parameters
-    ----------
-    data
-        A traffic frame, a store with ``exchanges()``, or an iterable of exchanges.
-    path
-        The destination folder or object-store URL. It must not exist or be empty, unless
-        ``append=True``.
-    matcher
-        Computes the ``request_key`` column (default :class:`~traffic_lab.Matcher`).
-    source
-        For a frame whose ``attrs`` lost its capture reference: where to load missing
-        columns from (a path or a store).
-    append
-        Add to an existing capture instead of refusing a non-empty destination.
-    filesystem
-        A ``pyarrow.fs`` or fsspec filesystem for ``path``.
-
-    Returns
-    -------
-    int
-        How many exchanges were written. Files appear atomically; if writing fails part way,
-        the destination holds the files published so far and nothing else is touched.
+    A frame's rows become exchanges as ``df.traffic.exchanges()`` builds them (edits count;
+    what the frame did not load comes from its capture, or from ``source``), each with a fresh
+    identity in the new capture. ``path`` (a folder or object-store URL, on ``filesystem``) must
+    not exist or be empty unless ``append=True`` (else ``FileExistsError``); ``matcher`` computes
+    ``request_key``. Returns how many exchanges were written. Files appear atomically: if
+    writing fails part way, the destination holds the files published so far.
 
     Examples
     --------

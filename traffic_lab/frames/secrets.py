@@ -40,6 +40,7 @@ from .convert import (
     capture_of,
     frame_columns,
     frame_exchanges,
+    write_capture,
 )
 from .views import _pairs, decode_header
 from .where import WhereArg, as_expression
@@ -328,16 +329,18 @@ def redact_capture(
         raise FileExistsError(f"{target} exists and is not empty; redact into a new capture")
     if matcher is None and not ref.detached:
         matcher = ref.matcher
-    written, changed = 0, 0
+    changed = 0
     starts: list[datetime] = []
-    with ParquetStream(target, matcher, filesystem=filesystem, flush_seconds=None) as out:
+
+    def redacted() -> Iterator[Exchange]:
+        nonlocal changed
         for exchange in exchanges:
-            redacted = redactor.redact(exchange)
-            if redacted is not exchange and redacted != exchange:
-                changed += 1
-            out.put(redacted)
-            starts.append(redacted.started_at)
-            written += 1
+            new = redactor.redact(exchange)
+            changed += new is not exchange and new != exchange
+            starts.append(new.started_at)
+            yield new
+
+    written = write_capture(redacted(), target, matcher=matcher, append=True, filesystem=filesystem)
     stored: list[Any] = []
     if written:
         check = ParquetStream(target, filesystem=filesystem, create=False, recover=False)
