@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stderr.write(_MISSING.format(name=exc.name or "a package"))
         sys.exit(2)
     from ._app import cli
-    from ._common import show_warnings
+    from ._output import show_warnings
 
     show_warnings()
     cli.main(args=list(argv) if argv is not None else None, prog_name="traffic-lab")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .._version import __version__
-from ._common import EXIT_CODES_HELP, interrupted
+from ._output import EXIT_CODES_HELP, interrupted
 from .browse import ls, show, stats
 from .files import compact, export, import_, scan_secrets
 from .net import record, replay, serve

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich import box
-from rich.table import Table
 from rich.text import Text
 
-from ._common import EXIT_CODES_HELP, BadInputError, capture_errors, open_stream, out_console
+from ._inputs import reading
+from ._output import BadInputError, command, out_console, plural, simple_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -68,8 +67,7 @@ def _read(path: str, where: Where | None) -> pa.Table:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    store = open_stream(path)
-    with capture_errors(path):
+    with reading(path) as store:
         if where is None:
             table = store.to_arrow(columns=_LS_COLUMNS)
             index = pa.array(np.arange(table.num_rows), pa.int64())
@@ -86,7 +84,6 @@ def _read(path: str, where: Where | None) -> pa.Table:
                 return pc.binary_join_element_wise(t.column("writer_id"), seq, ":")  # type: ignore[call-overload]
 
             index = pc.cast(pc.index_in(names(table), value_set=names(every)), pa.int64())
-    store.close()
     return table.append_column("index", index)
 
 
@@ -107,29 +104,14 @@ def _with_filters(function: Any) -> Any:
     return function
 
 
-def _iso(us: int | None) -> str | None:
-    if us is None:
-        return None
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds")
-
-
-def _micros(table: pa.Table, name: str) -> list[int | None]:
-    import pyarrow as pa
-
-    return list(table.column(name).cast(pa.int64()).to_pylist())
-
-
 # -- ls --------------------------------------------------------------------------------------------
-@click.command(
+@command(
     "ls",
-    epilog="""\b
-Examples:
+    """Examples:
   traffic-lab ls captures/api
   traffic-lab ls captures/api --status 5xx,failed --host api.example.com
   traffic-lab ls captures/api --json | jq .url
-
-"""
-    + EXIT_CODES_HELP,
+""",
 )
 @click.argument("capture")
 @_with_filters
@@ -166,18 +148,12 @@ def ls(
     # Fit the terminal: short columns never wrap, the URL folds onto more lines instead of
     # being cut, and the note column appears only when some row has a note.
     notes = [row["error"] or ("truncated" if row["truncated"] else "") for row in rows]
-    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
-    columns = [("#", "right"), ("time (UTC)", "left"), ("method", "left"), ("status", "right")]
-    columns += [("ms", "right"), ("bytes", "right"), ("url", "left")]
+    columns = ["#", "time (UTC)", "method", "status", "ms", "bytes", "url"]
     if any(notes):
-        columns.append(("note", "left"))
-    for name, justify in columns:
-        grid.add_column(
-            name,
-            justify=justify,  # type: ignore[arg-type]
-            no_wrap=name not in ("url", "note"),
-            overflow="fold",
-        )
+        columns.append("note")
+    grid = simple_table(
+        *columns, right=["#", "status", "ms", "bytes"], fold=["url", "note"], collapse_padding=True
+    )
     for row, row_note in zip(rows, notes, strict=True):
         cells = [
             str(row["index"]),
@@ -196,41 +172,26 @@ def ls(
     if shown < total:
         console.print(Text(f"{shown} of {total} exchanges shown; --limit N or --all for more"))
     else:
-        console.print(Text(f"{total} exchange{'s' if total != 1 else ''}"))
+        console.print(Text(plural(total, "exchange")))
 
 
 def _ls_rows(table: pa.Table) -> list[dict[str, Any]]:
-    started = _micros(table, "started_at")
-    elapsed = _micros(table, "elapsed")
-    columns = {
-        name: table.column(name).to_pylist()
-        for name in (
-            "index",
-            "request_method",
-            "request_url",
-            "response_status",
-            "response_body_size",
-            "error_type",
-            "truncated",
-        )
-    }
-    rows = []
-    for i in range(table.num_rows):
-        status = columns["response_status"][i]
-        rows.append(
-            {
-                "index": columns["index"][i],
-                "started_at": _iso(started[i]),
-                "method": columns["request_method"][i],
-                "url": columns["request_url"][i],
-                "status": status,
-                "elapsed_ms": round((elapsed[i] or 0) / 1000, 3),
-                "response_bytes": columns["response_body_size"][i] if status is not None else None,
-                "error": columns["error_type"][i],
-                "truncated": bool(columns["truncated"][i]),
-            }
-        )
-    return rows
+    return [
+        {
+            "index": row["index"],
+            "started_at": row["started_at"].isoformat(timespec="milliseconds"),
+            "method": row["request_method"],
+            "url": row["request_url"],
+            "status": row["response_status"],
+            "elapsed_ms": round(row["elapsed"] // timedelta(microseconds=1) / 1000, 3),
+            "response_bytes": (
+                None if row["response_status"] is None else row["response_body_size"]
+            ),
+            "error": row["error_type"],
+            "truncated": bool(row["truncated"]),
+        }
+        for row in table.to_pylist()
+    ]
 
 
 # -- stats -------------------------------------------------------------------------------------
@@ -238,11 +199,8 @@ def _frame(path: str, where: Where | None) -> Any:
     """The capture's metadata as a traffic frame (``traffic_lab.frames``), ``where`` pushed down."""
     from ..frames import to_pandas
 
-    store = open_stream(path)
-    with capture_errors(path):
-        frame = to_pandas(store, where=where)
-    store.close()
-    return frame
+    with reading(path) as store:
+        return to_pandas(store, where=where)
 
 
 def _plain(value: Any) -> Any:
@@ -294,26 +252,19 @@ def _summarise(frame: Any, by_host: bool) -> dict[str, Any]:
     return {"summary": summary, "endpoints": rows}
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-@click.command(
+@command(
     "stats",
-    epilog="""\b
-Examples:
+    """Examples:
   traffic-lab stats captures/api
   traffic-lab stats captures/api --by-host --status 2xx --top 10
   traffic-lab stats captures/api --json
 
 The figures are those of df.traffic.summary() and df.traffic.endpoints() in traffic_lab.frames.
-
-"""
-    + EXIT_CODES_HELP,
+""",
 )
 @click.argument("capture")
 @_with_filters
@@ -351,27 +302,23 @@ def stats(
         f"exchanges  {s['exchanges']}",
         f"from       {s['start'] or '-'}",
         f"to         {s['end'] or '-'}",
-        f"hosts      {s['hosts']}, {_plural(s['endpoints'], 'endpoint')}",
+        f"hosts      {s['hosts']}, {plural(s['endpoints'], 'endpoint')}",
         f"statuses   {classes or '-'}",
-        f"errors     {_plural(s['failed'], 'transport error')}, {s['truncated']} truncated, "
+        f"errors     {plural(s['failed'], 'transport error')}, {s['truncated']} truncated, "
         f"error rate {s['error_rate']:.1%}",
         f"latency    p50 {_ms(s['p50_ms'])} ms  p90 {_ms(s['p90_ms'])} ms  "
         f"p99 {_ms(s['p99_ms'])} ms  max {_ms(s['max_ms'])} ms",
         f"bytes      {s['request_bytes']} sent, {s['response_bytes']} received",
-        f"repeated   {_plural(s['repeated_requests'], 'request')} with an earlier twin",
+        f"repeated   {plural(s['repeated_requests'], 'request')} with an earlier twin",
     ]
     for line in lines:
         console.print(Text(line))
     rows = result["endpoints"][:top]
     if not rows:
         return
-    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     keys = ["host", "method", "endpoint"] if by_host else ["method", "endpoint"]
-    for name in keys:
-        grid.add_column(name)
-    for name in ("count", "4xx", "5xx", "failed", "p50 ms", "p90 ms", "p99 ms", "max ms",
-                 "bytes"):  # fmt: skip
-        grid.add_column(name, justify="right")
+    numbers = ["count", "4xx", "5xx", "failed", "p50 ms", "p90 ms", "p99 ms", "max ms", "bytes"]
+    grid = simple_table(*keys, *numbers, right=numbers)
     for row in rows:
         grid.add_row(
             *(Text(str(row[k])) for k in keys),
@@ -487,18 +434,15 @@ def _print_body(console: Any, body: bytes | None, headers: Any, why: str | None)
         console.print(Text(text))
 
 
-@click.command(
+@command(
     "show",
-    # "-1" is a number, not an option.
-    context_settings={"ignore_unknown_options": True},
-    epilog="""\b
-Examples:
+    """Examples:
   traffic-lab show captures/api 0
   traffic-lab show captures/api -1 --json
   traffic-lab show captures/api 12 --raw > body.png
-
-"""
-    + EXIT_CODES_HELP,
+""",
+    # "-1" is a number, not an option.
+    context_settings={"ignore_unknown_options": True},
 )
 @click.argument("capture")
 @click.argument("number", type=int)
@@ -508,17 +452,14 @@ def show(capture: str, number: int, as_json: bool, raw: bool) -> None:
     """Show one exchange: request line, headers and body; status line, headers and body
     (decoded; JSON pretty-printed). NUMBER is its place in recorded order, as 'ls' lists it;
     negative numbers count from the end (-1 is the last)."""
-    store = open_stream(capture)
-    with capture_errors(capture):
+    with reading(capture) as store:
         total = len(store)
         index = number + total if number < 0 else number
         if not 0 <= index < total:
             raise BadInputError(
-                f"{capture} holds {total} exchange{'s' if total != 1 else ''}; "
-                f"there is no number {number}"
+                f"{capture} holds {plural(total, 'exchange')}; there is no number {number}"
             )
         exchange = next(iter(store.exchanges(offset=index)))
-    store.close()
     if as_json:
         click.echo(json.dumps(_exchange_json(index, exchange), indent=2, ensure_ascii=False))
         return

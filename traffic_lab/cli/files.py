@@ -9,28 +9,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich import box
-from rich.table import Table
 from rich.text import Text
 
-from ._common import (
-    EXIT_CODES_HELP,
-    EXIT_DIFFERENCES,
-    BadInputError,
+from ._inputs import (
     Interrupt,
     capture_errors,
     interop_errors,
+    open_stream,
+    parse_tags,
+    quiet_option,
+    reading,
+    redactor,
+    tags_option,
+)
+from ._output import (
+    EXIT_DIFFERENCES,
+    BadInputError,
+    command,
     interrupted,
     note,
-    open_stream,
     out_console,
-    parse_tags,
+    plural,
     progress,
+    simple_table,
 )
 
 if TYPE_CHECKING:
     from ..exchange import Exchange
-    from ..redaction import Redactor
 
 __all__ = ["compact", "export", "import_", "scan_secrets"]
 
@@ -58,17 +63,10 @@ def _detect_format(path: Path, *, reading: bool) -> str:
     )
 
 
-def _redactor(no_redact: bool) -> Redactor:
-    from ..redaction import Redactor
-
-    return Redactor.disabled() if no_redact else Redactor()
-
-
 # -- import ----------------------------------------------------------------------------------------
-@click.command(
+@command(
     "import",
-    epilog="""\b
-Examples:
+    """Examples:
   traffic-lab import session.har captures/api
   traffic-lab import cassettes/test_users.yaml captures/api --tag source=vcr
   traffic-lab import build/http4k-traffic captures/api --base-url https://api.example
@@ -76,28 +74,20 @@ Examples:
 Formats: HAR 1.2 (.har, .har.gz, .zhar), VCR.py cassettes (.yaml, .yml, .json) and http4k
 DiskStream / DiskTree folders. The whole file is read and checked before anything is stored;
 an entry no capture can hold is skipped and named on stderr (--strict: exit 2 instead).
-
-"""
-    + EXIT_CODES_HELP,
+""",
 )
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("capture")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), help="Default: from the name.")
 @click.option("--base-url", help="http4k: scheme and host for requests recorded with a path only.")
-@click.option(
-    "--tag",
-    "tags",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A tag stored with every exchange (repeatable).",
-)
+@tags_option
 @click.option("--no-redact", is_flag=True, help="Store secrets as they are (not recommended).")
 @click.option(
     "--strict",
     is_flag=True,
     help="Refuse the whole file (exit 2) if any entry is bad, instead of skipping it.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def import_(
     source: Path,
     capture: str,
@@ -116,7 +106,7 @@ def import_(
     if not source.exists():
         raise BadInputError(f"no such file or folder: {source}")
     kind = fmt or _detect_format(source, reading=True)
-    redactor = _redactor(no_redact)
+    scrub = redactor(no_redact)
     done = 0
     with Interrupt() as stop:
         with interop_errors(str(source)), progress(f"reading {source.name}", None, quiet=quiet):
@@ -137,14 +127,14 @@ def import_(
                             break
                         if labels:
                             exchange = exchange.replace(tags={**exchange.tags, **labels})
-                        store.put(redactor.redact(exchange))
+                        store.put(scrub.redact(exchange))
                         done += 1
                         advance()
             finally:
                 store.close()
     if done < len(exchanges):
         raise interrupted(f"{done} of {len(exchanges)} exchanges imported into {capture}")
-    note(f"imported {done} exchange{'s' if done != 1 else ''} from {source} into {capture}")
+    note(f"imported {plural(done, 'exchange')} from {source} into {capture}")
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -152,19 +142,16 @@ class _Stop(Exception):
     """Raised inside the exchanges a writer consumes: the writer publishes nothing."""
 
 
-@click.command(
+@command(
     "export",
-    epilog="""\b
-Examples:
+    """Examples:
   traffic-lab export captures/api session.har
   traffic-lab export captures/api cassette.yaml --overwrite
   traffic-lab export captures/api build/traffic --format http4k --layout tree
 
 VCR.py cassettes and http4k folders cannot hold exchanges without a complete response
 (transport errors, truncated bodies): they are left out, and counted.
-
-"""
-    + EXIT_CODES_HELP,
+""",
 )
 @click.argument("capture")
 @click.argument("target", type=click.Path(path_type=Path))
@@ -182,7 +169,7 @@ VCR.py cassettes and http4k folders cannot hold exchanges without a complete res
     help="http4k: DiskStream or DiskTree layout.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace TARGET if it exists.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def export(
     capture: str,
     target: Path,
@@ -233,25 +220,22 @@ def export(
             raise interrupted(f"nothing written to {target}") from None
         finally:
             store.close()
-    message = f"exported {written} exchange{'s' if written != 1 else ''} to {target}"
+    message = f"exported {plural(written, 'exchange')} to {target}"
     if skipped:
         message += f"; left out {skipped} without a complete response (no {kind} form)"
     note(message)
 
 
 # -- compact ---------------------------------------------------------------------------------------
-@click.command(
+@command(
     "compact",
-    epilog="""\b
-Example:
+    """Example:
   traffic-lab compact captures/api --target-mb 128
 
 Readers (and writers) of the capture keep working while it runs: a small file is deleted
 only after the merged file that replaces it is in place. Interrupting it leaves a readable
 capture.
-
-"""
-    + EXIT_CODES_HELP,
+""",
 )
 @click.argument("capture")
 @click.option(
@@ -261,7 +245,7 @@ capture.
     show_default=True,
     help="Merged files grow up to about this size.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@quiet_option
 def compact(capture: str, target_mb: int, quiet: bool) -> None:
     """Merge a capture's small files (one per flush) into large ones, per day partition,
     without changing what readers see; also removes temporaries left by crashed writers."""
@@ -274,18 +258,16 @@ def compact(capture: str, target_mb: int, quiet: bool) -> None:
     finally:
         store.close()
     note(
-        f"merged {report.files_merged} file{'s' if report.files_merged != 1 else ''} into "
-        f"{report.files_written} ({report.rows} exchanges); removed "
-        f"{len(report.temporaries_removed)} temporary file"
-        f"{'s' if len(report.temporaries_removed) != 1 else ''}"
+        f"merged {plural(report.files_merged, 'file')} into {report.files_written} "
+        f"({report.rows} exchanges); removed "
+        f"{plural(len(report.temporaries_removed), 'temporary file')}"
     )
 
 
 # -- scan-secrets ----------------------------------------------------------------------------
-@click.command(
+@command(
     "scan-secrets",
-    epilog="""\b
-Examples:
+    """Examples:
   traffic-lab scan-secrets captures/api
   traffic-lab scan-secrets captures/api --json || echo "secrets found"
 
@@ -293,24 +275,20 @@ Findings: known token formats anywhere (GitHub, Slack, Stripe, AWS, JWT, private
 credentials...), Basic credentials and password fields, and high-entropy values in auth-like
 headers, query parameters and JSON or form fields; see traffic_lab.frames.scan_secrets.
 Exit 1 means secrets were found; 0 means none.
-
-"""
-    + EXIT_CODES_HELP,
+""",
 )
 @click.argument("capture")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per finding instead.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@quiet_option
 def scan_secrets(capture: str, as_json: bool, quiet: bool) -> None:
     """Look for credentials a capture still holds (recorded with --no-redact, imported, or
     written by other tools). Only a masked preview of each value is shown, with the number of
     the exchange in recorded order ('#', as 'ls' and 'show' use it)."""
     from ..frames import scan_secrets as scan
 
-    store = open_stream(capture)
-    with capture_errors(capture), progress(f"scanning {capture}", None, quiet=quiet):
+    with reading(capture) as store, progress(f"scanning {capture}", None, quiet=quiet):
         ids = store.to_arrow(columns=["writer_id", "writer_seq"])
         report = scan(store)
-    store.close()
     number = {
         key: i
         for i, key in enumerate(
@@ -335,10 +313,7 @@ def scan_secrets(capture: str, as_json: bool, quiet: bool) -> None:
         for item in found:
             click.echo(json.dumps(item, ensure_ascii=False))
     elif found:
-        grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-        grid.add_column("#", justify="right")
-        for name in ("location", "name", "kind", "preview"):
-            grid.add_column(name)
+        grid = simple_table("#", "location", "name", "kind", "preview", right=["#"])
         for item in found:
             grid.add_row(
                 str(item["index"]),
@@ -349,9 +324,6 @@ def scan_secrets(capture: str, as_json: bool, quiet: bool) -> None:
             )
         out_console().print(grid)
     exchanges = len({item["index"] for item in found})
-    note(
-        f"{len(found)} secret{'s' if len(found) != 1 else ''} found in {exchanges} of {total} "
-        f"exchange{'s' if total != 1 else ''}"
-    )
+    note(f"{plural(len(found), 'secret')} found in {exchanges} of {plural(total, 'exchange')}")
     if found:
         raise click.exceptions.Exit(EXIT_DIFFERENCES)

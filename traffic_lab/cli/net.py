@@ -6,41 +6,51 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import Callable
 from contextlib import aclosing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 import httpx
-from rich import box
-from rich.table import Table
 from rich.text import Text
 
-from ._common import (
-    EXIT_CODES_HELP,
+from ._inputs import (
+    Interrupt,
+    capture_errors,
+    open_cache,
+    open_stream,
+    parse_tags,
+    quiet_option,
+    reading,
+    redactor,
+    tags_option,
+    validate_base_url,
+)
+from ._output import (
     EXIT_DIFFERENCES,
     BadInputError,
     CaptureProblemError,
-    Interrupt,
     NetworkProblemError,
-    capture_errors,
+    command,
     interrupted,
     note,
-    open_cache,
-    open_stream,
     out_console,
-    parse_tags,
+    plural,
     progress,
-    validate_base_url,
+    simple_table,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
     from ..matching import Matcher
     from ..stores.parquet import ParquetStream
     from ..transports.requester import ReplayResult
 
 __all__ = ["record", "replay", "serve"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -74,6 +84,16 @@ _host_option = click.option(
     show_default=True,
     help="Address to listen on; 0.0.0.0 exposes the server to the network.",
 )
+
+
+def _port_option(default: int) -> Callable[[_F], _F]:
+    return click.option(
+        "--port",
+        type=click.IntRange(0, 65535),
+        default=default,
+        show_default=True,
+        help="Port to listen on (0: any free port; the URL is printed).",
+    )
 
 
 # -- serve -----------------------------------------------------------------------------------------
@@ -110,10 +130,9 @@ def _matcher(
     )
 
 
-@click.command(
+@command(
     "serve",
-    epilog="""\b
-Examples:
+    """Examples:
   traffic-lab serve captures/api --port 8000
   traffic-lab serve captures/session --mode stream --strict
   curl -i http://127.0.0.1:8000/api/users/1
@@ -131,9 +150,7 @@ transport error answers 502 (504 for a timeout) with a JSON body naming it. Reco
 responses go out as recorded: status, reason, headers, wire bytes (gzip stays gzip, except
 for a client whose Accept-Encoding does not take it; no Accept-Encoding: identity only).
 Ctrl-C or SIGTERM stops the server after the requests in flight.
-
-"""
-    + EXIT_CODES_HELP,
+""",
 )
 @click.argument("capture")
 @click.option(
@@ -144,13 +161,7 @@ Ctrl-C or SIGTERM stops the server after the requests in flight.
     help="Answer by request key, or in recorded order.",
 )
 @_host_option
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8000,
-    show_default=True,
-    help="Port to listen on (0: any free port; the URL is printed).",
-)
+@_port_option(8000)
 @click.option("--strict", is_flag=True, help="Answer 404 with an explanation, not 503.")
 @click.option("--origin", help="Match requests as if made to this origin (https://host:port).")
 @click.option(
@@ -189,23 +200,19 @@ def serve(
 
     if origin is not None:
         origin = validate_base_url(origin, "'--origin'")
-    stream = open_stream(capture)
-    with capture_errors(capture):
+    with reading(capture) as stream:
         origins = _origins(stream)
         count = len(stream)
     if origin is None and len(origins) == 1:
         origin = origins[0]
     any_origin = origin is None and len(origins) > 1
     matcher = _matcher(ignore_query, match_body, match_header, any_origin)
-    store: Any = stream
-    if mode == "cache":
-        stream.close()
-        store = open_cache(capture, matcher)
+    store: Any = open_cache(capture, matcher) if mode == "cache" else open_stream(capture)
     app = MockApp(store, strict=strict, matcher=matcher, origin=origin)
     sock = _listen(host, port)
     where = f"as {origin}" if origin else "any origin"
     note(
-        f"serving {capture} ({count} exchange{'s' if count != 1 else ''}, {mode} mode, "
+        f"serving {capture} ({plural(count, 'exchange')}, {mode} mode, "
         f"{where}) at {_url_of(sock)}; Ctrl-C to stop"
     )
     try:
@@ -222,10 +229,9 @@ def serve(
 
 
 # -- record ----------------------------------------------------------------------------------------
-@click.command(
+@command(
     "record",
-    epilog="""\b
-Examples:
+    """Examples:
   traffic-lab record captures/api --upstream https://api.example.com --port 8080
   curl http://127.0.0.1:8080/users/1      # answered by api.example.com, recorded
 
@@ -234,28 +240,14 @@ Each exchange is recorded as the proxy's upstream client saw it, with secrets re
 answers 502 (504 for a timeout) and is recorded with its error. Ctrl-C or SIGTERM: stop
 accepting, finish requests in flight, then flush and close the capture; every exchange
 answered before the signal is in it.
-
-"""
-    + EXIT_CODES_HELP,
+""",
 )
 @click.argument("capture")
 @click.option("--upstream", "-u", required=True, help="Base URL to forward requests to.")
 @_host_option
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8080,
-    show_default=True,
-    help="Port to listen on (0: any free port; the URL is printed).",
-)
+@_port_option(8080)
 @click.option("--no-redact", is_flag=True, help="Record secrets as they are (not recommended).")
-@click.option(
-    "--tag",
-    "tags",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A tag stored with every exchange (repeatable).",
-)
+@tags_option
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -282,7 +274,6 @@ def record(
 ) -> None:
     """Run a reverse proxy to an upstream base URL that passes traffic through and records
     every exchange into a capture (created if needed; an existing one is added to)."""
-    from ..redaction import Redactor
     from ..servers import ProxyApp, run_server
     from ..stores.parquet import ParquetStream
 
@@ -295,8 +286,7 @@ def record(
         except OSError as exc:
             sock.close()
             raise CaptureProblemError(f"cannot write to {capture}: {exc}") from exc
-    redactor = Redactor.disabled() if no_redact else Redactor()
-    app = ProxyApp(upstream, store, redactor=redactor, tags=labels, timeout=timeout)
+    app = ProxyApp(upstream, store, redactor=redactor(no_redact), tags=labels, timeout=timeout)
     down = _reachable(upstream)
     if down is not None:
         note(
@@ -313,8 +303,8 @@ def record(
     c = app.counts
     total = c["forwarded"] + c["failed"]
     note(
-        f"stopped: recorded {total} exchange{'s' if total != 1 else ''} into {capture} "
-        f"({c['failed']} upstream error{'s' if c['failed'] != 1 else ''})"
+        f"stopped: recorded {plural(total, 'exchange')} into {capture} "
+        f"({plural(c['failed'], 'upstream error')})"
     )
 
 
@@ -372,13 +362,14 @@ async def _replay(
     advance: Any,
     report: dict[str, Any],
 ) -> None:
-    from ..redaction import Redactor
     from ..transports.record import AsyncRecordingTransport
     from ..transports.requester import areplay_requests
 
-    redactor = Redactor.disabled() if no_redact else Redactor()
     transport = AsyncRecordingTransport(
-        out, httpx.AsyncHTTPTransport(retries=0), redactor=redactor, tags={"replay_of": target}
+        out,
+        httpx.AsyncHTTPTransport(retries=0),
+        redactor=redactor(no_redact),
+        tags={"replay_of": target},
     )
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
@@ -415,14 +406,7 @@ def _print_replay(report: dict[str, Any], show: int) -> None:
     )
     if not differences:
         return
-    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name, justify in (
-        ("#", "right"),
-        ("request", "left"),
-        ("status", "left"),
-        ("what changed", "left"),
-    ):
-        grid.add_column(name, justify=justify)  # type: ignore[arg-type]
+    grid = simple_table("#", "request", "status", "what changed", right=["#"])
     for item in differences[:show]:
         old, new = item["status"]
         grid.add_row(
@@ -436,10 +420,9 @@ def _print_replay(report: dict[str, Any], show: int) -> None:
         console.print(Text(f"... and {len(differences) - show} more (--show N, or --json)"))
 
 
-@click.command(
+@command(
     "replay",
-    epilog="""\b
-Examples:
+    """Examples:
   traffic-lab replay captures/api --target http://127.0.0.1:8000 --rate 50 --concurrency 4
   traffic-lab replay captures/api --target https://staging.example --json > diff.json
 
@@ -447,9 +430,7 @@ Requests go out in recorded order (up to --concurrency at once, at most --rate p
 with the recorded method, path, query, headers and body; redacted credentials are left out.
 Responses are compared by status, headers (less volatile ones such as Date) and body (JSON
 by value). Exit 1 when any response differs or a request fails, 0 when all match.
-
-"""
-    + EXIT_CODES_HELP,
+""",
 )
 @click.argument("capture")
 @click.option("--target", "-t", required=True, help="Base URL to send the requests to.")
@@ -489,7 +470,7 @@ by value). Exit 1 when any response differs or a request fails, 0 when all match
     help="Differences listed in the table.",
 )
 @click.option("--json", "as_json", is_flag=True, help="The summary and every difference as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def replay(
     capture: str,
     target: str,
