@@ -14,6 +14,7 @@ its ``hardump`` option writes the HAR on exit. Nothing leaves 127.0.0.1.
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import sys
@@ -25,13 +26,18 @@ import httpx
 from traffic_lab.testing import LoopbackServer, free_port
 
 HERE = Path(__file__).resolve().parent
+#: The server's port in the committed file: regenerating then changes only dates and timings.
+SERVER_PORT = 44327
+#: The binary request body: mitmproxy writes it as ``postData.text`` with one character per
+#: byte (Latin-1, its fallback charset) and no ``encoding``.
+BINARY_BODY = random.Random(16384).randbytes(16384)
 
 
 def main(mitmdump: str, out: Path = HERE / "mitmproxy.har") -> None:
     port = free_port()
     tmp = out.with_suffix(".har.partial")
     tmp.unlink(missing_ok=True)
-    with LoopbackServer() as server:
+    with LoopbackServer(port=SERVER_PORT) as server:
         proc = subprocess.Popen(
             [
                 mitmdump,
@@ -68,6 +74,11 @@ def main(mitmdump: str, out: Path = HERE / "mitmproxy.har") -> None:
                 client.put("/echo", data={"a": "1", "b": "two words"})
                 client.get("/redirect/1")
                 client.get("/stream?chunks=3&size=8")
+                client.post(
+                    "/echo?binary=1",
+                    content=BINARY_BODY,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
                 client.get("/close")  # the server hangs up: mitmproxy records an error
         finally:
             proc.send_signal(signal.SIGINT)

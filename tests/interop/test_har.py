@@ -31,12 +31,12 @@ BASE = "http://127.0.0.1:44327"
 REQUEST_HEADERS = (
     (b"Host", b"127.0.0.1:44327"),
     (b"Accept", b"*/*"),
-    (b"Accept-Encoding", b"gzip, deflate, br"),
+    (b"Accept-Encoding", b"gzip, deflate, br, zstd"),
     (b"Connection", b"keep-alive"),
     (b"User-Agent", b"python-httpx/0.28.1"),
 )
 COOKIE = ((b"Cookie", b"a=1; b=2"),)
-SERVER = ((b"Server", b"BaseHTTP/0.6 Python/3.11.7"), (b"Date", b"Sat, 28 Nov 2026 04:52:55 GMT"))
+SERVER = ((b"Server", b"BaseHTTP/0.6 Python/3.11.7"), (b"Date", b"Fri, 04 Dec 2026 07:35:32 GMT"))
 JSON_TYPE = (b"Content-Type", b"application/json")
 
 
@@ -48,7 +48,7 @@ def _payload(size: int) -> bytes:
 MITMPROXY_ENTRIES: list[
     tuple[str, str, int, str, tuple[tuple[bytes, bytes], ...], bytes | None]
 ] = [
-    ("GET", "/status/204", 204, "No Content", (JSON_TYPE, (b"Content-Length", b"15")), b""),
+    ("GET", "/status/204", 204, "No Content", (JSON_TYPE,), b""),
     ("GET", "/json?size=200", 200, "OK", (JSON_TYPE, (b"Content-Length", b"236")), _payload(200)),
     (
         "GET",
@@ -91,8 +91,8 @@ MITMPROXY_ENTRIES: list[
         b'{"status": 404}',
     ),
     ("GET", "/reason", 299, "Custom Reason", ((b"Content-Length", b"2"),), b"ok"),
-    ("POST", "/echo?x=1", 200, "OK", (JSON_TYPE, (b"Content-Length", b"355")), None),
-    ("PUT", "/echo", 200, "OK", (JSON_TYPE, (b"Content-Length", b"356")), None),
+    ("POST", "/echo?x=1", 200, "OK", (JSON_TYPE, (b"Content-Length", b"361")), None),
+    ("PUT", "/echo", 200, "OK", (JSON_TYPE, (b"Content-Length", b"362")), None),
     (
         "GET",
         "/redirect/1",
@@ -109,7 +109,10 @@ MITMPROXY_ENTRIES: list[
         ((b"Content-Type", b"text/plain"), (b"Transfer-Encoding", b"chunked")),
         b"000000000001000100020002",
     ),
+    ("POST", "/echo?binary=1", 200, "OK", (JSON_TYPE, (b"Content-Length", b"22193")), None),
 ]
+# The body of that POST, as make_mitmproxy_har.py sends it.
+BINARY_BODY = random.Random(16384).randbytes(16384)
 
 
 @pytest.fixture
@@ -126,7 +129,7 @@ def assert_same(got: tl.Exchange, expected: tl.Exchange) -> None:
 def test_mitmproxy_har_entries_are_read_exactly(mitmproxy_har: Path) -> None:
     exchanges = read_har(mitmproxy_har)
 
-    assert len(exchanges) == 12
+    assert len(exchanges) == 13
     for exchange, (method, path, status, reason, headers, body) in zip(
         exchanges, MITMPROXY_ENTRIES, strict=False
     ):
@@ -150,15 +153,15 @@ def test_mitmproxy_har_entries_are_read_exactly(mitmproxy_har: Path) -> None:
 def test_mitmproxy_har_times_and_timings(mitmproxy_har: Path) -> None:
     first, *_, last = read_har(mitmproxy_har)
 
-    assert first.started_at == datetime(2026, 11, 28, 4, 52, 55, 96165, tzinfo=UTC)
-    assert first.elapsed == timedelta(milliseconds=7.257699966430664)
-    assert first.elapsed == timedelta(microseconds=7258)
+    assert first.started_at == datetime(2026, 12, 4, 7, 35, 32, 415567, tzinfo=UTC)
+    assert first.elapsed == timedelta(milliseconds=2.622842788696289)
+    assert first.elapsed == timedelta(microseconds=2623)
     assert dict(first.tags) == {
-        "har.timings": '{"connect":1.0149478912353516,"ssl":-1.0,"send":1.5239715576171875,'
-        '"receive":0.8628368377685547,"wait":3.8559436798095703}'
+        "har.timings": '{"connect":0.2486705780029297,"ssl":-1.0,"send":0.45990943908691406,'
+        '"receive":0.308990478515625,"wait":1.6052722930908203}'
     }
-    assert last.started_at == datetime(2026, 11, 28, 4, 52, 55, 351232, tzinfo=UTC)
-    assert last.elapsed == timedelta(microseconds=903)
+    assert last.started_at == datetime(2026, 12, 4, 7, 35, 32, 500711, tzinfo=UTC)
+    assert last.elapsed == timedelta(microseconds=316)
 
 
 def test_mitmproxy_gzip_entry_is_re_encoded_consistently(mitmproxy_har: Path) -> None:
@@ -186,15 +189,100 @@ def test_mitmproxy_request_bodies(mitmproxy_har: Path) -> None:
     assert [e.request_body for e in exchanges if e.method == "GET"] == [b""] * 10
 
 
-def test_mitmproxy_error_entry_becomes_an_error(mitmproxy_har: Path) -> None:
+def test_mitmproxy_binary_body_is_read_byte_for_byte(mitmproxy_har: Path) -> None:
+    # mitmproxy wrote the 16,384 bytes as postData.text, one character per byte, no encoding;
+    # read as UTF-8 they would be 24,585 bytes. bodySize and Content-Length say 16,384.
+    entry = json.loads(mitmproxy_har.read_text())["log"]["entries"][11]
+    assert "encoding" not in entry["request"]["postData"]
+    assert len(entry["request"]["postData"]["text"]) == entry["request"]["bodySize"] == 16384
+
     exchange = read_har(mitmproxy_har)[11]
+
+    assert len(exchange.request_body) == 16384
+    assert exchange.request_body == BINARY_BODY
+    assert exchange.response is not None
+    assert base64.b64decode(exchange.response.json()["body"]) == BINARY_BODY
+
+
+def _mitmproxy_text_entry(text: str, size: Any, compression: Any = 0) -> dict[str, Any]:
+    """A response as mitmproxy writes a body it finds mostly text: no ``encoding``."""
+    return {
+        "startedDateTime": "2026-12-04T07:35:32.415567+00:00",
+        "time": 1.5,
+        "request": {"method": "GET", "url": "http://127.0.0.1:44327/x", "headers": []},
+        "response": {
+            "status": 200,
+            "statusText": "OK",
+            "httpVersion": "HTTP/1.1",
+            "headers": [{"name": "Content-Type", "value": "application/octet-stream"}],
+            "content": {
+                "size": size,
+                "compression": compression,
+                "mimeType": "application/octet-stream",
+                "text": text,
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "size", "compression", "body"),
+    [
+        ("caf\xe9 \x00\xff", 7, 0, b"caf\xe9 \x00\xff"),  # one character per byte
+        ("caf\xe9 \x00\xff", 9, 0, "caf\xe9 \x00\xff".encode()),  # UTF-8
+        ("caf\xe9", 2, 2, b"caf\xe9"),  # mitmproxy: the wire size plus what decoding added
+        ("caf\xe9", "4", None, "caf\xe9".encode()),  # no usable size: UTF-8, as before
+        ("\u20ac", 3, 0, "\u20ac".encode()),  # not Latin-1 at all
+    ],
+)
+def test_text_body_reading_follows_the_recorded_size(
+    tmp_path: Path, text: str, size: Any, compression: Any, body: bytes
+) -> None:
+    path = tmp_path / "m.har"
+    path.write_text(
+        json.dumps({"log": {"entries": [_mitmproxy_text_entry(text, size, compression)]}})
+    )
+
+    [exchange] = read_har(path)
+
+    assert exchange.response_body == body
+
+
+def test_text_body_whose_size_fits_no_reading_warns_and_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "m.har"
+    entries = [_mitmproxy_text_entry("ok", 2), _mitmproxy_text_entry("caf\xe9", 3)]
+    path.write_text(json.dumps({"log": {"entries": entries}}))
+
+    with pytest.warns(UserWarning) as caught:
+        exchanges = read_har(path)
+
+    assert [str(w.message) for w in caught] == [
+        f"{path}, entry 1, field 'response.content.text': is 5 bytes as utf-8, 4 as Latin-1, "
+        "but the entry records 3 bytes: kept as utf-8"
+    ]
+    assert not issubclass(caught[0].category, tl.errors.SkippedEntryWarning)
+    assert caught[0].filename == __file__  # it points at read_har's caller
+    assert [e.response_body for e in exchanges] == [b"ok", "caf\xe9".encode()]
+    # Content-Length is a recorded size too, and so is a request's bodySize.
+    entries[1]["response"]["headers"].append({"name": "Content-Length", "value": "4"})
+    entries[1]["request"].update(
+        method="POST", bodySize=4, postData={"mimeType": "", "text": "caf\xe9"}
+    )
+    path.write_text(json.dumps({"log": {"entries": entries}}))
+    assert read_har(path)[1].request_body == read_har(path)[1].response_body == b"caf\xe9"
+
+
+def test_mitmproxy_error_entry_becomes_an_error(mitmproxy_har: Path) -> None:
+    exchange = read_har(mitmproxy_har)[12]
 
     assert exchange.url == BASE + "/close"
     assert exchange.status_code is None
     assert exchange.error == tl.exchange.RecordedError("har.error", "server closed connection")
     assert exchange.response is None
     assert exchange.response_headers == ()
-    with pytest.raises(tl.errors.RecordedTransportError, match=r"recorded har\.error: server closed"):
+    with pytest.raises(
+        tl.errors.RecordedTransportError, match=r"recorded har\.error: server closed"
+    ):
         exchange.new_response()
 
 
@@ -215,7 +303,7 @@ def test_mitmproxy_exchanges_serve_from_stores(mitmproxy_har: Path) -> None:
     assert bytes_response.read() == random.Random(7).randbytes(64)
     assert cache.get(httpx.Request("GET", BASE + "/close")) is None
     responses = stream.responses()
-    assert [next(responses).status_code for _ in range(11)] == [e[2] for e in MITMPROXY_ENTRIES]
+    assert [next(responses).status_code for _ in range(12)] == [e[2] for e in MITMPROXY_ENTRIES]
     with pytest.raises(tl.errors.RecordedTransportError):
         next(responses)
 
@@ -223,10 +311,10 @@ def test_mitmproxy_exchanges_serve_from_stores(mitmproxy_har: Path) -> None:
 def test_mitmproxy_har_round_trip_is_exact(mitmproxy_har: Path, tmp_path: Path) -> None:
     original = read_har(mitmproxy_har)
 
-    assert write_har(original, tmp_path / "again.har") == 12
+    assert write_har(original, tmp_path / "again.har") == 13
     again = read_har(tmp_path / "again.har")
 
-    assert len(again) == 12
+    assert len(again) == 13
     for got, expected in zip(again, original, strict=True):
         assert_same(got, expected)
     # Writing is deterministic: the same exchanges give the same bytes.

@@ -1,19 +1,14 @@
 """Import and export of other tools' traffic files: HAR, VCR.py cassettes, http4k disk stores.
 
-Readers take a path and return a ``list`` of :class:`~traffic_lab.Exchange`, in the file's
-order, after reading and checking the whole file. Files are untrusted input: a file that cannot
-be read raises :class:`~traffic_lab.errors.InteropError` naming it (a missing one
-``FileNotFoundError``), and nothing else escapes. Every exchange returned passes
-:func:`~traffic_lab.exchange.check_storable`, so any store can hold it; an entry that is
-invalid or holds a value no store can hold is **skipped by default**, with a
-:class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the entry index and the field,
-and the others are kept. ``strict=True`` (on every reader) raises the
-:class:`~traffic_lab.errors.InteropError` instead. Sizes, nesting, integers, YAML aliases and
-decompression are bounded (``max_bytes=``, 1 GiB by default, where a reader decompresses);
-``docs/interop.md`` lists every limit. Writers take an iterable of exchanges and a path, write
-atomically (a temporary file or folder renamed into place, never through a symlink at the
-target), refuse to replace an existing path unless ``overwrite=True``, and return how many
-entries they wrote.
+Readers return a ``list`` of :class:`~traffic_lab.Exchange` in the file's order, after reading
+and checking the whole file, which is untrusted: a file that cannot be read raises
+:class:`~traffic_lab.InteropError` naming it (a missing one ``FileNotFoundError``), and nothing
+else escapes. An entry that is invalid, or holds a value no store can hold
+(:func:`~traffic_lab.exchange.check_storable`), is **skipped** with a
+:class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the entry index and the field;
+``strict=True`` raises the :class:`~traffic_lab.InteropError` instead. Writers write atomically,
+refuse an existing path unless ``overwrite=True``, and return how many entries they wrote.
+``docs/interop.md`` maps each format and lists every limit.
 
 =====================  =====================  ===============================================
 format                 read                   write

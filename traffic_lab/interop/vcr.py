@@ -5,37 +5,10 @@ A cassette is ``{"version": 1, "interactions": [{"request": {...}, "response": {
     request:  {method, uri, body, headers: {name: [value, ...]}}
     response: {status: {code, message}, headers: {name: [value, ...]}, body: {string}}
 
-What VCR.py (9.x) itself records through httpx, and what that means here:
-
-- the response body is the *wire* body: a gzip response is stored gzip-compressed (YAML
-  ``!!binary``) with its ``content-encoding`` header, unless the cassette was recorded with
-  ``decode_compressed_response=True``, which stores it decoded and drops the header. Either way
-  the body and headers of a cassette agree, and they are imported exactly as they are;
-- header names are lower-case (httpx's ``multi_items()``), and in YAML cassettes sorted
-  alphabetically (``yaml.dump`` sorts keys); JSON cassettes keep the recorded order. Values of
-  one name are grouped, so the interleaving of different names (``a, b, a``) is lost;
-- bodies are text when they decode as UTF-8 and bytes (``!!binary``) otherwise; empty request
-  bodies are ``''``;
-- nothing about time is stored: imported exchanges start at the cassette file's modification
-  time, one microsecond apart so that time order is cassette order, with zero ``elapsed``;
-- header values that are not ASCII are text decoded by httpx (as Latin-1 when they are not
-  UTF-8); they are imported as Latin-1 bytes when they fit, else UTF-8. VCR.py itself cannot
-  replay such a value from a text field (httpx refuses non-ASCII text headers), so
-  :func:`write_vcr` writes them as ``!!binary`` in YAML cassettes, which it can.
-
-YAML is read with PyYAML's safe loader only: nothing in a cassette is ever constructed or run
-beyond plain data. PyYAML is needed for YAML cassettes only
-(``pip install 'traffic_lab[interop]'``).
-
-Untrusted cassettes: YAML aliases are allowed (PyYAML's dumper, and so VCR.py, writes them
-for shared lists and mappings), but the document they expand to is measured before anything
-is constructed, and a cassette whose aliases would expand it past four times its own size plus
-16 million nodes and characters (a "billion laughs" alias bomb) is refused, as is a recursive
-alias. Nesting deeper than :data:`MAX_YAML_DEPTH` levels, or deeper than the JSON parser can
-follow, is an error, and an integer of more than 40 digits is refused as a number. An
-interaction that cannot be read or stored is skipped with a
-:class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the interaction and the
-field (``strict=True`` raises the :class:`~traffic_lab.errors.InteropError` instead).
+Bodies and headers are imported exactly as the cassette holds them; ``docs/interop.md`` says
+what VCR.py records (wire bodies, grouped header values, no times) and what that means here.
+YAML is read with PyYAML's safe loader only, its aliases bounded (no "billion laughs"), and
+needs PyYAML (``pip install 'traffic_lab[interop]'``).
 """
 
 from __future__ import annotations
@@ -44,28 +17,30 @@ import functools
 import json
 import os
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import preview
 from ..exchange import Exchange, check_storable
 from ..wire import body_consistent_headers, content_codings, decode_body
-from ._common import (
+from ._entries import (
     MAX_INT_DIGITS,
     HugeInteger,
+    Locator,
     PathArg,
     Skips,
-    Where,
+    check_method,
+    check_reason,
+    check_status,
     cut,
     field,
-    fields_named,
     file_guard,
+    from_mtime,
     load_json,
     open_input,
-    optional,
     parse_url,
     read_entries,
+    utf8_text,
     write_file_atomic,
 )
 
@@ -79,7 +54,6 @@ Serializer = Literal["yaml", "json"]
 
 _NONE = type(None)
 _ONE_US = timedelta(microseconds=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: The deepest nesting of YAML collections read (a cassette needs 6 levels).
 MAX_YAML_DEPTH = 100
@@ -87,15 +61,13 @@ MAX_YAML_DEPTH = 100
 # text (more than any alias-free document reaches) plus this much.
 _YAML_EXPANSION_ALLOWANCE = 16_000_000
 # Where a value refused by check_storable came from in an interaction.
-_LOCATE = fields_named(
-    {
-        "method": "request.method",
-        "url": "request.uri",
-        "port": "request.uri",
-        "status_code": "response.status.code",
-        "reason_phrase": "response.status.message",
-    }
-)
+_LOCATE = {
+    "method": "request.method",
+    "url": "request.uri",
+    "port": "request.uri",
+    "status_code": "response.status.code",
+    "reason_phrase": "response.status.message",
+}
 
 
 def _yaml() -> ModuleType:
@@ -125,39 +97,12 @@ def read_vcr(
 ) -> list[Exchange]:
     """Read a VCR.py cassette into a list of exchanges, in the cassette's order.
 
-    The whole cassette is read and checked before anything is returned. A file that is not a
-    cassette (or is an alias bomb: see the module documentation) raises
-    :class:`~traffic_lab.errors.InteropError` naming the file. An interaction that is invalid, or
-    holds a value no store can hold (see :func:`~traffic_lab.exchange.check_storable`), is
-    **skipped by default** with a :class:`~traffic_lab.errors.SkippedEntryWarning` naming the
-    file, the interaction index and the field, and the others are kept; ``strict=True``
-    raises the :class:`~traffic_lab.errors.InteropError` instead.
+    ``serializer`` is ``"yaml"`` or ``"json"``; by default ``.json`` files are JSON, ``.yaml``
+    / ``.yml`` files YAML, and other files JSON when they start with ``{``. Bad interactions
+    are skipped with a warning, or raised with ``strict=True``, as :mod:`traffic_lab.interop`
+    says. Raises :class:`~traffic_lab.InteropError` for a file that is not a cassette (or is
+    an alias bomb), ``FileNotFoundError`` for a missing one.
 
-    Parameters
-    ----------
-    path
-        The cassette file.
-    serializer
-        ``"yaml"`` or ``"json"``; by default ``.json`` files are JSON, ``.yaml`` / ``.yml``
-        files YAML, and other files JSON when they start with ``{``, else YAML.
-    strict
-        Raise on the first bad interaction instead of skipping it.
-
-    Returns
-    -------
-    list of Exchange
-        Bodies and headers exactly as the cassette holds them (see the module documentation).
-
-    Raises
-    ------
-    InteropError
-        The file is not a valid cassette or (with ``strict``) an interaction is invalid.
-        Nothing else escapes from a bad file.
-    FileNotFoundError
-        There is no such file.
-
-    Examples
-    --------
     >>> import tempfile, pathlib
     >>> from traffic_lab.interop import read_vcr, write_vcr
     >>> from traffic_lab.testing import make_exchange
@@ -169,45 +114,43 @@ def read_vcr(
     (200, {'id': 1}, ())
     """
     file = Path(path)
-    where = Where(str(file))
+    loc = Locator(str(file))
     if serializer is not None:
         _serializer_for(file, serializer, None)  # a bad argument is a ValueError, not the file's
-    with open_input(file, where) as stream, file_guard(where.path):
+    with open_input(file, loc) as stream, file_guard(loc.path):
         data = stream.read()
         mtime_ns = os.fstat(stream.fileno()).st_mtime_ns
-    with file_guard(where.path):
+    with file_guard(loc.path):
         kind = _serializer_for(file, serializer, data)
-        document = _load(data, kind, where)
+        document = _load(data, kind, loc)
         del data
         if isinstance(document, list):
-            raise where.error(
+            raise loc.error(
                 "a cassette from VCR.py before 1.0 (a bare list); migrate it with "
                 "python -m vcr.migration"
             )
         if document is None:
-            raise where.error("is empty")
+            raise loc.error("is empty")
         if not isinstance(document, dict):
-            raise where.error(f"a cassette is a mapping, not {type(document).__name__}")
-        version = field(document, "version", int, where, "")
+            raise loc.error(f"a cassette is a mapping, not {type(document).__name__}")
+        version = field(document, "version", int, loc, "")
         if version != 1:
-            raise where.error(f"unsupported cassette format version {version}", "version")
-        interactions = field(document, "interactions", list, where, "")
-        base = _EPOCH + timedelta(microseconds=mtime_ns // 1000)
+            raise loc.error(f"unsupported cassette format version {version}", "version")
+        interactions = field(document, "interactions", list, loc, "")
+        # No times in a cassette: the file's mtime, one microsecond apart in cassette order.
+        base = from_mtime(mtime_ns)
         return read_entries(
-            ((where.at(i), item) for i, item in enumerate(interactions)),
+            ((loc.at(i), item) for i, item in enumerate(interactions)),
             lambda item, at: _read_interaction(item, at, base + (at.index or 0) * _ONE_US),
-            Skips(where.path, strict=strict),
+            Skips(loc.path, strict=strict),
             locate=_LOCATE,
         )
 
 
-def _load(data: bytes, kind: Serializer, where: Where) -> Any:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise where.error(f"is not UTF-8 text (bad byte at offset {exc.start})") from exc
+def _load(data: bytes, kind: Serializer, loc: Locator) -> Any:
+    text = utf8_text(data, loc)
     if kind == "json":
-        return load_json(text, where)
+        return load_json(text, loc)
     yaml = _yaml()
     loader = _cassette_loader()(text)
     try:
@@ -215,13 +158,13 @@ def _load(data: bytes, kind: Serializer, where: Where) -> Any:
         if node is None:
             return None
         budget = 4 * len(text) + _YAML_EXPANSION_ALLOWANCE
-        _check_expansion(node, budget, where)
+        _check_expansion(node, budget, loc)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise where.error(f"invalid YAML{at}: {cut(problem)}") from exc
+        raise loc.error(f"invalid YAML{at}: {cut(problem)}") from exc
     finally:
         loader.dispose()
 
@@ -257,17 +200,9 @@ def _cassette_loader() -> Any:
     return CassetteLoader
 
 
-class _TooLarge(Exception):
-    pass
-
-
-def _check_expansion(root: Any, budget: int, where: Where) -> None:
-    """Refuse a composed YAML graph whose aliases expand it past ``budget``.
-
-    An alias is a second reference to a node: constructed, the data is shared, but whatever
-    walks it (a ``repr``, a copy, a merge key ``<<``) pays for every reference. The expanded
-    size (nodes plus scalar characters) is computed once per node, without recursion.
-    """
+def _check_expansion(root: Any, budget: int, loc: Locator) -> None:
+    """Refuse a composed YAML graph whose aliases expand it past ``budget`` nodes plus scalar
+    characters (what a ``repr``, a copy or a merge key ``<<`` of the data would walk)."""
     yaml = _yaml()
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
@@ -286,60 +221,45 @@ def _check_expansion(root: Any, budget: int, where: Where) -> None:
             open_nodes.discard(key)
             size = 1 + sum(sizes[id(child)] for child in children)
             if size > budget:
-                raise where.error(
+                raise loc.error(
                     f"YAML aliases expand the document past {budget} nodes and characters: "
                     "refused as an alias bomb"
                 )
             sizes[key] = size
         elif key not in sizes:
             if key in open_nodes:
-                raise where.error("a YAML alias refers to a node that contains it (recursive)")
+                raise loc.error("a YAML alias refers to a node that contains it (recursive)")
             open_nodes.add(key)
             stack.append((node, True))
             stack.extend((child, False) for child in children)
 
 
-def _read_interaction(item: Any, where: Where, started_at: datetime) -> Exchange:
+def _read_interaction(item: Any, loc: Locator, started_at: datetime) -> Exchange:
     if not isinstance(item, dict):
-        raise where.error(f"an interaction is a mapping, not {type(item).__name__}")
-    request = field(item, "request", dict, where, "")
-    response = field(item, "response", dict, where, "")
+        raise loc.error(f"an interaction is a mapping, not {type(item).__name__}")
+    request = field(item, "request", dict, loc, "")
+    response = field(item, "response", dict, loc, "")
 
-    method = field(request, "method", str, where, "request")
-    if not method or not method.isascii() or any(c.isspace() for c in method):
-        raise where.error(f"is not an HTTP method: {preview(method)}", "request.method")
-    uri = field(request, "uri", str, where, "request")
-    parsed = parse_url(uri, where, "request.uri")
-    if not parsed.scheme or not parsed.host:
-        raise where.error(f"is not an absolute URL: {preview(uri)}", "request.uri")
-    request_headers = _read_headers(request, where, "request")
-    request_body = _body(
-        optional(request, "body", (str, bytes, _NONE), where, "request", None),
-        where,
-        "request.body",
-    )
+    method = check_method(field(request, "method", str, loc, "request"), loc, "request.method")
+    uri = field(request, "uri", str, loc, "request")
+    parse_url(uri, loc, "request.uri")
+    request_headers = _read_headers(request, loc, "request")
+    request_body = _body(request, "body", loc, "request")
 
     if "status_code" in response:
         # The layout older VCR.py httpx stubs wrote: {status_code, headers, content}.
-        status = field(response, "status_code", int, where, "response")
+        status = field(response, "status_code", int, loc, "response")
         reason = ""
-        body_value = optional(response, "content", (str, bytes, _NONE), where, "response", None)
-        body = _body(body_value, where, "response.content")
+        body = _body(response, "content", loc, "response")
     else:
-        status_map = field(response, "status", dict, where, "response")
-        status = field(status_map, "code", int, where, "response.status")
-        reason = optional(status_map, "message", (str, _NONE), where, "response.status", "")
-        reason = reason or ""
-        body_map = field(response, "body", dict, where, "response")
-        body_value = optional(body_map, "string", (str, bytes, _NONE), where, "response.body", None)
-        body = _body(body_value, where, "response.body.string")
-    if not 100 <= status <= 999:
-        raise where.error(f"is not an HTTP status code: {status}", "response.status.code")
-    try:
-        reason.encode("latin-1")
-    except UnicodeEncodeError as exc:
-        raise where.error("must be Latin-1 text", "response.status.message") from exc
-    response_headers = _read_headers(response, where, "response")
+        status_map = field(response, "status", dict, loc, "response")
+        status = field(status_map, "code", int, loc, "response.status")
+        reason = field(status_map, "message", (str, _NONE), loc, "response.status", "") or ""
+        body_map = field(response, "body", dict, loc, "response")
+        body = _body(body_map, "string", loc, "response.body")
+    check_status(status, loc, "response.status.code")
+    check_reason(reason, loc, "response.status.message")
+    response_headers = _read_headers(response, loc, "response")
     return Exchange(
         method,
         uri,
@@ -353,43 +273,42 @@ def _read_interaction(item: Any, where: Where, started_at: datetime) -> Exchange
     )
 
 
-def _body(value: str | bytes | None, where: Where, name: str) -> bytes:
-    if value is None:
-        return b""
-    if isinstance(value, bytes):
-        return value
+def _body(obj: Mapping[str, Any], key: str, loc: Locator, prefix: str) -> bytes:
+    value = field(obj, key, (str, bytes, _NONE), loc, prefix, None)
+    if not isinstance(value, str):
+        return value or b""
     try:
         return value.encode("utf-8")  # VCR.py encodes text bodies as UTF-8 too
     except UnicodeEncodeError as exc:
-        raise where.error(f"cannot be encoded as UTF-8: {exc.reason}", name) from exc
+        raise loc.error(f"cannot be encoded as UTF-8: {exc.reason}", f"{prefix}.{key}") from exc
 
 
 def _read_headers(
-    message: Mapping[str, Any], where: Where, prefix: str
+    message: Mapping[str, Any], loc: Locator, prefix: str
 ) -> list[tuple[bytes, bytes]]:
-    headers = optional(message, "headers", (dict, _NONE), where, prefix, None) or {}
+    headers = field(message, "headers", (dict, _NONE), loc, prefix, None) or {}
     pairs: list[tuple[bytes, bytes]] = []
     for name, values in headers.items():
-        where_name = f"{prefix}.headers.{name}"
+        name_at = f"{prefix}.headers.{name}"
         if not isinstance(name, str) or not name:
-            raise where.error("header names must be non-empty strings", f"{prefix}.headers")
+            raise loc.error("header names must be non-empty strings", f"{prefix}.headers")
         if isinstance(values, str | bytes):
             values = [values]
         if not isinstance(values, list):
-            raise where.error(f"must be a list of strings, not {type(values).__name__}", where_name)
-        key = _header_bytes(name, where, where_name)
+            raise loc.error(f"must be a list of strings, not {type(values).__name__}", name_at)
+        key = _header_bytes(name, loc, name_at)
         for k, value in enumerate(values):
             if isinstance(value, bytes):
                 pairs.append((key, value))
             elif isinstance(value, str):
-                pairs.append((key, _header_bytes(value, where, f"{where_name}[{k}]")))
+                pairs.append((key, _header_bytes(value, loc, f"{name_at}[{k}]")))
             else:
                 got = "null" if value is None else type(value).__name__
-                raise where.error(f"must be a string, not {got}", f"{where_name}[{k}]")
+                raise loc.error(f"must be a string, not {got}", f"{name_at}[{k}]")
     return pairs
 
 
-def _header_bytes(text: str, where: Where, name: str) -> bytes:
+def _header_bytes(text: str, loc: Locator, name: str) -> bytes:
     # httpx decoded the recorded bytes as ASCII, else UTF-8, else Latin-1: Latin-1 first gets
     # the original bytes back whenever they were not UTF-8, and the same text either way.
     try:
@@ -399,7 +318,7 @@ def _header_bytes(text: str, where: Where, name: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise where.error(f"cannot be encoded as header bytes: {exc.reason}", name) from exc
+        raise loc.error(f"cannot be encoded as header bytes: {exc.reason}", name) from exc
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -411,36 +330,18 @@ def write_vcr(
     decode_compressed_response: bool = False,
     overwrite: bool = False,
 ) -> int:
-    """Write exchanges as a VCR.py cassette that VCR.py can replay, atomically.
+    """Write exchanges as a VCR.py cassette that VCR.py can replay, atomically; return the
+    number of interactions written.
 
-    Bodies are written as text when they are UTF-8 and as bytes (YAML ``!!binary``) otherwise,
-    as VCR.py does; header names keep their order and case, values of one name are grouped.
-    JSON cannot hold bytes, so a JSON cassette raises :class:`~traffic_lab.errors.InteropError` for
-    a body that is not UTF-8 text, unless ``decode_compressed_response`` decodes it first.
+    Bodies are text when they are UTF-8 and bytes (YAML ``!!binary``) otherwise, as VCR.py
+    writes them; header names keep their order and case, values of one name are grouped.
+    ``serializer`` defaults to JSON for a ``.json`` path, else YAML. Raises
+    :class:`~traffic_lab.InteropError` for an exchange without a response (a transport error:
+    filter with ``ex.ok``) or a truncated one, and for a binary body in a JSON cassette unless
+    ``decode_compressed_response`` (like VCR.py's option: gzip / deflate / brotli responses
+    stored decoded, without ``Content-Encoding``) decodes it. An existing file raises
+    ``FileExistsError`` unless ``overwrite=True``.
 
-    Parameters
-    ----------
-    exchanges
-        What to write, in order. Exchanges without a response (transport errors) and truncated
-        ones cannot be replayed and raise :class:`~traffic_lab.errors.InteropError`: filter them out
-        first, e.g. ``[ex for ex in exchanges if ex.ok]``.
-    path
-        The cassette to create.
-    serializer
-        ``"yaml"`` or ``"json"``; by default JSON for a ``.json`` path, else YAML.
-    decode_compressed_response
-        Store gzip / deflate / brotli responses decoded, without their ``Content-Encoding``
-        and with a matching ``Content-Length``, like VCR.py's option of the same name.
-    overwrite
-        Replace an existing file; without it an existing file raises ``FileExistsError``.
-
-    Returns
-    -------
-    int
-        The number of interactions written.
-
-    Examples
-    --------
     >>> import json, tempfile, pathlib
     >>> from traffic_lab.interop import write_vcr
     >>> from traffic_lab.testing import make_exchange
@@ -452,9 +353,9 @@ def write_vcr(
     """
     file = Path(path)
     kind = _serializer_for(file, serializer, None)
-    where = Where(str(file))
+    loc = Locator(str(file))
     interactions = [
-        _interaction(exchange, where.at(i), kind, decode_compressed_response)
+        _interaction(exchange, loc.at(i), kind, decode_compressed_response)
         for i, exchange in enumerate(exchanges)
     ]
     document = {"version": 1, "interactions": interactions}
@@ -469,20 +370,20 @@ def write_vcr(
 
 
 def _interaction(
-    exchange: Exchange, where: Where, kind: Serializer, decode_compressed: bool
+    exchange: Exchange, loc: Locator, kind: Serializer, decode_compressed: bool
 ) -> dict[str, Any]:
     check_storable(exchange)  # what no store can hold is not written either
     if exchange.status_code is None:
-        raise where.error("a transport error has no response for VCR.py to replay", "status_code")
+        raise loc.error("a transport error has no response for VCR.py to replay", "status_code")
     if exchange.truncated:
-        raise where.error("a truncated response cannot be replayed", "truncated")
+        raise loc.error("a truncated response cannot be replayed", "truncated")
     headers = exchange.response_headers
     body = exchange.response_body
     codings = content_codings(headers)
     if decode_compressed and codings:
         decoded = decode_body(body, codings)
         if decoded is None:
-            raise where.error(f"the body does not decode as {', '.join(codings)}", "response_body")
+            raise loc.error(f"the body does not decode as {', '.join(codings)}", "response_body")
         body = decoded
         headers = body_consistent_headers(
             headers,
@@ -495,25 +396,25 @@ def _interaction(
         "request": {
             "method": exchange.method,
             "uri": exchange.url,
-            "body": _body_value(exchange.request_body, kind, where, "request_body"),
+            "body": _body_value(exchange.request_body, kind, loc, "request_body"),
             "headers": _headers(exchange.request_headers, kind),
         },
         "response": {
             "status": {"code": exchange.status_code, "message": exchange.reason_phrase},
             "headers": _headers(headers, kind),
-            "body": {"string": _body_value(body, kind, where, "response_body")},
+            "body": {"string": _body_value(body, kind, loc, "response_body")},
         },
     }
 
 
-def _body_value(body: bytes, kind: Serializer, where: Where, name: str) -> str | bytes:
+def _body_value(body: bytes, kind: Serializer, loc: Locator, name: str) -> str | bytes:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         if kind == "yaml":
             return body
     hint = " (or decode_compressed_response=True)" if name == "response_body" else ""
-    raise where.error(f"a JSON cassette cannot hold a binary body; use YAML{hint}", name)
+    raise loc.error(f"a JSON cassette cannot hold a binary body; use YAML{hint}", name)
 
 
 def _headers(pairs: Iterable[tuple[bytes, bytes]], kind: Serializer) -> dict[str, list[Any]]:
@@ -522,10 +423,7 @@ def _headers(pairs: Iterable[tuple[bytes, bytes]], kind: Serializer) -> dict[str
     for key, value in pairs:
         text_key = key.decode("latin-1")
         name = names.setdefault(text_key.lower(), text_key)
-        if value.isascii():
-            grouped.setdefault(name, []).append(value.decode("ascii"))
-        elif kind == "yaml":
-            grouped.setdefault(name, []).append(value)  # !!binary: VCR.py replays bytes as-is
-        else:
-            grouped.setdefault(name, []).append(value.decode("latin-1"))
+        # Non-ASCII bytes as !!binary in YAML: VCR.py replays bytes as they are.
+        binary = kind == "yaml" and not value.isascii()
+        grouped.setdefault(name, []).append(value if binary else value.decode("latin-1"))
     return grouped
