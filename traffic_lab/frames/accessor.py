@@ -36,16 +36,6 @@ _FIELD_COLUMNS = {
     "failed": "error_type",
     "tags": "tags",
 }
-_REPLAY_COLUMNS = [
-    "recorded_status",
-    "live_status",
-    "live_elapsed_ms",
-    "live_response_bytes",
-    "changed",
-    "changes",
-    "error",
-    "result",
-]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -164,25 +154,26 @@ class TrafficAccessor:
         """
         from ..transports.requester import replay_requests
 
-        rows: list[dict[str, Any]] = []
-        for result in replay_requests(
-            self.exchanges(), client, base_url=base_url, concurrency=concurrency, rate=rate
-        ):
-            live = result.response
-            diff = result.diff() if live is not None else None
-            rows.append(
-                {
-                    "recorded_status": result.recorded.status_code,
-                    "live_status": live.status_code if live is not None else None,
-                    "live_elapsed_ms": _elapsed_ms(live),
-                    "live_response_bytes": len(live.content) if live is not None else None,
-                    "changed": bool(diff) if diff is not None else True,
-                    "changes": str(diff) if diff is not None else "",
-                    "error": repr(result.error) if result.error is not None else None,
-                    "result": result,
-                }
+        results = list(
+            replay_requests(
+                self.exchanges(), client, base_url=base_url, concurrency=concurrency, rate=rate
             )
-        out = pd.DataFrame(rows, index=self._df.index[: len(rows)], columns=_REPLAY_COLUMNS)
+        )
+        lives = [result.response for result in results]
+        diffs = [r.diff() if r.response is not None else None for r in results]
+        data = {
+            "recorded_status": [result.recorded.status_code for result in results],
+            "live_status": [live.status_code if live is not None else None for live in lives],
+            "live_elapsed_ms": [_elapsed_ms(live) for live in lives],
+            "live_response_bytes": [
+                len(live.content) if live is not None else None for live in lives
+            ],
+            "changed": [bool(diff) if diff is not None else True for diff in diffs],
+            "changes": [str(diff) if diff is not None else "" for diff in diffs],
+            "error": [repr(r.error) if r.error is not None else None for r in results],
+            "result": results,
+        }
+        out = pd.DataFrame(data, index=self._df.index[: len(results)])
         for column in ("recorded_status", "live_status", "live_response_bytes"):
             out[column] = out[column].astype("Int32")
         return out

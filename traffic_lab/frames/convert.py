@@ -155,24 +155,13 @@ def read_capture(
 ) -> pd.DataFrame:
     """Load a capture, or a store's exchanges, into a DataFrame: one row per exchange.
 
-    Parameters
-    ----------
-    source
-        A Parquet capture's folder or object-store URL (opened read-only: nothing is written to
-        it, and logs of crashed durable writers are not folded in), any store with
-        ``to_arrow(columns=, filter=)`` or ``exchanges()``, or an iterable of
-        :class:`~traffic_lab.Exchange`.
-    columns
-        Frame column names to load (default :data:`DEFAULT_COLUMNS`: everything except bodies
-        and headers; ``"all"``: every column). :data:`KEY_COLUMNS` are always included.
-    where
-        A :class:`~traffic_lab.frames.Where`, a dict of its fields, or a ``pyarrow.compute``
-        Expression over capture columns. Pushed down to the Parquet files.
-    bodies, headers
-        Also load the body columns (bytes as on the wire) or the header columns (Arrow lists of
-        name/value pairs; ``df.traffic.headers()`` gives ordered pairs).
-    filesystem
-        A ``pyarrow.fs`` or fsspec filesystem for a path ``source``.
+    ``source`` is a Parquet capture's folder or URL (on ``filesystem``; opened read-only, logs
+    of crashed durable writers are not folded in), a store with ``to_arrow(columns=, filter=)``
+    or ``exchanges()``, or an iterable of :class:`~traffic_lab.Exchange`. ``columns`` are frame
+    column names (default :data:`DEFAULT_COLUMNS`: all but bodies and headers; ``"all"``), with
+    :data:`KEY_COLUMNS` always included; ``bodies`` and ``headers`` add those columns (wire
+    bytes; Arrow lists of name/value pairs). ``where`` (a :class:`~traffic_lab.frames.Where`, a
+    dict of its fields, or an Expression) is pushed down to the Parquet files.
 
     Returns a frame in recorded order, typed as ``docs/analysis.md`` lists (``response_status``
     is ``Int32``, NA for an exchange that failed in the transport). Raises
@@ -333,15 +322,15 @@ def _is_empty(path: str, filesystem: Any) -> bool:
     from pyarrow import fs as pafs
 
     if filesystem is None:
-        if "://" in path and not path.startswith("file://"):
+        local = path.removeprefix("file://")
+        if "://" in local:
             fs, root = pafs.FileSystem.from_uri(path)
         else:
-            fs, root = pafs.LocalFileSystem(), os.path.abspath(path.removeprefix("file://"))
-    elif isinstance(filesystem, pafs.FileSystem):
-        fs, root = filesystem, path.partition("://")[2] or path
+            fs, root = pafs.LocalFileSystem(), os.path.abspath(local)
     else:
-        fs = pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))  # type: ignore[abstract]
-        root = path.partition("://")[2] or path
+        if not isinstance(filesystem, pafs.FileSystem):
+            filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))  # type: ignore[abstract]
+        fs, root = filesystem, path.partition("://")[2] or path
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.NotFound:
         return True

@@ -210,28 +210,17 @@ def parse_status(spec: StatusSpec) -> StatusFilter:
 class Where:
     """Which exchanges to read from a capture; every field given must hold (AND).
 
-    Parameters
-    ----------
-    host
-        A host, a glob (``"*.example.com"``), or a collection of them (any may match).
-    method
-        A method or a collection of methods (case-insensitive).
-    status
-        A code (``404``), a class (``"5xx"``), an inclusive range (``"500-599"``), several
-        separated by commas, ``"failed"`` (no response), a ``range`` (stop excluded) or a
-        collection of codes: the grammar of :func:`parse_status`.
-    start, end
-        Exchanges that started at or after ``start`` and before ``end``: timezone-aware
-        datetimes or ISO 8601 strings with an offset (``"2026-03-01T12:00Z"``).
-    path
-        A path glob or a collection of them: ``*`` stays within a segment, ``**`` crosses
-        segments (``"/users/*"``, ``"/api/**"``). The query string is not part of the path.
-    failed
-        ``True``: only exchanges that failed in the transport; ``False``: only those that got a
-        response.
-    tags
-        Tag values that must all match, e.g. ``{"session": "before"}`` (kept as sorted
-        ``(name, value)`` pairs).
+    - ``host``: a host, a glob (``"*.example.com"``) or several (any may match);
+      ``method``: one or several (both case-insensitive).
+    - ``status``: a code (``404``), a class (``"5xx"``), a range (``"500-599"``), several
+      separated by commas, ``"failed"`` (no response), a ``range`` (stop excluded) or codes:
+      the grammar of :func:`parse_status`.
+    - ``start`` <= started_at < ``end``: timezone-aware datetimes or ISO 8601 strings with an
+      offset (``"2026-03-01T12:00Z"``).
+    - ``path``: a glob or several (``*`` stays within a segment, ``**`` crosses segments); the
+      query string is not part of the path.
+    - ``failed``: ``True`` for exchanges that failed in the transport, ``False`` for the others.
+    - ``tags``: tag values that must all match (``{"session": "before"}``; kept as sorted pairs).
 
     Examples
     --------
