@@ -1,13 +1,9 @@
 """Where a capture lives: a local folder or an object-store prefix, behind one small interface.
 
-Every published file appears atomically. On a local disk through
-:func:`traffic_lab.files.write_atomic` (a hidden temporary name beside the final one, flushed,
-hard-linked to its name, which fails if that name exists: nothing is ever overwritten). On an
-object store a file is one PUT of the whole object, which a reader sees whole or not at all.
-
-On a local disk no symlink inside the capture is followed: listings report a symlink (and a
-FIFO, a device) as ``FileType.Unknown``, reads and writes refuse a path that a symlink leads out
-of, and blobs are opened only if they are regular files.
+Every file is published atomically: locally through :func:`traffic_lab.files.write_atomic`
+(never overwriting), on an object store as one PUT. Locally no symlink inside the capture is
+followed: listings report symlinks, FIFOs and devices as ``FileType.Unknown``, and reads and
+writes refuse a path a symlink leads out of.
 """
 
 from __future__ import annotations
@@ -87,8 +83,7 @@ class CaptureFS:
         return f"{self.url}/{rel}" if rel else self.url
 
     def inside(self, rel: str) -> bool:
-        """Whether ``rel`` stays inside the capture: no ``..`` and (local disks) no symlink on
-        the way. Parts that do not exist yet are fine."""
+        """Whether ``rel`` stays inside the capture: no ``..``, no symlink on the way (local)."""
         if not self.local or not rel:
             return True
         real_root = os.path.realpath(self.root)
@@ -113,11 +108,8 @@ class CaptureFS:
         return False
 
     def list_dir(self, rel: str) -> list[pafs.FileInfo]:
-        """Entries directly under ``rel`` (empty when it does not exist).
-
-        On a local disk a symlink, FIFO or device is listed as ``FileType.Unknown`` (never
-        followed), and a folder a symlink leads to raises ``CorruptCaptureError``.
-        """
+        """Entries directly under ``rel`` (none if it does not exist); locally a symlink, FIFO or
+        device is ``FileType.Unknown``, and a folder a symlink leads to raises."""
         if self.local:
             return self._list_local(rel)
         try:
@@ -175,21 +167,16 @@ class CaptureFS:
         except FileNotFoundError as exc:
             raise StoreNotFoundError("file not found", path=self.display(rel)) from exc
 
-    def read_bytes(self, rel: str) -> bytes:
-        """A whole file's bytes."""
-        with self.open_input(rel) as f:
-            return f.read()
-
     def read_regular(self, rel: str) -> bytes:
         """A whole file's bytes, if it is a regular file inside the capture.
 
-        Raises ``StoreNotFoundError`` when it does not exist, ``CorruptCaptureError`` when it is
-        a symlink, a FIFO, a device or a folder, or a symlink leads to it: those are never
-        opened (a FIFO would block the reader) nor followed.
+        ``StoreNotFoundError`` if it does not exist; ``CorruptCaptureError`` for a symlink, FIFO,
+        device or folder, never opened (a FIFO would block) nor followed.
         """
         if not self.local:
             try:
-                return self.read_bytes(rel)
+                with self.open_input(rel) as f:
+                    return f.read()
             except StoreNotFoundError:
                 raise
             except OSError as exc:
@@ -218,10 +205,7 @@ class CaptureFS:
 
     # -- writes ------------------------------------------------------------------------------------
     def makedirs(self, rel: str) -> None:
-        """Create a folder (local disks only; object stores have no folders).
-
-        Raises ``StoreError`` rather than create or use a folder that a symlink leads to.
-        """
+        """Create a local folder; ``StoreError`` rather than use one a symlink leads to."""
         if not self.local:
             return
         self._check_inside(rel)
@@ -235,8 +219,7 @@ class CaptureFS:
     def publish(self, rel: str, data: bytes | Callable[[str], None], *, sync: bool = True) -> bool:
         """Make a file appear atomically at ``rel``; False (nothing written) if it exists.
 
-        ``data`` is the file's bytes, or (local disks) a function that writes the file at the
-        temporary path it is given.
+        ``data``: the bytes, or (local disks) a function writing the file at the path it is given.
         """
         if not self.local:
             full = self.full(rel)

@@ -1,22 +1,15 @@
 """The durable log: what ``durable=True`` writers append to before ``put()`` returns.
 
-Each writer appends to its own segment file ``_traffic_lab/logs/<writer_id>-<segment>.log``
-(no shared mutable file). A segment holds exactly the exchanges of one buffer; when the buffer
-has been published as Parquet, the segment is deleted. While a writer lives it holds an
-exclusive kernel lock (``_locks``) on its open segment: the kernel drops that lock when the
-process dies, so a segment that can be locked belongs to a dead writer and is folded into
-Parquet by whoever finds it (no lock file is ever left behind).
+Each writer appends to its own segment ``_traffic_lab/logs/<writer_id>-<segment>.log``, holding
+the exchanges of one buffer, deleted once they are published. A live writer holds a kernel lock
+(``_locks``) on its segment, dropped when the process dies: a segment that can be locked is a
+dead writer's, and whoever finds it folds it into Parquet.
 
-Format: a header line ``TLLOG1\\n`` and one JSON line, then records. A record is
-``b"TLR1"``, the payload length and the payload's CRC-32 (both little-endian u32), and the
-payload: a u32 length, a JSON array of the exchange's parts, then the request and response
-bodies. Every record is written with one ``write()`` call; a record cut short by a crash fails its
-length or CRC check and is ignored (its ``put()`` never returned).
-
-A segment left by a dead writer is input like any other file of a capture: its header must name
-a valid writer id and segment (``_validate``), and each record must hold the 16 parts of an
-exchange that a store can hold (``check_storable``); a record that does not is reported in
-:attr:`LogContents.bad_records` and the others are kept.
+Format: ``TLLOG1\n``, a JSON header line, then records: ``b"TLR1"``, the payload's length and
+CRC-32 (little-endian u32), the payload (a u32 length, a JSON array of the exchange's 16 parts,
+the request and response bodies). Each record is one ``write()``; one cut short by a crash fails
+its checks and is ignored (its ``put()`` never returned). A dead writer's segment is untrusted
+input: its header and every record are validated, bad records reported and the rest kept.
 """
 
 from __future__ import annotations
@@ -28,13 +21,14 @@ import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from ...errors import preview
 from ...exchange import Exchange, RecordedError, check_storable
 from ._locks import try_lock, unlock
 from ._validate import is_segment, is_writer_id
+from .schema import EPOCH, ONE_US
 
 __all__ = ["DurableLog", "LogContents", "claim_log", "read_log"]
 
@@ -50,8 +44,6 @@ _FILE_MAGIC = b"TLLOG1\n"
 _RECORD_MAGIC = b"TLR1"
 _HEAD = struct.Struct("<4sII")
 _U32 = struct.Struct("<I")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _NONE = type(None)
 # The types of a record's 16 parts, in order (see encode_record).
 _PARTS: tuple[type | tuple[type, ...], ...] = (
@@ -72,8 +64,8 @@ def encode_record(seq: int, exchange: Exchange, key: str) -> bytes:
         exchange.method,
         exchange.url,
         _latin1_pairs(exchange.request_headers),
-        (exchange.started_at - _EPOCH) // _US,
-        exchange.elapsed // _US,
+        (exchange.started_at - EPOCH) // ONE_US,
+        exchange.elapsed // ONE_US,
         exchange.status_code,
         exchange.reason_phrase,
         exchange.http_version,
@@ -128,7 +120,7 @@ def _decode_record(payload: bytes) -> tuple[int, Exchange, str]:
             http_version=p[8],
             response_headers=_headers(p[9]),
             response_body=payload[request_end:],
-            started_at=_EPOCH + timedelta(microseconds=p[4]),
+            started_at=EPOCH + timedelta(microseconds=p[4]),
             elapsed=timedelta(microseconds=p[5]),
             error=error,
             tags=tags or None,
@@ -183,10 +175,6 @@ class DurableLog:
         while view:
             view = view[os.write(self._fd, view) :]
 
-    def sync(self) -> None:
-        """Flush the segment to disk (for power loss; a process crash needs no sync)."""
-        os.fsync(self._fd)
-
     def delete(self) -> None:
         """Remove the segment (its exchanges are published) and release its lock."""
         try:
@@ -216,8 +204,7 @@ def _unlink(path: str) -> None:
 
 @dataclass
 class LogContents:
-    """What a log segment holds: its header, its good records, and the bad ones (record
-    number, what is wrong) that were left out."""
+    """A log segment's header, good records, and bad ones (record number, what is wrong)."""
 
     writer_id: str
     segment: int
@@ -228,11 +215,10 @@ class LogContents:
 
 
 def read_log(path: str, fd: int | None = None) -> LogContents:
-    """Read a log segment (from ``fd`` if given: a descriptor :func:`claim_log` returned).
+    """Read a log segment (from ``fd`` if given, as :func:`claim_log` returned it).
 
-    A record cut short at the end is counted in ``torn_bytes``; a complete record that is not a
-    storable exchange goes to ``bad_records``. Raises ``ValueError`` saying why when the file
-    is not a traffic_lab log or its header is malformed.
+    A record cut short at the end is counted in ``torn_bytes``; a record that is not a storable
+    exchange goes to ``bad_records``. ``ValueError`` if it is not a log or its header is bad.
     """
     if fd is None:
         with open(path, "rb") as f:
@@ -296,10 +282,8 @@ def _read_all(fd: int) -> bytes:
 
 
 def claim_log(path: str) -> int | None:
-    """Lock a log segment whose writer is gone; the open, locked fd, or None if it is live.
-
-    Never follows a symlink nor opens anything but a regular file (None for those).
-    """
+    """The open, locked fd of a dead writer's log segment; None if it is live, or not a
+    regular file (never followed nor opened then)."""
     try:
         fd = os.open(path, _CLAIM_FLAGS)
     except OSError:  # gone; or a symlink (ELOOP), a FIFO without writer...: not a segment

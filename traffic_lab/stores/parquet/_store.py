@@ -19,7 +19,7 @@ from ._options import ParquetOptions
 from .compact import CompactionReport, compact_capture, recover_logs
 from .reader import (
     DATASET_SCHEMA,
-    ORDER,
+    ORDER_COLUMNS,
     Capture,
     DataFile,
     marker_name,
@@ -38,10 +38,7 @@ __all__ = ["ParquetBase"]
 
 
 class ParquetBase(PandasViews):
-    """Shared machinery; see :class:`ParquetCache` and :class:`ParquetStream`.
-
-    ``options`` (or its fields as keyword arguments): :class:`ParquetOptions`.
-    """
+    """What :class:`ParquetCache` and :class:`ParquetStream` share (arguments as theirs)."""
 
     #: Whether ``put`` computes the request key at once (else the writer does, when it flushes).
     _keyed_puts = False
@@ -127,9 +124,8 @@ class ParquetBase(PandasViews):
     def compact(self, *, target_bytes: int = 256 * 1024 * 1024) -> CompactionReport:
         """Merge the small files of each day partition into files of up to ``target_bytes``.
 
-        Readers keep working while it runs; a file is deleted only after the merged file that
-        replaces it has been published and checked. Also removes temporary files left by
-        crashed writers.
+        Readers keep working; a file is deleted only once the merged file that replaces it is
+        published and checked. Also removes temporary files left by crashed writers.
 
         Examples
         --------
@@ -153,11 +149,9 @@ class ParquetBase(PandasViews):
             self._files, self._cutoff = files, cutoff
 
     def clear(self) -> None:
-        """Hide every exchange recorded so far, without deleting anything.
+        """Hide every exchange recorded so far from traffic_lab's readers, deleting nothing.
 
-        Writes a marker file; from then on every reader of the capture (through traffic_lab)
-        ignores rows that started before it. Plain Parquet engines still see those rows:
-        filter on ``started_at`` against the marker time to do the same.
+        Writes a marker file; plain Parquet engines still see the rows (see the format doc).
         """
         self._writer.flush()
         cutoff = time.time_ns() // 1000
@@ -169,27 +163,19 @@ class ParquetBase(PandasViews):
 
     # -- Arrow access ------------------------------------------------------------------------------
     def dataset(self) -> ds.Dataset:
-        """The capture's published files as a ``pyarrow.dataset.Dataset`` (with ``day``).
+        """The capture's live, readable files as a ``pyarrow.dataset.Dataset`` (with ``day``).
 
-        Files replaced by compaction and unreadable files are left out. Exchanges still
-        buffered are not in it (:meth:`flush` first), nor is the :meth:`clear` cutoff applied
-        (:meth:`to_arrow` applies it).
+        Buffered exchanges are not in it (:meth:`flush` first), and the :meth:`clear` cutoff is
+        not applied (:meth:`to_arrow` applies it).
         """
         self.refresh()
         return self._capture.dataset(self._files)
 
     def to_arrow(self, columns: Sequence[str] | None = None, filter: Any = None) -> pa.Table:
-        """Rows as an Arrow table in recorded order, with a filter pushed down to the files.
+        """Rows as an Arrow table in recorded order; ``filter`` (a ``pyarrow.compute``
+        Expression) is pushed down to the files, ``columns`` defaults to all plus ``day``.
 
-        Parameters
-        ----------
-        columns
-            Columns to read (default: all, plus ``day``).
-        filter
-            A ``pyarrow.compute`` Expression, e.g. ``pc.field("response_status") >= 500``.
-
-        Blob-stored bodies are read into the body columns; exchanges still buffered by this
-        store are included; rows hidden by :meth:`clear` are not.
+        Blob-stored bodies are read in; buffered exchanges are included, cleared rows are not.
 
         Examples
         --------
@@ -204,7 +190,7 @@ class ParquetBase(PandasViews):
         read = None
         bodies = ["request_body", "response_body"]
         if wanted is not None:
-            read = list(dict.fromkeys([*wanted, *(c for c, _ in ORDER)]))
+            read = list(dict.fromkeys([*wanted, *ORDER_COLUMNS]))
             bodies = [body for body in bodies if body in wanted]
             read.extend(f"{body}_blob" for body in bodies)
         entries, names = self._writer.pending()
@@ -231,11 +217,7 @@ class ParquetBase(PandasViews):
         bodies: Collection[str] = (),
     ) -> tuple[pa.Table, int | None]:
         """Rows of the published files (but ``exclude``) matching ``filter`` and not cleared,
-        with the blob bodies of ``bodies`` read in; and the clear cutoff applied.
-
-        Unreadable files and rows are skipped (named). If ``compact()`` deletes a file meanwhile,
-        the capture is listed again: no row is missed or read twice.
-        """
+        with ``bodies`` read from blobs; and the clear cutoff. Retried if compaction interferes."""
 
         def read() -> tuple[pa.Table, int | None]:
             self.refresh()

@@ -1,23 +1,21 @@
 """ParquetCache: a capture opened for lookup by request (a ReadWriteCache).
 
-Opening reads only the index columns (``request_key``, the order columns, ``response_status`` and
-``truncated``) of every file, never the bodies: lookups never scan. The latest exchange for a key
-(in recorded order) wins. Keys of 32 hex digits (the default matcher's) are indexed by their first
-64 bits in a sorted array, 16 bytes a key, the full key being checked on every hit; other keys,
-and rows added one by one (puts, refreshes), go to a dict. A hit reads the row group holding the
-row (kept in an LRU by bytes) and builds the exchange (kept in an LRU by count), so repeated hits
-cost a lookup and a fresh ``httpx.Response``.
+Opening reads only the index columns of every file, never the bodies. Keys of 32 hex digits (the
+default matcher's) are indexed by their first 64 bits in a sorted array (the full key checked on
+a hit); other keys, and rows added one by one, go to a dict. A hit reads the row group holding
+the row and builds the exchange, each kept in an LRU.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio.to_thread
 import httpx
@@ -27,29 +25,17 @@ import pyarrow.compute as pc
 
 from ...errors import CorruptCaptureError, StoreNotFoundError
 from ...exchange import Exchange
-from ..memory import FROM_CACHE
-from ._index import Group, chunks, hex_prefix64, recorded_order
+from ..memory import _FROM_CACHE_EXT
+from ._index import Group, _Column, chunks, hex_prefix64, recorded_order
 from ._store import ParquetBase
+from .reader import ORDER_COLUMNS, DataFile
 from .schema import _HeaderColumn, row_name
 from .stream import iter_capture
 from .writer import Entry
 
-if TYPE_CHECKING:
-    from .reader import DataFile
-
 __all__ = ["ParquetCache"]
 
-_FROM_CACHE_EXT = {FROM_CACHE: True}
-# pyarrow arrays and chunked arrays, as the stubs type them too narrowly for this module's uses.
-_Column = Any
-_INDEX_COLUMNS = [
-    "request_key",
-    "started_at",
-    "writer_id",
-    "writer_seq",
-    "response_status",
-    "truncated",
-]
+_INDEX_COLUMNS = ["request_key", *ORDER_COLUMNS, "response_status", "truncated"]
 _REQUEST_COLUMNS = [
     "request_method",
     "request_url",
@@ -74,21 +60,9 @@ class ParquetCache(ParquetBase):
     """A capture opened as a ReadWriteCache: ``put``, and ``get`` by request key.
 
     Exchanges that failed in the transport or were truncated are stored but never served.
-    The same folder can be opened as a :class:`ParquetStream` at the same time, and by other
-    threads and processes writing to it; :meth:`refresh` picks up what they published.
-
-    Parameters
-    ----------
-    path
-        A local folder or an object-store URL (``"s3://bucket/prefix"``).
-    matcher
-        How requests are keyed (default :class:`~traffic_lab.Matcher`). Files whose recorded
-        matcher fingerprint differs have their keys recomputed from the request columns.
-    options, **settings
-        How the capture is opened, written and served from: a
-        :class:`~traffic_lab.stores.parquet.ParquetOptions`, or its fields as keyword arguments
-        (``durable=True``, ``flush_seconds=None``, ``cache_bytes=``...), where each is
-        documented once. Not both.
+    Other stores, threads and processes may write to the same folder; :meth:`refresh` picks up
+    what they published. Arguments as for :class:`ParquetStream`; files whose matcher
+    fingerprint differs from ``matcher``'s have their keys recomputed from the request columns.
 
     Examples
     --------
@@ -134,8 +108,6 @@ class ParquetCache(ParquetBase):
             self._generation += 1
             reg = self._registered.get(rel)
             if reg is None:
-                from .reader import DataFile
-
                 n = len(entries)
                 f = DataFile(
                     rel=rel,
@@ -180,9 +152,7 @@ class ParquetCache(ParquetBase):
         seqs: np.ndarray[Any, np.dtype[np.int64]],
         writers: _Column,
     ) -> _Registered:
-        starts = [0]
-        for size in f.row_groups[:-1]:
-            starts.append(starts[-1] + size)
+        starts = list(itertools.accumulate(f.row_groups[:-1], initial=0))
         reg = _Registered(f, self._next_base, starts, started, seqs, writers, f.num_rows)
         self._next_base += max(f.num_rows, 1)
         self._registered[f.rel] = reg
@@ -207,10 +177,8 @@ class ParquetCache(ParquetBase):
             self._index[key] = rid
 
     def refresh(self) -> None:
-        """See files published by other writers since the store opened (or last refreshed).
-
-        After a :meth:`compact` or a :meth:`clear` (by any process) the index is rebuilt.
-        """
+        """See files published by other writers since the store opened (or last refreshed);
+        after a :meth:`compact` or a :meth:`clear` by any process the index is rebuilt."""
         for _ in range(5):
             generation = self._generation
             files, cutoff = self._capture.list_files()
@@ -495,9 +463,7 @@ class ParquetCache(ParquetBase):
     def get(self, request: httpx.Request) -> httpx.Response | None:
         """A fresh response for ``request``, body already read, or ``None`` on a miss."""
         exchange = self.lookup(request)
-        if exchange is None:
-            return None
-        return exchange.read_response(request, _FROM_CACHE_EXT)
+        return None if exchange is None else exchange.read_response(request, _FROM_CACHE_EXT)
 
     async def aget(self, request: httpx.Request) -> httpx.Response | None:
         """A fresh, unread response for the async transports: file reads run in a worker thread."""

@@ -1,20 +1,13 @@
 """Maintenance of a capture: folding dead writers' durable logs, and compaction.
 
-Compaction merges the small files of a day partition into one larger file (per matcher
-fingerprint). The new file lists, in its metadata (``traffic_lab.replaces``), every file it
-replaces, so readers ignore those files from the moment it appears; only then, and only after
-re-reading the new file and checking that it holds exactly the rows of the files it replaces,
-are those files deleted. Readers keep working throughout: a reader that still tries to read a
-deleted file lists the capture again and carries on.
+Compaction merges the small files of a day partition (per matcher fingerprint). The new file
+names every file it replaces (``traffic_lab.replaces``), so readers ignore those at once; they
+are deleted only after the new file is re-read and found to hold exactly their rows, and only
+if ``compact()`` listed them itself (names checked by ``_validate``, inside the capture).
 
-Nothing is deleted on the word of a file: ``compact()`` deletes only files it listed itself
-(every name checked against the grammar of ``_validate``, inside the capture) whose every row it
-found in its own output.
-
-Only one ``compact()`` runs at a time per capture: on a local disk it holds an exclusive kernel
-lock (``_locks``) on the capture folder itself (on Windows, which locks only files, on
-``_traffic_lab/compact.lock``), released by the kernel if the process dies, so no stale lock is
-ever left behind; on an object store, run it from one process at a time.
+One ``compact()`` at a time per capture: on a local disk it holds a kernel lock (``_locks``) on
+the capture folder (Windows: on ``_traffic_lab/compact.lock``), which a dead process cannot
+leave behind; on an object store, run it from one process at a time.
 """
 
 from __future__ import annotations
@@ -27,7 +20,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -52,10 +44,12 @@ from .reader import (
     while_compacting,
 )
 from .schema import (
+    EPOCH,
     META_FINGERPRINT,
     META_REPLACES,
     META_SCHEMA_VERSION,
     META_TIME_RANGE,
+    ONE_US,
     SCHEMA,
     SCHEMA_VERSION,
 )
@@ -63,8 +57,6 @@ from .writer import BLOBS_DIR, LOGS_DIR, Entry, data_file_name, write_entries, w
 
 __all__ = ["CompactionReport", "compact_capture", "recover_logs"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 # Windows only (POSIX locks the capture folder itself).
 _LOCK_FILE = "_traffic_lab/compact.lock"
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
@@ -118,12 +110,11 @@ def _published_seqs(capture: Capture, writer_id: str) -> set[int]:
 
 
 def recover_logs(capture: Capture, options: ParquetOptions) -> int:
-    """Fold the log segments of dead writers into Parquet; the number of exchanges recovered.
+    """Fold dead writers' log segments into Parquet; the number of exchanges recovered.
 
-    Rows already published (by the writer before it died, possibly compacted since) are not
-    written again: each is identified by its writer id and sequence number. A segment that is
-    not a valid log (its header names another writer than its file name, or is malformed) is
-    named and kept; a record that is not a storable exchange is named and left out.
+    Rows already published (identified by writer id and sequence number) are not written again.
+    An invalid segment is named and kept; a record that is not a storable exchange is named and
+    left out.
     """
     recovered = 0
     for path, writer_id, segment in capture.logs():
@@ -169,7 +160,7 @@ def _fold(
         return 0
     present = _published_seqs(capture, contents.writer_id)
     entries = [
-        Entry((ex.started_at - _EPOCH) // _US, seq, ex, key)
+        Entry((ex.started_at - EPOCH) // ONE_US, seq, ex, key)
         for seq, ex, key in contents.records
         if seq not in present
     ]

@@ -65,6 +65,7 @@ from .writer import INTERNAL_DIR, LOGS_DIR, blob_path
 __all__ = [
     "DATASET_SCHEMA",
     "ORDER",
+    "ORDER_COLUMNS",
     "MARKERS_DIR",
     "STALE_TEMP_SECONDS",
     "Capture",
@@ -521,10 +522,9 @@ def time_filter(cutoff: int | None, where: Any = None) -> Any:
 
 
 #: Recorded order: the sort keys of a capture.
+ORDER_COLUMNS = ["started_at", "writer_id", "writer_seq"]
 ORDER: list[tuple[str, Literal["ascending", "descending"]]] = [
-    ("started_at", "ascending"),
-    ("writer_id", "ascending"),
-    ("writer_seq", "ascending"),
+    (name, "ascending") for name in ORDER_COLUMNS
 ]
 
 

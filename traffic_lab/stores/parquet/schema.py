@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BLOB_THRESHOLD",
+    "EPOCH",
     "HEADERS_TYPE",
     "META_FINGERPRINT",
     "META_REPLACES",
     "META_SCHEMA_VERSION",
     "META_TIME_RANGE",
     "META_WRITER_ID",
+    "ONE_US",
     "REQUIRED_COLUMNS",
     "RowReader",
     "SCHEMA",
@@ -106,6 +108,9 @@ SCHEMA = pa.schema(
 #: Columns a file must have, without nulls, to be read as a capture (the rest default when
 #: absent).
 REQUIRED_COLUMNS = ("started_at", "writer_id", "writer_seq", "request_method", "request_url")
+#: The epoch and the unit of every time in a capture (µs since the epoch).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 # Upgrade steps: _UPGRADES[v] turns a table of schema version v into version v + 1. Version 1 is
@@ -477,9 +482,6 @@ def _header_bytes(text: str) -> bytes:
         return text.encode("utf-8")
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 class RowReader:
     """Rows of a table in the capture schema, decoded once per column, built one at a time.
 
@@ -555,7 +557,7 @@ class RowReader:
             http_version=version if version is not None else "HTTP/1.1",
             response_headers=self._response_headers.row(i),
             response_body=self._body(self._response_bodies, self._response_blobs, i),
-            started_at=_EPOCH + timedelta(microseconds=started) if started is not None else None,
+            started_at=EPOCH + timedelta(microseconds=started) if started is not None else None,
             elapsed=timedelta(microseconds=elapsed) if elapsed is not None else timedelta(0),
             error=error,
             tags={k: v or "" for k, v in row_tags} if row_tags else None,

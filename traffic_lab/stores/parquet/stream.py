@@ -1,16 +1,15 @@
 """ParquetStream: a capture opened for ordered iteration (a ReadWriteStream).
 
-Every file is sorted by (``started_at``, ``writer_id``, ``writer_seq``), the recorded order, so
-iteration is a k-way merge of the files that overlap in time. A file is opened only when the
-merge reaches its first row time and is read a batch at a time, so memory stays bounded by the
-number of files that overlap in time (compaction keeps that small), not by the capture's size.
+Every file is in recorded order, so iteration is a k-way merge; a file is opened when the merge
+reaches its first row time and read a batch at a time, so memory is bounded by the number of
+files that overlap in time, not by the capture's size.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -19,7 +18,7 @@ from ...errors import CorruptCaptureError, StoreNotFoundError
 from .._pandas_views import ReplayViews
 from ._store import ParquetBase
 from .reader import Capture, DataFile
-from .schema import RowReader
+from .schema import EPOCH, ONE_US, RowReader
 from .writer import Entry
 
 if TYPE_CHECKING:
@@ -27,10 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ParquetStream", "iter_capture"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 OrderKey = tuple[int, str, int]
-_ORDER_COLUMNS = ["started_at", "writer_id", "writer_seq"]
 
 
 class _FileCursor:
@@ -153,14 +149,11 @@ def iter_capture(
     since: datetime | None = None,
     batch_size: int = 1024,
 ) -> Iterator[Exchange]:
-    """Exchanges of a store's capture in recorded order (files plus its own buffered rows).
-
-    If compaction deletes a file while this runs, the capture is listed again and iteration
-    carries on after the last exchange it yielded.
-    """
+    """Exchanges of a store's capture in recorded order (files plus its own buffered rows);
+    if compaction deletes a file meanwhile, iteration carries on from a fresh listing."""
     if since is not None and since.tzinfo is None:
         raise ValueError("since must be timezone-aware")
-    since_us = (since - _EPOCH) // _US if since is not None else None
+    since_us = (since - EPOCH) // ONE_US if since is not None else None
     last: OrderKey | None = None
     skip = offset
     for _attempt in range(5):

@@ -17,7 +17,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -29,7 +29,9 @@ from ._log import DurableLog, encode_record
 from ._options import ParquetOptions
 from ._validate import is_digest, is_segment, is_writer_id
 from .schema import (
+    EPOCH,
     META_TIME_RANGE,
+    ONE_US,
     exchanges_to_table,
     new_writer_id,
 )
@@ -54,8 +56,6 @@ __all__ = [
 INTERNAL_DIR = "_traffic_lab"
 LOGS_DIR = f"{INTERNAL_DIR}/logs"
 BLOBS_DIR = f"{INTERNAL_DIR}/blobs"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
 _DAY_LABELS: dict[int, int] = {}
 # Low-cardinality columns worth dictionary-encoding; bodies, URLs and keys are not.
@@ -317,7 +317,7 @@ class CaptureWriter:
 
         ``on_buffered(entry)`` runs under the writer's lock, before the entry can be published.
         """
-        started_us = (exchange.started_at - _EPOCH) // _US
+        started_us = (exchange.started_at - EPOCH) // ONE_US
         if self.durable and key is None:
             key = self.matcher.key(exchange)
         size = len(exchange.request_body) + len(exchange.response_body) + 512
