@@ -25,16 +25,6 @@ from ._html import media_type
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = [
-    "LIGHT_COLUMNS",
-    "SORTS",
-    "STATUS_CLASSES",
-    "Criteria",
-    "TrafficView",
-    "open_view",
-    "status_mask",
-]
-
 #: The frame columns the browser loads for every row (the rest is fetched for selected rows).
 LIGHT_COLUMNS = [
     "started_at",

@@ -11,8 +11,6 @@ import ipywidgets as w  # type: ignore[import-untyped]  # ipywidgets ships no ty
 
 from ._html import esc
 
-__all__ = ["ErrorArea", "ReplayClient", "button", "classed"]
-
 T = TypeVar("T")
 
 

@@ -27,22 +27,6 @@ from ..wire import (
     supports,
 )
 
-__all__ = [
-    "BodyView",
-    "body_view",
-    "diff_html",
-    "esc",
-    "exchange_summary_html",
-    "headers_html",
-    "hexdump",
-    "message_html",
-    "message_view",
-    "request_line",
-    "status_line",
-    "to_curl",
-    "to_httpx_code",
-]
-
 #: Bodies longer than this are cut when rendered (the stored body is untouched).
 MAX_TEXT = 200_000
 #: Bytes shown in a hex dump.

@@ -15,8 +15,8 @@ import traitlets
 from ..exchange import Exchange
 from ..transports.requester import ReplayResult
 from ._browser_data import SORTS, STATUS_CLASSES, Criteria, TrafficView, open_view
-from ._controls import ErrorArea
-from ._html import _STYLE, esc
+from ._controls import ErrorArea, button, classed
+from ._html import _STYLE, esc, shorten
 from .inspector import ExchangeInspector
 
 if TYPE_CHECKING:
@@ -26,18 +26,17 @@ __all__ = ["TrafficBrowser"]
 
 _ANY = ""
 _NO_ROW = -1
+_PLACEHOLDER = ("\u2014 select an exchange \u2014", _NO_ROW)
+_ALL_STATUSES = (100, 599)
 _MAX_CHOICES = 200
 _TIME_STEPS = 60
+_COLUMNS = ("#", "time (UTC)", "method", "URL", "status", "ms", "bytes", "type")
 
 
 def _status_class(status: int | None) -> str:
     if status is None or status < 0:
         return "tl-serr"
     return f"tl-s{min(max(status // 100, 1), 5)}"
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _choices(values: list[str], codes: np.ndarray[Any, Any]) -> list[tuple[str, str]]:
@@ -51,19 +50,21 @@ def _choices(values: list[str], codes: np.ndarray[Any, Any]) -> list[tuple[str, 
     return options
 
 
-def _time_label(us: int, span_us: int) -> str:
-    moment = datetime.fromtimestamp(us / 1e6, UTC)
-    if span_us < 86_400_000_000:
-        return moment.strftime("%H:%M:%S")
-    return moment.strftime("%Y-%m-%d %H:%M")
+def _time_options(start_us: np.ndarray[Any, Any]) -> list[tuple[str, int]]:
+    """The time slider's steps over the capture: (label, microseconds since the epoch)."""
+    if not len(start_us):
+        return [("-", 0)]
+    low, high = int(start_us.min()), int(start_us.max())
+    edges = sorted({int(s) for s in np.linspace(low, high, _TIME_STEPS + 1)} | {high})
+    fmt = "%H:%M:%S" if high - low < 86_400_000_000 else "%Y-%m-%d %H:%M"
+    return [(datetime.fromtimestamp(e / 1e6, UTC).strftime(fmt), e) for e in edges]
 
 
 class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
     """Browse a capture: filters, a paginated table, the selected exchange, replay and export.
 
-    Filtering and paging run on an Arrow table of light columns (no bodies) with cached
-    numpy masks, and only one page is ever rendered, so it stays responsive on millions of
-    exchanges. The selected exchange is read back in full (bodies included) from its store.
+    Only one page is ever rendered, so it stays responsive on millions of exchanges; the
+    selected exchange is read back in full (bodies included) from its store.
 
     Parameters
     ----------
@@ -108,7 +109,7 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
     method = traitlets.Unicode(_ANY)
     host = traitlets.Unicode(_ANY)
     status = traitlets.Unicode(_ANY, help="2xx, 4xx,5xx, 404, 500-599 or error")
-    status_range = traitlets.Tuple(traitlets.Int(), traitlets.Int(), default_value=(100, 599))
+    status_range = traitlets.Tuple(traitlets.Int(), traitlets.Int(), default_value=_ALL_STATUSES)
     content_type = traitlets.Unicode(_ANY)
     search = traitlets.Unicode("", help="URL substring, or a /path/glob*")
     time_range = traitlets.Tuple(traitlets.Int(), traitlets.Int(), default_value=(0, 0))
@@ -150,136 +151,105 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
         self._plots_stale = True
         self.errors = ErrorArea()
         self.inspector = ExchangeInspector(client=client, base_url=base_url)
-        self._build_controls()
-        self._build_layout()
+        self._build()
         self.observe(self._on_filters, names=list(self._FILTERS))
         self.observe(self._on_page, names=["page", "page_size"])
         self.observe(self._on_selected, names="selected")
         self.page_size = min(self.page_size_select.options, key=lambda o: abs(o - page_size))
-        self._time_full = self._time_bounds()
+        options = self.time_slider.options
+        self._time_full = (options[0][1], options[-1][1])
         self.time_range = self._time_full
         self._apply()
 
-    # -- construction --------------------------------------------------------------------------
-    def _build_controls(self) -> None:
+    def _build(self) -> None:
         v = self.view
         small = w.Layout(width="auto", min_width="150px")
-        self.method_select = w.Dropdown(
-            options=_choices(v.methods, v.methods_codes), description="Method", layout=small
-        )
-        self.host_select = w.Dropdown(
-            options=_choices(v.hosts, v.host_codes), description="Host", layout=small
-        )
-        self.status_select = w.Dropdown(
-            options=[(label, spec) for label, spec in STATUS_CLASSES.items()],
-            description="Status",
-            layout=small,
-        )
+
+        def dropdown(description: str, options: list[tuple[str, str]]) -> w.Dropdown:
+            return w.Dropdown(options=options, description=description, layout=small)
+
+        self.method_select = dropdown("Method", _choices(v.methods, v.methods_codes))
+        self.host_select = dropdown("Host", _choices(v.hosts, v.host_codes))
+        self.status_select = dropdown("Status", list(STATUS_CLASSES.items()))
         self.status_slider = w.IntRangeSlider(
-            value=(100, 599),
-            min=100,
-            max=599,
+            value=_ALL_STATUSES,
+            min=_ALL_STATUSES[0],
+            max=_ALL_STATUSES[1],
             description="Status range",
             continuous_update=False,
             style={"description_width": "initial"},
         )
-        self.type_select = w.Dropdown(
-            options=_choices(v.content_types, v.ctype_codes), description="Type", layout=small
-        )
+        self.type_select = dropdown("Type", _choices(v.content_types, v.ctype_codes))
         self.search_text = w.Text(
             placeholder="text in URL, or /api/users/*",
             description="Search",
             continuous_update=False,
             layout=w.Layout(width="320px"),
         )
-        edges = self._time_edges()
-        span = edges[-1] - edges[0] if edges else 0
+        times = _time_options(v.start_us)
         self.time_slider = w.SelectionRangeSlider(
-            options=[(_time_label(e, span), e) for e in edges] or [("-", 0)],
-            index=(0, max(len(edges) - 1, 0)),
+            options=times,
+            index=(0, len(times) - 1),
             description="Time (UTC)",
             continuous_update=False,
             layout=w.Layout(width="520px"),
         )
-        self.sort_select = w.Dropdown(options=list(SORTS.items()), description="Sort", layout=small)
-        self.reset_button = w.Button(description="Reset filters", icon="undo")
-        self.reset_button.on_click(lambda _: self.reset())
-        for control, name, css in (
+        self.sort_select = dropdown("Sort", list(SORTS.items()))
+        controls = [
             (self.method_select, "method", "tl-method"),
             (self.host_select, "host", "tl-host"),
             (self.status_select, "status", "tl-status"),
-            (self.status_slider, "status_range", "tl-status-range"),
             (self.type_select, "content_type", "tl-type"),
-            (self.search_text, "search", "tl-search"),
-            (self.time_slider, "time_range", "tl-time"),
             (self.sort_select, "sort", "tl-sort"),
-        ):
+            (self.search_text, "search", "tl-search"),
+            (self.status_slider, "status_range", "tl-status-range"),
+            (self.time_slider, "time_range", "tl-time"),
+        ]
+        for control, name, css in controls:
             control.add_class(css)
-            if name == "status":
-                # Any spec can be set from code; the dropdown follows when it has that choice.
-                traitlets.dlink((control, "value"), (self, name))
-                self.observe(self._status_to_dropdown, names="status")
-            elif name == "time_range":
-                # Code may ask for any (since, until); the slider moves in steps.
+            if name in ("status", "time_range"):
+                # Code may set any spec or (since, until); the control follows where it can.
                 traitlets.dlink((control, "value"), (self, name))
             else:
                 traitlets.link((control, "value"), (self, name))
+        self.observe(self._status_to_dropdown, names="status")
+        self.reset_button = button("Reset filters", self.reset, icon="undo")
+        filters = w.Box(
+            [c for c, _, _ in controls] + [self.reset_button], layout=w.Layout(flex_flow="row wrap")
+        )
 
-        self.first_button = w.Button(description="\u00ab", layout=w.Layout(width="40px"))
-        self.prev_button = w.Button(description="\u2039 Prev", layout=w.Layout(width="80px"))
-        self.next_button = w.Button(description="Next \u203a", layout=w.Layout(width="80px"))
-        self.last_button = w.Button(description="\u00bb", layout=w.Layout(width="40px"))
-        self.first_button.on_click(lambda _: self._go(0))
-        self.prev_button.on_click(lambda _: self._go(self.page - 1))
-        self.next_button.on_click(lambda _: self._go(self.page + 1))
-        self.last_button.on_click(lambda _: self._go(self.pages - 1))
-        self.next_button.add_class("tl-next")
+        narrow, wide = w.Layout(width="40px"), w.Layout(width="80px")
+        self.first_button = button("\u00ab", lambda: self._go(0), layout=narrow)
+        self.prev_button = button("\u2039 Prev", lambda: self._go(self.page - 1), layout=wide)
+        self.next_button = button(
+            "Next \u203a", lambda: self._go(self.page + 1), "tl-next", layout=wide
+        )
+        self.last_button = button("\u00bb", lambda: self._go(self.pages - 1), layout=narrow)
         self.page_label = w.HTML("")
         self.page_size_select = w.Dropdown(
             options=[10, 25, 50, 100, 200], description="Rows", layout=w.Layout(width="140px")
         )
         traitlets.link((self.page_size_select, "value"), (self, "page_size"))
-        self.row_select = w.Dropdown(
-            options=[("\u2014 select an exchange \u2014", _NO_ROW)],
-            value=_NO_ROW,
-            description="Exchange",
-            layout=w.Layout(width="100%"),
+        rows = w.Dropdown(
+            options=[_PLACEHOLDER], description="Exchange", layout=w.Layout(width="100%")
         )
-        self.row_select.add_class("tl-row-select")
+        self.row_select = classed(rows, "tl-row-select")
         self.row_select.observe(self._on_row_select, names="value")
 
         self.export_path = w.Text(
             value="selection.har", description="Export to", layout=w.Layout(width="360px")
         )
-        self.export_format = w.Dropdown(
-            options=[("HAR file", "har"), ("capture folder", "capture")],
-            value="har",
-            layout=w.Layout(width="160px"),
+        formats = [("HAR file", "har"), ("capture folder", "capture")]
+        self.export_format = w.Dropdown(options=formats, layout=w.Layout(width="160px"))
+        self.export_button = button(
+            "Export selection",
+            lambda: self.errors.run(self._export_clicked),
+            "tl-export",
+            icon="download",
         )
-        self.export_button = w.Button(description="Export selection", icon="download")
-        self.export_button.add_class("tl-export")
-        self.export_button.on_click(lambda _: self.errors.run(self._export_clicked))
         self.export_status = w.HTML("")
-
-    def _build_layout(self) -> None:
-        self.header = w.HTML("")
-        self.header.add_class("tl-header")
-        self.table = w.HTML("")
-        self.table.add_class("tl-table-view")
-        filters = w.Box(
-            [
-                self.method_select,
-                self.host_select,
-                self.status_select,
-                self.type_select,
-                self.sort_select,
-                self.search_text,
-                self.status_slider,
-                self.time_slider,
-                self.reset_button,
-            ],
-            layout=w.Layout(flex_flow="row wrap"),
-        )
+        self.header = classed(w.HTML(""), "tl-header")
+        self.table = classed(w.HTML(""), "tl-table-view")
         pager = w.HBox(
             [
                 self.first_button,
@@ -310,20 +280,6 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
             self.errors.output,
         )
 
-    # -- time ----------------------------------------------------------------------------------
-    def _time_edges(self) -> list[int]:
-        if not self.view.n:
-            return []
-        low, high = int(self.view.start_us.min()), int(self.view.start_us.max())
-        if high <= low:
-            return [low]
-        steps = np.linspace(low, high, _TIME_STEPS + 1).astype(np.int64)
-        return sorted({int(s) for s in steps} | {high})
-
-    def _time_bounds(self) -> tuple[int, int]:
-        values = [value for _, value in self.time_slider.options]
-        return (values[0], values[-1])
-
     # -- filters -------------------------------------------------------------------------------
     def criteria(self) -> Criteria:
         """The current filters as a :class:`~traffic_lab.widgets._browser_data.Criteria`."""
@@ -332,7 +288,7 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
             methods=(self.method,) if self.method else (),
             hosts=(self.host,) if self.host else (),
             status=self.status,
-            status_range=None if self.status_range == (100, 599) else self.status_range,
+            status_range=None if self.status_range == _ALL_STATUSES else self.status_range,
             since_us=None if full_time else self.time_range[0],
             until_us=None if full_time else self.time_range[1],
             search=self.search,
@@ -364,16 +320,8 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
             self.time_slider.index = (0, len(self.time_slider.options) - 1)
         finally:
             self._batching = False
-        self.filter(
-            method=_ANY,
-            host=_ANY,
-            status=_ANY,
-            status_range=(100, 599),
-            content_type=_ANY,
-            search="",
-            time_range=self._time_full,
-            sort="recorded",
-        )
+        defaults = {name: self.trait_defaults(name) for name in self._FILTERS}
+        self.filter(**{**defaults, "time_range": self._time_full})
 
     def _status_to_dropdown(self, change: Any) -> None:
         specs = [spec for _, spec in self.status_select.options]
@@ -423,14 +371,11 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
 
     def _render_header(self) -> None:
         v, rows = self.view, self._rows
+        matched = f"{_STYLE}<b>{len(rows):,}</b> of {v.n:,} exchanges match"
         if not len(rows):
-            self.header.value = (
-                f"{_STYLE}<b>0</b> of {v.n:,} exchanges match <span class='tl-note'>"
-                "(loosen the filters)</span>"
-            )
+            self.header.value = f"{matched} <span class='tl-note'>(loosen the filters)</span>"
             return
-        elapsed = v.elapsed_ms[rows]
-        p50, p95 = np.percentile(elapsed, [50, 95])
+        p50, p95 = np.percentile(v.elapsed_ms[rows], [50, 95])
         classes = np.bincount(np.clip(v.status[rows] // 100, 0, 6), minlength=7)
         share = [
             f"<span class='tl-s{k}'>{k}xx {classes[k] / len(rows):.1%}</span>"
@@ -441,28 +386,40 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
         if failed:
             share.append(f"<span class='tl-serr'>errors {failed:,}</span>")
         self.header.value = (
-            f"{_STYLE}<b>{len(rows):,}</b> of {v.n:,} exchanges match &middot; "
-            f"latency p50 {p50:,.1f} ms, p95 {p95:,.1f} ms &middot; {' '.join(share)}"
+            f"{matched} &middot; latency p50 {p50:,.1f} ms, p95 {p95:,.1f} ms &middot; "
+            + " ".join(share)
         )
 
     def _render_page(self) -> None:
         positions = self.page_rows()
-        records = self.view.rows(positions)
-        start = self.page * self.page_size
-        total = len(self._rows)
-        if total:
-            self.page_label.value = (
-                f"rows {start + 1:,}\u2013{start + len(positions):,} of {total:,} "
-                f"(page {self.page + 1:,}/{self.pages:,})"
+        start, total = self.page * self.page_size, len(self._rows)
+        self.page_label.value = (
+            f"rows {start + 1:,}\u2013{start + len(positions):,} of {total:,} "
+            f"(page {self.page + 1:,}/{self.pages:,})"
+            if total
+            else "no rows"
+        )
+        body, options = [], [_PLACEHOLDER]
+        for r in self.view.rows(positions):
+            status, url = r["status"], r["url"]
+            shown = status if status is not None else (r["error_type"] or "error")
+            started = r["started_at"]
+            when = started.strftime("%H:%M:%S.%f")[:-3] if started is not None else ""
+            selected = " class='tl-selected'" if r["position"] == self.selected else ""
+            body.append(
+                f"<tr{selected}><td class='tl-num'>{r['position']}</td><td>{esc(when)}</td>"
+                f"<td>{esc(r['method'])}</td><td title='{esc(url)}'>{esc(shorten(url, 100))}</td>"
+                f"<td class='{_status_class(status)}'>{esc(shown)}</td>"
+                f"<td class='tl-num'>{r['elapsed_ms']:,.1f}</td>"
+                f"<td class='tl-num'>{r['size']:,}</td><td>{esc(r['content_type'])}</td></tr>"
             )
-        else:
-            self.page_label.value = "no rows"
-        self.table.value = self._table_html(records)
-        options: list[tuple[str, int]] = [("\u2014 select an exchange \u2014", _NO_ROW)]
-        for r in records:
-            status = r["status"] if r["status"] is not None else "error"
-            label = f"#{r['position']}  {r['method']} {_short(r['url'], 90)}  \u2192 {status}"
-            options.append((f"{label}  {r['elapsed_ms']:,.0f} ms", r["position"]))
+            label = f"#{r['position']}  {r['method']} {shorten(url, 90)}  \u2192 "
+            label += f"{status if status is not None else 'error'}  {r['elapsed_ms']:,.0f} ms"
+            options.append((label, r["position"]))
+        if not body:
+            body.append("<tr><td colspan='8' class='tl-note'>no exchanges match</td></tr>")
+        head = "".join(f"<th>{h}</th>" for h in _COLUMNS)
+        self.table.value = f"{_STYLE}<table class='tl-table'><tr>{head}</tr>{''.join(body)}</table>"
         self._syncing = True
         try:
             value = self.selected if self.selected in set(positions.tolist()) else _NO_ROW
@@ -472,30 +429,6 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
             self._syncing = False
         self.first_button.disabled = self.prev_button.disabled = self.page == 0
         self.next_button.disabled = self.last_button.disabled = self.page >= self.pages - 1
-
-    def _table_html(self, records: list[dict[str, Any]]) -> str:
-        head = "".join(
-            f"<th>{h}</th>"
-            for h in ("#", "time (UTC)", "method", "URL", "status", "ms", "bytes", "type")
-        )
-        body = []
-        for r in records:
-            status = r["status"]
-            shown = status if status is not None else (r["error_type"] or "error")
-            started = r["started_at"]
-            when = started.strftime("%H:%M:%S.%f")[:-3] if started is not None else ""
-            selected = " class='tl-selected'" if r["position"] == self.selected else ""
-            body.append(
-                f"<tr{selected}><td class='tl-num'>{r['position']}</td><td>{esc(when)}</td>"
-                f"<td>{esc(r['method'])}</td>"
-                f"<td title='{esc(r['url'])}'>{esc(_short(r['url'], 100))}</td>"
-                f"<td class='{_status_class(status)}'>{esc(shown)}</td>"
-                f"<td class='tl-num'>{r['elapsed_ms']:,.1f}</td>"
-                f"<td class='tl-num'>{r['size']:,}</td><td>{esc(r['content_type'])}</td></tr>"
-            )
-        if not body:
-            body.append("<tr><td colspan='8' class='tl-note'>no exchanges match</td></tr>")
-        return f"{_STYLE}<table class='tl-table'><tr>{head}</tr>{''.join(body)}</table>"
 
     # -- selection -----------------------------------------------------------------------------
     def _on_row_select(self, change: Any) -> None:
@@ -582,7 +515,6 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
             from . import plots
         except ImportError as exc:
             self.plots.children = (w.HTML(f"<i>{esc(exc)}</i>"),)
-            self._plots_stale = False
-            return
-        self.plots.children = tuple(plots.plot_images(self.view, self._rows))
+        else:
+            self.plots.children = tuple(plots.plot_images(self.view, self._rows))
         self._plots_stale = False

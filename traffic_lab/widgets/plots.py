@@ -52,6 +52,7 @@ STATUS_COLORS = {
     "error": "#6a1b9a",
 }
 _CLASSES = list(STATUS_COLORS)
+_BOX = ("whislo", "q1", "med", "q3", "whishi")  # matplotlib's bxp keys: 5th to 95th percentile
 
 
 def figure_png(figure: Figure, dpi: int = 100) -> bytes:
@@ -63,10 +64,8 @@ def figure_png(figure: Figure, dpi: int = 100) -> bytes:
 
 
 def _register_ipython() -> None:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - ipywidgets depends on IPython
-        return
+    from IPython import get_ipython  # ipywidgets depends on IPython
+
     shell = get_ipython()
     if shell is None:
         return
@@ -80,7 +79,6 @@ def _register_ipython() -> None:
 _register_ipython()
 
 
-# -- arrays from a frame -------------------------------------------------------------------------
 def _class_index(status: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """0..3 for 2xx..5xx (1xx counts as 2xx), 4 for a transport error."""
     index = np.clip(status // 100 - 2, 0, 3)
@@ -94,8 +92,8 @@ class _Columns:
         self.start_us = view.start_us[rows]
         self.elapsed_ms = view.elapsed_ms[rows]
         self.status = view.status[rows]
-        self.methods = view.method_names(rows)
-        self.paths = view.path.take(pa.array(rows, pa.int64()))
+        self.methods: Any = view.method_names(rows)  # Arrow strings
+        self.paths: Any = view.path.take(pa.array(rows, pa.int64()))
 
     def endpoints(self) -> tuple[np.ndarray[Any, Any], list[str]]:
         """Codes (-1 for none) and names of ``METHOD /templated/path`` endpoints (the templates
@@ -106,15 +104,6 @@ class _Columns:
         return codes_of(pc.binary_join_element_wise(self.methods, templates, " "))
 
 
-def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
-    if ax is not None:
-        figure = ax.get_figure()
-        assert isinstance(figure, Figure)
-        return figure, ax
-    figure = Figure(figsize=size, layout="constrained")
-    return figure, figure.add_subplot()
-
-
 def _legend(ax: Axes, present: set[int]) -> None:
     from matplotlib.patches import Patch
 
@@ -123,25 +112,32 @@ def _legend(ax: Axes, present: set[int]) -> None:
         ax.legend(handles=handles, loc="best", fontsize=8, frameon=False)
 
 
-def _columns(data: Any) -> _Columns:
-    if isinstance(data, _Columns):
-        return data
-    for name in ("started_at", "request_method", "response_status"):
-        if name not in data.columns:
-            raise ValueError(f"not a traffic frame: no {name!r} column")
-    if "elapsed_ms" not in data.columns and "elapsed" not in data.columns:
-        raise ValueError("not a traffic frame: no 'elapsed_ms' (or 'elapsed') column")
-    view = TrafficView(data)
-    return _Columns(view, np.arange(view.n))
-
-
-def _empty(ax: Axes, title: str) -> None:
+def _setup(
+    frame: Any, ax: Axes | None, size: tuple[float, float], title: str
+) -> tuple[_Columns | None, Figure, Axes]:
+    """The plot's columns (``None`` when there are no rows: the axes then say so), figure and
+    axes (``ax``, or those of a new figure)."""
+    if isinstance(frame, _Columns):
+        c = frame
+    else:
+        for name in ("started_at", "request_method", "response_status"):
+            if name not in frame.columns:
+                raise ValueError(f"not a traffic frame: no {name!r} column")
+        if "elapsed_ms" not in frame.columns and "elapsed" not in frame.columns:
+            raise ValueError("not a traffic frame: no 'elapsed_ms' (or 'elapsed') column")
+        view = TrafficView(frame)
+        c = _Columns(view, np.arange(view.n))
+    figure = Figure(figsize=size, layout="constrained") if ax is None else ax.get_figure()
+    assert isinstance(figure, Figure)
+    ax = figure.add_subplot() if ax is None else ax
+    if len(c.start_us):
+        return c, figure, ax
     ax.text(0.5, 0.5, "no exchanges", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(title)
     ax.set_axis_off()
+    return None, figure, ax
 
 
-# -- the plots -----------------------------------------------------------------------------------
 def timeline(frame: Any, *, limit: int = 150, ax: Axes | None = None) -> Figure:
     """A waterfall of exchanges: one bar per exchange from its start to its end.
 
@@ -168,12 +164,10 @@ def timeline(frame: Any, *, limit: int = 150, ax: Axes | None = None) -> Figure:
     >>> timeline(df).axes[0].get_title()
     'Timeline of the first 2 of 2 exchanges'
     """
-    c = _columns(frame)
-    figure, axes = _axes(ax, (10, 4.5))
-    n = len(c.start_us)
-    if not n:
-        _empty(axes, "Timeline")
+    c, figure, axes = _setup(frame, ax, (10, 4.5), "Timeline")
+    if c is None:
         return figure
+    n = len(c.start_us)
     order = np.argsort(c.start_us, kind="stable")[:limit]
     t0 = c.start_us[order[0]]
     left = (c.start_us[order] - t0) / 1000.0
@@ -184,14 +178,8 @@ def timeline(frame: Any, *, limit: int = 150, ax: Axes | None = None) -> Figure:
     axes.barh(y, width, left=left, color=colors, height=0.8, linewidth=0)
     # Instant exchanges would vanish: mark every start.
     axes.scatter(left, y, s=4, c=colors, marker="|")
-    labels = [
-        f"{m} {p}"[:48]
-        for m, p in zip(
-            c.methods.take(order).to_pylist(),
-            c.paths.take(order).to_pylist(),
-            strict=True,
-        )
-    ]
+    names = pc.binary_join_element_wise(c.methods, c.paths, " ").take(order)
+    labels = [str(name)[:48] for name in names.to_pylist()]
     step = max(1, len(order) // 30)
     axes.set_yticks(y[::step], labels[::step], fontsize=7)
     axes.invert_yaxis()
@@ -219,29 +207,17 @@ def latency_by_endpoint(frame: Any, *, top: int = 12, ax: Axes | None = None) ->
     >>> [t.get_text() for t in latency_by_endpoint(df).axes[0].get_yticklabels()]
     ['GET /users/{id}  (n=2)', 'GET /search  (n=1)']
     """
-    c = _columns(frame)
-    figure, axes = _axes(ax, (10, 4.5))
-    if not len(c.start_us):
-        _empty(axes, "Latency by endpoint")
+    c, figure, axes = _setup(frame, ax, (10, 4.5), "Latency by endpoint")
+    if c is None:
         return figure
     codes, names = c.endpoints()
     counts = np.bincount(codes[codes >= 0], minlength=len(names))
     busiest = np.argsort(-counts, kind="stable")[:top]
     stats = []
     for code in busiest:
-        values = c.elapsed_ms[codes == code]
-        q05, q25, q50, q75, q95 = np.percentile(values, [5, 25, 50, 75, 95])
-        stats.append(
-            {
-                "label": f"{names[code]}  (n={counts[code]:,})",
-                "whislo": q05,
-                "q1": q25,
-                "med": q50,
-                "q3": q75,
-                "whishi": q95,
-                "fliers": [],
-            }
-        )
+        quantiles = np.percentile(c.elapsed_ms[codes == code], [5, 25, 50, 75, 95])
+        label = f"{names[code]}  (n={counts[code]:,})"
+        stats.append({"label": label, "fliers": [], **dict(zip(_BOX, quantiles, strict=True))})
     stats.sort(key=lambda s: s["med"])
     axes.bxp(stats, orientation="horizontal", showfliers=False, patch_artist=True)
     for patch in axes.patches:
@@ -275,10 +251,8 @@ def status_mix(frame: Any, *, bins: int = 40, ax: Axes | None = None) -> Figure:
     """
     import matplotlib.dates as mdates
 
-    c = _columns(frame)
-    figure, axes = _axes(ax, (10, 3.5))
-    if not len(c.start_us):
-        _empty(axes, "Status mix")
+    c, figure, axes = _setup(frame, ax, (10, 3.5), "Status mix")
+    if c is None:
         return figure
     low, high = int(c.start_us.min()), int(c.start_us.max())
     edges = np.linspace(low, max(high, low + 1), bins + 1)
@@ -288,18 +262,11 @@ def status_mix(frame: Any, *, bins: int = 40, ax: Axes | None = None) -> Figure:
     np.add.at(counts, (classes, bucket), 1)
     width_us = (edges[1] - edges[0]) if bins else 1.0
     centers = (edges[:-1] + width_us / 2).astype("int64").astype("datetime64[us]")
-    width_days = width_us / 86_400e6
+    bar_width = width_us / 86_400e6 * 0.95  # in days, as matplotlib's dates count
     bottom = np.zeros(bins)
-    for k, name in enumerate(_CLASSES):
+    for k, (name, color) in enumerate(STATUS_COLORS.items()):
         if counts[k].any():
-            axes.bar(
-                centers,
-                counts[k],
-                width=width_days * 0.95,
-                bottom=bottom,
-                color=STATUS_COLORS[name],
-                label=name,
-            )
+            axes.bar(centers, counts[k], width=bar_width, bottom=bottom, color=color, label=name)
             bottom += counts[k]
     locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
