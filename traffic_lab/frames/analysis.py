@@ -326,7 +326,6 @@ def duplicates(
     return out.sort_values(["saved_ms", "count"], ascending=False, kind="stable")
 
 
-# -- JSON shapes ---------------------------------------------------------------------------------
 _JSON_TYPES = (
     (type(None), "null"),
     (bool, "boolean"),
@@ -397,16 +396,12 @@ def _endpoint_shapes(
     if "response_content_type" in df.columns:
         content_type = df["response_content_type"].astype(str).str.lower()
         rows &= content_type.str.contains("json", regex=False).to_numpy(dtype=bool)
-    chosen = df[rows]
-    chosen_keys = keys[rows]
-    if chosen.empty:
+    if not rows.any():
         return {}
-    position = chosen_keys.groupby(chosen_keys, sort=False).cumcount()
-    chosen = chosen[position.to_numpy() < sample]
-    chosen_keys = chosen_keys[position.to_numpy() < sample]
-    docs = views.json_values(chosen)
+    rows[rows] = keys[rows].groupby(keys[rows], sort=False).cumcount().to_numpy() < sample
     shapes: dict[Any, dict[str, set[str]]] = {}
-    for key, doc in zip(chosen_keys.tolist(), docs.tolist(), strict=True):
+    docs = views.json_values(df[rows]).tolist()
+    for key, doc in zip(keys[rows].tolist(), docs, strict=True):
         if doc is not None:
             json_shape(doc, shapes.setdefault(key, {}))
     return shapes

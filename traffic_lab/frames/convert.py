@@ -200,7 +200,6 @@ def read_capture(
 to_pandas = read_capture
 
 
-# -- frame -> Arrow / exchanges -----------------------------------------------------------------
 def _series_to_arrow(series: pd.Series[Any], name: str) -> Any:
     target = SCHEMA.field(name).type
     if name == "elapsed":
@@ -208,18 +207,14 @@ def _series_to_arrow(series: pd.Series[Any], name: str) -> Any:
         return pa.array(np.rint(ms * 1000.0).astype(np.int64), pa.int64()).cast(target)
     try:
         arr: Any = pa.array(series, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        arr = pa.array(_plain_values(series.tolist(), name), target, from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    if arr.type != target:
-        try:
-            arr = arr.cast(target, safe=not pa.types.is_timestamp(target))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            arr = pa.array(_plain_values(series.tolist(), name), target, from_pandas=True)
-    return arr
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        return arr.cast(target, safe=not pa.types.is_timestamp(target))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        # A hand-made column (headers as tuples, tags as dicts...): from Python values.
+        return pa.array(_plain_values(series.tolist(), name), target, from_pandas=True)
 
 
 def _plain_values(values: list[Any], name: str) -> list[Any]:

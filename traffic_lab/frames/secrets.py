@@ -82,10 +82,6 @@ def shannon_entropy(value: str) -> float:
     return 0.0 - sum(c / n * math.log2(c / n) for c in Counter(value).values())
 
 
-def _mask(value: str) -> str:
-    return f"{value[:4]}…({len(value)} chars)"
-
-
 @dataclasses.dataclass
 class _Scanner:
     replacement: str
@@ -95,7 +91,7 @@ class _Scanner:
     found: list[tuple[str, str, str, str]] = dataclasses.field(default_factory=list)
 
     def add(self, location: str, name: str, kind: str, value: str) -> None:
-        self.found.append((location, name, kind, _mask(value)))
+        self.found.append((location, name, kind, f"{value[:4]}…({len(value)} chars)"))
 
     def redacted(self, value: str) -> bool:
         return self.replacement in value or unquote(self.replacement) in value
@@ -128,7 +124,6 @@ class _Scanner:
         if shannon_entropy(value) >= threshold:
             self.add(location, name, "high_entropy", value)
 
-    # -- parts of an exchange --------------------------------------------------------------------
     def url(self, url: str) -> None:
         self.formats("request.url", "", url.partition("?")[0])
         query = url.partition("?")[2].partition("#")[0]
@@ -199,7 +194,7 @@ class _Scanner:
                 self.json(location, item, f"{path}[]")
 
 
-def _rows(source: Any, where: WhereArg) -> Iterator[pa.Table]:
+def _rows(source: Any, where: WhereArg) -> Iterator[pa.RecordBatch]:
     if isinstance(source, pd.DataFrame):
         frame = source
         if where is not None:
@@ -210,8 +205,7 @@ def _rows(source: Any, where: WhereArg) -> Iterator[pa.Table]:
     else:
         ref = open_source(source)
         table = ref.read(_SCAN_COLUMNS, as_expression(where, partitioned=ref.partitioned))
-    for start in range(0, table.num_rows, 1024):
-        yield table.slice(start, 1024)
+    return iter(table.to_batches(max_chunksize=1024))
 
 
 def scan_secrets(
@@ -351,9 +345,4 @@ def redact_capture(
             "the source was not changed",
             path=target,
         )
-    return RedactionReport(
-        source=ref.location if ref.location is not None else ref.describe(),
-        destination=target,
-        exchanges=written,
-        changed=changed,
-    )
+    return RedactionReport(ref.location or ref.describe(), target, written, changed)
