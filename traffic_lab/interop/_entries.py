@@ -90,8 +90,7 @@ def field(
     prefix: str,
     default: Any = _REQUIRED,
 ) -> Any:
-    """``obj[key]``, of ``kind``; if missing, ``default`` when given, else an error (errors
-    name ``prefix.key``)."""
+    """``obj[key]`` of ``kind``; if missing, ``default`` if given, else an error."""
     name = f"{prefix}.{key}" if prefix else key
     if key in obj:
         return _check(obj[key], kind, loc, name)
@@ -113,8 +112,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class HugeInteger:
-    """An integer literal of more than :data:`MAX_INT_DIGITS` digits: refused by a field that
-    must be a number, free where no reader looks."""
+    """An integer literal of more than :data:`MAX_INT_DIGITS` digits (not a number)."""
 
     digits: int
 
@@ -138,8 +136,7 @@ def utf8_text(data: bytes, loc: Locator) -> str:
 
 
 def load_json(text: str, loc: Locator) -> Any:
-    """Parse a JSON document: integers bounded, any failure (nesting too deep for the parser
-    included) an :class:`InteropError` naming the file."""
+    """A JSON document, integers bounded; any failure is an :class:`InteropError`."""
     try:
         return json.loads(text, parse_int=parse_int)
     except json.JSONDecodeError as exc:
@@ -149,8 +146,7 @@ def load_json(text: str, loc: Locator) -> Any:
 
 
 def parse_url(url: str, loc: Locator, name: str, schemes: tuple[str, ...] = ()) -> httpx.URL:
-    """``url`` parsed by httpx: absolute (with a scheme in ``schemes``, if given), valid Unicode,
-    a port in 0-65535; else an :class:`InteropError` naming ``name``."""
+    """``url`` parsed by httpx: absolute, a scheme in ``schemes`` (if given), a valid port."""
     if not url.isascii():
         try:
             url.encode("utf-8")
@@ -207,9 +203,8 @@ def to_ns(moment: datetime) -> int:
 def encode_again(
     decoded: bytes, headers: Pairs, codings: list[str], *, method: str, status: int
 ) -> tuple[bytes, Pairs]:
-    """A body stored decoded, encoded again with ``codings`` so a replay decodes it as the
-    original; where a coding cannot be applied the ``Content-Encoding`` header is dropped
-    instead. A ``Content-Length`` that no longer matches is fixed either way."""
+    """A decoded body encoded again with ``codings`` (or, where one cannot be applied, without
+    ``Content-Encoding``), with a ``Content-Length`` that matches."""
     encoded = encode_body(decoded, codings) if codings and decoded else decoded
     body = decoded if encoded is None else encoded
     fixed = body_consistent_headers(
@@ -232,8 +227,7 @@ _VERSIONS = {
 
 
 def normalize_http_version(text: str, loc: Locator, name: str) -> str:
-    """The protocol as httpx names it (browsers write ``h2``, mitmproxy ``HTTP/2.0``); an empty
-    value means HTTP/1.1, other values are kept."""
+    """The protocol as httpx names it (``h2``, ``HTTP/2.0`` -> ``HTTP/2``; empty: HTTP/1.1)."""
     stripped = text.strip()
     if not stripped:
         return "HTTP/1.1"
@@ -251,17 +245,15 @@ Locate: TypeAlias = Mapping[str, str] | Callable[[Locator, str], tuple[Locator, 
 MAX_ENTRY_WARNINGS = 20
 
 
+@dataclass(slots=True)
 class Skips:
     """What one reader skips in one file or tree: raised with ``strict``, else warned (the first
     :data:`MAX_ENTRY_WARNINGS` by name, the rest counted by :meth:`finish`). Both are called two
     frames below the public reader, so the warnings point at its caller."""
 
-    __slots__ = ("count", "source", "strict")
-
-    def __init__(self, source: str, *, strict: bool) -> None:
-        self.source = source
-        self.strict = strict
-        self.count = 0
+    source: str
+    strict: bool
+    count: int = 0
 
     def skip(self, error: InteropError, what: str = "entry skipped") -> None:
         """Raise ``error`` with ``strict``, else warn that it was skipped."""
@@ -290,11 +282,8 @@ def read_entries(
     *,
     locate: Locate,
 ) -> list[Exchange]:
-    """Each entry read by ``read(entry, loc)`` and checked with :func:`check_storable`.
-
-    An entry that fails in any way is named by file, entry and field and handed to ``skips``.
-    Call it from the public reader itself (warnings point at that reader's caller).
-    """
+    """Each entry read by ``read(entry, loc)`` and checked with :func:`check_storable`; one that
+    fails in any way goes to ``skips``. Call it from the public reader itself."""
     exchanges: list[Exchange] = []
     for loc, entry in entries:
         try:
@@ -342,8 +331,7 @@ def file_guard(path: str) -> Iterator[None]:
 
 
 def open_input(file: Path, loc: Locator) -> BinaryIO:
-    """``file`` opened for reading; a failure other than ``FileNotFoundError`` (a folder, no
-    permission) is an :class:`InteropError` naming it."""
+    """``file`` opened; a failure but ``FileNotFoundError`` is an :class:`InteropError`."""
     try:
         return open(file, "rb")
     except FileNotFoundError:
@@ -355,8 +343,7 @@ def open_input(file: Path, loc: Locator) -> BinaryIO:
 def read_bounded(
     read: Callable[[int], bytes], loc: Locator, max_bytes: int, too_large: str = "is larger than"
 ) -> bytes:
-    """Everything ``read`` gives, 1 MiB at a time (``read(max_bytes + 1)`` would reserve
-    ``max_bytes`` up front); past ``max_bytes``, an :class:`InteropError`."""
+    """What ``read`` gives, 1 MiB at a time, up to ``max_bytes`` (then an error)."""
     parts: list[bytes] = []
     size = 0
     while chunk := read(min(1 << 20, max_bytes + 1 - size)):
@@ -376,15 +363,13 @@ def check_max_bytes(max_bytes: int) -> int:
 
 # -- files --------------------------------------------------------------------------------------
 def write_file_atomic(path: Path, data: bytes, *, overwrite: bool) -> None:
-    """Write ``data`` to ``path`` whole or not at all, never through a symlink; without
-    ``overwrite`` an existing path (even one created meanwhile) is never replaced."""
+    """Write ``data`` to ``path`` whole or not at all (:func:`traffic_lab.files.write_atomic`)."""
     if not write_atomic(path, data, overwrite=overwrite):
         raise _exists(path)
 
 
 def publish_directory(path: Path, fill: Callable[[Path], None], *, overwrite: bool) -> None:
-    """Build a folder with ``fill(tmp)`` beside ``path``, then rename it into place; with
-    ``overwrite`` the old ``path`` is moved aside and deleted only once the new one is in."""
+    """Build a folder with ``fill(tmp)`` beside ``path``, then rename it into place."""
     if not overwrite and os.path.lexists(path):
         raise _exists(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))

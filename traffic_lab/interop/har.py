@@ -81,15 +81,11 @@ def read_har(
 ) -> list[Exchange]:
     """Read a HAR file (plain, gzip- or zlib-compressed) into exchanges, in entry order.
 
-    Entries with status 0 (no response) become exchanges with an ``error``. Bad entries are
-    skipped with a warning, or raised with ``strict=True``, as :mod:`traffic_lab.interop`
-    says. ``max_bytes`` bounds the HAR text read, after decompression (1 GiB by default): a
-    larger file, or a gzip bomb, raises :class:`~traffic_lab.InteropError` having decompressed
-    no more than that. A body held as text whose recorded size fits neither its UTF-8 nor its
-    one-character-per-byte reading is kept as UTF-8, with a ``UserWarning``.
-
-    Raises :class:`~traffic_lab.InteropError` for a file that is not a HAR document (nothing
-    else escapes from a bad file), ``FileNotFoundError`` for a missing one.
+    Entries with status 0 (no response) become exchanges with an ``error``; bad entries are
+    skipped with a warning, or raised with ``strict=True``. ``max_bytes`` bounds the HAR text,
+    after decompression (1 GiB by default). A text body whose recorded size fits neither its
+    UTF-8 nor its one-character-per-byte reading is kept as UTF-8, with a ``UserWarning``.
+    Raises :class:`~traffic_lab.InteropError` for a file that is not a HAR document.
 
     >>> import tempfile, pathlib
     >>> from traffic_lab.interop import read_har, write_har
@@ -262,13 +258,8 @@ def _bytes(text: str, loc: Locator, name: str) -> bytes:
 def _read_text(
     obj: Mapping[str, Any], prefix: str, headers: Pairs, sizes: set[int], loc: Locator
 ) -> bytes | None:
-    """The body ``obj`` (a ``postData`` or ``content``) holds in ``text``; ``None`` without.
-
-    Text is encoded in the charset of its type, but mitmproxy writes a body of no declared
-    charset one character per byte (Latin-1), browsers as UTF-8: the reading whose length is
-    among the ``sizes`` the entry records wins; when none is, the charset's reading is kept,
-    with a warning naming the entry.
-    """
+    """The body ``obj`` (``postData``, ``content``) holds as ``text``, or ``None``; of the
+    charset's and the Latin-1 reading, the one of a recorded size (docs/interop.md)."""
     text: str | None = field(obj, "text", (str, _NONE), loc, prefix, None)
     if text is None:
         return None
@@ -307,8 +298,7 @@ def _read_text(
 
 
 def _sizes(headers: Iterable[tuple[bytes, bytes]], *recorded: Any) -> set[int]:
-    """The lengths an entry records for a decoded body: the ``recorded`` values that are
-    sizes, and the ``Content-Length`` unless a ``Content-Encoding`` makes it count others."""
+    """The ``recorded`` values that are sizes, and a ``Content-Length`` of the decoded body."""
     sizes = {size for size in recorded if type(size) is int and size >= 0}
     length = header_value(headers, "content-length")
     if length and length.isdigit() and len(length) < 20 and not content_codings(headers):
@@ -408,11 +398,9 @@ def _decodes_to(wire: bytes, codings: list[str], decoded: bytes) -> bool:
 def write_har(exchanges: Iterable[Exchange], path: PathArg, *, overwrite: bool = False) -> int:
     """Write exchanges to a HAR 1.2 file, atomically; return the number of entries written.
 
-    Bodies are written decoded, as browsers do, and the wire bytes of encoded bodies also go in
-    ``_trafficLab.responseBody``, so :func:`read_har` restores them exactly; transport errors
-    become entries with status 0 and ``response._error``. A path ending in ``.gz`` is
-    gzip-compressed, ``.zhar`` zlib-compressed. An existing file raises ``FileExistsError``
-    unless ``overwrite=True``. ``docs/interop.md`` says where pages, timings and tags go.
+    Bodies are written decoded, as browsers do, and the wire bytes of encoded ones also go in
+    ``_trafficLab.responseBody`` for an exact round trip. A path ending in ``.gz`` is
+    gzip-compressed, ``.zhar`` zlib-compressed. ``FileExistsError`` unless ``overwrite=True``.
 
     >>> import json, tempfile, pathlib
     >>> from traffic_lab.interop import write_har
@@ -512,7 +500,7 @@ def _request(exchange: Exchange) -> dict[str, Any]:
         "method": exchange.method,
         "url": exchange.url,
         "httpVersion": exchange.http_version,
-        "cookies": _request_cookies(headers),
+        "cookies": _cookies(headers, b"cookie"),
         "headers": _header_list(headers),
         "queryString": [
             {"name": k, "value": v} for k, v in httpx.URL(exchange.url).params.multi_items()
@@ -577,7 +565,7 @@ def _response(exchange: Exchange, custom: dict[str, Any]) -> dict[str, Any]:
         "status": exchange.status_code,
         "statusText": exchange.reason_phrase,
         "httpVersion": exchange.http_version,
-        "cookies": _response_cookies(headers),
+        "cookies": _cookies(headers, b"set-cookie"),
         "headers": _header_list(headers),
         "content": content,
         "redirectURL": _text(header_value(headers, "location") or b""),
@@ -587,8 +575,7 @@ def _response(exchange: Exchange, custom: dict[str, Any]) -> dict[str, Any]:
 
 
 def _text_of(body: bytes, charset: str, errors: str) -> str | None:
-    """``body`` as text in ``charset`` if that text encodes back to exactly ``body`` (a UTF-16
-    body without a byte-order mark would not), else ``None``: write it as base64."""
+    """``body`` as text in ``charset`` if that encodes back to ``body``, else ``None``."""
     try:
         text = body.decode(charset, errors)
         return text if text.encode(charset, errors) == body else None
@@ -600,29 +587,22 @@ def _values(pairs: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
     return [_text(value) for key, value in pairs if key.lower() == name]
 
 
-def _request_cookies(pairs: Iterable[tuple[bytes, bytes]]) -> list[dict[str, str]]:
-    cookies = []
-    for value in _values(pairs, b"cookie"):
-        for part in value.split(";"):
-            name, sep, val = part.strip().partition("=")
-            if sep:
-                cookies.append({"name": name, "value": val})
-    return cookies
-
-
-def _response_cookies(pairs: Iterable[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
-    cookies = []
-    for value in _values(pairs, b"set-cookie"):
-        first, *attributes = value.split(";")
-        name, sep, val = first.strip().partition("=")
+def _cookies(pairs: Iterable[tuple[bytes, bytes]], header: bytes) -> list[dict[str, Any]]:
+    """The cookies of the ``Cookie`` or ``Set-Cookie`` headers, as HAR lists them."""
+    cookies: list[dict[str, Any]] = []
+    for value in _values(pairs, header):
+        parts = [part.strip().partition("=") for part in value.split(";")]
+        if header == b"cookie":
+            cookies += [{"name": name, "value": val} for name, sep, val in parts if sep]
+            continue
+        (name, sep, val), *attributes = parts
         if not sep:
             continue
         cookie: dict[str, Any] = {"name": name, "value": val}
-        for attribute in attributes:
-            attr_name, _, attr_value = attribute.strip().partition("=")
-            lowered = attr_name.lower()
+        for attribute, _, attribute_value in attributes:
+            lowered = attribute.lower()
             if lowered in ("path", "domain"):
-                cookie[lowered] = attr_value
+                cookie[lowered] = attribute_value
             elif lowered in ("httponly", "secure"):
                 cookie["httpOnly" if lowered == "httponly" else "secure"] = True
         cookies.append(cookie)

@@ -97,17 +97,12 @@ def read_http4k(
     """Read an http4k ``DiskStream`` or ``DiskTree`` folder into a list of exchanges.
 
     Every folder under ``path`` holding a ``request.txt`` or a ``response.txt`` is one exchange
-    and must hold both; exchanges come in the order of the folders' relative paths (for a
+    and must hold both; they come in the order of the folders' relative paths (for a
     ``DiskStream``, http4k's replay order). ``base_url`` (e.g. ``"https://api.example"``)
-    completes requests recorded with only a path as target (server-side traffic); by default
-    ``http://`` + their ``Host``. ``max_bytes`` bounds each message file and what a response
-    body decodes to (1 GiB by default). An exchange, folder or link that is bad (errors name
-    the part: ``request line``, ``headers``...) is skipped with a warning, or raised with
-    ``strict=True``, as :mod:`traffic_lab.interop` says. ``started_at`` is the modification
-    time of ``request.txt``.
-
-    Raises :class:`~traffic_lab.InteropError` if ``path`` is not a folder, or on a system
-    without ``O_NOFOLLOW`` walks (not POSIX); ``FileNotFoundError`` if there is none.
+    completes a request target that is only a path; by default ``http://`` + its ``Host``.
+    ``max_bytes`` bounds each message file and what a body decodes to (1 GiB by default). A bad
+    exchange, folder or link is skipped with a warning, or raised with ``strict=True``. Raises
+    :class:`~traffic_lab.InteropError` if ``path`` is not a folder or the system not POSIX.
 
     >>> import tempfile, pathlib
     >>> from traffic_lab.interop import read_http4k
@@ -164,8 +159,7 @@ def _open_folder(root_fd: int, parts: tuple[str, ...]) -> int:
 
 
 def _exchange_folders(root_fd: int, root: Path, skips: Skips) -> list[tuple[str, ...]]:
-    """The folders (as name tuples) holding a message file; a folder that is a link, has a name
-    outside :data:`FOLDER_NAME`, lies too deep or cannot be listed is handed to ``skips``."""
+    """The folders (as name tuples) holding a message file; bad ones go to ``skips``."""
     found: list[tuple[str, ...]] = []
     pending: list[tuple[str, ...]] = [()]
     while pending:
@@ -211,8 +205,7 @@ def _list_folder(root_fd: int, parts: tuple[str, ...]) -> list[tuple[str, bool, 
 
 
 def _read_message(folder_fd: int, name: str, loc: Locator, max_bytes: int) -> tuple[bytes, int]:
-    """The bytes and mtime of message file ``name``: a regular file, never reached through a
-    link, of at most ``max_bytes``."""
+    """Bytes and mtime of message file ``name``: regular, not a link, at most ``max_bytes``."""
     try:
         fd = os.open(name, _OPEN_FILE, dir_fd=folder_fd)
     except FileNotFoundError:
@@ -347,15 +340,12 @@ def write_http4k(
     """Write exchanges as an http4k ``DiskStream`` or ``DiskTree`` folder, atomically; return
     the number of exchange folders written.
 
-    Messages are written as http4k writes them, with the wire bytes as bodies, and each
-    ``request.txt`` gets the exchange's start as its modification time. ``layout="stream"``
+    Each ``request.txt`` gets the exchange's start as its modification time. ``layout="stream"``
     names one folder per exchange ``<19-digit sequence><UUID>``, sorting in the order given
-    (http4k's ``DiskStream``); ``"tree"`` uses http4k's ``DiskTree`` layout (request path +
-    hash of ``request.txt``), where a repeated request keeps only the last one. Raises
-    :class:`~traffic_lab.InteropError` for an exchange without a response or truncated (no
-    http4k form), or whose URL path makes a folder name over 255 bytes or more than
-    :data:`MAX_TREE_DEPTH` folders; an existing folder raises ``FileExistsError`` unless
-    ``overwrite=True``.
+    (http4k's ``DiskStream``); ``"tree"`` is http4k's ``DiskTree`` (request path + hash of
+    ``request.txt``: a repeated request keeps only the last one). Raises
+    :class:`~traffic_lab.InteropError` for an exchange without a response, a truncated one, or a
+    URL path too long for folder names; ``FileExistsError`` unless ``overwrite=True``.
 
     >>> import tempfile, pathlib
     >>> from traffic_lab.interop import read_http4k, write_http4k
@@ -422,9 +412,7 @@ def _response_text(exchange: Exchange) -> bytes:
 
 
 def _tree_folder(url: str, request_text: bytes, loc: Locator) -> PurePosixPath:
-    """http4k's ``DiskTree`` folder of a request: its URL path, then a hash of ``request.txt``.
-    Every name matches :data:`FOLDER_NAME` (``..`` and empty segments dropped, other characters
-    percent-encoded, a segment named like a message file with its dot encoded)."""
+    """http4k's ``DiskTree`` folder of a request, each name matching :data:`FOLDER_NAME`."""
     raw_path = parse_url(url, loc, "url").raw_path.split(b"?", 1)[0].decode("ascii")
     segments = []
     for segment in raw_path.split("/"):

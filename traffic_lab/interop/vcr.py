@@ -98,10 +98,9 @@ def read_vcr(
     """Read a VCR.py cassette into a list of exchanges, in the cassette's order.
 
     ``serializer`` is ``"yaml"`` or ``"json"``; by default ``.json`` files are JSON, ``.yaml``
-    / ``.yml`` files YAML, and other files JSON when they start with ``{``. Bad interactions
-    are skipped with a warning, or raised with ``strict=True``, as :mod:`traffic_lab.interop`
-    says. Raises :class:`~traffic_lab.InteropError` for a file that is not a cassette (or is
-    an alias bomb), ``FileNotFoundError`` for a missing one.
+    / ``.yml`` files YAML, and others JSON when they start with ``{``. Bad interactions are
+    skipped with a warning, or raised with ``strict=True``. Raises
+    :class:`~traffic_lab.InteropError` for a file that is not a cassette (or an alias bomb).
 
     >>> import tempfile, pathlib
     >>> from traffic_lab.interop import read_vcr, write_vcr
@@ -181,12 +180,9 @@ def _cassette_loader() -> Any:
             self._depth += 1
             try:
                 if self._depth > MAX_YAML_DEPTH:
-                    raise yaml.composer.ComposerError(
-                        None,
-                        None,
-                        f"nested deeper than {MAX_YAML_DEPTH} levels",
-                        self.peek_event().start_mark,
-                    )
+                    problem = f"nested deeper than {MAX_YAML_DEPTH} levels"
+                    mark = self.peek_event().start_mark
+                    raise yaml.composer.ComposerError(None, None, problem, mark)
                 return super().compose_node(parent, index)
             finally:
                 self._depth -= 1
@@ -201,8 +197,7 @@ def _cassette_loader() -> Any:
 
 
 def _check_expansion(root: Any, budget: int, loc: Locator) -> None:
-    """Refuse a composed YAML graph whose aliases expand it past ``budget`` nodes plus scalar
-    characters (what a ``repr``, a copy or a merge key ``<<`` of the data would walk)."""
+    """Refuse a YAML graph whose aliases expand it past ``budget`` nodes plus characters."""
     yaml = _yaml()
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
@@ -333,14 +328,11 @@ def write_vcr(
     """Write exchanges as a VCR.py cassette that VCR.py can replay, atomically; return the
     number of interactions written.
 
-    Bodies are text when they are UTF-8 and bytes (YAML ``!!binary``) otherwise, as VCR.py
-    writes them; header names keep their order and case, values of one name are grouped.
-    ``serializer`` defaults to JSON for a ``.json`` path, else YAML. Raises
-    :class:`~traffic_lab.InteropError` for an exchange without a response (a transport error:
-    filter with ``ex.ok``) or a truncated one, and for a binary body in a JSON cassette unless
-    ``decode_compressed_response`` (like VCR.py's option: gzip / deflate / brotli responses
-    stored decoded, without ``Content-Encoding``) decodes it. An existing file raises
-    ``FileExistsError`` unless ``overwrite=True``.
+    ``serializer`` defaults to JSON for a ``.json`` path, else YAML. With
+    ``decode_compressed_response`` (VCR.py's option) encoded responses are stored decoded,
+    without ``Content-Encoding``. Raises :class:`~traffic_lab.InteropError` for an exchange
+    without a response (filter with ``ex.ok``), a truncated one, or a binary body in a JSON
+    cassette; ``FileExistsError`` unless ``overwrite=True``.
 
     >>> import json, tempfile, pathlib
     >>> from traffic_lab.interop import write_vcr
