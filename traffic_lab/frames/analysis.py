@@ -81,8 +81,7 @@ def path_template(path: str, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULE
     >>> path_template("/api/reports/3fa2b9c01e"), path_template("/api/decade/image.png")
     ('/api/reports/{hash}', '/api/decade/image.png')
     """
-    result = path_templates(pa.array([path], pa.string()), rules)[0].as_py()
-    return str(result)
+    return str(path_templates(pa.array([path], pa.string()), rules)[0].as_py())
 
 
 def endpoint_series(
@@ -98,11 +97,8 @@ def endpoint_series(
         parts: Any = pc.extract_regex(urls, r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*(?P<path>[^?#]*)")
         path = parts.field("path")
         paths = pc.if_else(pc.equal(path, pa.scalar("")), "/", path)
-    templates = path_templates(paths, rules).dictionary_encode()
-    series: pd.Series[Any] = templates.to_pandas()
-    series.index = df.index
-    series.name = "endpoint"
-    return series
+    series: pd.Series[Any] = path_templates(paths, rules).dictionary_encode().to_pandas()
+    return series.set_axis(df.index).rename("endpoint")
 
 
 def _need(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:

@@ -189,6 +189,4 @@ def header(
     values = result.to_pandas()
     if not pc.all(pc.string_is_ascii(result)).as_py():
         values = values.map(lambda v: decode_header(v) if isinstance(v, str) else v)
-    values.index = df.index
-    values.name = name.lower()
-    return values
+    return values.set_axis(df.index).rename(name.lower())
