@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.text import Text
 
+from ..wire import header_values
 from ._inputs import reading
 from ._output import BadInputError, command, out_console, plural, simple_table
 
@@ -341,15 +342,12 @@ def stats(
 # -- show ------------------------------------------------------------------------------------------
 def _body_view(body: bytes, headers: Any) -> tuple[str | None, bool]:
     """``(text, is_json)`` for showing a decoded body; ``None`` for binary."""
-    content_type = ""
-    for name, value in headers:
-        if name.lower() == b"content-type":
-            content_type = value.decode("latin-1").lower()
+    content_type = (header_values(headers, "content-type") or [b""])[-1].decode("latin-1")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return None, False
-    if "json" in content_type or (text[:1] in "{[" and text.strip()):
+    if "json" in content_type.lower() or (text[:1] in "{[" and text.strip()):
         try:
             return json.dumps(json.loads(text), indent=2, ensure_ascii=False), True
         except ValueError:
@@ -372,8 +370,8 @@ def _decoded_response(exchange: Exchange) -> tuple[bytes | None, str | None]:
         return None, "the body cannot be decoded (truncated or corrupt encoded stream)"
 
 
-def _header_lines(headers: Any) -> list[str]:
-    return [f"{n.decode('latin-1')}: {v.decode('latin-1')}" for n, v in headers]
+def _headers(headers: Any) -> list[list[str]]:
+    return [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers]
 
 
 def _body_json(body: bytes | None) -> dict[str, Any]:
@@ -396,7 +394,7 @@ def _exchange_json(index: int, ex: Exchange) -> dict[str, Any]:
         "request": {
             "method": ex.method,
             "url": ex.url,
-            "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in ex.request_headers],
+            "headers": _headers(ex.request_headers),
             **_body_json(ex.request_body),
         },
         "response": None,
@@ -407,7 +405,7 @@ def _exchange_json(index: int, ex: Exchange) -> dict[str, Any]:
             "status": ex.status_code,
             "reason": ex.reason_phrase,
             "http_version": ex.http_version,
-            "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in ex.response_headers],
+            "headers": _headers(ex.response_headers),
             "wire_bytes": len(ex.response_body),
             **_body_json(decoded),
         }
@@ -475,8 +473,8 @@ def show(capture: str, number: int, as_json: bool, raw: bool) -> None:
     console.print(Text(head))
     console.print()
     console.print(Text(f"{exchange.method} {exchange.url}", style="bold"))
-    for line in _header_lines(exchange.request_headers):
-        console.print(Text(line))
+    for pair in _headers(exchange.request_headers):
+        console.print(Text(": ".join(pair)))
     _print_body(console, exchange.request_body, exchange.request_headers, None)
     console.print()
     if exchange.status_code is None:
@@ -492,6 +490,6 @@ def show(capture: str, number: int, as_json: bool, raw: bool) -> None:
     if exchange.truncated:
         status += "  (truncated: the client stopped reading)"
     console.print(Text(status, style="bold"))
-    for line in _header_lines(exchange.response_headers):
-        console.print(Text(line))
+    for pair in _headers(exchange.response_headers):
+        console.print(Text(": ".join(pair)))
     _print_body(console, decoded, exchange.response_headers, why)

@@ -110,12 +110,8 @@ def import_(
     done = 0
     with Interrupt() as stop:
         with interop_errors(str(source)), progress(f"reading {source.name}", None, quiet=quiet):
-            if kind == "har":
-                exchanges = interop.read_har(source, strict=strict)
-            elif kind == "vcr":
-                exchanges = interop.read_vcr(source, strict=strict)
-            else:
-                exchanges = interop.read_http4k(source, base_url=base_url, strict=strict)
+            options = {"base_url": base_url} if kind == "http4k" else {}
+            exchanges = getattr(interop, f"read_{kind}")(source, strict=strict, **options)
         if stop.requested:
             raise interrupted(f"nothing imported into {capture}")
         store = open_stream(capture, create=True)
@@ -205,17 +201,9 @@ def export(
         try:
             with progress("exporting", total, quiet=quiet) as advance:
                 items = exchanges(stop, advance)
-                if kind == "har":
-                    written = interop.write_har(items, target, overwrite=overwrite)
-                elif kind == "vcr":
-                    written = interop.write_vcr(items, target, overwrite=overwrite)
-                else:
-                    written = interop.write_http4k(
-                        items,
-                        target,
-                        layout=layout,  # type: ignore[arg-type]
-                        overwrite=overwrite,
-                    )
+                options = {"layout": layout} if kind == "http4k" else {}
+                write = getattr(interop, f"write_{kind}")
+                written = write(items, target, overwrite=overwrite, **options)
         except _Stop:
             raise interrupted(f"nothing written to {target}") from None
         finally:

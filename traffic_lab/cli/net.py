@@ -44,7 +44,6 @@ from ._output import (
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-    from ..matching import Matcher
     from ..stores.parquet import ParquetStream
     from ..transports.requester import ReplayResult
 
@@ -96,6 +95,15 @@ def _port_option(default: int) -> Callable[[_F], _F]:
     )
 
 
+_timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds to connect and for each read or write.",
+)
+
+
 # -- serve -----------------------------------------------------------------------------------------
 def _origins(store: ParquetStream) -> list[str]:
     table = store.to_arrow(columns=["request_scheme", "request_host", "request_port"])
@@ -110,24 +118,6 @@ def _origins(store: ParquetStream) -> list[str]:
         netloc = host if port in (None, default) else f"{host}:{port}"
         origins.add(f"{scheme}://{netloc}")
     return sorted(origins)
-
-
-def _matcher(
-    ignore_query: tuple[str, ...],
-    match_body: str,
-    match_header: tuple[str, ...],
-    any_origin: bool,
-) -> Matcher:
-    from ..matching import Matcher
-
-    return Matcher(
-        scheme=not any_origin,
-        host=not any_origin,
-        port=not any_origin,
-        ignore_query=ignore_query,
-        headers=match_header,
-        body=match_body,  # type: ignore[arg-type]
-    )
 
 
 @command(
@@ -196,6 +186,7 @@ def serve(
 ) -> None:
     """Serve a capture as an HTTP mock server: requests are answered with recorded responses,
     by request key (cache mode) or in recorded order (stream mode)."""
+    from ..matching import Matcher
     from ..servers import MockApp, run_server
 
     if origin is not None:
@@ -206,7 +197,14 @@ def serve(
     if origin is None and len(origins) == 1:
         origin = origins[0]
     any_origin = origin is None and len(origins) > 1
-    matcher = _matcher(ignore_query, match_body, match_header, any_origin)
+    matcher = Matcher(
+        scheme=not any_origin,
+        host=not any_origin,
+        port=not any_origin,
+        ignore_query=ignore_query,
+        headers=match_header,
+        body=match_body,  # type: ignore[arg-type]
+    )
     store: Any = open_cache(capture, matcher) if mode == "cache" else open_stream(capture)
     app = MockApp(store, strict=strict, matcher=matcher, origin=origin)
     sock = _listen(host, port)
@@ -248,13 +246,7 @@ answered before the signal is in it.
 @_port_option(8080)
 @click.option("--no-redact", is_flag=True, help="Record secrets as they are (not recommended).")
 @tags_option
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds to connect and for each upstream read or write.",
-)
+@_timeout_option
 @click.option(
     "--flush-seconds",
     type=click.FloatRange(min=0, min_open=True),
@@ -348,51 +340,6 @@ def _difference(result: ReplayResult, ignore: frozenset[str]) -> dict[str, Any] 
     return {**base, "status": status, "changes": changes}
 
 
-async def _replay(
-    stream: ParquetStream,
-    out: ParquetStream,
-    target: str,
-    *,
-    rate: float | None,
-    concurrency: int,
-    timeout: float,
-    no_redact: bool,
-    ignore: frozenset[str],
-    stop: Interrupt,
-    advance: Any,
-    report: dict[str, Any],
-) -> None:
-    from ..transports.record import AsyncRecordingTransport
-    from ..transports.requester import areplay_requests
-
-    transport = AsyncRecordingTransport(
-        out,
-        httpx.AsyncHTTPTransport(retries=0),
-        redactor=redactor(no_redact),
-        tags={"replay_of": target},
-    )
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        transport=transport, timeout=timeout, limits=limits, follow_redirects=False
-    ) as client:
-        results = cast(
-            "AsyncGenerator[ReplayResult, None]",
-            areplay_requests(stream, client, base_url=target, concurrency=concurrency, rate=rate),
-        )
-        async with aclosing(results):
-            async for result in results:
-                index = report["sent"]
-                report["sent"] += 1
-                difference = _difference(result, ignore)
-                if difference is not None:
-                    report["differences"].append({"index": index, **difference})
-                    if result.response is None:
-                        report["failed"] += 1
-                advance()
-                if stop.requested:
-                    break
-
-
 def _print_replay(report: dict[str, Any], show: int) -> None:
     console = out_console()
     differences = report["differences"]
@@ -448,13 +395,7 @@ by value). Exit 1 when any response differs or a request fails, 0 when all match
     show_default=True,
     help="Requests in flight at once.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds to connect and for each read or write.",
-)
+@_timeout_option
 @click.option(
     "--ignore-header",
     multiple=True,
@@ -515,25 +456,45 @@ def replay(
         "failed": 0,
         "differences": [],
     }
+
+    async def run(stop: Interrupt, advance: Any) -> None:
+        from ..transports.record import AsyncRecordingTransport
+        from ..transports.requester import areplay_requests
+
+        transport = AsyncRecordingTransport(
+            out_store,
+            httpx.AsyncHTTPTransport(retries=0),
+            redactor=redactor(no_redact),
+            tags={"replay_of": target},
+        )
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(
+            transport=transport, timeout=timeout, limits=limits, follow_redirects=False
+        ) as client:
+            results = cast(
+                "AsyncGenerator[ReplayResult, None]",
+                areplay_requests(
+                    stream, client, base_url=target, concurrency=concurrency, rate=rate
+                ),
+            )
+            async with aclosing(results):
+                async for result in results:
+                    index = report["sent"]
+                    report["sent"] += 1
+                    difference = _difference(result, ignore)
+                    if difference is not None:
+                        report["differences"].append({"index": index, **difference})
+                        if result.response is None:
+                            report["failed"] += 1
+                    advance()
+                    if stop.requested:
+                        break
+
     stopped = False
     try:
         with Interrupt() as stop, capture_errors(capture):
             with progress("replaying", total, quiet=quiet) as advance:
-                anyio.run(
-                    lambda: _replay(
-                        stream,
-                        out_store,
-                        target,
-                        rate=rate,
-                        concurrency=concurrency,
-                        timeout=timeout,
-                        no_redact=no_redact,
-                        ignore=ignore,
-                        stop=stop,
-                        advance=advance,
-                        report=report,
-                    )
-                )
+                anyio.run(run, stop, advance)
             stopped = stop.requested
     except KeyboardInterrupt:
         stopped = True

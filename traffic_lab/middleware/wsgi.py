@@ -266,17 +266,16 @@ class _TeeInput:
 
     # Arguments are passed on exactly as given: some servers' streams take no size argument,
     # and read() with no size means "to the end" where read(-1) may not.
-    def read(self, *args: Any) -> bytes:
-        data: bytes = self._inner.read(*args)
+    def _keep(self, data: bytes) -> bytes:
         if data:
             self._chunks.append(bytes(data))
         return data
 
+    def read(self, *args: Any) -> bytes:
+        return self._keep(self._inner.read(*args))
+
     def readline(self, *args: Any) -> bytes:
-        line: bytes = self._inner.readline(*args)
-        if line:
-            self._chunks.append(bytes(line))
-        return line
+        return self._keep(self._inner.readline(*args))
 
     def readlines(self, *args: Any) -> list[bytes]:
         lines: list[bytes] = self._inner.readlines(*args)

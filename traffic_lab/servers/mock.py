@@ -143,13 +143,7 @@ class MockApp:
         self._lock = threading.Lock()
         #: Requests answered, by outcome: ``recorded``, ``miss``, ``exhausted``, ``error``
         #: (a recorded transport error), ``unservable`` (a recorded 1xx final status).
-        self.counts: dict[str, int] = {
-            "recorded": 0,
-            "miss": 0,
-            "exhausted": 0,
-            "error": 0,
-            "unservable": 0,
-        }
+        self.counts = dict.fromkeys(("recorded", "miss", "exhausted", "error", "unservable"), 0)
 
     def __repr__(self) -> str:
         mode = "by key" if self._by_key else "in order"
