@@ -1,11 +1,6 @@
-"""The data behind the browser: a traffic frame of light columns (no bodies, no headers), the
-filter masks computed on it with numpy and pyarrow, and the way back from a row to the full
-:class:`~traffic_lab.Exchange` through the frame's capture.
-
-Filtering never builds Python objects per row: categorical columns are integer codes, the text
-search runs in Arrow over the distinct values, and each criterion's mask is cached, so changing
-one control recomputes one mask. Only one page is ever turned into Python objects.
-"""
+"""The data behind the browser: a traffic frame of light columns (no bodies, no headers), its
+filter masks (numpy over integer codes, Arrow over distinct strings; one cached mask per
+criterion), and the way back from a row to the full exchange through the frame's capture."""
 
 from __future__ import annotations
 
@@ -133,24 +128,12 @@ def _url_part(urls: pa.Array[Any], regex: str) -> Any:
 class TrafficView:
     """A traffic frame of light columns with cached filter masks; see :func:`open_view`.
 
-    Parameters
-    ----------
-    frame
-        A traffic frame (``traffic_lab.frames``): one row per exchange with at least
-        ``request_method`` and ``request_url`` (or ``request_path``); ``started_at``,
-        ``elapsed_ms`` (or ``elapsed``), ``response_status``, ``response_content_type`` and
-        ``response_body_size`` are used when present.
-    fetch
-        Positions -> the full exchanges (bodies included), in the order asked. Default: the
-        frame's rows through ``traffic_lab.frames`` (which reads what the frame lacks from
-        its capture).
+    ``frame`` has one row per exchange with at least ``request_method`` and ``request_url`` (or
+    ``request_path``); ``started_at``, ``elapsed_ms`` (or ``elapsed``), ``response_status``,
+    ``response_content_type`` and ``response_body_size`` are used when present.
     """
 
-    def __init__(
-        self,
-        frame: pd.DataFrame,
-        fetch: Callable[[np.ndarray[Any, Any]], list[Exchange]] | None = None,
-    ) -> None:
+    def __init__(self, frame: pd.DataFrame) -> None:
         import pandas as pd
 
         has = set(frame.columns).__contains__
@@ -159,7 +142,6 @@ class TrafficView:
         if not (has("request_url") or has("request_path")):
             raise ValueError("not a traffic frame: no 'request_url' column")
         self.frame = frame = frame.reset_index(drop=True)
-        self._fetch = fetch if fetch is not None else self._fetch_from_frame
         self.n = n = len(frame)
 
         def numbers(name: str, dtype: Any, missing: Any, default: Any = None) -> Any:
@@ -267,10 +249,7 @@ class TrafficView:
         return hit_rows
 
     def select(self, criteria: Criteria, sort: str = "recorded") -> np.ndarray[Any, Any]:
-        """Positions of the rows that meet ``criteria``, in the ``sort`` order (see :data:`SORTS`).
-
-        Masks are cached per criterion, so a change to one control costs one mask.
-        """
+        """Positions of the rows that meet ``criteria``, in ``sort`` order (see :data:`SORTS`)."""
         c, isin = criteria, self._isin
         times = None if c.since_us is None and c.until_us is None else (c.since_us, c.until_us)
         parts = [
@@ -334,20 +313,15 @@ class TrafficView:
         return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
     def exchanges(self, positions: Sequence[int] | np.ndarray[Any, Any]) -> list[Exchange]:
-        """The full exchanges (bodies included) at ``positions``, in that order."""
-        array = np.asarray(positions, dtype=np.int64)
-        if not len(array):
-            return []
-        return self._fetch(array)
-
-    def _fetch_from_frame(self, positions: np.ndarray[Any, Any]) -> list[Exchange]:
-        """Rows rebuilt by ``traffic_lab.frames``. A frame linked to its capture is asked for
-        by row identity only (a one-row ``iloc`` of a million-row frame copies whole Arrow
-        columns); the capture supplies the rest, as recorded."""
+        """The full exchanges (bodies included) at ``positions``, in that order (a frame linked
+        to its capture asks it by row identity: an ``iloc`` would copy whole Arrow columns)."""
         import pandas as pd
 
         from ..frames.convert import capture_of, frame_exchanges
 
+        positions = np.asarray(positions, dtype=np.int64)
+        if not len(positions):
+            return []
         frame = self.frame
         if self._identity is not None and capture_of(frame) is not None:
             writer_codes, writers, seqs = self._identity
@@ -361,23 +335,13 @@ class TrafficView:
             return list(frame_exchanges(keys))
         return list(frame_exchanges(frame.iloc[positions]))
 
-    def subframe(self, positions: np.ndarray[Any, Any] | None = None) -> pd.DataFrame:
-        """The frame's rows at ``positions`` (all rows when ``None``), a traffic frame still
-        linked to its capture (``df.traffic`` works on it)."""
-        return self.frame if positions is None else self.frame.iloc[positions]
-
     def __repr__(self) -> str:
         return f"<TrafficView {self.n:,} exchanges>"
 
 
 def open_view(source: object, where: Any = None) -> TrafficView:
-    """Open anything the browser accepts as a :class:`TrafficView`.
-
-    Accepted: a traffic DataFrame (``traffic_lab.frames``), or anything
-    :func:`traffic_lab.frames.to_pandas` reads: a capture path, a Parquet store, a memory store
-    or Replay, an iterable of :class:`~traffic_lab.Exchange`. ``where`` (a ``Where``, its
-    dict, or an Arrow Expression) is pushed down when the capture is read.
-    """
+    """A :class:`TrafficView` of a traffic DataFrame, or of anything
+    :func:`traffic_lab.frames.to_pandas` reads (read with ``where`` pushed down)."""
     if isinstance(source, TrafficView):
         return source
     import pandas as pd

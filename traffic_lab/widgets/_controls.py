@@ -28,11 +28,8 @@ def button(description: str, action: Callable[[], object], css: str = "", **kwar
 
 
 class ErrorArea:
-    """Where a widget shows what went wrong in a callback.
-
-    ``message`` (an HTML line, cleared on success) says it; ``output`` also gets the traceback
-    under IPython.
-    """
+    """Where a widget shows what went wrong in a callback: ``message`` (an HTML line, cleared
+    on success) and, under IPython, the traceback in ``output``."""
 
     def __init__(self) -> None:
         self.message = classed(w.HTML(""), "tl-error")

@@ -242,10 +242,8 @@ def message_view(exchange: Exchange, side: str) -> BodyView:
 
 
 def message_html(exchange: Exchange, side: str) -> str:
-    """The request (``side="request"``) or response as HTML: first line, headers, body.
-
-    Image bodies appear as a one-line placeholder; the widgets show them with an ``Image``.
-    """
+    """The request (``side="request"``) or response as HTML: first line, headers, body (an
+    image as a placeholder line)."""
     if side == "request":
         first = f"{esc(request_line(exchange))}</pre><div class='tl-url'>{esc(exchange.url)}</div>"
     else:

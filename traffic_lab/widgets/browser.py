@@ -463,7 +463,7 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
 
         Still linked to its capture: ``browser.frame().traffic`` works on it.
         """
-        return self.view.subframe(self._rows)
+        return self.view.frame.iloc[self._rows]
 
     def exchanges(self, limit: int | None = None) -> list[Exchange]:
         """The matching exchanges (bodies included), in table order; at most ``limit``."""

@@ -1,10 +1,9 @@
 """Plots of traffic: a timeline (waterfall) of exchanges, latency per endpoint, status mix over
 time, as ``matplotlib`` figures drawn with the Agg renderer.
 
-A PNG shows in JupyterLab, Voila, ``nbconvert --to html`` and GitHub's viewer without a
-JavaScript extension, and the figure stays an ordinary matplotlib object to restyle or save.
-Only the object-oriented API is used (no ``pyplot``, no global state); importing this module
-registers a PNG formatter for ``Figure`` with IPython, so a returned figure shows in a cell.
+A PNG shows in JupyterLab, Voila, ``nbconvert --to html`` and GitHub without JavaScript. No
+``pyplot`` (no global state): importing this module registers a PNG formatter for ``Figure``
+with IPython, so a returned figure shows in a cell.
 
 Input: a traffic frame (``tl.read_capture``) with ``started_at``, ``elapsed_ms`` (or a timedelta
 ``elapsed``), ``request_method``, ``request_path`` (or ``request_url``) and ``response_status``.

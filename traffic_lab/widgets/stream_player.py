@@ -1,11 +1,6 @@
-"""StreamPlayer: step through a ReadWriteStream in recorded order, against a target.
-
-Each step sends the next recorded request to the target and compares the answer with the
-recorded response. The target is the stream's own responder (default:
-``httpx.MockTransport(tl.responder(...))`` answers the recorded responses in order), or a base
-URL the recorded requests are sent to, as :func:`traffic_lab.transports.replay_requests` does.
-Past the end a step answers ``503 no more traffic to replay``, as ``tl.responder`` does.
-"""
+"""StreamPlayer: step through a ReadWriteStream in recorded order, against a target: the
+stream's own responder (``tl.responder``), or a base URL the recorded requests are sent to, as
+:func:`traffic_lab.transports.replay_requests` does."""
 
 from __future__ import annotations
 
@@ -248,10 +243,7 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         return result
 
     def play(self, limit: int | None = None) -> int:
-        """Play the pending exchanges (at most ``limit``); returns how many were played.
-
-        The progress bar and counts update as it goes; the cursor view every 0.2 s.
-        """
+        """Play the pending exchanges (at most ``limit``); returns how many were played."""
         played = 0
         shown = time.monotonic()
         while self.pending and (limit is None or played < limit):
