@@ -127,21 +127,17 @@ def _types_mapper(arrow_type: pa.DataType) -> Any:
 
 def table_to_frame(table: pa.Table) -> pd.DataFrame:
     """A capture-schema Arrow table as a traffic frame (dtypes as in ``docs/analysis.md``)."""
-    arrays: list[Any] = []
-    names: list[str] = []
-    for name in table.column_names:
-        column = table.column(name)
+    for i, name in enumerate(table.column_names):
+        column: Any = table.column(i)
         if name == "elapsed":
             # safe=False: a corrupt row's huge duration loses precision instead of failing
             column = pc.divide(column.cast(pa.int64()).cast(pa.float64(), safe=False), 1000.0)
         elif name in _CATEGORIES:
             column = column.dictionary_encode()
-        arrays.append(column)
-        names.append(_frame_name(name))
-    converted = pa.Table.from_arrays(arrays, names=names)
+        table = table.set_column(i, _frame_name(name), column)
     # Not split_blocks=True: its zero-copy columns are read-only, and assigning into the frame
     # (df.loc[i, "request_url"] = ...) would fail.
-    return converted.to_pandas(types_mapper=_types_mapper)
+    return table.to_pandas(types_mapper=_types_mapper)
 
 
 def read_capture(
@@ -234,15 +230,10 @@ def _plain_values(values: list[Any], name: str) -> list[Any]:
 def frame_to_table(df: pd.DataFrame, columns: Iterable[str] | None = None) -> pa.Table:
     """The frame's capture columns (default: all; names it lacks are skipped) as an Arrow table
     in the capture's types."""
-    names = list(CAPTURE_COLUMNS if columns is None else columns)
-    arrays, out = [], []
-    for name in names:
-        frame_name = _frame_name(name)
-        if frame_name not in df.columns:
-            continue
-        arrays.append(_series_to_arrow(df[frame_name], name))
-        out.append(name)
-    return pa.Table.from_arrays(arrays, names=out) if out else pa.table({})
+    wanted = CAPTURE_COLUMNS if columns is None else columns
+    names = [c for c in wanted if _frame_name(c) in df.columns]
+    arrays = [_series_to_arrow(df[_frame_name(name)], name) for name in names]
+    return pa.Table.from_arrays(arrays, names=names) if names else pa.table({})
 
 
 def capture_of(df: pd.DataFrame) -> CaptureRef | None:
@@ -276,8 +267,7 @@ def frame_columns(df: pd.DataFrame, columns: Sequence[str], source: Any = None) 
             f"the frame lacks {absent}, which identify its rows in the capture; "
             f"cannot fetch {frame_missing}"
         )
-    keys = frame_to_table(df, IDENTITY)
-    fetched = ref.fetch(keys, missing)
+    fetched = ref.fetch(frame_to_table(df, IDENTITY), missing)
     arrays = [
         table.column(name) if name in table.column_names else fetched.column(name)
         for name in columns

@@ -46,17 +46,14 @@ def decode_header(stored: str) -> str:
     """
     if stored.isascii():
         return stored
-    raw = stored.encode("latin-1")
     try:
-        return raw.decode("utf-8")
+        return stored.encode("latin-1").decode("utf-8")
     except UnicodeDecodeError:
         return stored
 
 
 def _pairs(cell: Any) -> list[tuple[str, str]]:
-    if cell is None:
-        return []
-    return [(item["name"], item["value"]) for item in cell]
+    return [(item["name"], item["value"]) for item in cell or ()]
 
 
 def _side(df: pd.DataFrame, side: Side, source: Any, *parts: str) -> pa.Table:
