@@ -19,12 +19,12 @@ from pyarrow import fs as pafs
 from ...errors import CorruptCaptureError, StoreError, StoreNotFoundError
 from ...files import TEMP_SUFFIX, write_atomic
 
-__all__ = ["TEMP_SUFFIX", "CaptureFS"]
+__all__ = ["OPEN_FLAGS", "TEMP_SUFFIX", "CaptureFS"]
 
 _NOT_FOLLOWED = "a symlink leads out of the capture here; not followed"
-# Opening a blob never follows a symlink and never waits on a FIFO's writer (Windows has
-# neither flag, nor FIFOs; symlinks there are refused by ``inside``).
-_OPEN_FLAGS = (
+#: Opening an input never follows a symlink nor waits on a FIFO's writer (Windows has neither
+#: flag, nor FIFOs; symlinks there are refused by ``inside``).
+OPEN_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_NONBLOCK", 0)
@@ -184,7 +184,7 @@ class CaptureFS:
         if not self.inside(rel):
             raise CorruptCaptureError(_NOT_FOLLOWED, path=self.display(rel))
         try:
-            fd = os.open(self.full(rel), _OPEN_FLAGS)
+            fd = os.open(self.full(rel), OPEN_FLAGS)
         except FileNotFoundError as exc:
             raise StoreNotFoundError("file not found", path=self.display(rel)) from exc
         except OSError as exc:  # ELOOP: a symlink

@@ -1,11 +1,8 @@
-"""Kernel locks on open files, on POSIX and on Windows: the one place that knows the platform.
+"""Kernel locks on open files, POSIX (``fcntl.flock``) and Windows (``msvcrt.locking`` of one
+byte far past any data): the one place that knows the platform, chosen when a lock is taken.
 
-A lock is held on an open file descriptor of the file itself (no lock files) and the operating
-system releases it when the descriptor is closed or the process dies (``kill -9`` included), so
-a lock that can be taken means its last holder is gone. POSIX: ``fcntl.flock`` on the whole
-file. Windows: ``msvcrt.locking`` on one byte far past any data (Windows locks are mandatory, so
-the file's content stays readable). The module is chosen when a lock is taken, not at import:
-importing traffic_lab needs neither.
+A lock is held on a descriptor of the file itself (no lock files); the system releases it when
+the descriptor is closed or the process dies, so a lock that can be taken has no live holder.
 """
 
 from __future__ import annotations

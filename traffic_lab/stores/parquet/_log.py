@@ -26,19 +26,12 @@ from typing import Any
 
 from ...errors import preview
 from ...exchange import Exchange, RecordedError, check_storable
+from ._fs import OPEN_FLAGS
 from ._locks import try_lock, unlock
 from ._validate import is_segment, is_writer_id
 from .schema import EPOCH, ONE_US
 
 __all__ = ["DurableLog", "LogContents", "claim_log", "read_log"]
-
-# Never follow a symlink nor wait on a FIFO (flags Windows lacks are 0 there: it has neither).
-_CLAIM_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
 
 _FILE_MAGIC = b"TLLOG1\n"
 _RECORD_MAGIC = b"TLR1"
@@ -285,7 +278,7 @@ def claim_log(path: str) -> int | None:
     """The open, locked fd of a dead writer's log segment; None if it is live, or not a
     regular file (never followed nor opened then)."""
     try:
-        fd = os.open(path, _CLAIM_FLAGS)
+        fd = os.open(path, OPEN_FLAGS)
     except OSError:  # gone; or a symlink (ELOOP), a FIFO without writer...: not a segment
         return None
     if not stat.S_ISREG(os.fstat(fd).st_mode):

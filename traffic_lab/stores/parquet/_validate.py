@@ -1,23 +1,9 @@
 """What a capture may contain before traffic_lab uses it: one place for every grammar.
 
-A capture is untrusted input (people share them). Nothing read from it is used as a path until
-it matches one of the grammars below; anything else is a corrupt-file (or corrupt-row) finding,
-reported by the caller with the file's name. The grammars are exactly what traffic_lab writes:
-
-============== =================================================================================
-writer id      ``[0-9a-f]{1,64}`` (traffic_lab makes 16 hex digits: :func:`new_writer_id`)
-segment        an integer 0 to 999,999,999,999, written with 6 to 12 digits
-day folder     ``day=YYYYMMDD``, a real date (the integer ``year * 10000 + month * 100 + day``:
-               year 1 is ``day=10101``)
-data file      ``part-<writer id>-<segment>.parquet``, ``part-<writer id>-<segment>-r<6 hex>
-               .parquet`` (a recovered log) or ``compact-<17-20 digits>-<8 hex>.parquet``
-replaces entry ``day=YYYYMMDD/<data file>`` in the compacted file's own day folder: a ``part-``
-               file, or a ``compact-`` file with an older name (so no file hides itself, and no
-               two compacted files hide each other)
-blob digest    exactly 64 lowercase hex digits (sha256)
-log segment    ``<writer id>-<segment>.log``; its header names the same writer and segment
-clear marker   ``clear-<20 digits>-<8 hex>.marker``
-============== =================================================================================
+A capture is untrusted input. Nothing read from it is used as a path until it matches one of the
+grammars below (exactly what traffic_lab writes; tabled in ``docs/capture-format.md``,
+*Validation of untrusted captures*); anything else is a corrupt file or row, which the caller
+reports naming the file.
 """
 
 from __future__ import annotations
@@ -29,21 +15,6 @@ from datetime import date
 from typing import Any
 
 import pyarrow as pa
-
-__all__ = [
-    "MAX_SEGMENT",
-    "check_types",
-    "day_folder",
-    "is_data_file",
-    "is_digest",
-    "is_segment",
-    "is_writer_id",
-    "log_name",
-    "marker_cutoff",
-    "meta_text",
-    "parse_replaces",
-    "parse_time_range",
-]
 
 MAX_SEGMENT = 999_999_999_999
 
@@ -60,12 +31,12 @@ _MARKER_RE = re.compile(r"clear-([0-9]{20})-[0-9a-f]{8}\.marker")
 
 # -- names used as paths -----------------------------------------------------------------------
 def is_writer_id(value: object) -> bool:
-    """Whether ``value`` is a writer id (it names data files and log segments)."""
+    """Whether ``value`` is a writer id (``[0-9a-f]{1,64}``)."""
     return isinstance(value, str) and _WRITER_ID_RE.fullmatch(value) is not None
 
 
 def is_segment(value: object) -> bool:
-    """Whether ``value`` is a writer's segment (flush) number."""
+    """Whether ``value`` is a writer's segment (flush) number, 0 to ``MAX_SEGMENT``."""
     return type(value) is int and 0 <= value <= MAX_SEGMENT
 
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
 from ...errors import CorruptCaptureError, SchemaVersionError
 from ...exchange import Exchange, RecordedError, check_storable
-
-if TYPE_CHECKING:
-    from ...matching import Matcher
+from ...matching import _DEFAULT_PORTS, Matcher
 
 __all__ = [
     "DEFAULT_BLOB_THRESHOLD",
@@ -111,7 +109,6 @@ REQUIRED_COLUMNS = ("started_at", "writer_id", "writer_seq", "request_method", "
 #: The epoch and the unit of every time in a capture (µs since the epoch).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 # Upgrade steps: _UPGRADES[v] turns a table of schema version v into version v + 1. Version 1 is
 # the first published format, so the chain is empty; a future version 2 adds ``_UPGRADES[1]``.
@@ -334,8 +331,6 @@ def exchanges_to_table(
     (1, 'api.example', b'[]')
     """
     if matcher is None:
-        from ...matching import Matcher
-
         matcher = Matcher()
     items = exchanges if isinstance(exchanges, list) else list(exchanges)
     n = len(items)
