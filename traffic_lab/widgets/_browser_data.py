@@ -34,7 +34,7 @@ LIGHT_COLUMNS = [
     "error_type",
     "truncated",
 ]
-#: Status filter choices: label -> spec understood by :func:`status_mask`.
+#: Status filter choices: label -> spec (the grammar of ``Where(status=...)``).
 STATUS_CLASSES = {
     "any": "",
     "2xx": "2xx",
@@ -54,23 +54,6 @@ SORTS = {
 _NO_STATUS = -1
 _GLOB_CHARS = frozenset("*?[")
 _SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
-
-
-def status_mask(status: np.ndarray[Any, np.dtype[np.int32]], spec: str) -> np.ndarray[Any, Any]:
-    """Rows whose status matches ``spec``, in the grammar of ``Where(status=...)``
-    (:func:`traffic_lab.frames.where.parse_status`): classes, codes, ranges, ``failed``.
-
-    Examples
-    --------
-    >>> s = np.array([200, 404, 503, -1], dtype=np.int32)
-    >>> status_mask(s, "4xx,5xx").tolist()
-    [False, True, True, False]
-    >>> status_mask(s, "error").tolist(), status_mask(s, "200-404").tolist()
-    ([False, False, False, True], [True, True, False, False])
-    """
-    from ..frames.where import parse_status
-
-    return parse_status(spec).mask(status, missing=_NO_STATUS)
 
 
 @dataclass(frozen=True)
@@ -131,6 +114,15 @@ class TrafficView:
     ``frame`` has one row per exchange with at least ``request_method`` and ``request_url`` (or
     ``request_path``); ``started_at``, ``elapsed_ms`` (or ``elapsed``), ``response_status``,
     ``response_content_type`` and ``response_body_size`` are used when present.
+
+    >>> import pandas as pd
+    >>> view = TrafficView(pd.DataFrame({"request_method": ["GET", "POST", "GET"],
+    ...                                  "request_url": ["https://a/x", "https://a/y", "https://b/"],
+    ...                                  "response_status": [200, 503, None]}))
+    >>> [view.select(Criteria(status=s)).tolist() for s in ("4xx,5xx", "failed", "200-404")]
+    [[1], [2], [0]]
+    >>> view.select(Criteria(methods=("GET",), search="A/"), sort="newest").tolist()
+    [0]
     """
 
     def __init__(self, frame: pd.DataFrame) -> None:
@@ -250,12 +242,14 @@ class TrafficView:
 
     def select(self, criteria: Criteria, sort: str = "recorded") -> np.ndarray[Any, Any]:
         """Positions of the rows that meet ``criteria``, in ``sort`` order (see :data:`SORTS`)."""
+        from ..frames.where import parse_status
+
         c, isin = criteria, self._isin
         times = None if c.since_us is None and c.until_us is None else (c.since_us, c.until_us)
         parts = [
             ("methods", c.methods, partial(isin, self.methods_codes, self.methods)),
             ("hosts", c.hosts, partial(isin, self.host_codes, self.hosts)),
-            ("status", c.status, partial(status_mask, self.status)),
+            ("status", c.status, lambda s: parse_status(s).mask(self.status, missing=_NO_STATUS)),
             ("status_range", c.status_range, lambda r: self._between(self.status, *r)),
             ("time", times, lambda t: self._between(self.start_us, *t)),
             ("search", c.search, self._search),

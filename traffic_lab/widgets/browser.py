@@ -359,10 +359,10 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
         self.page = max(0, min(page, self.pages - 1))
 
     def _on_page(self, change: object = None) -> None:
-        if self.page > self.pages - 1 or self.page < 0:
-            self.page = max(0, min(self.page, self.pages - 1))
-            return
-        self._render_page()
+        if 0 <= self.page < self.pages:
+            self._render_page()
+        else:
+            self._go(self.page)  # renders through this observer again
 
     def page_rows(self) -> np.ndarray[Any, Any]:
         """Positions of the exchanges on the current page."""

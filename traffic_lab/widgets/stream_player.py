@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,7 +170,9 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
 
     def reset(self) -> None:
         """Rewind the cursor to the start of the stream and clear the counts."""
-        self.set_trait("total", _length(self.stream))
+        stream = self.stream
+        total = len(stream) if isinstance(stream, Sized) else sum(1 for _ in stream.exchanges())
+        self.set_trait("total", total)
         self.set_trait("position", 0)
         self.set_trait("exhausted", False)
         self.counts.clear()
@@ -349,10 +351,3 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         self._close_responder()
         self._client.close()
         super().close()
-
-
-def _length(stream: Replay) -> int:
-    try:
-        return len(stream)  # type: ignore[arg-type]
-    except TypeError:
-        return sum(1 for _ in stream.exchanges())
