@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 import pandas as pd
 
 from . import analysis, views
+from ._capture_ref import CAPTURE_COLUMNS
 from .convert import capture_of, frame_exchanges, frame_to_table
 from .where import Where, WhereArg, as_expression
 
@@ -26,16 +27,6 @@ __all__ = ["REQUIRED_COLUMNS", "TrafficAccessor"]
 
 #: The columns without which a frame is not a traffic frame.
 REQUIRED_COLUMNS = frozenset({"request_method", "request_url"})
-_FIELD_COLUMNS = {
-    "host": "request_host",
-    "method": "request_method",
-    "status": "response_status",
-    "start": "started_at",
-    "end": "started_at",
-    "path": "request_path",
-    "failed": "error_type",
-    "tags": "tags",
-}
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -96,21 +87,14 @@ class TrafficAccessor:
             if where is not None:
                 raise TypeError("pass either where= or keyword fields, not both")
             where = Where(**fields)
-        if isinstance(where, dict):
-            where = Where(**where)
         expr = as_expression(where)
         if expr is None:
             return self._df
         import numpy as np
         import pyarrow as pa
 
-        # Only the columns a Where looks at are converted (an Expression may use any).
-        columns = None
-        if isinstance(where, Where):
-            columns = sorted(
-                {c for f, c in _FIELD_COLUMNS.items() if getattr(where, f) is not None}
-            )
-        table = frame_to_table(self._df, columns)
+        # Only the columns the filter names are converted.
+        table = frame_to_table(self._df, [c for c in CAPTURE_COLUMNS if c in str(expr)])
         table = table.append_column("__row", pa.array(np.arange(len(self._df))))
         return self._df.iloc[table.filter(expr).column("__row").to_numpy()]
 
