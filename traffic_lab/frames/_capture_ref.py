@@ -129,9 +129,7 @@ class CaptureRef:
 
     def exchanges(self) -> Iterator[Exchange]:
         """Every exchange of the source, in recorded order (bounded memory for Parquet)."""
-        if self._snapshot is not None:
-            return iter(self._snapshot)
-        return iter(self.store().exchanges())
+        return iter(self._snapshot if self._snapshot is not None else self.store().exchanges())
 
     def read(self, columns: Sequence[str], where: pc.Expression | None) -> pa.Table:
         """Rows matching ``where``, in recorded order, with ``columns`` (capture names)."""

@@ -305,20 +305,17 @@ def duplicates(
     data["hit"] = servable_before.to_numpy() > 0
     data["saved_ms"] = np.where(data["hit"], data["elapsed_ms"], 0.0)
     data["saved_bytes"] = np.where(data["hit"], data["bytes"], 0)
-    grouped = data.groupby("key", sort=False)
-    out = pd.DataFrame(
-        {
-            "request_method": grouped["method"].first(),
-            "request_url": grouped["url"].first(),
-            "count": grouped.size().astype("int64"),
-            "repeats": grouped["hit"].sum().astype("int64"),
-            "saved_ms": grouped["saved_ms"].sum(),
-            "saved_bytes": grouped["saved_bytes"].sum().astype("int64"),
-            "first_at": grouped["started_at"].min(),
-            "last_at": grouped["started_at"].max(),
-        }
+    out = data.groupby("key", sort=False).agg(
+        request_method=("method", "first"),
+        request_url=("url", "first"),
+        count=("pos", "size"),
+        repeats=("hit", "sum"),
+        saved_ms=("saved_ms", "sum"),
+        saved_bytes=("saved_bytes", "sum"),
+        first_at=("started_at", "min"),
+        last_at=("started_at", "max"),
     )
-    out.index.name = "key"
+    out = out.astype({"count": "int64", "repeats": "int64", "saved_bytes": "int64"})
     return out.sort_values(["saved_ms", "count"], ascending=False, kind="stable")
 
 
@@ -457,11 +454,8 @@ def compare(
     stats_a, shapes_a = _side_stats(a, rules, by_host, sample)
     stats_b, shapes_b = _side_stats(b, rules, by_host, sample)
     metrics = ["count", "error_rate", "statuses", "p50_ms", "p90_ms", "response_bytes_mean"]
-    out = (
-        stats_a[metrics]
-        .add_suffix(f"_{la}")
-        .join(stats_b[metrics].add_suffix(f"_{lb}"), how="outer", sort=True)
-    )
+    left, right = stats_a[metrics].add_suffix(f"_{la}"), stats_b[metrics].add_suffix(f"_{lb}")
+    out = left.join(right, how="outer", sort=True)
     for label in (la, lb):
         out[f"count_{label}"] = out[f"count_{label}"].fillna(0).astype("int64")
         out[f"statuses_{label}"] = pd.Series(
