@@ -346,5 +346,4 @@ def open_view(source: object, where: Any = None) -> TrafficView:
         if where is not None:
             raise TypeError("where= filters a capture being read; filter the DataFrame instead")
         return TrafficView(source)
-    columns = [c for c in LIGHT_COLUMNS if c != "elapsed_ms"] + ["elapsed"]
-    return TrafficView(to_pandas(source, columns=columns, where=where))
+    return TrafficView(to_pandas(source, columns=LIGHT_COLUMNS, where=where))

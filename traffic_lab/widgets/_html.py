@@ -320,13 +320,7 @@ def to_curl(exchange: Exchange, base_url: str | None = None) -> str:
 
     ``Host``, ``Content-Length``, ``Transfer-Encoding`` and ``Connection`` are left to curl;
     headers whose value was redacted are left out and named in a comment, to be filled in.
-
-    Parameters
-    ----------
-    exchange
-        The exchange whose request to render.
-    base_url
-        Send to this base URL instead of the recorded host (as the replay actions do).
+    ``base_url``: send to this base URL instead of the recorded host, as replay does.
 
     Examples
     --------

@@ -263,8 +263,7 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
         )
         table_tab = w.VBox([pager, self.table])
         self.plots = w.VBox([w.HTML("<i>plots of the selection draw when this tab opens</i>")])
-        self.views = w.Tab(children=[table_tab, self.plots])
-        self.views.titles = ("Table", "Plots")
+        self.views = w.Tab(children=[table_tab, self.plots], titles=("Table", "Plots"))
         self.views.observe(self._on_view_tab, names="selected_index")
         export = w.HBox([self.export_path, self.export_format, self.export_button])
         self.children = (

@@ -117,8 +117,8 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
                 self.httpx_code,
             ]
         )
-        self.tabs = w.Tab(children=[self.request_box, self.response_box, self.replay_box, code_box])
-        self.tabs.titles = _TABS
+        tabs = [self.request_box, self.response_box, self.replay_box, code_box]
+        self.tabs = w.Tab(children=tabs, titles=_TABS)
         self.actions = w.HBox([self.base_url_text, self.replay_button])
         self.observe(self._on_exchange, names="exchange")
         traitlets.link((self, "base_url"), (self.base_url_text, "value"))
