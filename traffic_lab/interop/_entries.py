@@ -99,7 +99,6 @@ def field(
     return default
 
 
-# -- limits and parsing ---------------------------------------------------------------------------
 #: Integer literals longer than this (sign included) are read as a :class:`HugeInteger`: Python
 #: refuses more than 4300 digits with a ``ValueError`` naming no file, and no field needs 20.
 MAX_INT_DIGITS = 40
@@ -236,7 +235,6 @@ def normalize_http_version(text: str, loc: Locator, name: str) -> str:
     return _VERSIONS.get(stripped.lower(), stripped)
 
 
-# -- reading entries ----------------------------------------------------------------------------
 #: Where a field refused by :func:`check_storable` came from in the foreign file: a table of
 #: exchange field -> the format's field, or a function of the entry's location and the field.
 Locate: TypeAlias = Mapping[str, str] | Callable[[Locator, str], tuple[Locator, str]]
@@ -292,10 +290,8 @@ def read_entries(
         except InteropError as exc:
             error = exc
         except InvalidExchangeError as exc:
-            if callable(locate):
-                at, name = locate(loc, exc.field)
-            else:
-                at, name = loc, locate.get(exc.field, exc.field)
+            name = exc.field
+            at, name = locate(loc, name) if callable(locate) else (loc, locate.get(name, name))
             error = at.error(str(exc), name)
         except RecursionError:
             error = loc.error("is nested too deeply to read")
@@ -361,7 +357,6 @@ def check_max_bytes(max_bytes: int) -> int:
     return max_bytes
 
 
-# -- files --------------------------------------------------------------------------------------
 def write_file_atomic(path: Path, data: bytes, *, overwrite: bool) -> None:
     """Write ``data`` to ``path`` whole or not at all (:func:`traffic_lab.files.write_atomic`)."""
     if not write_atomic(path, data, overwrite=overwrite):

@@ -75,7 +75,6 @@ _LOCATE = {
 }
 
 
-# -- reading ------------------------------------------------------------------------------------
 def read_har(
     path: PathArg, *, strict: bool = False, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> list[Exchange]:
@@ -213,18 +212,17 @@ def _read_entry(entry: Any, loc: Locator, pages: Mapping[str, str]) -> Exchange:
 
 
 def _read_started(text: str, loc: Locator) -> datetime:
+    name = "startedDateTime"
     try:
         started = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise loc.error(
-            f"is not an ISO 8601 date and time: {preview(text)}", "startedDateTime"
-        ) from exc
+        raise loc.error(f"is not an ISO 8601 date and time: {preview(text)}", name) from exc
     if started.tzinfo is None:
-        raise loc.error(f"has no UTC offset: {preview(text)}", "startedDateTime")
+        raise loc.error(f"has no UTC offset: {preview(text)}", name)
     try:
         return started.astimezone(UTC)
     except OverflowError:  # year 1 at +05:00, year 9999 at -05:00
-        raise loc.error(f"is out of range in UTC: {preview(text)}", "startedDateTime") from None
+        raise loc.error(f"is out of range in UTC: {preview(text)}", name) from None
 
 
 def _read_headers(message: Mapping[str, Any], loc: Locator, prefix: str) -> Pairs:
@@ -271,16 +269,14 @@ def _read_text(
         raise loc.error(f"unsupported encoding {preview(encoding)}", f"{prefix}.encoding")
     mime = field(obj, "mimeType", (str, _NONE), loc, prefix, None)
     charset = content_charset(mime or header_value(headers, "content-type"))
-    body = None
     # surrogateescape undoes mitmproxy's get_text(strict=False) for bytes the charset lacks.
-    for codec in (charset, "utf-8"):
+    try:
+        body = text.encode(charset, "surrogateescape")
+    except UnicodeEncodeError:
         try:
-            body = text.encode(codec, "surrogateescape")
-            break
+            body = text.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
-            continue
-    if body is None:
-        raise loc.error("cannot be encoded as UTF-8", name)
+            raise loc.error("cannot be encoded as UTF-8", name) from None
     if text.isascii() or not sizes or len(body) in sizes:
         return body
     try:
@@ -328,9 +324,8 @@ def _read_post_data(request: Mapping[str, Any], headers: Pairs, loc: Locator) ->
             raise loc.error(f"must be an object, not {type(item).__name__}", name)
         if "fileName" in item:
             raise loc.error("a multipart upload cannot be rebuilt from params", name)
-        params.append(
-            (field(item, "name", str, loc, name), field(item, "value", str, loc, name, ""))
-        )
+        key = field(item, "name", str, loc, name)
+        params.append((key, field(item, "value", str, loc, name, "")))
     return urlencode(params).encode("ascii")
 
 
@@ -394,7 +389,6 @@ def _decodes_to(wire: bytes, codings: list[str], decoded: bytes) -> bool:
         return False
 
 
-# -- writing ------------------------------------------------------------------------------------
 def write_har(exchanges: Iterable[Exchange], path: PathArg, *, overwrite: bool = False) -> int:
     """Write exchanges to a HAR 1.2 file, atomically; return the number of entries written.
 
@@ -513,15 +507,12 @@ def _request(exchange: Exchange) -> dict[str, Any]:
         content_type = _text(header_value(headers, "content-type") or b"")
         # mitmproxy's way: text in the body's charset, undecodable bytes as lone surrogates;
         # base64 (as for response content) when the text would not give the same bytes back.
-        text = _text_of(body, content_charset(content_type), "surrogateescape")
         post: dict[str, Any] = {"mimeType": content_type, "params": []}
-        if text is None:
-            post.update(text=base64.b64encode(body).decode("ascii"), encoding="base64")
-        else:
-            if content_type.lower().startswith("application/x-www-form-urlencoded"):
-                pairs = parse_qsl(text, keep_blank_values=True)
-                post["params"] = [{"name": k, "value": v} for k, v in pairs]
-            post["text"] = text
+        post.update(_text_or_base64(body, content_charset(content_type), "surrogateescape"))
+        form = content_type.lower().startswith("application/x-www-form-urlencoded")
+        if form and "encoding" not in post:
+            pairs = parse_qsl(post["text"], keep_blank_values=True)
+            post["params"] = [{"name": k, "value": v} for k, v in pairs]
         request["postData"] = post
     return request
 
@@ -556,11 +547,7 @@ def _response(exchange: Exchange, custom: dict[str, Any]) -> dict[str, Any]:
         if decoded is not None:
             content["compression"] = len(decoded) - len(wire)
     content["mimeType"] = content_type
-    text = _text_of(payload, content_charset(content_type), "strict")
-    if text is None:
-        content.update(text=base64.b64encode(payload).decode("ascii"), encoding="base64")
-    else:
-        content["text"] = text
+    content.update(_text_or_base64(payload, content_charset(content_type), "strict"))
     return {
         "status": exchange.status_code,
         "statusText": exchange.reason_phrase,
@@ -574,13 +561,15 @@ def _response(exchange: Exchange, custom: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _text_of(body: bytes, charset: str, errors: str) -> str | None:
-    """``body`` as text in ``charset`` if that encodes back to ``body``, else ``None``."""
+def _text_or_base64(body: bytes, charset: str, errors: str) -> dict[str, str]:
+    """``text``: ``body`` in ``charset`` if that encodes back to ``body``, else base64."""
     try:
         text = body.decode(charset, errors)
-        return text if text.encode(charset, errors) == body else None
+        if text.encode(charset, errors) == body:
+            return {"text": text}
     except (UnicodeError, LookupError):
-        return None
+        pass
+    return {"text": base64.b64encode(body).decode("ascii"), "encoding": "base64"}
 
 
 def _values(pairs: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:

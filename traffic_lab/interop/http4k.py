@@ -86,7 +86,6 @@ def _locate(loc: Locator, name: str) -> tuple[Locator, str]:
     return loc, name
 
 
-# -- reading ------------------------------------------------------------------------------------
 def read_http4k(
     path: PathArg,
     *,
@@ -310,26 +309,17 @@ def _parse(
 def _url(
     target: str, headers: list[tuple[bytes, bytes]], base_url: str | None, loc: Locator
 ) -> str:
+    host = header_value(headers, "host")
+    if target.startswith("/") and base_url is None and host is None:
+        message = f"the target {preview(target)} is only a path and there is no Host header"
+        raise loc.error(f"{message}; pass base_url=", "request line")
     if target.startswith("/"):
-        if base_url is not None:
-            base = base_url.rstrip("/")
-        else:
-            host = header_value(headers, "host")
-            if host is None:
-                raise loc.error(
-                    f"the target {preview(target)} is only a path and there is no Host header; "
-                    "pass base_url=",
-                    "request line",
-                )
-            base = "http://" + host.decode("latin-1")
-        url = base + target
-    else:
-        url = target
-    parse_url(url, loc, "request line")
-    return url
+        host_url = "http://" + (host or b"").decode("latin-1")
+        target = (host_url if base_url is None else base_url.rstrip("/")) + target
+    parse_url(target, loc, "request line")
+    return target
 
 
-# -- writing ------------------------------------------------------------------------------------
 def write_http4k(
     exchanges: Iterable[Exchange],
     path: PathArg,

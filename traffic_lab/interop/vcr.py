@@ -27,6 +27,7 @@ from ._entries import (
     MAX_INT_DIGITS,
     HugeInteger,
     Locator,
+    Pairs,
     PathArg,
     Skips,
     check_method,
@@ -91,7 +92,6 @@ def _serializer_for(path: Path, serializer: Serializer | None, data: bytes | Non
     return "json" if data.lstrip()[:1] == b"{" else "yaml"
 
 
-# -- reading ------------------------------------------------------------------------------------
 def read_vcr(
     path: PathArg, *, serializer: Serializer | None = None, strict: bool = False
 ) -> list[Exchange]:
@@ -156,8 +156,7 @@ def _load(data: bytes, kind: Serializer, loc: Locator) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        budget = 4 * len(text) + _YAML_EXPANSION_ALLOWANCE
-        _check_expansion(node, budget, loc)
+        _check_expansion(node, 4 * len(text) + _YAML_EXPANSION_ALLOWANCE, loc)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -278,9 +277,7 @@ def _body(obj: Mapping[str, Any], key: str, loc: Locator, prefix: str) -> bytes:
         raise loc.error(f"cannot be encoded as UTF-8: {exc.reason}", f"{prefix}.{key}") from exc
 
 
-def _read_headers(
-    message: Mapping[str, Any], loc: Locator, prefix: str
-) -> list[tuple[bytes, bytes]]:
+def _read_headers(message: Mapping[str, Any], loc: Locator, prefix: str) -> Pairs:
     headers = field(message, "headers", (dict, _NONE), loc, prefix, None) or {}
     pairs: list[tuple[bytes, bytes]] = []
     for name, values in headers.items():
@@ -300,7 +297,7 @@ def _read_headers(
             else:
                 got = "null" if value is None else type(value).__name__
                 raise loc.error(f"must be a string, not {got}", f"{name_at}[{k}]")
-    return pairs
+    return tuple(pairs)
 
 
 def _header_bytes(text: str, loc: Locator, name: str) -> bytes:
@@ -309,14 +306,12 @@ def _header_bytes(text: str, loc: Locator, name: str) -> bytes:
     try:
         return text.encode("latin-1")
     except UnicodeEncodeError:
-        pass
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise loc.error(f"cannot be encoded as header bytes: {exc.reason}", name) from exc
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise loc.error(f"cannot be encoded as header bytes: {exc.reason}", name) from exc
 
 
-# -- writing ------------------------------------------------------------------------------------
 def write_vcr(
     exchanges: Iterable[Exchange],
     path: PathArg,
@@ -377,12 +372,9 @@ def _interaction(
         if decoded is None:
             raise loc.error(f"the body does not decode as {', '.join(codings)}", "response_body")
         body = decoded
+        status = exchange.status_code
         headers = body_consistent_headers(
-            headers,
-            body,
-            method=exchange.method,
-            status_code=exchange.status_code,
-            drop_encoding=True,
+            headers, body, method=exchange.method, status_code=status, drop_encoding=True
         )
     return {
         "request": {
