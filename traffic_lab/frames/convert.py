@@ -87,10 +87,6 @@ _TIMESTAMP = pa.timestamp("us", tz="UTC")
 ColumnsArg = Sequence[str] | Literal["all"] | None
 
 
-def _capture_name(frame_name: str) -> str:
-    return "elapsed" if frame_name in ("elapsed", "elapsed_ms") else frame_name
-
-
 def _frame_name(capture_name: str) -> str:
     return "elapsed_ms" if capture_name == "elapsed" else capture_name
 
@@ -113,7 +109,7 @@ def _wanted(columns: ColumnsArg, bodies: bool, headers: bool) -> list[str]:
         chosen |= set(BODY_COLUMNS)
     if headers:
         chosen |= set(HEADER_COLUMNS)
-    wanted = {_capture_name(c) for c in chosen}
+    wanted = {"elapsed" if c == "elapsed_ms" else c for c in chosen}
     return [c for c in CAPTURE_COLUMNS if c in wanted]
 
 

@@ -32,16 +32,9 @@ from ..errors import StoreError
 from ..exchange import Exchange
 from ..redaction import TOKEN_FORMATS, Redactor, is_secret_name, redact_known_tokens, scrub_tokens
 from ..wire import content_codings, decode_body, header_value
+from . import convert
 from ._capture_ref import IDENTITY, CaptureRef, open_source
-from .convert import (
-    BODY_COLUMNS,
-    HEADER_COLUMNS,
-    _is_empty,
-    capture_of,
-    frame_columns,
-    frame_exchanges,
-    write_capture,
-)
+from .convert import capture_of, frame_columns, frame_exchanges, write_capture
 from .views import _pairs, decode_header
 from .where import WhereArg, as_expression
 
@@ -65,7 +58,7 @@ _TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/=_.~-]+")
 _DIGIT = re.compile(r"[0-9]")
 _LETTER = re.compile(r"[A-Za-z]")
 _AUTH_SCHEMES = ("bearer", "token", "basic", "digest", "apikey", "key", "sso-key")
-_SCAN_COLUMNS = [*_EXCHANGE_COLUMNS, *HEADER_COLUMNS, *BODY_COLUMNS]
+_SCAN_COLUMNS = [*_EXCHANGE_COLUMNS, *convert.HEADER_COLUMNS, *convert.BODY_COLUMNS]
 
 
 def shannon_entropy(value: str) -> float:
@@ -319,7 +312,7 @@ def redact_capture(
         exchanges = ref.exchanges()
     if ref.location is not None and os.path.abspath(ref.location) == os.path.abspath(target):
         raise FileExistsError(f"{target} is the capture being redacted; write to a new place")
-    if not _is_empty(target, filesystem):
+    if not convert._is_empty(target, filesystem):
         raise FileExistsError(f"{target} exists and is not empty; redact into a new capture")
     if matcher is None and not ref.detached:
         matcher = ref.matcher

@@ -1,9 +1,6 @@
 """Decoded views of a traffic frame's rows (``df.traffic.body()``, ``.text()``, ``.json()``,
-``.headers()``, ``.header(name)``).
-
-Captures keep bodies as wire bytes (a gzip body stays gzip); these views decode on demand, for
-the frame's rows only, fetching bodies and headers the frame did not load from its capture (or
-from ``source=``).
+``.headers()``, ``.header(name)``): wire bytes decoded on demand, for the frame's rows only,
+fetching bodies and headers the frame did not load from its capture (or from ``source=``).
 """
 
 from __future__ import annotations
