@@ -1,21 +1,10 @@
-"""Notebook widgets: browse, filter, inspect and replay captures; step through streams; plots.
+"""Notebook widgets: browse, filter, inspect and replay captures (:class:`TrafficBrowser`,
+:class:`ExchangeInspector`), step through a stream (:class:`StreamPlayer`), plot traffic
+(:func:`timeline`, :func:`latency_by_endpoint`, :func:`status_mix`; need matplotlib), and an
+exchange's request as a shell or Python snippet (:func:`to_curl`, :func:`to_httpx_code`).
 
 Built from stock ipywidgets (no custom JavaScript), so they work in JupyterLab, Notebook 7 and
 Voila. Nothing from a capture is executed or injected: every text shown in HTML is escaped.
-
-=====================================  ========================================================
-:class:`TrafficBrowser`                filter, page through, inspect, replay and export a
-                                       capture (a store, a DataFrame, a path or exchanges)
-:class:`ExchangeInspector`             one exchange: request and response, bodies
-                                       pretty-printed, replay with diff, curl and httpx code
-:class:`StreamPlayer`                  step through a ReadWriteStream in order, play the rest
-                                       against a target, see the 503 at exhaustion
-:func:`timeline`,                      matplotlib figures of a traffic DataFrame (in
-:func:`latency_by_endpoint`,           :mod:`traffic_lab.widgets.plots`; needs matplotlib)
-:func:`status_mix`
-:func:`to_curl`, :func:`to_httpx_code`  an exchange's request as a shell or Python snippet
-=====================================  ========================================================
-
 Needs the ``notebook`` extra: ``pip install 'traffic_lab[notebook]'``.
 """
 

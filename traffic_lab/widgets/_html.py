@@ -204,11 +204,6 @@ def request_target(url: str) -> str:
     return target or "/"
 
 
-def request_line(exchange: Exchange) -> str:
-    """``GET /path?query HTTP/1.1`` (the version is the response's)."""
-    return f"{exchange.method} {request_target(exchange.url)} {exchange.http_version}"
-
-
 def status_line(exchange: Exchange) -> str:
     """``HTTP/1.1 200 OK``, or the transport error for an exchange that failed."""
     if exchange.status_code is None:
@@ -244,12 +239,13 @@ def message_view(exchange: Exchange, side: str) -> BodyView:
 def message_html(exchange: Exchange, side: str) -> str:
     """The request (``side="request"``) or response as HTML: first line, headers, body (an
     image as a placeholder line)."""
-    if side == "request":
-        first = f"{esc(request_line(exchange))}</pre><div class='tl-url'>{esc(exchange.url)}</div>"
+    if side == "request":  # the request line, with the response's HTTP version
+        first = f"{exchange.method} {request_target(exchange.url)} {exchange.http_version}"
+        url = f"<div class='tl-url'>{esc(exchange.url)}</div>"
     else:
-        first = f"{esc(status_line(exchange))}</pre>"
+        first, url = status_line(exchange), ""
     return (
-        f"{_STYLE}<div class='tl-message'><pre class='tl-first'>{first}"
+        f"{_STYLE}<div class='tl-message'><pre class='tl-first'>{esc(first)}</pre>{url}"
         f"{headers_html(_side(exchange, side)[0])}{message_view(exchange, side).to_html()}</div>"
     )
 
@@ -267,11 +263,8 @@ def exchange_summary_html(exchange: Exchange) -> str:
 
 
 def _value(value: Any) -> str:
-    return (
-        value
-        if value is MISSING
-        else shorten(json.dumps(value, ensure_ascii=False, default=str), 120)
-    )
+    text = value if value is MISSING else json.dumps(value, ensure_ascii=False, default=str)
+    return shorten(text, 120)
 
 
 def diff_html(diff: ResponseDiff) -> str:

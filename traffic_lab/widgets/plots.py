@@ -145,12 +145,11 @@ def timeline(frame: Any, *, limit: int = 150, ax: Axes | None = None) -> Figure:
     Parameters
     ----------
     frame
-        A traffic frame (``started_at``, ``elapsed_ms``, ``request_method``,
-        ``request_path``, ``response_status``).
+        A traffic frame (see the module's docstring for its columns).
     limit
         At most this many exchanges (a waterfall of thousands of bars says little).
     ax
-        Draw into these axes instead of a new figure.
+        Draw into these axes instead of a new figure (as every plot here can).
 
     Examples
     --------
