@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import httpx
 import ipywidgets as w  # type: ignore[import-untyped]  # ipywidgets ships no types
+from IPython import get_ipython
 
 from ._html import esc
 
@@ -45,22 +46,16 @@ class ErrorArea:
             self.message.value = (
                 f"<span style='color:#c62828'><b>{esc(type(exc).__name__)}</b>: {esc(exc)}</span>"
             )
-            self._traceback(exc)
+            if get_ipython() is not None:  # outside IPython, print would go to stdout
+                self.output.clear_output()
+                with self.output:
+                    print("".join(traceback.format_exception(exc)))
             return None
         self.last = None
         if self.message.value:
             self.message.value = ""
             self.output.clear_output()
         return result
-
-    def _traceback(self, exc: BaseException) -> None:
-        from IPython import get_ipython
-
-        if get_ipython() is None:
-            return
-        self.output.clear_output()
-        with self.output:
-            print("".join(traceback.format_exception(exc)))
 
 
 class ReplayClient:

@@ -282,14 +282,15 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
     # -- filters -------------------------------------------------------------------------------
     def criteria(self) -> Criteria:
         """The current filters as a :class:`~traffic_lab.widgets._browser_data.Criteria`."""
-        full_time = self.time_range == self._time_full or self.time_range == (0, 0)
+        full_time = self.time_range in (self._time_full, (0, 0))
+        since, until = (None, None) if full_time else self.time_range
         return Criteria(
             methods=(self.method,) if self.method else (),
             hosts=(self.host,) if self.host else (),
             status=self.status,
             status_range=None if self.status_range == _ALL_STATUSES else self.status_range,
-            since_us=None if full_time else self.time_range[0],
-            until_us=None if full_time else self.time_range[1],
+            since_us=since,
+            until_us=until,
             search=self.search,
             content_types=(self.content_type,) if self.content_type else (),
         )
