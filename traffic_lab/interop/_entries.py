@@ -1,7 +1,5 @@
-"""What the interop readers and writers share: error locations (:class:`Locator`), strict field
-access on parsed documents, checks of the values every format holds, the one way every reader
-turns entries into exchanges (:func:`read_entries`), input limits and atomic writes. Content
-codings, charsets and header lookup live in :mod:`traffic_lab.wire`.
+"""What the interop readers and writers share: error locations, field checks, reading entries
+(:func:`read_entries`), input limits, atomic writes. Body codings live in :mod:`traffic_lab.wire`.
 """
 
 from __future__ import annotations

@@ -197,13 +197,14 @@ def _read_entry(entry: Any, loc: Locator, pages: Mapping[str, str]) -> Exchange:
     reason = field(response, "statusText", str, loc, "response", "")
     check_reason(reason, loc, "response.statusText")
     version = field(response, "httpVersion", str, loc, "response", "")
+    version = normalize_http_version(version, loc, "response.httpVersion")
     body, response_headers = _read_content(response, custom, method, status, common, loc)
     return Exchange(
         method,
         url,
         status_code=status,
         reason_phrase=reason,
-        http_version=normalize_http_version(version, loc, "response.httpVersion"),
+        http_version=version,
         response_headers=response_headers,
         response_body=body,
         error=error,
@@ -539,8 +540,8 @@ def _response(exchange: Exchange, custom: dict[str, Any]) -> dict[str, Any]:
     decoded = decode_body(wire, codings)
     payload = wire if decoded is None else decoded
     content: dict[str, Any] = {"size": len(payload)}
-    length = str(len(wire))
-    if codings or any(v.strip() != length for v in _values(headers, b"content-length")):
+    length = str(len(wire)).encode()
+    if codings or any(v.strip() != length for k, v in headers if k.lower() == b"content-length"):
         # The wire bytes, where the decoded text alone would not give back the same body and
         # headers (an encoded body; a Content-Length that does not say the body's length).
         custom["responseBody"] = base64.b64encode(wire).decode("ascii")
