@@ -193,15 +193,9 @@ class _Server(QuietServer):
 class DemoAPI(ServerThread):
     """The demo shop API, served from a background thread on 127.0.0.1.
 
-    Parameters
-    ----------
-    port
-        0 (default) picks a free port.
-    require_auth
-        Ask for ``Authorization: Bearer ...`` on everything but ``/api/login`` and
-        ``/api/health``.
-    slowness
-        Scales the deliberate delays of ``/api/search`` and ``/api/reports`` (0 removes them).
+    ``port`` 0 picks a free one; ``require_auth`` asks for ``Authorization: Bearer ...`` on
+    everything but ``/api/login`` and ``/api/health``; ``slowness`` scales the deliberate delays
+    of ``/api/search`` and ``/api/reports`` (0 removes them).
 
     Endpoints: ``GET /api/health``, ``POST /api/login`` (password ``demo``), ``GET /api/users``
     (``page``, ``per_page``), ``GET /api/users/{id}`` (404 past 500), ``POST /api/users`` (422

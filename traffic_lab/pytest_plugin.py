@@ -184,11 +184,10 @@ def traffic_capture_path(request: pytest.FixtureRequest) -> Path:
 def _traffic_module(
     request: pytest.FixtureRequest, traffic_capture_path: Path
 ) -> Iterator[_ModuleCapture]:
-    capture = _ModuleCapture(traffic_capture_path, _session_mode(request.config)[0])
-    try:
+    with contextlib.closing(
+        _ModuleCapture(traffic_capture_path, _session_mode(request.config)[0])
+    ) as capture:
         yield capture
-    finally:
-        capture.close()
 
 
 # -- one test's setup ----------------------------------------------------------------------------
@@ -206,14 +205,11 @@ class _TestSetup:
         else:
             mode, source = str(kwargs["mode"]), "@pytest.mark.traffic"
         RecordMode.parse(mode)  # an unknown mode fails here, listing the valid ones
-        if mode == "once":
-            effective = "new_episodes" if module.was_empty else "none"
-        elif mode == "rewrite":
-            effective = "all"  # cleared when the module started, if set for the whole run
-        else:
-            effective = mode
+        # "rewrite" records like "all": the capture was cleared when the module started, if
+        # the mode was set for the whole run.
+        once = "new_episodes" if module.was_empty else "none"
+        self.effective = {"once": once, "rewrite": "all"}.get(mode, mode)
         self.mode = mode
-        self.effective = effective
         self.source = source
         self.store = module.store_for(kwargs.get("matcher"))
         self.redactor = kwargs.get("redactor")
@@ -232,11 +228,9 @@ class _TestSetup:
 
 
 def _setup(request: pytest.FixtureRequest, module: _ModuleCapture) -> _TestSetup:
-    node = request.node
-    setup: _TestSetup | None = node.stash.get(_SETUP, None)
-    if setup is None:
-        setup = _TestSetup(request, module)
-        node.stash[_SETUP] = setup
+    stash = request.node.stash
+    setup: _TestSetup = stash.get(_SETUP, None) or _TestSetup(request, module)
+    stash[_SETUP] = setup
     return setup
 
 

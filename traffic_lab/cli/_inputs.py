@@ -23,19 +23,6 @@ if TYPE_CHECKING:
     from ..redaction import Redactor
     from ..stores.parquet import ParquetCache, ParquetStream
 
-__all__ = [
-    "Interrupt",
-    "capture_errors",
-    "interop_errors",
-    "open_cache",
-    "open_stream",
-    "parse_tags",
-    "quiet_option",
-    "reading",
-    "redactor",
-    "tags_option",
-    "validate_base_url",
-]
 
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 tags_option = click.option(

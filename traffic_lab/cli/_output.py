@@ -22,24 +22,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-__all__ = [
-    "EXIT_CODES_HELP",
-    "EXIT_DIFFERENCES",
-    "EXIT_INTERRUPTED",
-    "BadInputError",
-    "CaptureProblemError",
-    "NetworkProblemError",
-    "command",
-    "err_console",
-    "interrupted",
-    "note",
-    "out_console",
-    "plural",
-    "progress",
-    "show_warnings",
-    "simple_table",
-]
-
 EXIT_DIFFERENCES = 1
 EXIT_INTERRUPTED = 130
 

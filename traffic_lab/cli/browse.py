@@ -323,14 +323,8 @@ def stats(
     for row in rows:
         grid.add_row(
             *(Text(str(row[k])) for k in keys),
-            str(row["count"]),
-            str(row["errors_4xx"]),
-            str(row["errors_5xx"]),
-            str(row["failed"]),
-            _ms(row["p50_ms"]),
-            _ms(row["p90_ms"]),
-            _ms(row["p99_ms"]),
-            _ms(row["max_ms"]),
+            *(str(row[k]) for k in ("count", "errors_4xx", "errors_5xx", "failed")),
+            *(_ms(row[f"{k}_ms"]) for k in ("p50", "p90", "p99", "max")),
             str(row["response_bytes_total"]),
         )
     console.print()

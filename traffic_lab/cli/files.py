@@ -36,6 +36,7 @@ from ._output import (
 
 if TYPE_CHECKING:
     from ..exchange import Exchange
+    from ..stores.parquet import ParquetStream
 
 __all__ = ["compact", "export", "import_", "scan_secrets"]
 
@@ -181,12 +182,9 @@ def export(
     kind = fmt or _detect_format(target, reading=False)
     if target.exists() and not overwrite:
         raise BadInputError(f"{target} exists; pass --overwrite to replace it")
-    store = open_stream(capture)
-    with capture_errors(capture):
-        total = len(store)
     skipped = 0
 
-    def exchanges(stop: Interrupt, advance: Any) -> Iterator[Exchange]:
+    def exchanges(store: ParquetStream, stop: Interrupt, advance: Any) -> Iterator[Exchange]:
         nonlocal skipped
         for exchange in store.exchanges():
             if stop.requested:
@@ -197,17 +195,16 @@ def export(
                 continue
             yield exchange
 
-    with Interrupt() as stop, capture_errors(capture), interop_errors(str(target)):
+    with reading(capture) as store, Interrupt() as stop, interop_errors(str(target)):
         try:
-            with progress("exporting", total, quiet=quiet) as advance:
-                items = exchanges(stop, advance)
+            with progress("exporting", len(store), quiet=quiet) as advance:
                 options = {"layout": layout} if kind == "http4k" else {}
                 write = getattr(interop, f"write_{kind}")
-                written = write(items, target, overwrite=overwrite, **options)
+                written = write(
+                    exchanges(store, stop, advance), target, overwrite=overwrite, **options
+                )
         except _Stop:
             raise interrupted(f"nothing written to {target}") from None
-        finally:
-            store.close()
     message = f"exported {plural(written, 'exchange')} to {target}"
     if skipped:
         message += f"; left out {skipped} without a complete response (no {kind} form)"
@@ -237,14 +234,11 @@ capture.
 def compact(capture: str, target_mb: int, quiet: bool) -> None:
     """Merge a capture's small files (one per flush) into large ones, per day partition,
     without changing what readers see; also removes temporaries left by crashed writers."""
-    store = open_stream(capture)
     try:
-        with capture_errors(capture), progress(f"compacting {capture}", None, quiet=quiet):
+        with reading(capture) as store, progress(f"compacting {capture}", None, quiet=quiet):
             report = store.compact(target_bytes=target_mb * 1024 * 1024)
     except KeyboardInterrupt:
         raise interrupted(f"{capture} is readable; some files may be left unmerged") from None
-    finally:
-        store.close()
     note(
         f"merged {plural(report.files_merged, 'file')} into {report.files_written} "
         f"({report.rows} exchanges); removed "

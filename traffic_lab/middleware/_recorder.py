@@ -17,16 +17,6 @@ from ..redaction import Redactor
 if TYPE_CHECKING:
     from ..protocols import Sink
 
-__all__ = [
-    "DEFAULT_PORTS",
-    "DISCONNECTED",
-    "NO_RESPONSE",
-    "PATH_SAFE",
-    "PendingExchange",
-    "RecordingMiddleware",
-    "as_bytes",
-    "header_tuple",
-]
 
 #: Recorded when the app returned without starting a response (the server answers on its own).
 NO_RESPONSE = RecordedError(

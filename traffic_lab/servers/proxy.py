@@ -47,22 +47,11 @@ _OWN_REQUEST_HEADERS = frozenset({b"host", b"content-length", b"expect"})
 class ProxyApp:
     """An ASGI reverse proxy to ``upstream`` that records every exchange into ``sink``.
 
-    Parameters
-    ----------
-    upstream
-        The base URL requests go to (``"http://127.0.0.1:5000"``, ``"https://api.example/v2"``):
-        the request's path and query are appended to its path.
-    sink
-        Where exchanges go (a :class:`~traffic_lab.ParquetStream`, any ``put(exchange)``).
-    redactor
-        Secret scrubbing of the recorded copy; default :class:`~traffic_lab.Redactor`,
-        ``Redactor.disabled()`` to record everything.
-    tags
-        Labels stored with every exchange.
-    timeout
-        Seconds to connect, and to wait for each read and write, upstream.
-    transport
-        The upstream transport to record; default ``httpx.AsyncHTTPTransport()`` (no retries).
+    ``upstream`` is the base URL (``"https://api.example/v2"``) the request's path and query
+    are appended to; ``sink`` any ``put(exchange)``; ``redactor`` scrubs the recorded copy
+    (default :class:`~traffic_lab.Redactor`); ``tags`` are stored with every exchange;
+    ``timeout`` bounds the upstream connect and each read and write; ``transport`` is the
+    upstream transport (default ``httpx.AsyncHTTPTransport()``, no retries).
 
     Examples
     --------
