@@ -60,6 +60,10 @@ def _time_options(start_us: np.ndarray[Any, Any]) -> list[tuple[str, int]]:
     return [(datetime.fromtimestamp(e / 1e6, UTC).strftime(fmt), e) for e in edges]
 
 
+def _int_pair(default: tuple[int, int]) -> Any:
+    return traitlets.Tuple(traitlets.Int(), traitlets.Int(), default_value=default).tag(filter=True)
+
+
 class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
     """Browse a capture: filters, a paginated table, the selected exchange, replay and export.
 
@@ -106,31 +110,21 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
     404
     """
 
-    method = traitlets.Unicode(_ANY)
-    host = traitlets.Unicode(_ANY)
-    status = traitlets.Unicode(_ANY, help="2xx, 4xx,5xx, 404, 500-599 or error")
-    status_range = traitlets.Tuple(traitlets.Int(), traitlets.Int(), default_value=_ALL_STATUSES)
-    content_type = traitlets.Unicode(_ANY)
-    search = traitlets.Unicode("", help="URL substring, or a /path/glob*")
-    time_range = traitlets.Tuple(traitlets.Int(), traitlets.Int(), default_value=(0, 0))
-    sort = traitlets.Unicode("recorded")
+    # The filters (tagged ``filter``): each has a control, and ``filter()`` sets them at once.
+    method = traitlets.Unicode(_ANY).tag(filter=True)
+    host = traitlets.Unicode(_ANY).tag(filter=True)
+    status = traitlets.Unicode(_ANY, help="2xx, 4xx,5xx, 404, 500-599 or error").tag(filter=True)
+    status_range = _int_pair(_ALL_STATUSES)
+    content_type = traitlets.Unicode(_ANY).tag(filter=True)
+    search = traitlets.Unicode("", help="URL substring, or a /path/glob*").tag(filter=True)
+    time_range = _int_pair((0, 0))
+    sort = traitlets.Unicode("recorded").tag(filter=True)
     page = traitlets.Int(0)
     page_size = traitlets.Int(25)
     #: Position (in the whole capture) of the selected exchange; -1 for none.
     selected = traitlets.Int(_NO_ROW)
     #: How many exchanges match the filters.
     matches = traitlets.Int(0, read_only=True)
-
-    _FILTERS = (
-        "method",
-        "host",
-        "status",
-        "status_range",
-        "content_type",
-        "search",
-        "time_range",
-        "sort",
-    )
 
     def __init__(
         self,
@@ -152,9 +146,9 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
         self.errors = ErrorArea()
         self.inspector = ExchangeInspector(client=client, base_url=base_url)
         self._build()
-        self.observe(self._on_filters, names=list(self._FILTERS))
+        self.observe(self._on_filters, names=self.trait_names(filter=True))
         self.observe(self._on_page, names=["page", "page_size"])
-        self.observe(self._on_selected, names="selected")
+        self.observe(lambda _: self.errors.run(self._show_selected), names="selected")
         self.page_size = min(self.page_size_select.options, key=lambda o: abs(o - page_size))
         options = self.time_slider.options
         self._time_full = (options[0][1], options[-1][1])
@@ -300,9 +294,10 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
 
         Unknown names raise ``TypeError``. Returns the browser, so it displays in a cell.
         """
-        unknown = set(values) - set(self._FILTERS)
+        filters = self.trait_names(filter=True)
+        unknown = set(values) - set(filters)
         if unknown:
-            raise TypeError(f"unknown filters {sorted(unknown)}; use {list(self._FILTERS)}")
+            raise TypeError(f"unknown filters {sorted(unknown)}; use {sorted(filters)}")
         self._batching = True
         try:
             with self.hold_trait_notifications():
@@ -320,7 +315,7 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
             self.time_slider.index = (0, len(self.time_slider.options) - 1)
         finally:
             self._batching = False
-        defaults = {name: self.trait_defaults(name) for name in self._FILTERS}
+        defaults = {name: self.trait_defaults(name) for name in self.trait_names(filter=True)}
         self.filter(**{**defaults, "time_range": self._time_full})
 
     def _status_to_dropdown(self, change: Any) -> None:
@@ -342,7 +337,7 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
         else:
             self._render_page()
         if self.views.selected_index == 1:
-            self._render_plots()
+            self.errors.run(self._draw_plots)
 
     # -- the table -----------------------------------------------------------------------------
     @property
@@ -435,9 +430,6 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
         if not self._syncing and change["new"] != _NO_ROW:
             self.selected = int(change["new"])
 
-    def _on_selected(self, change: Any) -> None:
-        self.errors.run(self._show_selected)
-
     def _show_selected(self) -> None:
         position = self.selected
         if position == _NO_ROW:
@@ -505,10 +497,7 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
     # -- plots ---------------------------------------------------------------------------------
     def _on_view_tab(self, change: Any) -> None:
         if change["new"] == 1 and self._plots_stale:
-            self._render_plots()
-
-    def _render_plots(self) -> None:
-        self.errors.run(self._draw_plots)
+            self.errors.run(self._draw_plots)
 
     def _draw_plots(self) -> None:
         try:
