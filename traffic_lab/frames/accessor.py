@@ -1,8 +1,5 @@
 """The ``df.traffic`` accessor, registered on ``pandas.DataFrame`` when ``traffic_lab.frames``
-is imported.
-
-pandas builds a new accessor on every ``df.traffic``, so the constructor only checks the columns;
-it raises ``AttributeError`` for a frame that is not a traffic frame (``hasattr`` is False).
+is imported (pandas builds one on every ``df.traffic``: the constructor only checks columns).
 """
 
 from __future__ import annotations
@@ -28,16 +25,16 @@ __all__ = ["REQUIRED_COLUMNS", "TrafficAccessor"]
 #: The columns without which a frame is not a traffic frame.
 REQUIRED_COLUMNS = frozenset({"request_method", "request_url"})
 
-P = ParamSpec("P")
-R = TypeVar("R")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def _on_frame(func: Callable[Concatenate[pd.DataFrame, P], R]) -> Callable[Concatenate[Any, P], R]:
-    """``func(df, ...)`` as the method ``df.traffic.<name>(...)`` (same docstring)."""
+def _on_frame(f: Callable[Concatenate[pd.DataFrame, _P], _R]) -> Callable[Concatenate[Any, _P], _R]:
+    """``f(df, ...)`` as the method ``df.traffic.<name>(...)`` (same docstring)."""
 
-    @functools.wraps(func)
-    def method(self: TrafficAccessor, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return func(self._df, *args, **kwargs)
+    @functools.wraps(f)
+    def method(self: TrafficAccessor, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return f(self._df, *args, **kwargs)
 
     return method
 
