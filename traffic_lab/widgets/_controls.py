@@ -28,6 +28,12 @@ def button(description: str, action: Callable[[], object], css: str = "", **kwar
     return classed(widget, css) if css else widget
 
 
+def text_box(description: str, width: str, css: str = "", **kwargs: Any) -> Any:
+    """A ``Text`` input of a given width."""
+    widget = w.Text(description=description, layout=w.Layout(width=width), **kwargs)
+    return classed(widget, css) if css else widget
+
+
 class ErrorArea:
     """Where a widget shows what went wrong in a callback: ``message`` (an HTML line, cleared
     on success) and, under IPython, the traceback in ``output``."""

@@ -15,7 +15,7 @@ import traitlets
 from ..exchange import Exchange
 from ..transports.requester import ReplayResult
 from ._browser_data import SORTS, STATUS_CLASSES, Criteria, TrafficView, open_view
-from ._controls import ErrorArea, button, classed
+from ._controls import ErrorArea, button, classed, text_box
 from ._html import _STYLE, esc, shorten
 from .inspector import ExchangeInspector
 
@@ -174,11 +174,8 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
             style={"description_width": "initial"},
         )
         self.type_select = dropdown("Type", _choices(v.content_types, v.ctype_codes))
-        self.search_text = w.Text(
-            placeholder="text in URL, or /api/users/*",
-            description="Search",
-            continuous_update=False,
-            layout=w.Layout(width="320px"),
+        self.search_text = text_box(
+            "Search", "320px", placeholder="text in URL, or /api/users/*", continuous_update=False
         )
         times = _time_options(v.start_us)
         self.time_slider = w.SelectionRangeSlider(
@@ -230,9 +227,7 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
         self.row_select = classed(rows, "tl-row-select")
         self.row_select.observe(self._on_row_select, names="value")
 
-        self.export_path = w.Text(
-            value="selection.har", description="Export to", layout=w.Layout(width="360px")
-        )
+        self.export_path = text_box("Export to", "360px", value="selection.har")
         formats = [("HAR file", "har"), ("capture folder", "capture")]
         self.export_format = w.Dropdown(options=formats, layout=w.Layout(width="160px"))
         self.export_button = button(

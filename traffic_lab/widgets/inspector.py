@@ -13,7 +13,7 @@ import traitlets
 
 from ..exchange import Exchange
 from ..transports.requester import ReplayResult, build_replay_request, diff_responses
-from ._controls import ErrorArea, ReplayClient, button, classed
+from ._controls import ErrorArea, ReplayClient, button, classed, text_box
 from ._html import (
     _STYLE,
     diff_html,
@@ -88,9 +88,9 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
         self._client = ReplayClient(client)
         self.errors = ErrorArea()
         self.summary = w.HTML("")
-        layout = w.Layout(width="420px")
-        text = w.Text(placeholder="recorded host", description="Replay to", layout=layout)
-        self.base_url_text = classed(text, "tl-base-url")
+        self.base_url_text = text_box(
+            "Replay to", "420px", "tl-base-url", placeholder="recorded host"
+        )
         self.replay_button = button(
             "Replay",
             lambda: self.errors.run(self.replay),

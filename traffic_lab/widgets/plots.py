@@ -28,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised where matplotlib is m
     ) from exc
 
 from ._browser_data import TrafficView, codes_of
+from ._controls import classed
 
 if TYPE_CHECKING:
     import ipywidgets as w  # type: ignore[import-untyped]  # ipywidgets ships no types
@@ -286,6 +287,5 @@ def plot_images(view: TrafficView, rows: np.ndarray[Any, Any]) -> list[w.Widget]
     for draw in (status_mix, latency_by_endpoint, timeline):
         png = figure_png(draw(data))
         image = w.Image(value=png, format="png", layout=w.Layout(max_width="100%"))
-        image.add_class(f"tl-plot-{draw.__name__}")
-        images.append(image)
+        images.append(classed(image, f"tl-plot-{draw.__name__}"))
     return images

@@ -19,7 +19,7 @@ from ..exchange import Exchange
 from ..protocols import Replay
 from ..transports.requester import ResponseDiff, build_replay_request, diff_responses
 from ..transports.responder import NO_MORE_TRAFFIC, responder
-from ._controls import ErrorArea, ReplayClient, button, classed
+from ._controls import ErrorArea, ReplayClient, button, classed, text_box
 from ._html import _STYLE, diff_html, esc, message_html, request_target
 
 __all__ = ["Step", "StreamPlayer"]
@@ -132,13 +132,9 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         self._responder_client: httpx.Client | None = None
         self.errors = ErrorArea()
         self.header = w.HTML("")
-        text = w.Text(
-            value=target,
-            placeholder="the stream's responder",
-            description="Target",
-            layout=w.Layout(width="420px"),
+        self.target_text = text_box(
+            "Target", "420px", "tl-target", value=target, placeholder="the stream's responder"
         )
-        self.target_text = classed(text, "tl-target")
         traitlets.link((self.target_text, "value"), (self, "target"))
         run = self.errors.run
         self.step_button = button("Step", lambda: run(self.step), "tl-step", icon="step-forward")
