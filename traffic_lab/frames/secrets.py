@@ -34,6 +34,7 @@ from ..redaction import TOKEN_FORMATS, Redactor, is_secret_name, redact_known_to
 from ..wire import content_codings, decode_body, header_value
 from . import convert
 from ._capture_ref import IDENTITY, CaptureRef, open_source
+from .accessor import TrafficAccessor
 from .convert import capture_of, frame_columns, frame_exchanges, write_capture
 from .views import _pairs, decode_header
 from .where import WhereArg, as_expression
@@ -128,11 +129,10 @@ class _Scanner:
         location = f"{side}.header"
         for raw_name, raw_value in pairs:
             name, value = decode_header(raw_name), decode_header(raw_value)
-            if self.formats(location, name, value):
+            secret = self.redactor.is_secret_header(raw_name.encode("latin-1"))
+            if self.formats(location, name, value) or not secret:
                 continue
             lowered = name.lower()
-            if not self.redactor.is_secret_header(raw_name.encode("latin-1")):
-                continue
             if lowered in ("cookie", "set-cookie"):
                 cookies = value.split(";") if lowered == "cookie" else value.split(";")[:1]
                 for cookie in cookies:
@@ -189,12 +189,7 @@ class _Scanner:
 
 def _rows(source: Any, where: WhereArg) -> Iterator[pa.RecordBatch]:
     if isinstance(source, pd.DataFrame):
-        frame = source
-        if where is not None:
-            from .accessor import TrafficAccessor
-
-            frame = TrafficAccessor(frame).filter(where)
-        table = frame_columns(frame, _SCAN_COLUMNS)
+        table = frame_columns(TrafficAccessor(source).filter(where), _SCAN_COLUMNS)
     else:
         ref = open_source(source)
         table = ref.read(_SCAN_COLUMNS, as_expression(where, partitioned=ref.partitioned))
