@@ -120,9 +120,8 @@ def hexdump(data: bytes, limit: int = MAX_HEX) -> str:
     lines = []
     for offset in range(0, min(len(data), limit), 16):
         chunk = data[offset : offset + 16]
-        hexes = " ".join(f"{b:02x}" for b in chunk)
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{offset:08x}  {hexes:<47}  {text}")
+        lines.append(f"{offset:08x}  {chunk.hex(' '):<47}  {text}")
     if len(data) > limit:
         lines.append(f"... {len(data) - limit:,} more bytes")
     return "\n".join(lines)

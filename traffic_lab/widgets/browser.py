@@ -314,8 +314,7 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
         self.filter(**{**defaults, "time_range": self._time_full})
 
     def _status_to_dropdown(self, change: Any) -> None:
-        specs = [spec for _, spec in self.status_select.options]
-        if change["new"] in specs and self.status_select.value != change["new"]:
+        if change["new"] in STATUS_CLASSES.values():  # else the dropdown keeps its choice
             self.status_select.value = change["new"]
 
     def _on_filters(self, change: object = None) -> None:
