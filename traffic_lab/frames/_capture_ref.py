@@ -148,23 +148,20 @@ class CaptureRef:
         Raises ``LookupError`` when a row is no longer in the capture.
         """
         columns = [c for c in dict.fromkeys(columns) if c not in IDENTITY]
-        n = keys.num_rows
-        if n == 0:
+        if keys.num_rows == 0:
             return SCHEMA.empty_table().select(columns)
         if self._snapshot is None:
             found = self.read([*IDENTITY, *columns], _identity_filter(keys))
-            return _align(
-                keys, found.select(list(IDENTITY)), found.select(columns), self.describe()
+            found_keys, table = found.select(list(IDENTITY)), found.select(columns)
+        else:
+            # Rows of another capture, or numbers out of range, are reported missing by _align.
+            seqs = keys.column("writer_seq").to_pylist()
+            unique = sorted({s for s in seqs if s is not None and 0 <= s < len(self._snapshot)})
+            table = self._snapshot_table([self._snapshot[s] for s in unique], unique, columns, None)
+            found_keys = pa.table(
+                {"writer_id": [self._writer_id] * len(unique), "writer_seq": unique}
             )
-        if any(w != self._writer_id for w in keys.column("writer_id").to_pylist()):
-            raise LookupError(f"rows of another capture asked from {self.describe()}")
-        seqs = [int(s) for s in keys.column("writer_seq").to_pylist() if s is not None]
-        if len(seqs) != n or min(seqs) < 0 or max(seqs) >= len(self._snapshot):
-            raise LookupError(f"row numbers out of range for {self.describe()}")
-        unique = sorted(set(seqs))
-        table = self._snapshot_table([self._snapshot[s] for s in unique], unique, columns, None)
-        found = pa.table({"writer_id": [self._writer_id] * len(unique), "writer_seq": unique})
-        return _align(keys, found, table, self.describe())
+        return _align(keys, found_keys, table, self.describe())
 
     def _snapshot_table(
         self,
