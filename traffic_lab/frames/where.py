@@ -95,19 +95,15 @@ def _strings(value: str | Iterable[str], name: str) -> tuple[str, ...]:
 
 def _text_match(field: str, values: Sequence[str], *, fold: bool = False) -> pc.Expression:
     """Equality (pushed down to row-group statistics) or, for globs, a regex match."""
-    exact = [v for v in values if not _GLOB_CHARS & set(v)]
+    column = pc.field(field)
     globs = [v for v in values if _GLOB_CHARS & set(v)]
-    parts: list[pc.Expression] = []
-    if len(exact) == 1:
-        parts.append(pc.field(field) == exact[0])
-    elif exact:
-        parts.append(pc.field(field).isin(exact))
-    for pattern in globs:
-        parts.append(
-            pc.match_substring_regex(
-                pc.field(field), pattern=glob_to_regex(pattern), ignore_case=fold
-            )
-        )
+    exact = [v for v in values if v not in globs]
+    parts = [
+        pc.match_substring_regex(column, pattern=glob_to_regex(glob), ignore_case=fold)
+        for glob in globs
+    ]
+    if exact:
+        parts.insert(0, column == exact[0] if len(exact) == 1 else column.isin(exact))
     return functools.reduce(operator.or_, parts)
 
 
