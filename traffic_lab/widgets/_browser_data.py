@@ -97,9 +97,7 @@ def _strings(series: Any) -> pa.Array[Any]:
     array = pa.array(series, from_pandas=True)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    result: pa.Array[Any] = array.cast(pa.string())
+    result: pa.Array[Any] = array.cast(pa.string())  # decodes a dictionary array too
     return result
 
 
