@@ -59,8 +59,9 @@ def command(name: str, epilog: str, **settings: Any) -> Callable[[Any], click.Co
     return click.command(name, epilog=f"\b\n{epilog}\n{EXIT_CODES_HELP}", **settings)
 
 
-def _console(stderr: bool) -> Console:
-    """Not a terminal: no colours, and no width limit on lines."""
+def make_console(stderr: bool = False) -> Console:
+    """Where results (stdout), or progress, notes and warnings (stderr) go. Not a terminal: no
+    colours, and no width limit on lines."""
     stream = sys.stderr if stderr else sys.stdout
     terminal = stream.isatty()
     return Console(
@@ -70,16 +71,6 @@ def _console(stderr: bool) -> Console:
         no_color=not terminal or None,
         force_terminal=None if terminal or stderr else False,
     )
-
-
-def out_console() -> Console:
-    """Where results go (stdout)."""
-    return _console(stderr=False)
-
-
-def err_console() -> Console:
-    """Where progress, notes and warnings go (stderr)."""
-    return _console(stderr=True)
 
 
 def note(message: str) -> None:
@@ -120,14 +111,12 @@ def simple_table(
 def progress(description: str, total: int | None, *, quiet: bool = False) -> Iterator[Any]:
     """A progress bar on stderr (a spinner when ``total`` is unknown); nothing when stderr is
     not a terminal or ``quiet``. Yields ``advance(n=1)``."""
-    console = err_console()
+    err = make_console(stderr=True)
     columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}")]
     if total is not None:
         columns += [BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     columns.append(TimeElapsedColumn())
-    bar = Progress(
-        *columns, console=console, transient=True, disable=quiet or not console.is_terminal
-    )
+    bar = Progress(*columns, console=err, transient=True, disable=quiet or not err.is_terminal)
     with bar:
         task = bar.add_task(description, total=total)
 

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from ..wire import header_values
 from ._inputs import reading
-from ._output import BadInputError, command, out_console, plural, simple_table
+from ._output import BadInputError, command, make_console, plural, simple_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -141,7 +141,7 @@ def ls(
     if not show_all:
         table = table.slice(0, limit)
     rows = _ls_rows(table)
-    console = out_console()
+    console = make_console()
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
@@ -294,7 +294,7 @@ def stats(
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    console = out_console()
+    console = make_console()
     s = result["summary"]
     classes = "  ".join(
         f"{c}xx {s[f'status_{c}xx']}" for c in range(1, 6) if s.get(f"status_{c}xx")
@@ -459,7 +459,7 @@ def show(capture: str, number: int, as_json: bool, raw: bool) -> None:
     if raw:
         click.echo(decoded or b"", nl=False)
         return
-    console = out_console()
+    console = make_console()
     ms = exchange.elapsed.total_seconds() * 1000
     head = f"#{index}  {exchange.started_at.isoformat(timespec='milliseconds')}  {ms:.1f} ms"
     if exchange.tags:

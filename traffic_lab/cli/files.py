@@ -27,8 +27,8 @@ from ._output import (
     BadInputError,
     command,
     interrupted,
+    make_console,
     note,
-    out_console,
     plural,
     progress,
     simple_table,
@@ -304,7 +304,7 @@ def scan_secrets(capture: str, as_json: bool, quiet: bool) -> None:
                 item["kind"],
                 Text(item["preview"]),
             )
-        out_console().print(grid)
+        make_console().print(grid)
     exchanges = len({item["index"] for item in found})
     note(f"{plural(len(found), 'secret')} found in {exchanges} of {plural(total, 'exchange')}")
     if found:

@@ -34,8 +34,8 @@ from ._output import (
     NetworkProblemError,
     command,
     interrupted,
+    make_console,
     note,
-    out_console,
     plural,
     progress,
     simple_table,
@@ -107,16 +107,10 @@ _timeout_option = click.option(
 # -- serve -----------------------------------------------------------------------------------------
 def _origins(store: ParquetStream) -> list[str]:
     table = store.to_arrow(columns=["request_scheme", "request_host", "request_port"])
-    origins = set()
-    for scheme, host, port in zip(
-        table.column("request_scheme").to_pylist(),
-        table.column("request_host").to_pylist(),
-        table.column("request_port").to_pylist(),
-        strict=True,
-    ):
-        default = {"http": 80, "https": 443}.get(scheme or "")
-        netloc = host if port in (None, default) else f"{host}:{port}"
-        origins.add(f"{scheme}://{netloc}")
+    origins = {
+        str(httpx.URL(scheme=scheme, host=host, port=port))
+        for scheme, host, port in zip(*table.to_pydict().values(), strict=True)
+    }
     return sorted(origins)
 
 
@@ -127,18 +121,16 @@ def _origins(store: ParquetStream) -> list[str]:
   traffic-lab serve captures/session --mode stream --strict
   curl -i http://127.0.0.1:8000/api/users/1
 
-\b
-cache mode: each request gets the latest recorded response with its key (method, path, query,
-  body digest; see --ignore-query, --match-body, --match-header). A miss answers 503
-  "no recorded response matches" and the nearest recorded request, also in the
-  x-traffic-lab-nearest header (--strict: 404 and the three nearest).
-stream mode: responses are answered in recorded order, whatever is asked; then 503
-  (--strict: 404 for a request that differs from the next recorded one).
-Requests are matched as if made to the recorded server: with one origin in the capture that
-is automatic; with several, the origin is ignored unless --origin names one. A recorded
-transport error answers 502 (504 for a timeout) with a JSON body naming it. Recorded
-responses go out as recorded: status, reason, headers, wire bytes (gzip stays gzip, except
-for a client whose Accept-Encoding does not take it; no Accept-Encoding: identity only).
+cache mode: each request gets the latest recorded response with its key (method, path,
+query, body digest). A miss answers 503 naming the nearest recorded request (also in the
+x-traffic-lab-nearest header); --strict: 404 and the three nearest.
+
+stream mode: recorded responses in recorded order, whatever is asked; then 503 (--strict:
+404 for a request that differs from the next recorded one).
+
+With one origin in the capture, requests are matched as if made to it; with several, the
+origin is ignored unless --origin names one. A recorded transport error answers 502 (504 for
+a timeout). Responses go out as recorded (gzip stays gzip unless Accept-Encoding refuses it).
 Ctrl-C or SIGTERM stops the server after the requests in flight.
 """,
 )
@@ -341,7 +333,7 @@ def _difference(result: ReplayResult, ignore: frozenset[str]) -> dict[str, Any] 
 
 
 def _print_replay(report: dict[str, Any], show: int) -> None:
-    console = out_console()
+    console = make_console()
     differences = report["differences"]
     same = report["sent"] - len(differences)
     console.print(

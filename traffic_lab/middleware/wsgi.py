@@ -93,7 +93,7 @@ class RecordingWSGIMiddleware(RecordingMiddleware[WSGIApplication]):
         try:
             result = self.app(environ, cycle.start_response)
         except BaseException as exc:
-            cycle.raised(exc)
+            cycle.finished(exc)
             raise
         if hasattr(result, "__len__"):
             # Servers use len() == 1 to compute Content-Length (wsgiref does): keep it working.
@@ -176,26 +176,23 @@ class _Cycle:
         # The server has taken every chunk: record now. Waiting for close() would tie the
         # recording to the server, and Werkzeug's calls close() only after draining the
         # socket, which blocks on a keep-alive client until it hangs up.
-        self.closed()
+        self.finished()
 
-    def raised(self, exc: BaseException) -> None:
+    def finished(self, exc: BaseException | None = None) -> None:
+        """Record the exchange, once: the app raised ``exc``, or the server is done with it."""
         if self.recorded:
             return
         self.recorded = True
+        capture, complete = self.capture, self.complete
+        if exc is None:
+            # A close before the end: the server stopped asking, nearly always a client that left.
+            self._middleware._record(capture, complete=complete, disconnected=not complete)
+            return
         # Before the first non-empty chunk (or the end of an empty body) nothing went out, and
         # the server answers with its own error response: record no status then.
-        responded = self.capture.status_code is not None and (self.sent_body or self.complete)
+        responded = capture.status_code is not None and (self.sent_body or complete)
         self._middleware._record(
-            self.capture, exc, complete=self.complete, disconnected=False, responded=responded
-        )
-
-    def closed(self) -> None:
-        if self.recorded:
-            return
-        self.recorded = True
-        # A close before the end: the server stopped asking, nearly always a client that left.
-        self._middleware._record(
-            self.capture, complete=self.complete, disconnected=not self.complete
+            capture, exc, complete=complete, disconnected=False, responded=responded
         )
 
 
@@ -229,7 +226,7 @@ class _Response:
             cycle.exhausted()
             raise
         except BaseException as exc:
-            cycle.raised(exc)
+            cycle.finished(exc)
             raise
         self._pending = chunk
         return chunk
@@ -240,9 +237,9 @@ class _Response:
             try:
                 inner_close()
             except BaseException as exc:
-                self._cycle.raised(exc)
+                self._cycle.finished(exc)
                 raise
-        self._cycle.closed()
+        self._cycle.finished()
 
 
 class _SizedResponse(_Response):
