@@ -239,16 +239,12 @@ class Where:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        if self.host is not None:
-            set_(self, "host", tuple(h.lower() for h in _strings(self.host, "host")))
-        if self.method is not None:
-            set_(self, "method", tuple(m.upper() for m in _strings(self.method, "method")))
-        if self.path is not None:
-            set_(self, "path", _strings(self.path, "path"))
-        if self.start is not None:
-            set_(self, "start", _as_time(self.start, "start"))
-        if self.end is not None:
-            set_(self, "end", _as_time(self.end, "end"))
+        for name, normal in (("host", str.lower), ("method", str.upper), ("path", str)):
+            if getattr(self, name) is not None:
+                set_(self, name, tuple(normal(v) for v in _strings(getattr(self, name), name)))
+        for name in ("start", "end"):
+            if getattr(self, name) is not None:
+                set_(self, name, _as_time(getattr(self, name), name))
         if self.status is not None and not isinstance(self.status, int | str | range):
             set_(self, "status", tuple(self.status))
         if self.status is not None:
@@ -270,16 +266,13 @@ class Where:
             parts.append(_text_match("request_method", self.method))
         if self.status is not None:
             parts.append(parse_status(self.status).expression())
-        if self.start is not None:
-            assert isinstance(self.start, datetime)
-            parts.append(pc.field("started_at") >= pa.scalar(self.start, _TIMESTAMP))
-            if partitioned:
-                parts.append(pc.field("day") >= _day(self.start))
-        if self.end is not None:
-            assert isinstance(self.end, datetime)
-            parts.append(pc.field("started_at") < pa.scalar(self.end, _TIMESTAMP))
-            if partitioned:
-                parts.append(pc.field("day") <= _day(self.end))
+        # start <= started_at < end; whole days for the partition column.
+        bounds: Any = ((self.start, operator.ge, operator.ge), (self.end, operator.lt, operator.le))
+        for moment, on_time, on_day in bounds:
+            if isinstance(moment, datetime):
+                parts.append(on_time(pc.field("started_at"), pa.scalar(moment, _TIMESTAMP)))
+                if partitioned:
+                    parts.append(on_day(pc.field("day"), _day(moment)))
         if self.path is not None:
             parts.append(_text_match("request_path", self.path))
         if self.failed is not None:
