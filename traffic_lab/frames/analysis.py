@@ -109,8 +109,8 @@ def _need(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
 
 def _status_flags(df: pd.DataFrame) -> pd.DataFrame:
     status = df["response_status"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
-    flags = {"failed": np.isnan(status), "c4xx": (status >= 400) & (status < 500)}
-    return pd.DataFrame({**flags, "c5xx": status >= 500}, index=df.index)
+    flags = {"errors_4xx": (status >= 400) & (status < 500), "errors_5xx": status >= 500}
+    return pd.DataFrame({**flags, "failed": np.isnan(status)}, index=df.index)
 
 
 def _total(df: pd.DataFrame, column: str) -> int:
@@ -161,7 +161,7 @@ def summary(df: pd.DataFrame) -> pd.Series[Any]:
         **classes,
         "failed": int(flags["failed"].sum()),
         "truncated": _total(df, "truncated"),
-        "error_rate": float((flags["failed"] | flags["c4xx"] | flags["c5xx"]).mean()) if n else 0.0,
+        "error_rate": float(flags.any(axis=1).mean()) if n else 0.0,
         **{f"p{q}_ms": float(v) for q, v in zip((50, 90, 99), quantiles, strict=True)},
         "max_ms": float(elapsed.max()) if n else np.nan,
         "request_bytes": _total(df, "request_body_size"),
@@ -230,8 +230,8 @@ def endpoints(
         out[f"p{q}_ms"] = quantiles[q / 100]
     out["mean_ms"] = latency.mean()
     out["max_ms"] = latency.max()
-    for column, flag in (("errors_4xx", "c4xx"), ("errors_5xx", "c5xx"), ("failed", "failed")):
-        out[column] = grouped[flag].sum().astype("int64")
+    for column in ("errors_4xx", "errors_5xx", "failed"):
+        out[column] = grouped[column].sum().astype("int64")
     out["error_rate"] = (out["errors_4xx"] + out["errors_5xx"] + out["failed"]) / out["count"]
     out["server_error_rate"] = (out["errors_5xx"] + out["failed"]) / out["count"]
     out["request_bytes_mean"] = grouped["request_bytes"].mean()
@@ -429,8 +429,7 @@ def compare(
 ) -> pd.DataFrame:
     """Compare this frame (``a``) with another (``b``), endpoint by endpoint.
 
-    Two captures, two sessions (``where={"tags": {"session": ...}}``), before and after a
-    deploy. JSON schema drift compares the shapes of up to ``sample`` 2xx JSON responses per
+    JSON schema drift compares the shapes of up to ``sample`` 2xx JSON responses per
     endpoint and side (bodies are fetched for those rows only). Returns a frame indexed like
     :func:`endpoints`, endpoints of both sides; columns, with the ``labels`` as suffixes:
     ``count_*``, ``error_rate_*``, ``statuses_*`` (status code to count; transport failures count
