@@ -135,7 +135,7 @@ class CaptureRef:
         """Rows matching ``where``, in recorded order, with ``columns`` (capture names)."""
         columns = list(dict.fromkeys(columns))
         if self._snapshot is not None:
-            return self._snapshot_table(self._snapshot, range(len(self._snapshot)), columns, where)
+            return self._snapshot_table(range(len(self._snapshot)), columns, where)
         store = self.store()
         table = store.to_arrow(columns=columns, filter=where)
         if not isinstance(table, pa.Table):
@@ -157,31 +157,26 @@ class CaptureRef:
             # Rows of another capture, or numbers out of range, are reported missing by _align.
             seqs = keys.column("writer_seq").to_pylist()
             unique = sorted({s for s in seqs if s is not None and 0 <= s < len(self._snapshot)})
-            table = self._snapshot_table([self._snapshot[s] for s in unique], unique, columns, None)
+            table = self._snapshot_table(unique, columns, None)
             found_keys = pa.table(
                 {"writer_id": [self._writer_id] * len(unique), "writer_seq": unique}
             )
         return _align(keys, found_keys, table, self.describe())
 
     def _snapshot_table(
-        self,
-        exchanges: Sequence[Exchange],
-        seqs: Sequence[int],
-        columns: Sequence[str],
-        where: pc.Expression | None,
+        self, seqs: Sequence[int], columns: Sequence[str], where: pc.Expression | None
     ) -> pa.Table:
+        exchanges = [self._snapshot[s] for s in seqs] if self._snapshot is not None else []
         # Keys cost a matcher call per exchange: computed only when asked for.
-        needs_keys = "request_key" in columns or (where is not None and "request_key" in str(where))
+        needs_keys = "request_key" in columns or "request_key" in str(where)
         table = exchanges_to_table(
-            list(exchanges),
+            exchanges,
             self._matcher,
             keys=None if needs_keys else [""] * len(exchanges),
             writer_id=self._writer_id,
             seqs=list(seqs),
         )
-        if where is not None:
-            table = table.filter(where)
-        return table.select(list(columns))
+        return (table.filter(where) if where is not None else table).select(list(columns))
 
 
 def _from_path(path: str | None) -> CaptureRef:
