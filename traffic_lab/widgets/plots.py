@@ -168,8 +168,7 @@ def timeline(frame: Any, *, limit: int = 150, ax: Axes | None = None) -> Figure:
         return figure
     n = len(c.start_us)
     order = np.argsort(c.start_us, kind="stable")[:limit]
-    t0 = c.start_us[order[0]]
-    left = (c.start_us[order] - t0) / 1000.0
+    left = (c.start_us[order] - c.start_us[order[0]]) / 1000.0
     width = np.maximum(c.elapsed_ms[order], 0.0)
     classes = _class_index(c.status[order])
     colors = [STATUS_COLORS[_CLASSES[k]] for k in classes]
@@ -271,8 +270,7 @@ def status_mix(frame: Any, *, bins: int = 40, ax: Axes | None = None) -> Figure:
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     axes.set_ylabel("exchanges per bucket")
-    seconds = width_us / 1e6
-    axes.set_title(f"Status mix over time (UTC; buckets of {seconds:,.3g} s)")
+    axes.set_title(f"Status mix over time (UTC; buckets of {width_us / 1e6:,.3g} s)")
     axes.legend(fontsize=8, frameon=False, ncols=5, loc="upper left")
     axes.grid(axis="y", alpha=0.3)
     return figure

@@ -123,12 +123,6 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         self.stream = stream
         self.window = window
         self._client = ReplayClient(client)
-        self.counts: Counter[str] = Counter()
-        self.statuses: Counter[str] = Counter()
-        self.history: deque[Step] = deque(maxlen=window)
-        self.last: Step | None = None
-        self._iterator: Iterator[Exchange] = iter(())
-        self._pending: deque[Exchange] = deque()
         self._responder_client: httpx.Client | None = None
         self.errors = ErrorArea()
         self.header = w.HTML("")
@@ -157,7 +151,7 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
             self.detail,
         )
         self.observe(self._on_target, names="target")
-        self.reset()
+        self.reset()  # sets the cursor and the counts
 
     @property
     def pending(self) -> int:
@@ -171,12 +165,12 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         self.set_trait("total", total)
         self.set_trait("position", 0)
         self.set_trait("exhausted", False)
-        self.counts.clear()
-        self.statuses.clear()
-        self.history.clear()
-        self.last = None
+        self.counts: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self.history: deque[Step] = deque(maxlen=self.window)
+        self.last: Step | None = None
         self._iterator = iter(self.stream.exchanges())
-        self._pending.clear()
+        self._pending: deque[Exchange] = deque()
         self._close_responder()
         self.progress.max = max(self.total, 1)
         self.detail.value = ""
