@@ -7,10 +7,10 @@ import contextlib
 import os
 import re
 import signal
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import httpx
@@ -33,6 +33,14 @@ tags_option = click.option(
     help="A tag stored with every exchange (repeatable).",
 )
 _DAY_DIR = re.compile(r"day=\d{8}")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def count_option(*names: str, default: int, minimum: int, help: str) -> Callable[[_F], _F]:
+    """An integer option of at least ``minimum``; ``--help`` shows its default."""
+    return click.option(
+        *names, type=click.IntRange(min=minimum), default=default, show_default=True, help=help
+    )
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import click
 from rich.text import Text
 
 from ..wire import header_values
-from ._inputs import reading
+from ._inputs import count_option, reading
 from ._output import BadInputError, command, make_console, plural, simple_table
 
 if TYPE_CHECKING:
@@ -116,13 +116,7 @@ def _with_filters(function: Any) -> Any:
 )
 @click.argument("capture")
 @_with_filters
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="At most this many lines (the first ones).",
-)
+@count_option("--limit", default=100, minimum=1, help="At most this many lines (the first ones).")
 @click.option("--all", "show_all", is_flag=True, help="Every exchange (no --limit).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead.")
 def ls(
@@ -270,12 +264,8 @@ The figures are those of df.traffic.summary() and df.traffic.endpoints() in traf
 @click.argument("capture")
 @_with_filters
 @click.option("--by-host", is_flag=True, help="Split endpoints by request host too.")
-@click.option(
-    "--top",
-    type=click.IntRange(min=0),
-    default=20,
-    show_default=True,
-    help="Endpoints listed in the table (most requested first).",
+@count_option(
+    "--top", default=20, minimum=0, help="Endpoints listed in the table (most requested first)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Summary and every endpoint as JSON.")
 def stats(

@@ -14,6 +14,7 @@ from rich.text import Text
 from ._inputs import (
     Interrupt,
     capture_errors,
+    count_option,
     interop_errors,
     open_stream,
     parse_tags,
@@ -223,12 +224,8 @@ capture.
 """,
 )
 @click.argument("capture")
-@click.option(
-    "--target-mb",
-    type=click.IntRange(min=1),
-    default=256,
-    show_default=True,
-    help="Merged files grow up to about this size.",
+@count_option(
+    "--target-mb", default=256, minimum=1, help="Merged files grow up to about this size."
 )
 @quiet_option
 def compact(capture: str, target_mb: int, quiet: bool) -> None:

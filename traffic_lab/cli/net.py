@@ -18,6 +18,7 @@ from rich.text import Text
 from ._inputs import (
     Interrupt,
     capture_errors,
+    count_option,
     open_cache,
     open_stream,
     parse_tags,
@@ -379,14 +380,7 @@ by value). Exit 1 when any response differs or a request fails, 0 when all match
     type=click.FloatRange(min=0, min_open=True),
     help="At most this many requests per second (default: no limit).",
 )
-@click.option(
-    "--concurrency",
-    "-c",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Requests in flight at once.",
-)
+@count_option("--concurrency", "-c", default=1, minimum=1, help="Requests in flight at once.")
 @_timeout_option
 @click.option(
     "--ignore-header",
@@ -395,13 +389,7 @@ by value). Exit 1 when any response differs or a request fails, 0 when all match
     help="Response header left out of the comparison (repeatable).",
 )
 @click.option("--no-redact", is_flag=True, help="Record live secrets as they are.")
-@click.option(
-    "--show",
-    type=click.IntRange(min=0),
-    default=20,
-    show_default=True,
-    help="Differences listed in the table.",
-)
+@count_option("--show", default=20, minimum=0, help="Differences listed in the table.")
 @click.option("--json", "as_json", is_flag=True, help="The summary and every difference as JSON.")
 @quiet_option
 def replay(
