@@ -173,7 +173,6 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         self._pending: deque[Exchange] = deque()
         self._close_responder()
         self.progress.max = max(self.total, 1)
-        self.detail.value = ""
         self._render()
 
     def _on_target(self, change: Any) -> None:
@@ -187,11 +186,7 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
             self._responder_client = None
 
     def _peek(self, count: int) -> list[Exchange]:
-        while len(self._pending) < count:
-            exchange = next(self._iterator, None)
-            if exchange is None:
-                break
-            self._pending.append(exchange)
+        self._pending.extend(itertools.islice(self._iterator, max(0, count - len(self._pending))))
         return list(itertools.islice(self._pending, count))
 
     @property
