@@ -32,9 +32,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import itertools
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -42,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -133,6 +136,7 @@ class Server:
     command: list[str]
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
+    probe: str = "/v1/users/0"
 
     def start(self) -> None:
         self.port = free_port()
@@ -145,7 +149,7 @@ class Server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                httpx.get(f"http://127.0.0.1:{self.port}/v1/users/0", timeout=1)
+                httpx.get(f"http://127.0.0.1:{self.port}{self.probe}", timeout=1)
                 return
             except httpx.TransportError:
                 time.sleep(0.05)
@@ -279,11 +283,198 @@ def render(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+# -- replay throughput -----------------------------------------------------------------------------
+def serve_demo(port: int) -> None:
+    from traffic_lab.demo import DemoAPI
+
+    with DemoAPI(port, slowness=0):
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+
+
+def replay_capture(path: Path, url: str, size: int) -> list[tuple[str, str]]:
+    """Record 500 distinct demo requests, then write ``size`` of them (cycled) as a capture."""
+    base = tl.MemoryStream()
+    transport = tl.RecordingTransport(base, httpx.HTTPTransport())
+    with httpx.Client(transport=transport, base_url=url) as client:
+        for i in range(500):
+            client.get(f"/api/users/{1 + i}")
+    recorded = list(base.exchanges())
+    with tl.ParquetStream(path) as stream:
+        for i in range(size):
+            ex = recorded[i % len(recorded)]
+            stream.put(ex.replace(started_at=T0 + timedelta(milliseconds=i)))
+    return [(ex.method, httpx.URL(ex.url).raw_path.decode()) for ex in recorded]
+
+
+async def bare_loop(url: str, requests: list[tuple[str, str]], size: int, concurrency: int) -> None:
+    """The floor: the same requests from a plain httpx.AsyncClient, ``concurrency`` workers."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        todo = iter(range(size))
+
+        async def worker() -> None:
+            for i in todo:
+                method, path = requests[i % len(requests)]
+                (await client.request(method, path)).raise_for_status()
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def library_replay(
+    url: str, capture: Path, concurrency: int, rate: float | None, starts: list[float] | None = None
+) -> int:
+    """``areplay_requests`` over the capture; ``starts`` collects each request's send time."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    exchanges = tl.ParquetStream(capture).exchanges()
+    n = 0
+
+    async def started(request: httpx.Request) -> None:
+        if starts is not None:
+            starts.append(time.time())
+
+    hooks = {"request": [started]}
+    async with httpx.AsyncClient(limits=limits, timeout=30, event_hooks=hooks) as client:
+        async for result in tl.transports.areplay_requests(
+            exchanges, client, base_url=url, concurrency=concurrency, rate=rate
+        ):
+            assert result.response is not None and result.response.status_code == 200
+            n += 1
+    return n
+
+
+def timed(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (this process and its children) of ``run()``."""
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    run()
+    wall = time.perf_counter() - t0
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
+    return wall, time.process_time() - cpu0 + children
+
+
+def replay_table(quick: bool, concurrency: int) -> str:
+    size = 20_000 if quick else 100_000
+    rounds = 1 if quick else 3
+    folder = Path(tempfile.mkdtemp(prefix="bench_replay-"))
+    demo = Server("demo", [sys.executable, str(HERE), "--serve", "demo"], probe="/api/health")
+    demo.start()
+    try:
+        url = f"http://127.0.0.1:{demo.port}"
+        capture = folder / "capture"
+        requests = replay_capture(capture, url, size)
+        cli = [TL, "replay", str(capture), "--target", url, "-c", str(concurrency), "-q", "--json"]
+        scenarios: dict[str, Callable[[], object]] = {
+            "bare httpx.AsyncClient loop (floor)": lambda: asyncio.run(
+                bare_loop(url, requests, size, concurrency)
+            ),
+            "tl.transports.areplay_requests": lambda: asyncio.run(
+                library_replay(url, capture, concurrency, None)
+            ),
+            "traffic-lab replay (CLI, records + diffs)": lambda: subprocess.run(
+                [*cli, "--out", str(folder / f"out-{time.monotonic_ns()}")],
+                stdout=subprocess.DEVNULL,
+                check=False,
+            ),
+        }
+        walls: dict[str, list[float]] = {name: [] for name in scenarios}
+        cpus: dict[str, list[float]] = {name: [] for name in scenarios}
+        for round_ in range(rounds):
+            names = list(scenarios) if round_ % 2 == 0 else list(reversed(scenarios))
+            for name in names:
+                wall, cpu = timed(scenarios[name])
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+                print(f"replay round {round_ + 1}: {name} done", file=sys.stderr)
+        floor = "bare httpx.AsyncClient loop (floor)"
+        rows = [["scenario", "req/s", "wall us/req", "CPU us/req", "wall vs floor", "CPU vs floor",
+                 "target"]]  # fmt: skip
+        for name in scenarios:
+            wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+            fw, fc = statistics.median(walls[floor]), statistics.median(cpus[floor])
+            rows.append(
+                [
+                    name,
+                    f"{size / wall:,.0f}",
+                    f"{wall / size * 1e6:,.0f}",
+                    f"{cpu / size * 1e6:,.0f}",
+                    f"{wall / fw:.2f}x",
+                    f"{cpu / fc:.2f}x",
+                    "-" if name == floor else "<= 1.20x",
+                ]
+            )
+        # A fixed rate: how close the achieved rate comes to the one asked for.
+        # Well under what the server sustains (the floor's rate), so the pacing is what limits.
+        rate = float(max(10, round(0.4 * size / statistics.median(walls[floor]), -1)))
+        count = int(rate * (5 if quick else 15))
+        small = folder / "rate-capture"  # the CLI sends a whole capture: one of the asked size
+        with tl.ParquetStream(small) as out:
+            for ex in itertools.islice(tl.ParquetStream(capture).exchanges(), count):
+                out.put(ex)
+        starts: list[float] = []
+        cli_out = folder / "rate-out"
+        paced: dict[str, Callable[[], list[float]]] = {
+            "areplay_requests --rate": lambda: (
+                asyncio.run(library_replay(url, small, concurrency, rate, starts)) and starts
+            ),
+            # The CLI's start times are those of the live exchanges it recorded.
+            "traffic-lab replay --rate": lambda: (
+                subprocess.run(
+                    [TL, "replay", str(small), "--target", url, "-c", str(concurrency), "-q",
+                     "--json", "--rate", str(rate), "--out", str(cli_out)],
+                    stdout=subprocess.DEVNULL,
+                    check=False,
+                )
+                and tl.read_capture(cli_out)["started_at"].map(datetime.timestamp).tolist()
+            ),
+        }  # fmt: skip
+        for name, run in paced.items():
+            times: list[float] = []
+            wall, cpu = timed(lambda run=run: times.extend(run()))
+            span = max(times) - min(times)
+            achieved = (len(times) - 1) / span  # the first request goes at once: intervals
+            rows.append(
+                [
+                    f"{name} {rate:,.0f}/s",
+                    f"{achieved:,.0f}",
+                    f"{wall / count * 1e6:,.0f}",
+                    f"{cpu / count * 1e6:,.0f}",
+                    f"{achieved / rate - 1:+.1%} rate",
+                    "",
+                    "within 2%",
+                ]
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = []
+        for j, row in enumerate(rows):
+            lines.append(
+                "  ".join(
+                    c.ljust(w) if i == 0 else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(row, widths, strict=True))
+                )
+            )
+            if j == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        header = (
+            f"replay: a {size:,}-exchange capture sent to the demo app (its own process, "
+            f"stdlib threaded server), {concurrency} in flight, {rounds} round(s), medians; "
+            "CPU = this process and its children (the CLI's)"
+        )
+        return header + "\n\n" + "\n".join(lines)
+    finally:
+        demo.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="under a minute")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--serve", choices=["bare", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--replay-only", action="store_true", help="only the replay table")
+    parser.add_argument("--serve", choices=["bare", "memory", "demo"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--capture", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -292,6 +483,13 @@ def main() -> None:
         return
     if args.serve == "memory":
         serve_memory(args.port, args.capture)
+        return
+    if args.serve == "demo":
+        serve_demo(args.port)
+        return
+    if args.replay_only:
+        print("\n".join(environment()))
+        print(replay_table(args.quick, args.concurrency))
         return
 
     duration, warmup, rounds = (4.0, 1.0, 1) if args.quick else (10.0, 2.0, 3)
@@ -342,6 +540,8 @@ def main() -> None:
             "medians\n"
         )
         print(render(results))
+        print()
+        print(replay_table(args.quick, args.concurrency))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -350,6 +350,8 @@ def test_content_length_follows_the_body():
         ),
         ("https://api.example/a b?q=x y", "http://h", "http://h/a%20b?q=x%20y"),
         ("https://api.example/%2F?x=%26", "http://h", "http://h/%2F?x=%26"),
+        ("https://u:p@api.example:8443/x?y=1", "http://h", "http://h/x?y=1"),
+        ("https://[::1]:8443?y=1#f", "http://h", "http://h/?y=1"),
     ],
 )
 def test_rebase_url_keeps_path_and_query(url, base, expected):

@@ -3,6 +3,8 @@ the recorded exchange; and a diff of recorded against live responses."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import threading
 import time
@@ -17,7 +19,7 @@ import httpx
 from ..exchange import Exchange
 from ..protocols import Replay, exchanges_of
 from ..redaction import REDACTED
-from ..wire import rebase_url
+from ..wire import rebased_text
 
 __all__ = [
     "MISSING",
@@ -214,20 +216,25 @@ def build_replay_request(
     ]
     return client.build_request(
         exchange.method,
-        exchange.url if base_url is None else rebase_url(exchange.url, base_url),
+        exchange.url if base_url is None else rebased_text(exchange.url, base_url),
         headers=headers,
         content=exchange.request_body or None,
     )
 
 
 class _Pacer:
-    """Spaces request starts to at most ``rate`` per second."""
+    """Spaces request starts to at most ``rate`` per second, on a fixed schedule.
+
+    Start ``i`` is due at ``t0 + i / rate``, so a late start does not push the ones after it
+    back and the rate holds over a run. Behind by more than a second (a stalled server), the
+    schedule starts afresh rather than sending a burst to catch up.
+    """
 
     def __init__(self, rate: float | None) -> None:
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be positive requests per second, got {rate}")
         self.interval = 1.0 / rate if rate else 0.0
-        self.next_start = 0.0
+        self.next_start: float | None = None
         self._lock = threading.Lock()
 
     def delay(self) -> float:
@@ -235,15 +242,12 @@ class _Pacer:
         if not self.interval:
             return 0.0
         with self._lock:
-            return self._reserve()
-
-    def _reserve(self) -> float:
-        now = time.monotonic()
-        if self.next_start == 0.0:
-            self.next_start = now
-        wait = self.next_start - now
-        self.next_start = max(self.next_start, now) + self.interval
-        return max(0.0, wait)
+            now = time.monotonic()
+            if self.next_start is None or now - self.next_start > 1.0:
+                self.next_start = now
+            wait = self.next_start - now
+            self.next_start += self.interval
+            return max(0.0, wait)
 
 
 def _check_concurrency(concurrency: int) -> None:
@@ -327,41 +331,60 @@ async def areplay_requests(
 ) -> AsyncIterator[ReplayResult]:
     """The async twin of :func:`replay_requests`, for ``httpx.AsyncClient``.
 
-    Up to ``concurrency`` requests are in flight at once; results come in recorded order.
+    Up to ``concurrency`` requests are in flight at once (a new one starts as soon as one
+    finishes); results come in recorded order. Under trio, requests go in batches of
+    ``concurrency``.
     """
     import anyio
 
     _check_concurrency(concurrency)
     pacer = _Pacer(rate)
+    exchanges = _exchanges_of(replay)
 
-    async def send(exchange: Exchange, slot: list[ReplayResult | None], i: int) -> None:
+    async def send(exchange: Exchange) -> ReplayResult:
         wait = pacer.delay()
         if wait:
             await anyio.sleep(wait)
         request = build_replay_request(client, exchange, base_url)
         try:
-            slot[i] = ReplayResult(exchange, await client.send(request))
+            return ReplayResult(exchange, await client.send(request))
         except httpx.TransportError as exc:
-            slot[i] = ReplayResult(exchange, None, exc)
+            return ReplayResult(exchange, None, exc)
 
-    batch: list[Exchange] = []
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio): anyio task groups cannot span a yield
+        while batch := list(itertools.islice(exchanges, concurrency)):
+            results: dict[int, ReplayResult] = {}
 
-    async def run(batch: list[Exchange]) -> list[ReplayResult]:
-        results: list[ReplayResult | None] = [None] * len(batch)
-        async with anyio.create_task_group() as tg:
-            for i, exchange in enumerate(batch):
-                tg.start_soon(send, exchange, results, i)
-        return [r for r in results if r is not None]
+            async def into(i: int, exchange: Exchange, results: dict[int, ReplayResult]) -> None:
+                results[i] = await send(exchange)
 
-    for exchange in _exchanges_of(replay):
-        batch.append(exchange)
-        if len(batch) == concurrency:
-            for result in await run(batch):
-                yield result
-            batch = []
-    if batch:
-        for result in await run(batch):
-            yield result
+            async with anyio.create_task_group() as tg:
+                for i, exchange in enumerate(batch):
+                    tg.start_soon(into, i, exchange, results)
+            for i in range(len(batch)):
+                yield results[i]
+        return
+    # asyncio: a sliding window of tasks, the oldest awaited first; a slot frees as soon as
+    # any request finishes (a semaphore), and at most 2 x concurrency results wait in order.
+    slots = asyncio.Semaphore(concurrency)
+
+    async def limited(exchange: Exchange) -> ReplayResult:
+        async with slots:
+            return await send(exchange)
+
+    window: deque[asyncio.Task[ReplayResult]] = deque()
+    try:
+        for exchange in exchanges:
+            window.append(loop.create_task(limited(exchange)))
+            if len(window) >= 2 * concurrency:
+                yield await window.popleft()
+        while window:
+            yield await window.popleft()
+    finally:
+        for task in window:
+            task.cancel()
 
 
 def _exchanges_of(replay: Replay | Iterable[Exchange]) -> Iterator[Exchange]:

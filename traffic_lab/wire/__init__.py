@@ -7,7 +7,8 @@
 ``wire.headers``         :func:`header_value` / :func:`header_values`, :func:`content_charset`,
                          :func:`reason_phrase` / :func:`response_reason`,
                          :func:`with_content_length`, :func:`body_consistent_headers`
-``wire.urls``            :func:`rebase_url`: a recorded URL moved onto another base URL
+``wire.urls``            :func:`rebase_url` (and its text, :func:`rebased_text`): a recorded URL
+                         moved onto another base URL
 =======================  ==========================================================================
 
 Part of the core layer: it imports the standard library and httpx only (``brotli`` and
@@ -25,7 +26,7 @@ from .headers import (
     response_reason,
     with_content_length,
 )
-from .urls import rebase_url
+from .urls import rebase_url, rebased_text
 
 __all__ = [
     "BodyTooLargeError",
@@ -38,6 +39,7 @@ __all__ = [
     "header_values",
     "reason_phrase",
     "rebase_url",
+    "rebased_text",
     "response_reason",
     "supports",
     "with_content_length",
