@@ -235,9 +235,10 @@ def message_view(exchange: Exchange, side: str) -> BodyView:
     return body_view(body, _header(pairs, "content-type"), _header(pairs, "content-encoding"))
 
 
-def message_html(exchange: Exchange, side: str) -> str:
+def message_html(exchange: Exchange, side: str, view: BodyView | None = None) -> str:
     """The request (``side="request"``) or response as HTML: first line, headers, body (an
-    image as a placeholder line)."""
+    image as a placeholder line; ``view``: its :func:`message_view`, if already made)."""
+    view = view or message_view(exchange, side)
     if side == "request":  # the request line, with the response's HTTP version
         first = f"{exchange.method} {request_target(exchange.url)} {exchange.http_version}"
         url = f"<div class='tl-url'>{esc(exchange.url)}</div>"
@@ -245,7 +246,7 @@ def message_html(exchange: Exchange, side: str) -> str:
         first, url = status_line(exchange), ""
     return (
         f"{_STYLE}<div class='tl-message'><pre class='tl-first'>{esc(first)}</pre>{url}"
-        f"{headers_html(_side(exchange, side)[0])}{message_view(exchange, side).to_html()}</div>"
+        f"{headers_html(_side(exchange, side)[0])}{view.to_html()}</div>"
     )
 
 

@@ -32,8 +32,8 @@ _TABS = ("Request", "Response", "Replay", "Code")
 
 def _message_box(exchange: Exchange, side: str) -> w.VBox:
     """HTML for the message, plus an ``Image`` when its body is a raster image."""
-    parts: list[w.Widget] = [w.HTML(message_html(exchange, side))]
     view = message_view(exchange, side)
+    parts: list[w.Widget] = [w.HTML(message_html(exchange, side, view))]
     if view.kind == "image":
         layout = w.Layout(max_width="256px", min_width="64px", border="1px solid #ddd")
         image = w.Image(value=view.data, format=view.mime.split("/")[1], layout=layout)
