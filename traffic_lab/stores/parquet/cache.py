@@ -28,8 +28,8 @@ from ...exchange import Exchange
 from ..memory import _FROM_CACHE_EXT
 from ._index import Group, _Column, chunks, hex_prefix64, recorded_order
 from ._store import ParquetBase
-from .reader import ORDER_COLUMNS, DataFile
-from .schema import _HeaderColumn, row_name
+from .reader import ATTEMPTS, ORDER_COLUMNS, DataFile
+from .schema import SCHEMA_VERSION, _HeaderColumn, row_name
 from .stream import iter_capture
 from .writer import Entry
 
@@ -114,7 +114,7 @@ class ParquetCache(ParquetBase):
                     day=int(rel.split("/", 1)[0].removeprefix("day=")),
                     size=0,
                     num_rows=n,
-                    version=1,
+                    version=SCHEMA_VERSION,
                     fingerprint=self.matcher.fingerprint or "",
                     writer_id=self._writer.writer_id,
                     first_us=entries[0].started_us,
@@ -179,7 +179,7 @@ class ParquetCache(ParquetBase):
     def refresh(self) -> None:
         """See files published by other writers since the store opened (or last refreshed);
         after a :meth:`compact` or a :meth:`clear` by any process the index is rebuilt."""
-        for _ in range(5):
+        for _ in range(ATTEMPTS):
             generation = self._generation
             files, cutoff = self._capture.list_files()
             with self._state_lock:
@@ -388,7 +388,7 @@ class ParquetCache(ParquetBase):
 
     # -- reading -----------------------------------------------------------------------------------
     def _exchange(self, rid: int, key: str) -> Exchange | None:
-        for _ in range(3):
+        for _ in range(ATTEMPTS):
             if rid < 0:
                 entry = self._pending_rows.get(rid)
                 if entry is not None:

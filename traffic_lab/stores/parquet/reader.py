@@ -65,6 +65,7 @@ from .writer import INTERNAL_DIR, LOGS_DIR, blob_path
 __all__ = [
     "DATASET_SCHEMA",
     "ORDER",
+    "ATTEMPTS",
     "ORDER_COLUMNS",
     "MARKERS_DIR",
     "STALE_TEMP_SECONDS",
@@ -88,7 +89,7 @@ DATASET_SCHEMA = SCHEMA.append(pa.field("day", pa.int32())).with_metadata(
 _PARTITIONING = ds.partitioning(pa.schema([pa.field("day", pa.int32())]), flavor="hive")
 _NOT_REGULAR = "not a regular file (a symlink, folder, FIFO or device); not read"
 #: How many times a read lists the capture again after compaction deleted a file it had listed.
-_ATTEMPTS = 5
+ATTEMPTS = 5
 
 
 def marker_name(cutoff_us: int, token: str) -> str:
@@ -418,9 +419,9 @@ class Capture:
         where: Any,
         bodies: Collection[str],
     ) -> pa.Table:
-        dataset = self.dataset(files)
         cols = list(columns) if columns is not None else None
         try:
+            dataset = self.dataset(files)  # raises if a file is gone already
             if not files or not bodies:
                 table = dataset.to_table(columns=cols, filter=where)
             else:
@@ -466,7 +467,7 @@ class Capture:
 def while_compacting(read: Callable[[], T], *, path: str) -> T:
     """``read()``, run again when ``compact()`` deleted a file it listed (each run must list
     the capture itself: compaction publishes its file before deleting those it replaces)."""
-    for _ in range(_ATTEMPTS):
+    for _ in range(ATTEMPTS):
         try:
             return read()
         except StoreNotFoundError:

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ...errors import CorruptCaptureError, StoreNotFoundError
 from .._pandas_views import ReplayViews
 from ._store import ParquetBase
-from .reader import Capture, DataFile
+from .reader import ATTEMPTS, Capture, DataFile
 from .schema import EPOCH, ONE_US, RowReader
 from .writer import Entry
 
@@ -156,13 +156,11 @@ def iter_capture(
     since_us = (since - EPOCH) // ONE_US if since is not None else None
     last: OrderKey | None = None
     skip = offset
-    for _attempt in range(5):
+    for _attempt in range(ATTEMPTS):
         entries, names = store._writer.pending()
         store.refresh()
         cutoff = store._cutoff
-        low = since_us
-        if cutoff is not None:
-            low = cutoff if low is None else max(low, cutoff)
+        low = max((t for t in (since_us, cutoff) if t is not None), default=None)
         files = [f for f in store._files if f.rel not in names]
         try:
             for key, exchange in _merge(

@@ -10,6 +10,7 @@ append, so there every ``put()`` is published as its own file instead.
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import threading
 import time
@@ -57,7 +58,6 @@ INTERNAL_DIR = "_traffic_lab"
 LOGS_DIR = f"{INTERNAL_DIR}/logs"
 BLOBS_DIR = f"{INTERNAL_DIR}/blobs"
 _DAY_US = 86_400_000_000
-_DAY_LABELS: dict[int, int] = {}
 # Low-cardinality columns worth dictionary-encoding; bodies, URLs and keys are not.
 _DICTIONARY_COLUMNS = [
     "writer_id",
@@ -94,12 +94,13 @@ def day_of(started_us: int) -> int:
     >>> day_of(0)
     19700101
     """
-    index = started_us // _DAY_US
-    label = _DAY_LABELS.get(index)
-    if label is None:
-        d = date(1970, 1, 1) + timedelta(days=index)
-        label = _DAY_LABELS[index] = d.year * 10000 + d.month * 100 + d.day
-    return label
+    return _day_label(started_us // _DAY_US)
+
+
+@functools.cache
+def _day_label(days: int) -> int:
+    d = date(1970, 1, 1) + timedelta(days=days)
+    return d.year * 10000 + d.month * 100 + d.day
 
 
 def data_file_name(day: int, writer_id: str, segment: int) -> str:
