@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 import pandas as pd
-import pyarrow as pa
 
 from ..errors import StoreError
 from ..exchange import Exchange
@@ -187,15 +186,6 @@ class _Scanner:
                 self.json(location, item, f"{path}[]")
 
 
-def _rows(source: Any, where: WhereArg) -> Iterator[pa.RecordBatch]:
-    if isinstance(source, pd.DataFrame):
-        table = frame_columns(TrafficAccessor(source).filter(where), _SCAN_COLUMNS)
-    else:
-        ref = open_source(source)
-        table = ref.read(_SCAN_COLUMNS, as_expression(where, partitioned=ref.partitioned))
-    return iter(table.to_batches(max_chunksize=1024))
-
-
 def scan_secrets(
     capture: Any,
     *,
@@ -231,8 +221,13 @@ def scan_secrets(
     red = redactor if redactor is not None else Redactor()
     # The URL shown in the report is masked too: its query may hold what was found.
     mask = Redactor(replacement=red.replacement)
+    if isinstance(capture, pd.DataFrame):
+        table = frame_columns(TrafficAccessor(capture).filter(where), _SCAN_COLUMNS)
+    else:
+        ref = open_source(capture)
+        table = ref.read(_SCAN_COLUMNS, as_expression(where, partitioned=ref.partitioned))
     rows: list[tuple[Any, ...]] = []
-    for batch in _rows(capture, where):
+    for batch in table.to_batches(max_chunksize=1024):
         for record in batch.to_pylist():
             scanner = _Scanner(red.replacement, min_length, min_entropy, red)
             scanner.url(record["request_url"])
@@ -244,9 +239,8 @@ def scan_secrets(
             scanner.body("response", record["response_body"] or b"", response_pairs)
             if not scanner.found:
                 continue
-            record["request_url"] = scrub_tokens(
-                mask.redact_url(record["request_url"]), red.replacement
-            )
+            url = mask.redact_url(record["request_url"])
+            record["request_url"] = scrub_tokens(url, red.replacement)
             exchange = [record[c] for c in _EXCHANGE_COLUMNS]
             rows.extend((*exchange, *found) for found in scanner.found)
     out = pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
