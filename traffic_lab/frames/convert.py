@@ -82,7 +82,6 @@ _REBUILD: tuple[str, ...] = (
     "tags",
 )
 _CATEGORIES = ("request_method", "request_host")
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 ColumnsArg = Sequence[str] | Literal["all"] | None
 
