@@ -1,8 +1,7 @@
 """HAR 1.2 (HTTP Archive) import and export, as Chrome, Firefox and mitmproxy write it.
 
 ``docs/interop.md`` maps each HAR field onto an :class:`~traffic_lab.Exchange` field and says
-how bodies (stored decoded in HAR, as on the wire in an exchange), pages, timings and
-compressed ``.har.gz`` / ``.zhar`` files are handled.
+how bodies (decoded in HAR, as on the wire in an exchange), pages and timings are handled.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """http4k disk stores: the ``DiskTree`` and ``DiskStream`` folders of ``org.http4k.traffic``.
 
-Each exchange is a folder holding ``request.txt`` and ``response.txt``, the ``toString()`` of
-the http4k message (start line, ``Name: value`` header lines, an empty line, the body; CRLF
-line ends). ``Sink.DiskStream`` names folders ``<System.nanoTime()><random UUID>`` and replays
-them sorted by name; ``Sink.DiskTree`` puts them at ``<request path>/<base64 SHA-1 of
-request.txt, "/" as "_">``. ``docs/interop.md`` lists the quirks of the format the reader
-handles and how it walks an untrusted tree (never following a symbolic link).
+Each exchange is a folder of ``request.txt`` and ``response.txt``, the ``toString()`` of the
+http4k messages; ``docs/interop.md`` describes both layouts, the format's quirks and how an
+untrusted tree is walked (never following a symbolic link).
 """
 
 from __future__ import annotations
