@@ -478,7 +478,8 @@ def _header_bytes(text: str) -> bytes:
 
 
 class RowReader:
-    """Rows of a table in the capture schema, decoded once per column, built one at a time.
+    """Rows of a table in the capture schema, decoded once per column (on the first exchange
+    asked for), built one at a time.
 
     With ``where`` (the file the rows came from), every exchange is checked as ``put()`` checks
     it, and a row that cannot become one (a value no store can hold, an unreadable blob) raises
@@ -491,10 +492,15 @@ class RowReader:
         blobs: Callable[[str], bytes] | None = None,
         where: str | None = None,
     ) -> None:
-        n = self.num_rows = table.num_rows
+        self.num_rows = table.num_rows
         self._table = table
         self._blobs = blobs
         self._where = where
+        self._decoded = False
+
+    def _decode(self) -> None:
+        table, n = self._table, self.num_rows
+        self._decoded = True
         self._started = _column(table, "started_at", None, n, pa.int64())
         self._elapsed = _column(table, "elapsed", None, n, pa.int64())
         self._methods = _column(table, "request_method", None, n)
@@ -515,6 +521,8 @@ class RowReader:
 
     def exchange(self, i: int) -> Exchange:
         """The exchange of row ``i``."""
+        if not self._decoded:
+            self._decode()
         if self._where is None:
             return self._exchange(i)
         try:

@@ -7,8 +7,10 @@ files that overlap in time, not by the capture's size.
 
 from __future__ import annotations
 
+import functools
 import heapq
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,65 +29,31 @@ if TYPE_CHECKING:
 __all__ = ["ParquetStream", "iter_capture"]
 
 OrderKey = tuple[int, str, int]
+Row = tuple[OrderKey, Callable[[], "Exchange"]]  # a row's order key, and how to build it
 
 
-class _FileCursor:
-    """Rows of one sorted file, a batch at a time; exchanges built only for rows yielded."""
-
-    def __init__(self, capture: Capture, f: DataFile, batch_size: int) -> None:
-        self._capture = capture
-        self._batches = capture.iter_batches(f, batch_size=batch_size)
-        self._rel = f.rel
-        self.keys: list[OrderKey] = []
-        self._table: pa.Table | None = None
-        self._rows: RowReader | None = None
-        self.pos = 0
-
-    def advance_batch(self) -> bool:
-        try:
-            return self._advance_batch()
-        except CorruptCaptureError as exc:  # unreadable past this point: the file ends here
-            self._capture.reject(self._rel, exc)
-            return False
-
-    def _advance_batch(self) -> bool:
-        for table in self._batches:
-            if table.num_rows == 0:
-                continue
+def _file_rows(capture: Capture, f: DataFile, batch_size: int) -> Iterator[Row]:
+    """Rows of one sorted file, a batch at a time (the file ends at an unreadable batch)."""
+    where = capture.cfs.display(f.rel)
+    try:
+        for table in capture.iter_batches(f, batch_size):
             us: list[Any] = table.column("started_at").cast(pa.int64()).to_pylist()
             writers: list[Any] = table.column("writer_id").to_pylist()
             seqs: list[Any] = table.column("writer_seq").to_pylist()
-            self.keys = list(zip(us, writers, seqs, strict=True))
-            self._table = table
-            self._rows = None
-            self.pos = 0
-            return True
-        return False
-
-    def exchange(self, i: int) -> Exchange:
-        if self._rows is None:
-            assert self._table is not None
-            where = self._capture.cfs.display(self._rel)
-            self._rows = RowReader(self._table, self._capture.read_blob, where)
-        return self._rows.exchange(i)
+            rows = RowReader(table, capture.read_blob, where)  # decodes on first use
+            for i, key in enumerate(zip(us, writers, seqs, strict=True)):
+                yield key, functools.partial(rows.exchange, i)
+    except CorruptCaptureError as exc:  # unreadable past this point: the file ends here
+        capture.reject(f.rel, exc)
 
 
-class _PendingCursor:
-    def __init__(self, entries: Sequence[Entry], writer_id: str) -> None:
-        ordered = sorted(entries, key=lambda e: (e.started_us, e.seq))
-        self.keys = [(e.started_us, writer_id, e.seq) for e in ordered]
-        self._items = [e.exchange for e in ordered]
-        self.pos = 0
-        self._done = False
+def _pending_rows(entries: Sequence[Entry], writer_id: str) -> Iterator[Row]:
+    for e in sorted(entries, key=lambda e: (e.started_us, e.seq)):
+        yield (e.started_us, writer_id, e.seq), functools.partial(_same, e.exchange)
 
-    def advance_batch(self) -> bool:
-        if self._done or not self.keys:
-            return False
-        self._done = True
-        return True
 
-    def exchange(self, i: int) -> Exchange:
-        return self._items[i]
+def _same(exchange: Exchange) -> Exchange:
+    return exchange
 
 
 def _merge(
@@ -102,35 +70,26 @@ def _merge(
     todo = sorted(
         (f for f in files if low_us is None or f.last_us >= low_us),
         key=lambda f: (f.first_us, f.rel),
+        reverse=True,  # pop() from the end: the earliest file
     )
-    todo.reverse()  # pop() from the end: the earliest file
-    heap: list[tuple[OrderKey, int, _FileCursor | _PendingCursor]] = []
-    counter = 0
+    heap: list[tuple[OrderKey, int, Callable[[], Exchange], Iterator[Row]]] = []
+    counter = itertools.count()
 
-    def push(cursor: _FileCursor | _PendingCursor) -> None:
-        nonlocal counter
-        while True:
-            while cursor.pos < len(cursor.keys):
-                key = cursor.keys[cursor.pos]
-                if (low_us is not None and key[0] < low_us) or (after is not None and key <= after):
-                    cursor.pos += 1
-                    continue
-                heapq.heappush(heap, (key, counter, cursor))
-                counter += 1
-                return
-            if not cursor.advance_batch():
+    def push(rows: Iterator[Row]) -> None:
+        for key, build in rows:
+            if (low_us is None or key[0] >= low_us) and (after is None or key > after):
+                heapq.heappush(heap, (key, next(counter), build, rows))
                 return
 
-    if pending:
-        push(_PendingCursor(pending, writer_id))
+    push(_pending_rows(pending, writer_id))
     while heap or todo:
         while todo and (not heap or todo[-1].first_us <= heap[0][0][0]):
-            push(_FileCursor(capture, todo.pop(), batch_size))
+            push(_file_rows(capture, todo.pop(), batch_size))
         if not heap:
             continue
-        key, _, cursor = heapq.heappop(heap)
+        key, _, build, rows = heapq.heappop(heap)
         try:
-            exchange = cursor.exchange(cursor.pos)
+            exchange = build()
         except CorruptCaptureError as exc:  # this row only: named, and left out
             capture.bad_entry(exc)
         else:
@@ -138,8 +97,7 @@ def _merge(
                 skip -= 1
             else:
                 yield key, exchange
-        cursor.pos += 1
-        push(cursor)
+        push(rows)
 
 
 def iter_capture(
