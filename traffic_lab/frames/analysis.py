@@ -171,16 +171,12 @@ def summary(df: pd.DataFrame) -> pd.Series[Any]:
     return pd.Series(values, name="summary", dtype=object)
 
 
-def _group_keys(
-    df: pd.DataFrame, rules: Sequence[SegmentRule], by_host: bool
-) -> tuple[list[pd.Series[Any]], list[str]]:
-    keys = [
-        df["request_method"].astype(str).rename("method"),
-        endpoint_series(df, rules).astype(str),
-    ]
+def _group_keys(df: pd.DataFrame, rules: Sequence[SegmentRule], by_host: bool) -> pd.DataFrame:
+    """What endpoint tables group by: (``host``), ``method``, ``endpoint``."""
+    keys = {"method": df["request_method"], "endpoint": endpoint_series(df, rules)}
     if by_host:
-        keys.insert(0, df["request_host"].astype(str).rename("host"))
-    return keys, [str(k.name) for k in keys]
+        keys = {"host": df["request_host"], **keys}
+    return pd.DataFrame({k: v.astype(str).to_numpy() for k, v in keys.items()}, index=df.index)
 
 
 def endpoints(
@@ -215,14 +211,13 @@ def endpoints(
         ["elapsed_ms", "response_status", "response_body_size", "request_body_size"],
         "endpoints()",
     )
-    keys, names = _group_keys(df, rules, by_host)
-    data = _status_flags(df).assign(
+    keys = _group_keys(df, rules, by_host)
+    data = pd.concat([keys, _status_flags(df)], axis=1).assign(
         elapsed_ms=df["elapsed_ms"].to_numpy(),
         request_bytes=df["request_body_size"].to_numpy(dtype="float64"),
         response_bytes=df["response_body_size"].to_numpy(dtype="float64"),
-        **{str(key.name): key.to_numpy() for key in keys},
     )
-    grouped = data.groupby(names, sort=True, observed=True)
+    grouped = data.groupby(list(keys.columns), sort=True, observed=True)
     latency = grouped["elapsed_ms"]
     out = pd.DataFrame({"count": grouped.size()})
     quantiles = latency.quantile(np.array([0.5, 0.9, 0.99])).unstack()
@@ -404,13 +399,12 @@ def _side_stats(
     df: pd.DataFrame, rules: Sequence[SegmentRule], by_host: bool, sample: int
 ) -> tuple[pd.DataFrame, dict[Any, dict[str, set[str]]]]:
     stats = endpoints(df, by_host=by_host, rules=rules)
-    keys, names = _group_keys(df, rules, by_host)
-    key_frame = pd.DataFrame({k.name: k.to_numpy() for k in keys}, index=df.index)
+    key_frame = _group_keys(df, rules, by_host)
     tuples = pd.Series(list(key_frame.itertuples(index=False, name=None)), index=df.index)
     answered = df["response_status"].notna().to_numpy(dtype=bool)
     counted = key_frame[answered].assign(status=df["response_status"][answered].astype("int64"))
     mixes: dict[Any, dict[int, int]] = {}
-    sizes = counted.groupby([*names, "status"], sort=True).size()
+    sizes = counted.groupby([*key_frame.columns, "status"], sort=True).size()
     for index, count in sizes.items():
         assert isinstance(index, tuple)
         mixes.setdefault(index[:-1], {})[int(index[-1])] = int(count)
