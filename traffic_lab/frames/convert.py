@@ -311,13 +311,10 @@ def _is_empty(path: str, filesystem: Any) -> bool:
         if not isinstance(filesystem, pafs.FileSystem):
             filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))  # type: ignore[abstract]
         fs, root = filesystem, path.partition("://")[2] or path
-    info = fs.get_file_info(root)
-    if info.type == pafs.FileType.NotFound:
-        return True
-    if info.type != pafs.FileType.Directory:
-        return False
-    selector = pafs.FileSelector(root, allow_not_found=True, recursive=False)
-    return not fs.get_file_info(selector)
+    kind = fs.get_file_info(root).type
+    if kind != pafs.FileType.Directory:
+        return kind == pafs.FileType.NotFound
+    return not fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
 
 
 def write_capture(

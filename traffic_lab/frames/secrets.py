@@ -90,14 +90,13 @@ class _Scanner:
         return self.replacement in value or unquote(self.replacement) in value
 
     def formats(self, location: str, name: str, text: str) -> bool:
-        hit = False
+        before = len(self.found)
         for kind, pattern in TOKEN_FORMATS:
             for match in pattern.finditer(text):
                 value = match.group(1) if match.groups() else match.group(0)
                 if not self.redacted(value):
                     self.add(location, name, kind, value)
-                    hit = True
-        return hit
+        return len(self.found) > before
 
     def field(self, location: str, name: str, key: str, value: str) -> None:
         """A value under a credential-like name: passwords always count, the rest by entropy."""
