@@ -1,31 +1,12 @@
 """pytest plugin: httpx clients that record into and replay from a capture per test module.
 
-Registered through the ``pytest11`` entry point; it imports only pytest until a test asks for a
-fixture (documented in docs/cli.md):
-
-``traffic_client`` / ``async_traffic_client``
-    An ``httpx.Client`` / ``httpx.AsyncClient`` over :class:`~traffic_lab.CaptureTransport` /
-    :class:`~traffic_lab.AsyncCaptureTransport` and a :class:`~traffic_lab.ParquetCache` at
-    ``<test file's folder>/<traffic_capture_dir ini, default captures>/<module name>``;
-    exchanges are tagged with the test's node id.
-``traffic_capture``
-    That capture, e.g. to assert on what was recorded.
-``traffic_capture_path``
-    Module-scoped; override it in a ``conftest.py`` to put captures elsewhere.
-
-A test's record mode comes from, first to last: ``--traffic-mode``; the
-``@pytest.mark.traffic(mode=...)`` marker; the ``traffic_mode`` ini option; ``once`` (replay
-only if the module's capture held recordings when the module started, else record). So CI can
-run ``pytest --traffic-mode=none`` and know no request reaches the network. ``rewrite`` from the
-command line or ini hides the module's earlier recordings once; from a marker it records like
-``all``. In ``none`` a miss fails the test even if the test catches it. The marker also takes
-``matcher=``, ``redactor=`` and ``tags=``.
-
-.. code-block:: python
-
-    @pytest.mark.traffic(mode="new_episodes", matcher=tl.Matcher(ignore_query=["ts"]))
-    def test_user(traffic_client):
-        assert traffic_client.get("https://api.example/users/1?ts=1").json()["id"] == 1
+Registered through the ``pytest11`` entry point; it imports only pytest until a test asks for
+``traffic_client`` / ``async_traffic_client`` (an ``httpx.Client`` / ``AsyncClient`` over a
+:class:`~traffic_lab.ParquetCache` at ``<test file's folder>/captures/<module name>``),
+``traffic_capture`` (that cache) or ``traffic_capture_path`` (override it to move captures).
+The record mode comes from ``--traffic-mode``, else ``@pytest.mark.traffic(mode=...)``, else the
+``traffic_mode`` ini option, else ``once``; a miss fails the test even if the test catches it.
+docs/cli.md describes the modes, the marker and the ini options.
 """
 
 from __future__ import annotations

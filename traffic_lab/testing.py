@@ -173,8 +173,10 @@ class QuietHandler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         raise NotImplementedError
 
-    def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
-        self.send_response(status)
+    def _send(
+        self, status: int, body: bytes, headers: list[tuple[str, str]], reason: str | None = None
+    ) -> None:
+        self.send_response(status, reason)
         for k, v in headers:
             self.send_header(k, v)
         if status in (204, 304) or status < 200:
@@ -204,6 +206,9 @@ class QuietServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
 
 
+_JSON = [("Content-Type", "application/json")]
+
+
 class _Handler(QuietHandler):
     server: _Server
 
@@ -223,7 +228,7 @@ class _Handler(QuietHandler):
         if name == "json":
             size = int(query.get("size", "1024"))
             payload = json.dumps(sample_json(size, int(query.get("seed", "0")))).encode()
-            self._send(200, payload, [("Content-Type", "application/json")])
+            self._send(200, payload, _JSON)
         elif name in ("gzip", "deflate", "brotli"):
             payload = json.dumps(sample_json(int(query.get("size", "2048")))).encode()
             if name == "gzip":
@@ -234,11 +239,7 @@ class _Handler(QuietHandler):
                 import brotli
 
                 encoded, coding = brotli.compress(payload), "br"
-            self._send(
-                200,
-                encoded,
-                [("Content-Type", "application/json"), ("Content-Encoding", coding)],
-            )
+            self._send(200, encoded, [*_JSON, ("Content-Encoding", coding)])
         elif name == "bytes":
             n = int(query.get("n", "1024"))
             payload = random.Random(int(query.get("seed", "1"))).randbytes(n)
@@ -267,9 +268,7 @@ class _Handler(QuietHandler):
             self._send(302, b"", [("Location", target)])
         elif name == "status":
             code = int(segments[1]) if len(segments) > 1 else 200
-            self._send(
-                code, json.dumps({"status": code}).encode(), [("Content-Type", "application/json")]
-            )
+            self._send(code, json.dumps({"status": code}).encode(), _JSON)
         elif name == "headers":
             self._send(
                 200,
@@ -284,10 +283,7 @@ class _Handler(QuietHandler):
                 ],
             )
         elif name == "reason":
-            self.send_response(299, "Custom Reason")
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            self._send(299, b"ok", [], "Custom Reason")
         elif name == "echo":
             doc = {
                 "method": self.command,
@@ -296,13 +292,13 @@ class _Handler(QuietHandler):
                 "headers": [[k, v] for k, v in self.headers.items()],
                 "body": base64.b64encode(body).decode(),
             }
-            self._send(200, json.dumps(doc).encode(), [("Content-Type", "application/json")])
+            self._send(200, json.dumps(doc).encode(), _JSON)
         elif name == "close":
             # Hang up without a response: the client sees a protocol error.
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
         else:
-            self._send(404, b'{"error":"not found"}', [("Content-Type", "application/json")])
+            self._send(404, b'{"error":"not found"}', _JSON)
 
     def _read_chunked(self) -> bytes:
         out = b""

@@ -1,11 +1,6 @@
-"""Looking at a capture: ``ls`` (one line per exchange), ``stats`` (summary tables), ``show``
-(one exchange, pretty-printed).
-
-``ls`` reads a few columns with pyarrow (``store.to_arrow(columns=...)``); ``stats`` is
-``df.traffic.summary()`` and ``df.traffic.endpoints()`` of :mod:`traffic_lab.frames` over the
-metadata columns, so the command line and a notebook give the same figures. Neither reads
-bodies. An exchange's number is its position in recorded order, the same in ``ls``, ``show``
-and ``ParquetStream.exchanges(offset=...)``.
+"""Looking at a capture: ``ls`` (one line per exchange), ``stats`` (the figures of
+``df.traffic.summary()`` and ``df.traffic.endpoints()``), ``show`` (one exchange). An exchange's
+number is its position in recorded order, as ``ParquetStream.exchanges(offset=...)`` takes it.
 """
 
 from __future__ import annotations
