@@ -261,6 +261,12 @@ def test_text_body_whose_size_fits_no_reading_warns_and_is_kept(tmp_path: Path) 
         "but the entry records 3 bytes: kept as utf-8"
     ]
     assert not issubclass(caught[0].category, tl.errors.SkippedEntryWarning)
+    # A declared charset is the only reading: one character per byte is mitmproxy's fallback.
+    declared = _mitmproxy_text_entry("caf\xe9", 4)
+    declared["response"]["content"]["mimeType"] = "text/plain; charset=utf-8"
+    path.write_text(json.dumps({"log": {"entries": [declared]}}))
+    with pytest.warns(UserWarning, match=r"is 5 bytes as utf-8, but the entry records 4 bytes"):
+        assert read_har(path)[0].response_body == "caf\xe9".encode()
     assert caught[0].filename == __file__  # it points at read_har's caller
     assert [e.response_body for e in exchanges] == [b"ok", "caf\xe9".encode()]
     # Content-Length is a recorded size too, and so is a request's bodySize.

@@ -197,7 +197,8 @@ def _read_entry(entry: Any, loc: Locator, pages: Mapping[str, str]) -> Exchange:
     check_reason(reason, loc, "response.statusText")
     version = field(response, "httpVersion", str, loc, "response", "")
     version = normalize_http_version(version, loc, "response.httpVersion")
-    body, response_headers = _read_content(response, custom, method, status, common, loc)
+    truncated = common["truncated"]
+    body, response_headers = _read_content(response, custom, method, status, truncated, loc)
     return Exchange(
         method,
         url,
@@ -268,26 +269,29 @@ def _read_text(
     if encoding:
         raise loc.error(f"unsupported encoding {preview(encoding)}", f"{prefix}.encoding")
     mime = field(obj, "mimeType", (str, _NONE), loc, prefix, None)
-    charset = content_charset(mime or header_value(headers, "content-type"))
+    declared = content_charset(mime or header_value(headers, "content-type"), "")
     # surrogateescape undoes mitmproxy's get_text(strict=False) for bytes the charset lacks.
     try:
-        body = text.encode(charset, "surrogateescape")
+        codec = declared or "utf-8"
+        body = text.encode(codec, "surrogateescape")
     except UnicodeEncodeError:
         try:
-            body = text.encode("utf-8", "surrogateescape")
+            codec, body = "utf-8", text.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
             raise loc.error("cannot be encoded as UTF-8", name) from None
     if text.isascii() or not sizes or len(body) in sizes:
         return body
-    try:
-        latin = text.encode("latin-1")
-    except UnicodeEncodeError:
-        latin = b""
+    latin = b""
+    if not declared:  # mitmproxy's fallback for a type without a charset
+        try:
+            latin = text.encode("latin-1")
+        except UnicodeEncodeError:
+            pass
     if len(latin) in sizes:
         return latin
-    readings = f"{len(body)} bytes as {charset}" + (f", {len(latin)} as Latin-1" if latin else "")
+    readings = f"{len(body)} bytes as {codec}" + (f", {len(latin)} as Latin-1" if latin else "")
     recorded = " or ".join(map(str, sorted(sizes)))
-    message = f"is {readings}, but the entry records {recorded} bytes: kept as {charset}"
+    message = f"is {readings}, but the entry records {recorded} bytes: kept as {codec}"
     # Called by _read_entry, called by read_entries from read_har: 7 frames up is its caller.
     warnings.warn(str(loc.error(message, name)), UserWarning, stacklevel=7)
     return body
@@ -359,7 +363,7 @@ def _read_content(
     custom: Mapping[str, Any],
     method: str,
     status: int,
-    common: Mapping[str, Any],
+    truncated: bool,
     loc: Locator,
 ) -> tuple[bytes, Pairs]:
     headers = _read_headers(response, loc, "response")
@@ -377,7 +381,7 @@ def _read_content(
         # have edited the text since); decoding stops once past the text's length.
         if wire == decoded or _decodes_to(wire, codings, decoded):
             return wire, headers
-    if common["truncated"]:
+    if truncated:
         return decoded, headers
     return encode_again(decoded, headers, codings, method=method, status=status)
 
