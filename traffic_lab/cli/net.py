@@ -62,9 +62,19 @@ def _listen(host: str, port: int) -> socket.socket:
         raise NetworkProblemError(str(exc)) from exc
 
 
-def _url_of(sock: socket.socket) -> str:
+def _run(app: Any, sock: socket.socket, doing: str, store: Any, capture: str) -> None:
+    """Say where the server listens, serve until a signal, then close the socket and the store."""
+    from ..servers import run_server
+
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    note(f"{doing} at {url}; Ctrl-C to stop")
+    try:
+        run_server(app, sock)
+    finally:
+        sock.close()
+        with capture_errors(capture):
+            store.close()
 
 
 def _reachable(url: str, timeout: float = 3.0) -> str | None:
@@ -180,7 +190,7 @@ def serve(
     """Serve a capture as an HTTP mock server: requests are answered with recorded responses,
     by request key (cache mode) or in recorded order (stream mode)."""
     from ..matching import Matcher
-    from ..servers import MockApp, run_server
+    from ..servers import MockApp
 
     if origin is not None:
         origin = validate_base_url(origin, "'--origin'")
@@ -202,15 +212,8 @@ def serve(
     app = MockApp(store, strict=strict, matcher=matcher, origin=origin)
     sock = _listen(host, port)
     where = f"as {origin}" if origin else "any origin"
-    note(
-        f"serving {capture} ({plural(count, 'exchange')}, {mode} mode, "
-        f"{where}) at {_url_of(sock)}; Ctrl-C to stop"
-    )
-    try:
-        run_server(app, sock)
-    finally:
-        sock.close()
-        store.close()
+    doing = f"serving {capture} ({plural(count, 'exchange')}, {mode} mode, {where})"
+    _run(app, sock, doing, store, capture)
     c = app.counts
     note(
         f"stopped: answered {c['recorded']} recorded, {c['miss']} missed, "
@@ -259,7 +262,7 @@ def record(
 ) -> None:
     """Run a reverse proxy to an upstream base URL that passes traffic through and records
     every exchange into a capture (created if needed; an existing one is added to)."""
-    from ..servers import ProxyApp, run_server
+    from ..servers import ProxyApp
     from ..stores.parquet import ParquetStream
 
     upstream = validate_base_url(upstream, "'--upstream'")
@@ -278,13 +281,7 @@ def record(
             f"warning: upstream {upstream} is not reachable now ({down}); "
             "requests get 502 until it is"
         )
-    note(f"recording {upstream} into {capture} at {_url_of(sock)}; Ctrl-C to stop")
-    try:
-        run_server(app, sock)
-    finally:
-        sock.close()
-        with capture_errors(capture):
-            store.close()
+    _run(app, sock, f"recording {upstream} into {capture}", store, capture)
     c = app.counts
     total = c["forwarded"] + c["failed"]
     note(
