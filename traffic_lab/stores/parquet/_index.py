@@ -1,9 +1,12 @@
-"""Helpers of ParquetCache's index: recorded order, 64-bit key prefixes, row groups served."""
+"""Helpers of ParquetCache's index: recorded order, 64-bit key prefixes, row groups served, and
+the LRU maps that keep what was read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +15,10 @@ import pyarrow.compute as pc
 from ...exchange import Exchange
 from .schema import RowReader
 
-__all__ = ["Group", "chunks", "hex_prefix64", "recorded_order"]
+__all__ = ["LRU", "Group", "chunks", "hex_prefix64", "recorded_order"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 # pyarrow arrays and chunked arrays, as the stubs type them too narrowly for these uses.
 _Column = Any
@@ -83,3 +89,32 @@ class Group:
                 return RowReader(self._table.slice(i, 1), self._blobs, self._where).exchange(0)
             rows = self._rows = RowReader(self._table, self._blobs, self._where)
         return rows.exchange(i)
+
+
+class LRU(Generic[K, V]):
+    """A thread-safe map keeping its most recently used values up to a total ``size`` (1 a
+    value by default); the value last put is always kept."""
+
+    def __init__(self, limit: int, size: Callable[[V], int] = lambda _: 1) -> None:
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+        self._size = size
+        self._total = 0
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._total -= self._size(old)
+            self._items[key] = value
+            self._total += self._size(value)
+            while self._total > self._limit and len(self._items) > 1:
+                self._total -= self._size(self._items.popitem(last=False)[1])

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ import pyarrow.compute as pc
 from ...errors import CorruptCaptureError, StoreNotFoundError
 from ...exchange import Exchange
 from ..memory import _FROM_CACHE_EXT
-from ._index import Group, _Column, chunks, hex_prefix64, recorded_order
+from ._index import LRU, Group, _Column, chunks, hex_prefix64, recorded_order
 from ._store import ParquetBase
 from .reader import ATTEMPTS, ORDER_COLUMNS, DataFile
 from .schema import SCHEMA_VERSION, _HeaderColumn, row_name
@@ -83,7 +81,6 @@ class ParquetCache(ParquetBase):
     def _setup(self) -> None:
         self._next_base = 0
         self._generation = 0
-        self._lru_lock = threading.Lock()
         self._pending_rows: dict[int, Entry] = {}
         self._cache_bytes = self.options.cache_bytes
         self._cache_exchanges = self.options.cache_exchanges
@@ -221,10 +218,8 @@ class ParquetCache(ParquetBase):
         self._regs: list[_Registered] = []
         self._pending_rows = {}
         self._index_cutoff = cutoff
-        with self._lru_lock:
-            self._groups: OrderedDict[tuple[str, int], Group] = OrderedDict()
-            self._groups_bytes = 0
-            self._decoded: OrderedDict[int, Exchange] = OrderedDict()
+        self._groups: LRU[tuple[str, int], Group] = LRU(self._cache_bytes, lambda g: g.nbytes)
+        self._decoded: LRU[int, Exchange] = LRU(self._cache_exchanges)
         for entry in pending:
             self._buffered(entry)
 
@@ -394,45 +389,28 @@ class ParquetCache(ParquetBase):
                 if entry is not None:
                     return entry.exchange
                 # Published meanwhile: the index now points into the file.
-                new = self._find(key)
-                if new is None:
-                    return None
-                rid = new
-                continue
-            with self._lru_lock:
-                ex = self._decoded.get(rid)
-                if ex is not None:
-                    self._decoded.move_to_end(rid)
-                    return ex
-            try:
-                ex = self._read_row(rid)
-            except StoreNotFoundError:
-                self.refresh()  # compacted away: the index now points to the new file
-                new = self._find(key)
-                if new is None:
-                    return None
-                rid = new
-                continue
-            if ex is None:
+            else:
+                try:
+                    return self._read_row(rid)
+                except StoreNotFoundError:  # compacted away: the index points to the new file
+                    self.refresh()
+            new = self._find(key)
+            if new is None:
                 return None
-            with self._lru_lock:
-                self._decoded[rid] = ex
-                if len(self._decoded) > self._cache_exchanges:
-                    self._decoded.popitem(last=False)
-            return ex
+            rid = new
         raise StoreNotFoundError("files kept disappearing while reading", path=self.path)
 
     def _read_row(self, rid: int) -> Exchange | None:
         """The exchange of a row; None (named) when its file or the row cannot be read."""
+        ex = self._decoded.get(rid)
+        if ex is not None:
+            return ex
         with self._state_lock:
             reg = self._reg(rid)
         local = rid - reg.base
         g = bisect.bisect_right(reg.group_starts, local) - 1
         group_key = (reg.file.rel, g)
-        with self._lru_lock:
-            group = self._groups.get(group_key)
-            if group is not None:
-                self._groups.move_to_end(group_key)
+        group = self._groups.get(group_key)
         if group is None:
             try:
                 table = self._capture.read_row_group(reg.file, g)
@@ -440,17 +418,14 @@ class ParquetCache(ParquetBase):
                 self._capture.reject(reg.file.rel, exc)
                 return None
             group = Group(table, self._capture.read_blob, self._cfs.display(reg.file.rel))
-            with self._lru_lock:
-                self._groups[group_key] = group
-                self._groups_bytes += group.nbytes
-                while self._groups_bytes > self._cache_bytes and len(self._groups) > 1:
-                    _, old = self._groups.popitem(last=False)
-                    self._groups_bytes -= old.nbytes
+            self._groups.put(group_key, group)
         try:
-            return group.exchange(local - reg.group_starts[g])
+            ex = group.exchange(local - reg.group_starts[g])
         except CorruptCaptureError as exc:
             self._capture.bad_entry(exc)
             return None
+        self._decoded.put(rid, ex)
+        return ex
 
     def lookup(self, request: httpx.Request) -> Exchange | None:
         """The exchange that would answer ``request``, or ``None``."""

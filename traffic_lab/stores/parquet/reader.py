@@ -11,10 +11,8 @@ with a :class:`~traffic_lab.errors.SkippedEntryWarning`. A newer schema version 
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,6 +35,7 @@ from ...errors import (
     StoreNotFoundError,
 )
 from ._fs import TEMP_SUFFIX, CaptureFS
+from ._index import LRU
 from ._validate import (
     check_types,
     day_folder,
@@ -124,10 +123,9 @@ class Capture:
         self.strict = strict
         self._footers: dict[str, DataFile | None] = {}
         self._warned: set[str] = set()
-        self._lock = threading.Lock()
         # Parsed footers of recently read files: a file with many row groups takes
         # milliseconds to parse, which a lookup would otherwise pay on every row group read.
-        self._metadata: OrderedDict[str, pq.FileMetaData] = OrderedDict()
+        self._metadata: LRU[str, pq.FileMetaData] = LRU(64)
         if not cfs.root_exists() and not create:
             raise StoreNotFoundError("no capture here (the folder does not exist)", path=cfs.url)
 
@@ -299,21 +297,13 @@ class Capture:
         return sorted(found)
 
     # -- reading -----------------------------------------------------------------------------------
-    def _remember(self, rel: str, meta: pq.FileMetaData) -> None:
-        with self._lock:
-            self._metadata[rel] = meta
-            self._metadata.move_to_end(rel)
-            while len(self._metadata) > 64:
-                self._metadata.popitem(last=False)
-
     def parquet_file(self, f: DataFile) -> pq.ParquetFile:
         """Open one data file (reusing its parsed footer when it is at hand)."""
-        with self._lock:
-            meta = self._metadata.get(f.rel)
+        meta = self._metadata.get(f.rel)
         with _reading(self.cfs.display(f.rel), "truncated or corrupt Parquet file"):
             pf = pq.ParquetFile(self.cfs.open_input(f.rel), metadata=meta)
         if meta is None:
-            self._remember(f.rel, pf.metadata)
+            self._metadata.put(f.rel, pf.metadata)
         return pf
 
     def read_columns(self, f: DataFile, columns: Sequence[str]) -> pa.Table:
