@@ -21,6 +21,8 @@ Warnings (``UserWarning`` subclasses), for bad input that is skipped while the r
     SkippedFileWarning                  a capture file or log was skipped; names it
     SkippedEntryWarning                 one entry of a file (HAR entry, cassette interaction,
                                         durable-log record) was skipped; names file and entry
+    BodySizeWarning                     an imported body's length matches none of the sizes
+                                        its entry records; the entry is kept
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "preview",
+    "BodySizeWarning",
     "CorruptCaptureError",
     "InteropError",
     "InvalidExchangeError",
@@ -184,4 +187,13 @@ class SkippedEntryWarning(UserWarning):
     Raised for a HAR entry, a cassette interaction, an http4k exchange or a durable-log record that
     cannot be stored. The message names the file, the entry and the field (as
     :class:`InteropError` does); pass ``strict=True`` where offered to get the error instead.
+    """
+
+
+class BodySizeWarning(UserWarning):
+    """An imported body was kept, but no reading of it has the size its entry records.
+
+    ``read_har`` warns so when a text body (no ``encoding``) is neither that size as UTF-8 nor
+    as one character per byte (mitmproxy's form for binary bodies): the body may not be the
+    bytes that went over the wire. The message names the file, the entry and the field.
     """

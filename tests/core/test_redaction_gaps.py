@@ -509,7 +509,9 @@ def test_documented_limits_are_real():
         status_code=None,
         error=tl.exchange.RecordedError("httpx.ConnectError", "failed on abc"),
     )
-    assert R.redact(failed).error == tl.exchange.RecordedError("httpx.ConnectError", "failed on abc")
+    assert R.redact(failed).error == tl.exchange.RecordedError(
+        "httpx.ConnectError", "failed on abc"
+    )
 
 
 # -- everything at once, through a real recording into a Parquet capture ---------------------------

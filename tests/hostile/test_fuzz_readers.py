@@ -58,6 +58,7 @@ from hypothesis.errors import InvalidArgument
 
 import traffic_lab as tl
 from traffic_lab.errors import (
+    BodySizeWarning,
     InvalidExchangeError,
     SkippedEntryWarning,
     SkippedFileWarning,
@@ -74,7 +75,7 @@ HANG_LIMIT = 30.0  # a reader still running then is interrupted (a hang)
 PYTHON_MEMORY_LIMIT = 256 * 1024 * 1024  # tracemalloc peak per hostile input
 RSS_GROWTH_LIMIT = 1024 * 1024  # KiB: ru_maxrss may grow at most 1 GiB per hostile input
 SECRET = "outside-secret"  # in every decoy: must never come out of a reader
-ALLOWED_WARNINGS = (SkippedFileWarning, SkippedEntryWarning)
+ALLOWED_WARNINGS = (SkippedFileWarning, SkippedEntryWarning, BodySizeWarning)
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 

@@ -253,7 +253,7 @@ def test_text_body_whose_size_fits_no_reading_warns_and_is_kept(tmp_path: Path) 
     entries = [_mitmproxy_text_entry("ok", 2), _mitmproxy_text_entry("caf\xe9", 3)]
     path.write_text(json.dumps({"log": {"entries": entries}}))
 
-    with pytest.warns(UserWarning) as caught:
+    with pytest.warns(tl.errors.BodySizeWarning) as caught:
         exchanges = read_har(path)
 
     assert [str(w.message) for w in caught] == [
@@ -265,7 +265,9 @@ def test_text_body_whose_size_fits_no_reading_warns_and_is_kept(tmp_path: Path) 
     declared = _mitmproxy_text_entry("caf\xe9", 4)
     declared["response"]["content"]["mimeType"] = "text/plain; charset=utf-8"
     path.write_text(json.dumps({"log": {"entries": [declared]}}))
-    with pytest.warns(UserWarning, match=r"is 5 bytes as utf-8, but the entry records 4 bytes"):
+    with pytest.warns(
+        tl.errors.BodySizeWarning, match=r"is 5 bytes as utf-8, but the entry records 4 bytes"
+    ):
         assert read_har(path)[0].response_body == "caf\xe9".encode()
     assert caught[0].filename == __file__  # it points at read_har's caller
     assert [e.response_body for e in exchanges] == [b"ok", "caf\xe9".encode()]

@@ -288,7 +288,9 @@ def test_har_any_failure_of_one_entry_costs_only_that_entry(
         f"{path}, entry 1: cannot be read: KeyError: 'surprise' (entry skipped)"
     ]
     assert len(kept) == 2
-    with pytest.raises(tl.errors.InteropError, match=r"entry 1: cannot be read: KeyError: 'surprise'$"):
+    with pytest.raises(
+        tl.errors.InteropError, match=r"entry 1: cannot be read: KeyError: 'surprise'$"
+    ):
         read_har(path, strict=True)
 
 

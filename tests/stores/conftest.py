@@ -21,7 +21,11 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 def exchange(i: int, *, status: int | None = 200, body: bytes | None = None, **kw) -> tl.Exchange:
     """Exchange number ``i``: GET /items/i, started i milliseconds after T0."""
-    extra = {"error": tl.exchange.RecordedError("httpx.ConnectError", "refused")} if status is None else {}
+    extra = (
+        {"error": tl.exchange.RecordedError("httpx.ConnectError", "refused")}
+        if status is None
+        else {}
+    )
     extra.update(kw)
     return tl.Exchange(
         "GET",

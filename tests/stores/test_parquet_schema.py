@@ -138,7 +138,9 @@ def test_upgrade_names_the_file_when_too_new_or_unknown():
         upgrade_table(table, path="f.parquet")
     with pytest.raises(tl.errors.SchemaVersionError, match="no upgrade from capture schema v1"):
         upgrade_table(_v1(table), path="f.parquet", upgrades={}, target=2)
-    with pytest.raises(tl.errors.CorruptCaptureError, match=r"g\.parquet: not a traffic_lab capture"):
+    with pytest.raises(
+        tl.errors.CorruptCaptureError, match=r"g\.parquet: not a traffic_lab capture"
+    ):
         upgrade_table(pa.table({"a": [1]}), path="g.parquet")
 
 

@@ -159,7 +159,9 @@ async def test_capture_mode_all_always_goes_live_and_records(harness, server):
     r1 = await client.get(f"/json?unique=all-{harness.kind}")
     r2 = await client.get(f"/json?unique=all-{harness.kind}")
     await client.aclose()
-    assert tl.exchange.FROM_CACHE not in r1.extensions and tl.exchange.FROM_CACHE not in r2.extensions
+    assert (
+        tl.exchange.FROM_CACHE not in r1.extensions and tl.exchange.FROM_CACHE not in r2.extensions
+    )
     assert hits_for(server, f"/json?unique=all-{harness.kind}") == 2
     assert len(cache) == 2
 
@@ -202,5 +204,7 @@ def test_rewrite_needs_a_clearable_store():
 
 def test_record_mode_accepts_enum_and_string():
     assert tl.transports.RecordMode.parse("new_episodes") is tl.transports.RecordMode.NEW_EPISODES
-    assert tl.transports.RecordMode.parse(tl.transports.RecordMode.ALL) is tl.transports.RecordMode.ALL
+    assert (
+        tl.transports.RecordMode.parse(tl.transports.RecordMode.ALL) is tl.transports.RecordMode.ALL
+    )
     assert tl.CaptureTransport(tl.MemoryCache(), mode="all").mode == "all"

@@ -71,7 +71,9 @@ async def test_strict_replay_checks_each_request_and_exhaustion(harness):
     with pytest.raises(tl.errors.UnmatchedRequestError) as info:
         await client.get("https://api.example/items/7")
     third = await client.get("https://api.example/items/2")
-    with pytest.raises(tl.errors.ReplayExhaustedError, match="all 3 recorded responses were served"):
+    with pytest.raises(
+        tl.errors.ReplayExhaustedError, match="all 3 recorded responses were served"
+    ):
         await client.get("https://api.example/items/3")
     await client.aclose()
     assert first.json() == {"i": 0}
@@ -104,7 +106,10 @@ def test_unknown_recorded_error_type_is_never_imported():
     assert isinstance(exc, tl.errors.RecordedTransportError)
     assert str(exc) == "recorded os.system: rm -rf /"
     # Only httpx exception classes are looked up, by name.
-    assert type(tl.exchange.RecordedError("httpx.Client", "x").to_exception()) is tl.errors.RecordedTransportError
+    assert (
+        type(tl.exchange.RecordedError("httpx.Client", "x").to_exception())
+        is tl.errors.RecordedTransportError
+    )
 
 
 def test_responder_rejects_objects_that_are_neither_source_nor_replay():

@@ -2,13 +2,13 @@
 
 Readers return a ``list`` of :class:`~traffic_lab.Exchange` in the file's order, after reading
 and checking the whole file, which is untrusted: a file that cannot be read raises
-:class:`~traffic_lab.InteropError` naming it (a missing one ``FileNotFoundError``), and nothing
-else escapes. An entry that is invalid, or holds a value no store can hold
+:class:`~traffic_lab.errors.InteropError` naming it (a missing one ``FileNotFoundError``), and
+nothing else escapes. An entry that is invalid, or holds a value no store can hold
 (:func:`~traffic_lab.exchange.check_storable`), is **skipped** with a
 :class:`~traffic_lab.errors.SkippedEntryWarning` naming the file, the entry index and the field;
-``strict=True`` raises the :class:`~traffic_lab.InteropError` instead. Writers write atomically,
-refuse an existing path unless ``overwrite=True``, and return how many entries they wrote.
-``docs/interop.md`` maps each format and lists every limit.
+``strict=True`` raises the :class:`~traffic_lab.errors.InteropError` instead. Writers write
+atomically, refuse an existing path unless ``overwrite=True``, and return how many entries they
+wrote. ``docs/interop.md`` maps each format and lists every limit.
 
 =====================  =====================  ===============================================
 format                 read                   write

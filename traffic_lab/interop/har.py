@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 
 from .._version import __version__
-from ..errors import preview
+from ..errors import BodySizeWarning, preview
 from ..exchange import Exchange, RecordedError, check_storable
 from ..wire import BodyTooLargeError, content_charset, content_codings, decode_body, header_value
 from ._entries import (
@@ -82,8 +82,9 @@ def read_har(
     Entries with status 0 (no response) become exchanges with an ``error``; bad entries are
     skipped with a warning, or raised with ``strict=True``. ``max_bytes`` bounds the HAR text,
     after decompression (1 GiB by default). A text body whose recorded size fits neither its
-    UTF-8 nor its one-character-per-byte reading is kept as UTF-8, with a ``UserWarning``.
-    Raises :class:`~traffic_lab.InteropError` for a file that is not a HAR document.
+    UTF-8 nor its one-character-per-byte reading is kept as UTF-8, with a
+    :class:`~traffic_lab.errors.BodySizeWarning`.
+    Raises :class:`~traffic_lab.errors.InteropError` for a file that is not a HAR document.
 
     >>> import tempfile, pathlib
     >>> from traffic_lab.interop import read_har, write_har
@@ -293,7 +294,7 @@ def _read_text(
     recorded = " or ".join(map(str, sorted(sizes)))
     message = f"is {readings}, but the entry records {recorded} bytes: kept as {codec}"
     # Called by _read_entry, called by read_entries from read_har: 7 frames up is its caller.
-    warnings.warn(str(loc.error(message, name)), UserWarning, stacklevel=7)
+    warnings.warn(str(loc.error(message, name)), BodySizeWarning, stacklevel=7)
     return body
 
 

@@ -98,7 +98,7 @@ def read_http4k(
     completes a request target that is only a path; by default ``http://`` + its ``Host``.
     ``max_bytes`` bounds each message file and what a body decodes to (1 GiB by default). A bad
     exchange, folder or link is skipped with a warning, or raised with ``strict=True``. Raises
-    :class:`~traffic_lab.InteropError` if ``path`` is not a folder or the system not POSIX.
+    :class:`~traffic_lab.errors.InteropError` if ``path`` is not a folder or the system not POSIX.
 
     >>> import tempfile, pathlib
     >>> from traffic_lab.interop import read_http4k
@@ -331,8 +331,8 @@ def write_http4k(
     names one folder per exchange ``<19-digit sequence><UUID>``, sorting in the order given
     (http4k's ``DiskStream``); ``"tree"`` is http4k's ``DiskTree`` (request path + hash of
     ``request.txt``: a repeated request keeps only the last one). Raises
-    :class:`~traffic_lab.InteropError` for an exchange without a response, a truncated one, or a
-    URL path too long for folder names; ``FileExistsError`` unless ``overwrite=True``.
+    :class:`~traffic_lab.errors.InteropError` for an exchange without a response, a truncated one,
+    or a URL path too long for folder names; ``FileExistsError`` unless ``overwrite=True``.
 
     >>> import tempfile, pathlib
     >>> from traffic_lab.interop import read_http4k, write_http4k

@@ -100,7 +100,7 @@ def read_vcr(
     ``serializer`` is ``"yaml"`` or ``"json"``; by default ``.json`` files are JSON, ``.yaml``
     / ``.yml`` files YAML, and others JSON when they start with ``{``. Bad interactions are
     skipped with a warning, or raised with ``strict=True``. Raises
-    :class:`~traffic_lab.InteropError` for a file that is not a cassette (or an alias bomb).
+    :class:`~traffic_lab.errors.InteropError` for a file that is not a cassette (or an alias bomb).
 
     >>> import tempfile, pathlib
     >>> from traffic_lab.interop import read_vcr, write_vcr
@@ -325,7 +325,7 @@ def write_vcr(
 
     ``serializer`` defaults to JSON for a ``.json`` path, else YAML. With
     ``decode_compressed_response`` (VCR.py's option) encoded responses are stored decoded,
-    without ``Content-Encoding``. Raises :class:`~traffic_lab.InteropError` for an exchange
+    without ``Content-Encoding``. Raises :class:`~traffic_lab.errors.InteropError` for an exchange
     without a response (filter with ``ex.ok``), a truncated one, or a binary body in a JSON
     cassette; ``FileExistsError`` unless ``overwrite=True``.
 
