@@ -393,9 +393,15 @@ def _exchange_json(index: int, ex: Exchange) -> dict[str, Any]:
     return out
 
 
-def _print_body(console: Any, body: bytes | None, headers: Any, why: str | None) -> None:
+def _print_message(
+    console: Any, first: str, headers: Any, body: bytes | None, why: str | None = None
+) -> None:
+    """A request or a response: its first line, headers, and body (``why`` it cannot be shown)."""
     from rich.syntax import Syntax
 
+    console.print(Text(first, style="bold"))
+    for pair in _headers(headers):
+        console.print(Text(": ".join(pair)))
     if why is not None:
         console.print(Text(f"({why})"))
         return
@@ -451,10 +457,8 @@ def show(capture: str, number: int, as_json: bool, raw: bool) -> None:
         head += "  " + " ".join(f"{k}={v}" for k, v in exchange.tags.items())
     console.print(Text(head))
     console.print()
-    console.print(Text(f"{exchange.method} {exchange.url}", style="bold"))
-    for pair in _headers(exchange.request_headers):
-        console.print(Text(": ".join(pair)))
-    _print_body(console, exchange.request_body, exchange.request_headers, None)
+    first = f"{exchange.method} {exchange.url}"
+    _print_message(console, first, exchange.request_headers, exchange.request_body)
     console.print()
     if exchange.status_code is None:
         assert exchange.error is not None
@@ -468,7 +472,4 @@ def show(capture: str, number: int, as_json: bool, raw: bool) -> None:
     status = f"{exchange.http_version} {exchange.status_code} {exchange.reason_phrase}".rstrip()
     if exchange.truncated:
         status += "  (truncated: the client stopped reading)"
-    console.print(Text(status, style="bold"))
-    for pair in _headers(exchange.response_headers):
-        console.print(Text(": ".join(pair)))
-    _print_body(console, decoded, exchange.response_headers, why)
+    _print_message(console, status, exchange.response_headers, decoded, why)
