@@ -1,10 +1,7 @@
 """Analyses behind ``df.traffic``: endpoint templates, summaries, duplicates, comparisons.
 
 Endpoint templates replace the path segments that name one resource among many with a
-placeholder (``/users/17`` -> ``/users/{id}``; :data:`DEFAULT_SEGMENT_RULES`, first match wins),
-computed in Arrow once per distinct path. JSON schema drift compares the *shapes* of JSON bodies:
-every path to a value (``$.items[].price``) with the JSON types seen there (integers and floats
-are both ``number``).
+placeholder (``/users/17`` -> ``/users/{id}``), computed in Arrow once per distinct path.
 """
 
 from __future__ import annotations
@@ -41,7 +38,7 @@ __all__ = [
 SegmentRule: TypeAlias = tuple[str, str | Sequence[str]]
 
 #: Numbers ``{id}``, UUIDs ``{uuid}``, and hash-like tokens ``{hash}``: hex of 8+ characters, or
-#: 20+ letters, digits, ``_`` or ``-``, with both digits and letters.
+#: 20+ letters, digits, ``_`` or ``-``, with both digits and letters. The first match wins.
 DEFAULT_SEGMENT_RULES: tuple[SegmentRule, ...] = (
     ("{uuid}", r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
     ("{id}", r"^[0-9]+$"),
@@ -331,7 +328,8 @@ def _json_type(value: Any) -> str:
 def json_shape(
     doc: Any, shape: dict[str, set[str]] | None = None, path: str = "$"
 ) -> dict[str, set[str]]:
-    """Every path in a JSON document with the types seen there (merged into ``shape``).
+    """Every path in a JSON document with the types seen there (merged into ``shape``); integers
+    and floats are both ``number``.
 
     Examples
     --------

@@ -1,10 +1,6 @@
 """Capture -> DataFrame (:func:`read_capture`, alias :func:`to_pandas`) and DataFrame -> capture
-(:func:`write_capture`).
-
-A traffic frame has one row per exchange and the capture's columns (``docs/analysis.md``), with
-``elapsed`` as ``elapsed_ms`` (float milliseconds). It keeps a reference to its capture in
-``df.attrs["traffic_lab.source"]`` and each row's identity ``(writer_id, writer_seq)``, so what
-it did not load (bodies, headers) is fetched later for exactly its rows.
+(:func:`write_capture`). A traffic frame has one row per exchange and the capture's columns
+(``docs/analysis.md``), with ``elapsed`` as ``elapsed_ms`` (float milliseconds).
 """
 
 from __future__ import annotations

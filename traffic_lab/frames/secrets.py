@@ -288,8 +288,6 @@ def redact_capture(
     >>> report.exchanges, report.changed, len(tl.frames.scan_secrets(report.destination))
     (1, 1, 0)
     """
-    from ..stores.parquet import ParquetStream
-
     target = os.fspath(destination)
     exchanges: Iterator[Exchange]
     if isinstance(capture, pd.DataFrame):
@@ -316,10 +314,8 @@ def redact_capture(
             yield new
 
     written = write_capture(redacted(), target, matcher=matcher, append=True, filesystem=filesystem)
-    stored: list[Any] = []
-    if written:
-        check = ParquetStream(target, filesystem=filesystem, create=False, recover=False)
-        stored = check.to_arrow(["started_at"]).column("started_at").to_pylist()
+    check = open_source(target, filesystem=filesystem)  # read-only, as read_capture opens it
+    stored: list[Any] = check.read(["started_at"], None).column(0).to_pylist() if written else []
     if sorted(stored) != sorted(starts):
         raise StoreError(
             f"the rewritten capture holds {len(stored)} exchanges, {written} were written; "
