@@ -75,42 +75,9 @@ class PendingExchange:
         if self.finished is None:
             self.finished = perf_counter()
 
-    def to_exchange(
-        self,
-        *,
-        truncated: bool,
-        error: RecordedError | None,
-        tags: Mapping[str, str] | None,
-        responded: bool,
-    ) -> Exchange:
-        """The exchange as recorded so far; ``responded=False`` drops any response parts."""
-        end = self.finished if self.finished is not None else perf_counter()
-        status = self.status_code if responded else None
-        return Exchange(
-            self.method,
-            self.url,
-            request_headers=self.request_headers,
-            request_body=b"".join(self.request_chunks),
-            status_code=status,
-            reason_phrase=self.reason_phrase if status is not None else "",
-            http_version=self.http_version,
-            response_headers=self.response_headers if status is not None else (),
-            response_body=b"".join(self.response_chunks) if status is not None else b"",
-            started_at=self.started_at,
-            elapsed=timedelta(seconds=end - self.t0),
-            error=error,
-            tags=tags,
-            truncated=truncated,
-        )
-
 
 class RecordingMiddleware(Generic[_App]):
-    """The base of both middleware: the wrapped app, where exchanges go, and the recording step.
-
-    Attributes: ``app``; ``sink``; ``redactor``, applied to a copy of each exchange before the
-    Sink sees it (default :class:`~traffic_lab.Redactor`, ``Redactor.disabled()`` opts out);
-    ``tags``, labels added to every recorded exchange.
-    """
+    """The base of both middleware: the wrapped app, where exchanges go, and the recording step."""
 
     def __init__(
         self,
@@ -137,13 +104,10 @@ class RecordingMiddleware(Generic[_App]):
         disconnected: bool,
         responded: bool | None = None,
     ) -> None:
-        """Put the exchange into the Sink; ``exc`` is what the app raised, if it did.
-
-        The app's exception must reach the server unchanged (the caller re-raises it), so a
-        Sink that fails then is added to it as a note; otherwise the Sink's error propagates.
-        An exception that is not an ``Exception`` (cancellation) is recorded as the error only
-        when no response was started: there is nothing else to record then.
-        """
+        """Put the exchange (without response parts unless ``responded``) into the Sink; ``exc``
+        is what the app raised (the caller re-raises
+        it, so a Sink error becomes a note on it). A ``BaseException`` that is not an
+        ``Exception`` (cancellation) is the recorded error only if no response was started."""
         if responded is None:
             responded = capture.status_code is not None
         truncated = disconnected or (responded and not complete)
@@ -153,9 +117,24 @@ class RecordingMiddleware(Generic[_App]):
             error = None
         else:
             error = RecordedError.from_exception(exc)
+        end = capture.finished if capture.finished is not None else perf_counter()
+        status = capture.status_code if responded else None
         try:
-            exchange = capture.to_exchange(
-                truncated=truncated, error=error, tags=self.tags or None, responded=responded
+            exchange = Exchange(
+                capture.method,
+                capture.url,
+                request_headers=capture.request_headers,
+                request_body=b"".join(capture.request_chunks),
+                status_code=status,
+                reason_phrase=capture.reason_phrase if status is not None else "",
+                http_version=capture.http_version,
+                response_headers=capture.response_headers if status is not None else (),
+                response_body=b"".join(capture.response_chunks) if status is not None else b"",
+                started_at=capture.started_at,
+                elapsed=timedelta(seconds=end - capture.t0),
+                error=error,
+                tags=self.tags or None,
+                truncated=truncated,
             )
             self.sink.put(self.redactor.redact(exchange))
         except Exception as sink_exc:
