@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ..exchange import Exchange
 from ..protocols import Enumerable, exchanges_of, matcher_of
-from ..stores.parquet import SCHEMA, exchanges_to_table
+from ..stores.parquet import SCHEMA, ParquetBase, ParquetStream, exchanges_to_table
 from ..stores.parquet.schema import new_writer_id
 
 if TYPE_CHECKING:
@@ -106,15 +106,11 @@ class CaptureRef:
     @property
     def partitioned(self) -> bool:
         """Whether reads go through a Parquet dataset that has the ``day`` partition column."""
-        from ..stores.parquet import ParquetBase
-
         return self._path is not None or isinstance(self._store, ParquetBase)
 
     def store(self) -> Any:
         """The store to read from (opening a capture path read-only the first time)."""
         if self._store is None and self._path is not None:
-            from ..stores.parquet import ParquetStream
-
             self._store = ParquetStream(
                 self._path, filesystem=self._filesystem, create=False, recover=False
             )

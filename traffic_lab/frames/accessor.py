@@ -8,7 +8,9 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from . import analysis, views
 from ._capture_ref import CAPTURE_COLUMNS
@@ -87,9 +89,6 @@ class TrafficAccessor:
         expr = as_expression(where)
         if expr is None:
             return self._df
-        import numpy as np
-        import pyarrow as pa
-
         # Only the columns the filter names are converted.
         table = frame_to_table(self._df, [c for c in CAPTURE_COLUMNS if c in str(expr)])
         table = table.append_column("__row", pa.array(np.arange(len(self._df))))

@@ -7,17 +7,16 @@ placeholder (``/users/17`` -> ``/users/{id}``), computed in Arrow once per disti
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..matching import Matcher
 from . import views
-
-if TYPE_CHECKING:
-    from ..matching import Matcher
+from .convert import frame_exchanges
 
 __all__ = [
     "DEFAULT_SEGMENT_RULES",
@@ -255,16 +254,12 @@ def duplicates(
     >>> table[["count", "repeats", "saved_ms", "saved_bytes"]].to_dict("records")
     [{'count': 3, 'repeats': 2, 'saved_ms': 50.0, 'saved_bytes': 10}]
     """
-    from ..matching import Matcher
-
     _need(
         df,
         ["started_at", "elapsed_ms", "response_status", "response_body_size", "request_body_size"],
         "duplicates()",
     )
     if isinstance(key, Matcher):
-        from .convert import frame_exchanges
-
         keys = pd.Series([key.key(e) for e in frame_exchanges(df)], index=df.index)
     else:
         columns = [key] if isinstance(key, str) else list(key)

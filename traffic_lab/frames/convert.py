@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyarrow import fs as pafs
 
 from ..exchange import Exchange
 from ..protocols import exchanges_of
-from ..stores.parquet import SCHEMA, table_to_exchanges
+from ..stores.parquet import SCHEMA, ParquetStream, table_to_exchanges
 from ._capture_ref import CAPTURE_COLUMNS, IDENTITY, SOURCE_ATTR, CaptureRef, open_source
 from .where import WhereArg, as_expression
 
@@ -295,8 +296,6 @@ def frame_exchanges(df: pd.DataFrame, source: Any = None) -> Iterator[Exchange]:
 
 def _is_empty(path: str, filesystem: Any) -> bool:
     """Whether a destination folder (or prefix) is absent or holds nothing."""
-    from pyarrow import fs as pafs
-
     if filesystem is None:
         local = path.removeprefix("file://")
         if "://" in local:
@@ -346,8 +345,6 @@ def write_capture(
     >>> [r.status_code for r in tl.ParquetStream(folder).responses()]
     [500, 503]
     """
-    from ..stores.parquet import ParquetStream
-
     target = os.fspath(path)
     if not append and not _is_empty(target, filesystem):
         raise FileExistsError(
