@@ -1,12 +1,4 @@
-"""Where a frame's rows came from (:class:`CaptureRef`), and reading them again.
-
-Rows are identified by ``(writer_id, writer_seq)``, unique within a capture and kept by
-compaction, so columns a frame did not load are fetched for exactly its rows, however it was
-filtered or sorted. A source is a store with ``to_arrow(columns=, filter=)`` (kept by
-reference), a capture path (opened read-only when first needed), or in-memory exchanges: a
-snapshot taken when the frame was made, numbered ``writer_seq`` 0..n-1 under a fresh
-``writer_id`` (later puts into the memory store do not change it).
-"""
+"""Where a frame's rows came from (:class:`CaptureRef`), and reading them again."""
 
 from __future__ import annotations
 
@@ -45,8 +37,12 @@ IDENTITY = ("writer_id", "writer_seq")
 
 
 class CaptureRef:
-    """A reference to the capture a frame came from (see the module docstring).
+    """A reference to the capture a frame came from, to fetch columns it did not load.
 
+    Rows are identified by ``(writer_id, writer_seq)``, unique within a capture and kept by
+    compaction. A source is a store with ``to_arrow(columns=, filter=)`` (kept by reference), a
+    capture path (opened read-only when first needed), or in-memory exchanges: a snapshot taken
+    when the frame was made, numbered ``writer_seq`` 0..n-1 under a fresh ``writer_id``.
     Copying a frame copies the reference, never the capture (pandas deep-copies ``attrs``).
     Pickling keeps the location of a Parquet capture and drops an in-memory snapshot.
     """

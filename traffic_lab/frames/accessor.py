@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..transports.requester import replay_requests
 from . import analysis, views
 from ._capture_ref import CAPTURE_COLUMNS
 from .convert import capture_of, frame_exchanges, frame_to_table
@@ -132,8 +133,6 @@ class TrafficAccessor:
         ``changed``, ``changes`` (the diff as text), ``error`` and ``result`` (the
         :class:`~traffic_lab.transports.ReplayResult`).
         """
-        from ..transports.requester import replay_requests
-
         results = list(
             replay_requests(
                 self.exchanges(), client, base_url=base_url, concurrency=concurrency, rate=rate

@@ -215,7 +215,7 @@ def endpoints(
     )
     grouped = data.groupby(list(keys.columns), sort=True, observed=True)
     latency = grouped["elapsed_ms"]
-    out = pd.DataFrame({"count": grouped.size()})
+    out = pd.DataFrame({"count": grouped.size().astype("int64")})
     quantiles = latency.quantile(np.array([0.5, 0.9, 0.99])).unstack()
     for q in (50, 90, 99):
         out[f"p{q}_ms"] = quantiles[q / 100]
@@ -229,7 +229,6 @@ def endpoints(
     out["response_bytes_mean"] = grouped["response_bytes"].mean()
     out["response_bytes_max"] = grouped["response_bytes"].max().astype("int64")
     out["response_bytes_total"] = grouped["response_bytes"].sum().astype("int64")
-    out["count"] = out["count"].astype("int64")
     return out.sort_values("count", ascending=False, kind="stable")
 
 
