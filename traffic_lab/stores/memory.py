@@ -46,11 +46,8 @@ class MemoryCache(PandasViews):
         self._lock = threading.Lock()
 
     def put(self, exchange: Exchange) -> None:
-        """Store an exchange; it answers requests with its key from now on.
-
-        Raises :class:`~traffic_lab.errors.InvalidExchangeError` for an exchange no store can
-        hold (see :func:`~traffic_lab.exchange.check_storable`); nothing is stored then.
-        """
+        """Store an exchange; it answers requests with its key from now on
+        (:class:`~traffic_lab.errors.InvalidExchangeError` for one no store can hold)."""
         check_storable(exchange)
         key = self.matcher.key(exchange)
         with self._lock:

@@ -281,17 +281,15 @@ def claim_log(path: str) -> int | None:
         fd = os.open(path, OPEN_FLAGS)
     except OSError:  # gone; or a symlink (ELOOP), a FIFO without writer...: not a segment
         return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    if not try_lock(fd):
-        os.close(fd)
-        return None
     try:
-        same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        # Still the file at ``path`` once locked: else folded and deleted by someone meanwhile.
+        if (
+            stat.S_ISREG(os.fstat(fd).st_mode)
+            and try_lock(fd)
+            and os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        ):
+            return fd
     except FileNotFoundError:
-        same = False
-    if not same:  # folded and deleted by someone else meanwhile
-        os.close(fd)
-        return None
-    return fd
+        pass
+    os.close(fd)
+    return None

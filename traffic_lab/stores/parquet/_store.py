@@ -79,11 +79,8 @@ class ParquetBase(PandasViews):
 
     # -- writing -----------------------------------------------------------------------------------
     def put(self, exchange: Exchange) -> None:
-        """Record one exchange (buffered; see ``flush_rows``/``flush_bytes``/``flush_seconds``).
-
-        Raises :class:`~traffic_lab.errors.InvalidExchangeError` at once, storing nothing, for
-        an exchange no store can hold (a port over 65535...).
-        """
+        """Record one exchange (buffered until a flush); storing nothing, raises
+        :class:`~traffic_lab.errors.InvalidExchangeError` at once for one no store can hold."""
         check_storable(exchange)
         key = self.matcher.key(exchange) if self._keyed_puts else None
         self._writer.put(exchange, key, self._buffered)

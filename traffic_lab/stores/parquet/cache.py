@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,12 +237,7 @@ class ParquetCache(ParquetBase):
                 return None
             return f, table, self._recompute_keys(f, table)
 
-        if self._cfs.local or len(files) < 2:
-            results = [load(f) for f in files]
-        else:
-            with ThreadPoolExecutor(8) as pool:
-                results = list(pool.map(load, files))
-        return [item for item in results if item is not None]
+        return [item for item in self._capture.map(load, files) if item is not None]
 
     def _recompute_keys(self, f: DataFile, table: pa.Table) -> _Column:
         where = self._cfs.display(f.rel)

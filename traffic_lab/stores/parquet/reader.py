@@ -78,6 +78,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
 MARKERS_DIR = f"{INTERNAL_DIR}/markers"
 #: A temporary file older than this (seconds) is taken as a crash's leftover.
 STALE_TEMP_SECONDS = 600.0
@@ -200,18 +202,19 @@ class Capture:
         live.sort(key=lambda f: (f.first_us, f.rel))
         return live, self.cutoff()
 
+    def map(self, read: Callable[[A], R], items: Sequence[A]) -> list[R]:
+        """``read`` over ``items``: in 8 threads on an object store (latency-bound), else here."""
+        if self.cfs.local or len(items) < 2:
+            return [read(item) for item in items]
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(read, items))
+
     def described(self, rel: str) -> DataFile | None:
         """A listed file as its footer described it (None if unknown or unreadable)."""
         return self._footers.get(rel)
 
     def _read_footers(self, todo: Sequence[tuple[str, int, int]]) -> None:
-        if not todo:
-            return
-        if self.cfs.local or len(todo) < 4:
-            results = [self._footer(*item) for item in todo]
-        else:
-            with ThreadPoolExecutor(8) as pool:
-                results = list(pool.map(lambda item: self._footer(*item), todo))
+        results = self.map(lambda item: self._footer(*item), todo)
         for (rel, _, _), (described, error) in zip(todo, results, strict=True):
             if isinstance(error, SchemaVersionError):
                 raise error

@@ -121,8 +121,8 @@ def new_writer_id() -> str:
 
 
 def file_schema_version(metadata: Mapping[bytes, bytes] | None, *, path: str) -> int:
-    """The schema version in a file's key/value metadata; :class:`~traffic_lab.errors.
-    CorruptCaptureError` when it is missing or not a number (a file traffic_lab did not write).
+    """The schema version in a file's key/value metadata; raises
+    :class:`~traffic_lab.errors.CorruptCaptureError` if it is missing or not a number.
 
     Examples
     --------
@@ -303,23 +303,16 @@ def exchanges_to_table(
 
     Parameters
     ----------
-    exchanges
-        The exchanges to convert.
-    matcher
-        Computes the ``request_key`` column (default :class:`~traffic_lab.Matcher`); its
-        fingerprint is written to the table's metadata.
-    keys
-        Precomputed request keys (one per exchange), instead of calling ``matcher.key``.
+    matcher, keys
+        ``matcher`` (default :class:`~traffic_lab.Matcher`) computes the ``request_key``
+        column unless ``keys`` (one per exchange) are given; its fingerprint, or
+        ``fingerprint``, is written to the metadata.
     writer_id, first_seq, seqs
-        Writer columns: the id (a fresh random one by default) and each row's sequence number
-        (``seqs``, or ``first_seq``, ``first_seq + 1``...).
+        The writer id (default: a fresh random one) and each row's sequence number (``seqs``,
+        or ``first_seq``, ``first_seq + 1``...).
     blob_threshold, store_blob
-        Bodies longer than ``blob_threshold`` go to ``store_blob(body) -> digest``, and the row
-        keeps the digest in ``*_body_blob`` with a null body. Without ``store_blob`` all bodies
-        stay inline.
-    fingerprint
-        The matcher fingerprint to record (default: ``matcher.fingerprint``), for rows whose
-        keys were computed elsewhere.
+        Bodies longer than ``blob_threshold`` go to ``store_blob(body) -> digest``; the row
+        keeps the digest in ``*_body_blob`` and a null body.
 
     Examples
     --------
@@ -459,11 +452,8 @@ class _HeaderColumn:
 
 
 def _latin1_bytes(strings: Any) -> list[bytes | None]:
-    """Strings that hold one byte per character back to those bytes (fast path for ASCII).
-
-    Text that other tools wrote (a character above U+00FF) becomes its UTF-8 bytes; a null
-    stays ``None`` (a corrupt row, refused when it is read).
-    """
+    """One-byte-per-character strings back to their bytes; text other tools wrote (above
+    U+00FF) becomes UTF-8, a null stays ``None`` (a corrupt row, refused when read)."""
     data = strings.buffers()[2]
     if data is None or data.to_pybytes().isascii():
         return strings.view(pa.binary()).to_pylist()  # type: ignore[no-any-return]
@@ -582,18 +572,11 @@ def table_to_exchanges(
     *,
     blobs: Callable[[str], bytes] | None = None,
 ) -> Iterator[Exchange]:
-    """Turn rows in the capture schema back into :class:`~traffic_lab.Exchange` objects.
+    """Turn rows in the capture schema (a table or record batch) back into exchanges.
 
-    Columns other than ``request_method`` and ``request_url`` may be missing (they default), so
-    a table built from a DataFrame converts too.
-
-    Parameters
-    ----------
-    table
-        Rows in the capture schema (a table or a record batch).
-    blobs
-        Reads a blob-stored body by its digest; the stores pass their capture's blob reader.
-        Without it a row whose body is in a blob raises ``ValueError``.
+    Columns but ``request_method`` and ``request_url`` may be missing (they default), so a
+    table built from a DataFrame converts too. ``blobs`` reads a blob-stored body by its
+    digest; without it a row whose body is in a blob raises ``ValueError``.
 
     Examples
     --------
