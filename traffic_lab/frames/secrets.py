@@ -69,8 +69,6 @@ def shannon_entropy(value: str) -> float:
     >>> shannon_entropy("aaaa"), round(shannon_entropy("abcd"), 1)
     (0.0, 2.0)
     """
-    if not value:
-        return 0.0
     n = len(value)
     return 0.0 - sum(c / n * math.log2(c / n) for c in Counter(value).values())
 

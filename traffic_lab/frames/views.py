@@ -61,8 +61,7 @@ def _side(df: pd.DataFrame, side: Side, source: Any, *parts: str) -> pa.Table:
 
 
 def _decoded(df: pd.DataFrame, side: Side, source: Any) -> Iterator[tuple[bytes | None, Any]]:
-    """Per row: the body decoded from its Content-Encoding (``None`` where that fails), and the
-    header pairs."""
+    """Per row: the body decoded from its Content-Encoding (``None`` if that fails), the headers."""
     table = _side(df, side, source, "body", "headers")
     for raw, cell in zip(table[0].to_pylist(), table[1].to_pylist(), strict=True):
         pairs = _pairs(cell)
