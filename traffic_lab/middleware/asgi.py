@@ -101,7 +101,8 @@ class _Cycle:
     def __init__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         method = str(scope.get("method", "GET"))
         headers = header_tuple(scope.get("headers") or ())
-        self.capture = PendingExchange(method, _url(scope, headers), headers, _http_version(scope))
+        version = f"HTTP/{scope.get('http_version', '1.1')}"
+        self.capture = PendingExchange(method, _url(scope, headers), headers, version)
         self._receive = receive
         self._send = send
         self.head = method.upper() == "HEAD"
@@ -178,10 +179,6 @@ def _app_scope(scope: _Scope) -> _Scope:
             name: value for name, value in extensions.items() if name not in _HIDDEN_EXTENSIONS
         }
     return {**scope, **changes} if changes else scope
-
-
-def _http_version(scope: _Scope) -> str:
-    return f"HTTP/{scope.get('http_version', '1.1')}"
 
 
 def _url(scope: _Scope, headers: tuple[tuple[bytes, bytes], ...]) -> str:

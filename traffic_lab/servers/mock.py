@@ -335,7 +335,11 @@ def _from_response(method: str, response: httpx.Response) -> _Answer:
     body = b"".join(stream) if isinstance(stream, httpx.SyncByteStream) else response.content
     status = response.status_code
     if status < 200:
-        return _unservable(method, status)
+        text = (
+            f"recorded status {status} cannot be served: a 1xx response is informational, "
+            "never a final answer"
+        )
+        return _synthetic(method, 502, "unservable", text)
     headers = wire_headers(method, status, response.headers.raw, body)
     return _Answer("recorded", status, headers, body, response_reason(response))
 
@@ -344,14 +348,6 @@ def _error(method: str, error: RecordedError) -> _Answer:
     header = (MOCK_HEADER, b"recorded-error")
     status, headers, body = error_answer(error.type, error.message, header, recorded="true")
     return _Answer("error", status, wire_headers(method, status, headers, body), body, "")
-
-
-def _unservable(method: str, status: int) -> _Answer:
-    text = (
-        f"recorded status {status} cannot be served: a 1xx response is informational, "
-        "never a final answer"
-    )
-    return _synthetic(method, 502, "unservable", text)
 
 
 def _synthetic(
