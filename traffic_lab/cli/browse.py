@@ -185,14 +185,6 @@ def _ls_rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 # -- stats -------------------------------------------------------------------------------------
-def _frame(path: str, where: Where | None) -> Any:
-    """The capture's metadata as a traffic frame (``traffic_lab.frames``), ``where`` pushed down."""
-    from ..frames import to_pandas
-
-    with reading(path) as store:
-        return to_pandas(store, where=where)
-
-
 def _plain(value: Any) -> Any:
     """A pandas / numpy scalar as JSON: timestamps in ISO 8601, durations in seconds, NaN null."""
     import math
@@ -275,7 +267,12 @@ def stats(
     """Summarise a capture: counts, time span, status classes, transport errors, error rate,
     latency percentiles and bytes; then per endpoint (method and path template, ids folded
     into {id}, {uuid}, {hash})."""
-    result = _summarise(_frame(capture, _where(host, method, status)), by_host)
+    from ..frames import to_pandas
+
+    where = _where(host, method, status)
+    with reading(capture) as store:
+        frame = to_pandas(store, where=where)
+    result = _summarise(frame, by_host)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -291,11 +291,6 @@ def record(
 
 
 # -- replay ----------------------------------------------------------------------------------------
-def _default_out(capture: str) -> str:
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return f"{capture.rstrip('/')}-replay-{stamp}"
-
-
 def _difference(result: ReplayResult, ignore: frozenset[str]) -> dict[str, Any] | None:
     from ..redaction import REDACTED
     from ..transports.requester import MISSING, ResponseDiff
@@ -409,7 +404,8 @@ def replay(
     from ..transports.requester import VOLATILE_HEADERS
 
     target = validate_base_url(target, "'--target'")
-    out = out or _default_out(capture)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    out = out or f"{capture.rstrip('/')}-replay-{stamp}"
     stream = open_stream(capture)
     out_path = Path(out)
     if (
