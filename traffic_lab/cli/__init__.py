@@ -1,10 +1,8 @@
 """The ``traffic-lab`` command line: browse, import, export, compact and scan captures, serve
 one as a mock server, record through a reverse proxy, and replay against a live server.
 
-It needs the ``cli`` extra (click, rich): ``pip install 'traffic_lab[cli]'``.
-:func:`main` is the console script; ``python -m traffic_lab.cli`` runs it too. Exit codes:
-0 done; 1 differences or secrets found; 2 bad usage or input; 3 capture not found or
-unreadable; 4 network problem; 130 interrupted.
+It needs the ``cli`` extra (click, rich): ``pip install 'traffic_lab[cli]'``. :func:`main` is
+the console script; ``python -m traffic_lab.cli`` runs it too. ``--help`` lists the exit codes.
 """
 
 from __future__ import annotations

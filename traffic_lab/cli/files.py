@@ -268,22 +268,14 @@ def scan_secrets(capture: str, as_json: bool, quiet: bool) -> None:
     with reading(capture) as store, progress(f"scanning {capture}", None, quiet=quiet):
         ids = store.to_arrow(columns=["writer_id", "writer_seq"])
         report = scan(store)
-    number = {
-        key: i
-        for i, key in enumerate(
-            zip(ids.column("writer_id").to_pylist(), ids.column("writer_seq").to_pylist(),
-                strict=True)
-        )
-    }  # fmt: skip
+    # An exchange's number is where its (writer_id, writer_seq) stands in recorded order.
+    number = {key: i for i, key in enumerate(zip(*ids.to_pydict().values(), strict=True))}
     found = [
         {
             "index": number[(row["writer_id"], row["writer_seq"])],
             # Not the URL: its query may hold the very secret found (previews are masked).
             "method": row["request_method"],
-            "location": row["location"],
-            "name": row["name"],
-            "kind": row["kind"],
-            "preview": row["preview"],
+            **{key: row[key] for key in ("location", "name", "kind", "preview")},
         }
         for row in report.to_dict("records")
     ]
