@@ -407,3 +407,11 @@ def test_replay_reports_changes_and_transport_errors():
     assert result.changed.tolist() == [False, True, True]
     assert result.changes.tolist()[1] == "status: 200 -> 503"
     assert "ConnectError('down')" in result.error.iloc[2]
+
+
+def test_endpoints_of_an_empty_selection_is_an_empty_table_with_every_column():
+    frame = to_pandas([exchange(1)])
+    empty = frame.iloc[0:0].traffic.endpoints()
+    assert len(empty) == 0
+    assert empty.index.names == ["method", "endpoint"]
+    assert list(empty.columns) == list(frame.traffic.endpoints().columns)

@@ -217,8 +217,8 @@ def endpoints(
     latency = grouped["elapsed_ms"]
     out = pd.DataFrame({"count": grouped.size().astype("int64")})
     quantiles = latency.quantile(np.array([0.5, 0.9, 0.99])).unstack()
-    for q in (50, 90, 99):
-        out[f"p{q}_ms"] = quantiles[q / 100]
+    for q in (50, 90, 99):  # an empty frame has no groups, hence no quantile columns
+        out[f"p{q}_ms"] = quantiles[q / 100] if len(out) else np.nan
     out["mean_ms"] = latency.mean()
     out["max_ms"] = latency.max()
     for column in ("errors_4xx", "errors_5xx", "failed"):
