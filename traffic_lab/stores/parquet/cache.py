@@ -450,9 +450,9 @@ class ParquetCache(ParquetBase):
         return None if found is None else found.new_response(_FROM_CACHE_EXT)
 
     def __contains__(self, request: object) -> bool:
-        if not isinstance(request, httpx.Request):
-            return False
-        return self._find(self.matcher.key(request)) is not None
+        return (
+            isinstance(request, httpx.Request) and self._find(self.matcher.key(request)) is not None
+        )
 
     def __len__(self) -> int:
         with self._state_lock:
@@ -463,8 +463,7 @@ class ParquetCache(ParquetBase):
         with self._state_lock:
             keys = list(self._index)
             if self._hash_keys is not None:
-                overlay = self._index
-                keys.extend(k for k in self._hash_keys.to_pylist() if k not in overlay)
+                keys.extend(k for k in self._hash_keys.to_pylist() if k not in self._index)
         return keys
 
     def exchanges(self) -> Iterator[Exchange]:
