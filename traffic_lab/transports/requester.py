@@ -3,7 +3,6 @@ the recorded exchange; and a diff of recorded against live responses."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import threading
@@ -335,6 +334,8 @@ async def areplay_requests(
     finishes); results come in recorded order. Under trio, requests go in batches of
     ``concurrency``.
     """
+    import asyncio  # here: asyncio imports subprocess, which a Windows-less import cannot
+
     import anyio
 
     _check_concurrency(concurrency)
