@@ -22,15 +22,7 @@ response is sent, or is added as a note to the app's own exception.
 :class:`RecordingWSGIMiddleware`  Flask, Django (WSGI), Pyramid... under gunicorn, uWSGI...
 ==============================  =========================================================
 
-Examples
---------
->>> import traffic_lab as tl
->>> from traffic_lab.middleware import RecordingWSGIMiddleware
->>> def app(environ, start_response):
-...     start_response("200 OK", [("Content-Type", "text/plain")])
-...     return [b"hi"]
->>> stream = tl.MemoryStream()
->>> app = RecordingWSGIMiddleware(app, stream, tags={"service": "hello"})
+Each class's documentation has a complete example.
 """
 
 from __future__ import annotations

@@ -146,8 +146,7 @@ class ProxyApp:
             # handlers): it is recorded already; its wire bytes are still in its ByteStream.
             stream = response.stream
             body = b"".join(stream) if isinstance(stream, httpx.SyncByteStream) else b""
-            await send_start(scope, send, response.status_code, headers, text)
-            await send({"type": "http.response.body", "body": body})
+            await send_prepared(scope, send, response.status_code, headers, body, text)
             return
         complete = False
         async with anyio.create_task_group() as group:
