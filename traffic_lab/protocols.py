@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 
     from .exchange import Exchange
     from .matching import Matcher
+    from .redaction import Redactor
 
 __all__ = [
     "AsyncSource",
     "Clearable",
+    "DeferredRedaction",
     "Enumerable",
     "KeyedLookup",
     "Matched",
@@ -131,6 +133,18 @@ class Matched(Protocol):
     """A store that keys requests with a :class:`~traffic_lab.Matcher` of its own."""
 
     matcher: Matcher
+
+
+@runtime_checkable
+class DeferredRedaction(Protocol):
+    """A Sink that takes an exchange with the redactor still to apply, and applies it before
+    any reader sees the exchange (in a batch, off the recorded request's path).
+
+    The recording transports hand exchanges over this way when the sink offers it and the
+    redactor is a plain :class:`~traffic_lab.Redactor` (no ``extra`` step, which could raise).
+    """
+
+    def put_redacting(self, exchange: Exchange, redactor: Redactor) -> None: ...
 
 
 def exchanges_of(source: Any, what: str = "this") -> Iterator[Exchange]:

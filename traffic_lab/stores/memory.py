@@ -9,6 +9,7 @@ import httpx
 
 from ..exchange import FROM_CACHE, REPLAYED, Exchange, check_storable
 from ..matching import Matcher
+from ..redaction import Redactor
 from ._pandas_views import PandasViews, ReplayViews
 
 __all__ = ["FROM_CACHE", "REPLAYED", "MemoryCache", "MemoryStream"]
@@ -16,7 +17,53 @@ __all__ = ["FROM_CACHE", "REPLAYED", "MemoryCache", "MemoryStream"]
 _FROM_CACHE_EXT = {FROM_CACHE: True}
 
 
-class MemoryCache(PandasViews):
+class _Settling:
+    """The memory stores' writes: exchanges in put order, redacted before any read.
+
+    ``put_redacting`` (:class:`~traffic_lab.protocols.DeferredRedaction`) queues an exchange with
+    its redactor, so a recorded request does not wait for the redaction; every read settles the
+    queue first, under the lock, so no reader ever sees an unredacted exchange.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Exchange, Redactor]] = []
+
+    def _add(self, exchange: Exchange) -> None:  # called with the lock held
+        raise NotImplementedError
+
+    def _settle_locked(self) -> None:
+        pending, self._pending = self._pending, []
+        for exchange, redactor in pending:
+            self._add(redactor.redact(exchange))
+
+    def _settle(self) -> None:
+        if self._pending:
+            with self._lock:
+                self._settle_locked()
+
+    def put(self, exchange: Exchange) -> None:
+        """Store an exchange (refused with :class:`~traffic_lab.errors.InvalidExchangeError`,
+        before anything is stored, if no store can hold it)."""
+        check_storable(exchange)
+        with self._lock:
+            self._settle_locked()
+            self._add(exchange)
+
+    def put_redacting(self, exchange: Exchange, redactor: Redactor) -> None:
+        """Store ``redactor.redact(exchange)``; the redaction runs at the next read."""
+        check_storable(exchange)
+        with self._lock:
+            self._pending.append((exchange, redactor))
+
+    def _count(self) -> int:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self._count() + len(self._pending)
+
+
+class MemoryCache(_Settling, PandasViews):
     """A ReadWriteCache in memory: lookup by request key, the latest exchange for a key wins.
 
     Exchanges that failed in the transport or were truncated are kept (see :meth:`exchanges`)
@@ -40,20 +87,18 @@ class MemoryCache(PandasViews):
     """
 
     def __init__(self, matcher: Matcher | None = None) -> None:
+        super().__init__()
         self.matcher = matcher if matcher is not None else Matcher()
         self._index: dict[str, Exchange] = {}
         self._all: list[Exchange] = []
-        self._lock = threading.Lock()
 
-    def put(self, exchange: Exchange) -> None:
-        """Store an exchange; it answers requests with its key from now on
-        (:class:`~traffic_lab.errors.InvalidExchangeError` for one no store can hold)."""
-        check_storable(exchange)
-        key = self.matcher.key(exchange)
-        with self._lock:
-            self._all.append(exchange)
-            if exchange.status_code is not None and not exchange.truncated:
-                self._index[key] = exchange
+    def _add(self, exchange: Exchange) -> None:
+        self._all.append(exchange)
+        if exchange.status_code is not None and not exchange.truncated:
+            self._index[self.matcher.key(exchange)] = exchange
+
+    def _count(self) -> int:
+        return len(self._all)
 
     def get(self, request: httpx.Request) -> httpx.Response | None:
         """A fresh response for ``request``, body already read, or ``None`` on a miss."""
@@ -67,35 +112,37 @@ class MemoryCache(PandasViews):
 
     def lookup(self, request: httpx.Request) -> Exchange | None:
         """The exchange that would answer ``request``, or ``None``."""
+        self._settle()
         return self._index.get(self.matcher.key(request))
 
     def __contains__(self, request: object) -> bool:
-        return isinstance(request, httpx.Request) and self.matcher.key(request) in self._index
-
-    def __len__(self) -> int:
-        return len(self._all)
+        return isinstance(request, httpx.Request) and self.lookup(request) is not None
 
     def keys(self) -> list[str]:
         """The keys that answer requests."""
         with self._lock:
+            self._settle_locked()
             return list(self._index)
 
     def exchanges(self) -> Iterator[Exchange]:
         """Every exchange put, in the order it was put."""
         with self._lock:
+            self._settle_locked()
             return iter(list(self._all))
 
     def clear(self) -> None:
         """Forget every exchange."""
         with self._lock:
+            self._pending.clear()
             self._index.clear()
             self._all.clear()
 
     def __repr__(self) -> str:
+        self._settle()
         return f"<MemoryCache {len(self._all)} exchanges, {len(self._index)} keys>"
 
 
-class MemoryStream(ReplayViews):
+class MemoryStream(_Settling, ReplayViews):
     """A ReadWriteStream in memory: exchanges in the order they were put.
 
     Iteration sees the exchanges present when it started; puts during iteration are kept
@@ -112,30 +159,30 @@ class MemoryStream(ReplayViews):
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._items: list[Exchange] = []
-        self._lock = threading.Lock()
 
-    def put(self, exchange: Exchange) -> None:
-        """Append an exchange (refused with ``InvalidExchangeError`` if no store can hold it)."""
-        check_storable(exchange)
-        with self._lock:
-            self._items.append(exchange)
+    def _add(self, exchange: Exchange) -> None:
+        self._items.append(exchange)
+
+    def _count(self) -> int:
+        return len(self._items)
 
     def exchanges(self) -> Iterator[Exchange]:
         """The exchanges in recorded order."""
         with self._lock:
+            self._settle_locked()
             return iter(list(self._items))
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def __getitem__(self, index: int) -> Exchange:
+        self._settle()
         return self._items[index]
 
     def clear(self) -> None:
         """Forget every exchange."""
         with self._lock:
+            self._pending.clear()
             self._items.clear()
 
     def __repr__(self) -> str:
-        return f"<MemoryStream {len(self._items)} exchanges>"
+        return f"<MemoryStream {len(self)} exchanges>"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from ..exchange import Exchange, RecordedError, _response_wire_body
-from ..protocols import Sink
+from ..protocols import DeferredRedaction, Sink
 from ..redaction import Redactor
 from ..wire import response_reason
 from ._streams import TeeAsyncStream, TeeSyncStream
@@ -44,12 +44,23 @@ class _Pending:
 class _Recorder:
     """The sans-IO core shared by the sync and async recording transports."""
 
-    __slots__ = ("redactor", "sink", "tags")
+    __slots__ = ("deferred", "redactor", "sink", "tags")
 
     def __init__(self, sink: Sink, redactor: Redactor | None, tags: Mapping[str, str] | None):
         self.sink = sink
         self.redactor = redactor if redactor is not None else Redactor()
         self.tags = dict(tags) if tags else None
+        # A sink that redacts before anyone reads (the memory stores) takes the exchange as it
+        # is, and the request's path skips the redaction; a redactor with steps of its own runs
+        # here, where what it raises reaches the caller.
+        plain = type(self.redactor) is Redactor and self.redactor.extra is None
+        self.deferred = sink if plain and isinstance(sink, DeferredRedaction) else None
+
+    def store(self, exchange: Exchange) -> None:
+        if self.deferred is not None:
+            self.deferred.put_redacting(exchange, self.redactor)
+        else:
+            self.sink.put(self.redactor.redact(exchange))
 
     def fail(self, pending: _Pending, exc: BaseException) -> None:
         exchange = Exchange(
@@ -62,7 +73,7 @@ class _Recorder:
             error=RecordedError.from_exception(exc),
             tags=self.tags,
         )
-        self.sink.put(self.redactor.redact(exchange))
+        self.store(exchange)
 
     def finish(
         self,
@@ -90,7 +101,7 @@ class _Recorder:
             tags=self.tags,
             truncated=truncated,
         )
-        self.sink.put(self.redactor.redact(exchange))
+        self.store(exchange)
 
     def finish_read(self, pending: _Pending, response: httpx.Response) -> None:
         """Record a response that arrived already read (``MockTransport``, handlers): the
