@@ -526,6 +526,22 @@ def _invalid(field: str, value: object, message: str) -> InvalidExchangeError:
     return InvalidExchangeError(message, field=field, value=preview(value))
 
 
+def _check_headers(side: str, pairs: _HeaderTuple) -> None:
+    try:  # the usual case in one unpacking loop; any doubt goes to the loop that names it
+        for name, value in pairs:
+            if type(name) is not bytes or type(value) is not bytes or not name:
+                break
+        else:
+            return
+    except (TypeError, ValueError):
+        pass
+    for pair in pairs:
+        if len(pair) != 2 or type(pair[0]) is not bytes or type(pair[1]) is not bytes:
+            raise _invalid(side, pair, "must be (name, value) pairs of bytes")
+        if not pair[0]:
+            raise _invalid(side, pair, "a header name must not be empty")
+
+
 def _utf8(field: str, value: str) -> None:
     if not value.isascii():
         try:
@@ -595,12 +611,8 @@ def check_storable(exchange: Exchange) -> None:
         raise _invalid(
             "http_version", exchange.http_version, "must be at most 32 printable ASCII characters"
         )
-    for side in ("request_headers", "response_headers"):
-        for pair in getattr(exchange, side):
-            if len(pair) != 2 or type(pair[0]) is not bytes or type(pair[1]) is not bytes:
-                raise _invalid(side, pair, "must be (name, value) pairs of bytes")
-            if not pair[0]:
-                raise _invalid(side, pair, "a header name must not be empty")
+    _check_headers("request_headers", exchange.request_headers)
+    _check_headers("response_headers", exchange.response_headers)
     elapsed = exchange.elapsed
     if not (timedelta(0) <= elapsed <= MAX_ELAPSED):
         raise InvalidExchangeError(

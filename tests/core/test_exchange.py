@@ -182,6 +182,7 @@ def test_check_storable_accepts_what_every_store_can_hold(url):
         ),
         ({"response_headers": [(b"a", b"b", b"c")]}, "response_headers", "<tuple of 3>"),
         ({"request_headers": [(b"", b"x")]}, "request_headers", "<tuple of 2>"),
+        ({"response_headers": [(b"ok", b"1"), b"ab"]}, "response_headers", "b'ab'"),
     ],
 )
 def test_check_storable_refuses_by_field_value_and_range(changes, field, value):
