@@ -33,7 +33,7 @@ def test_recording_queues_the_exchange_and_every_read_sees_it_redacted(store_typ
     assert len(store._pending) == 2  # the request's path did not redact ...
     assert len(store) == 2
     exchanges = list(store.exchanges())  # ... every read does, first
-    assert store._pending == []
+    assert not store._pending
     assert [e.url for e in exchanges] == [
         "https://api.example/items?page=2&token=%5BREDACTED%5D"
     ] * 2
@@ -93,7 +93,7 @@ def test_a_redactor_with_steps_of_its_own_runs_on_the_request_path():
 
     stream = tl.MemoryStream()
     record(stream, redactor=tl.Redactor(extra=extra))
-    assert stream._pending == [] and len(seen) == 1  # applied at once, by the transport
+    assert not stream._pending and len(seen) == 1  # applied at once, by the transport
     assert "s3cr3t" not in stream[0].url
 
 

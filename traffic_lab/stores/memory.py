@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 
 import httpx
@@ -26,15 +27,16 @@ class _Settling:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: list[tuple[Exchange, Redactor]] = []
+        self._lock = threading.Lock()  # readers and put(); put_redacting only appends
+        self._pending: deque[tuple[Exchange, Redactor]] = deque()
 
     def _add(self, exchange: Exchange) -> None:  # called with the lock held
         raise NotImplementedError
 
     def _settle_locked(self) -> None:
-        pending, self._pending = self._pending, []
-        for exchange, redactor in pending:
+        pending = self._pending
+        while pending:
+            exchange, redactor = pending.popleft()
             self._add(redactor.redact(exchange))
 
     def _settle(self) -> None:
@@ -53,8 +55,7 @@ class _Settling:
     def put_redacting(self, exchange: Exchange, redactor: Redactor) -> None:
         """Store ``redactor.redact(exchange)``; the redaction runs at the next read."""
         check_storable(exchange)
-        with self._lock:
-            self._pending.append((exchange, redactor))
+        self._pending.append((exchange, redactor))  # deque.append is atomic
 
     def _count(self) -> int:
         raise NotImplementedError
