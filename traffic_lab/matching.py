@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, NamedTuple, TypeAlias
 from urllib.parse import parse_qsl
@@ -23,7 +24,15 @@ __all__ = ["BodyMode", "Matcher"]
 BodyMode: TypeAlias = Literal["digest", "json", "form", "auto", "ignore"]
 _BODY_MODES = ("digest", "json", "form", "auto", "ignore")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_MAX_URL = 65536  # longer URLs httpx refuses
 _Requestish: TypeAlias = httpx.Request | Exchange
+# A recorded URL as httpx writes it: a plain ASCII host, a path that needs no decoding, a query
+# httpx keeps as it is (QUERY_SAFE), no fragment. _url_parts splits such a URL itself exactly as
+# httpx.URL would (tests/stores/test_parquet_keys.py compares them); any other goes to httpx.
+_PLAIN_URL = re.compile(
+    r"(https?|wss?)://([A-Za-z0-9\-.]+)(?::(\d{1,5}))?"
+    r"((?:/[A-Za-z0-9\-._~!$&'()*+,;=:@]*)*)(?:\?([!$-;=?-~]*))?"
+)
 
 
 _StrPairs: TypeAlias = tuple[tuple[str, str], ...]
@@ -145,12 +154,17 @@ class Matcher:
         return f"Matcher(body={self.body!r}, fingerprint={self.fingerprint!r})"
 
     # -- keys -----------------------------------------------------------------------------------
-    def key(self, request: _Requestish) -> str:
-        """The key of a request (an ``httpx.Request`` or an ``Exchange``'s request)."""
+    def key(self, request: _Requestish, *, redacted: bool = False) -> str:
+        """The key of a request (an ``httpx.Request`` or an ``Exchange``'s request).
+
+        ``redacted=True`` says that ``request`` went through a redactor configured as this
+        matcher's already (redaction is idempotent): the key is the same, without redacting
+        again.
+        """
         if self.function is not None:
             req = request.request if isinstance(request, Exchange) else request
             return str(self.function(req))
-        method, scheme, host, port, path, query, headers, body = self._parts(request)
+        method, scheme, host, port, path, query, headers, body = self._parts(request, redacted)
         sep = "\x1f"
         text = [method, sep, scheme, sep, host, sep, str(port), sep, path, sep]
         for k, v in query:
@@ -163,38 +177,36 @@ class Matcher:
         # update, it gives the same digest as hashing part by part (keys are persisted).
         return hashlib.blake2b("".join(text).encode(), digest_size=16).hexdigest()
 
-    def _parts(self, request: _Requestish) -> _Parts:
+    def _parts(self, request: _Requestish, redacted: bool = False) -> _Parts:
         raw_headers: Sequence[tuple[bytes, bytes]] | None
         if isinstance(request, Exchange):
             method = request.method
-            url = httpx.URL(request.url)
+            scheme, host, port, path, raw_query = _url_parts(request.url)
             raw_headers = request.request_headers
             body = request.request_body
         else:
             method = request.method
-            url = request.url
+            scheme, host, port, path, raw_query = _httpx_url_parts(request.url)
             raw_headers = None  # Headers.raw builds a list: only when headers or a body count
             body = request.content
         if raw_headers is None and (self.all_headers or self.headers or body):
             assert isinstance(request, httpx.Request)
             raw_headers = request.headers.raw
-        scheme = url.scheme
-        port = url.port
-        if port is None:
-            port = _DEFAULT_PORTS.get(scheme)
+        # A disabled redactor stores secrets as they are, but keys still hide query secrets.
+        redactor = None if redacted and self.redactor.enabled else self.redactor
         query: _StrPairs = ()
-        raw_query = url.query if self.query else b""
-        if raw_query:
-            redacted = self.redactor.redact_query(raw_query.decode("ascii", "replace"))
-            pairs = _parse_query(redacted)
+        if raw_query and self.query:
+            pairs = _parse_query(
+                raw_query if redactor is None else redactor.redact_query(raw_query)
+            )
             if self.ignore_query:
                 pairs = [p for p in pairs if p[0] not in self.ignore_query]
             query = tuple(sorted(pairs))
         headers: _StrPairs = ()
         if raw_headers is not None and (self.all_headers or self.headers):
-            redacted_headers = self.redactor.redact_headers(tuple(raw_headers))
+            pairs_in = tuple(raw_headers)
             chosen = []
-            for name, value in redacted_headers:
+            for name, value in pairs_in if redactor is None else redactor.redact_headers(pairs_in):
                 lname = name.decode("latin-1").lower()
                 if (self.all_headers and lname not in self.ignore_headers) or (
                     lname in self.headers
@@ -204,19 +216,22 @@ class Matcher:
         return _Parts(
             method.upper() if self.method else "",
             scheme if self.scheme else "",
-            url.host if self.host else "",
+            host if self.host else "",
             port if self.port else None,
-            url.path if self.path else "",
+            path if self.path else "",
             query,
             headers,
-            self._body_key(body, tuple(raw_headers)) if raw_headers is not None else "",
+            self._body_key(body, tuple(raw_headers), redactor) if raw_headers is not None else "",
         )
 
-    def _body_key(self, body: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> str:
+    def _body_key(
+        self, body: bytes, headers: tuple[tuple[bytes, bytes], ...], redactor: Redactor | None
+    ) -> str:
         mode = self.body
         if mode == "ignore" or not body:
             return ""
-        body = self.redactor.redact_body(body, headers)
+        if redactor is not None:
+            body = redactor.redact_body(body, headers)
         if mode == "auto":
             content_type = b""
             for k, v in headers:
@@ -279,6 +294,36 @@ class Matcher:
             scored.append((len(differences), i, req, differences))
         scored.sort(key=lambda t: (t[0], t[1]))
         return [(req, diffs) for _, _, req, diffs in scored[:n]]
+
+
+def _httpx_url_parts(url: httpx.URL) -> tuple[str, str, int | None, str, str]:
+    """(scheme, host, port or the scheme's default, decoded path, raw query) of a URL."""
+    port = url.port
+    if port is None:
+        port = _DEFAULT_PORTS.get(url.scheme)
+    return url.scheme, url.host, port, url.path, url.query.decode("ascii", "replace")
+
+
+def _url_parts(url: str) -> tuple[str, str, int | None, str, str]:
+    """:func:`_httpx_url_parts` of a URL string, without parsing the usual recorded URL again.
+
+    httpx lowercases scheme and host, decodes a host starting ``xn--`` and checks IPv4-like
+    ones, removes ``.``/``..`` path segments and decodes ``%`` escapes in the path: a URL
+    where any of this could apply goes through httpx.URL.
+    """
+    match = _PLAIN_URL.fullmatch(url) if len(url) <= _MAX_URL else None
+    if match is not None:
+        scheme, host, port, path, query = match.groups()
+        host = host.lower()
+        if not (host[0].isdigit() or "xn--" in host or "/." in path):
+            return (
+                scheme,
+                host,
+                int(port) if port else _DEFAULT_PORTS[scheme],
+                path or "/",
+                query or "",
+            )
+    return _httpx_url_parts(httpx.URL(url))
 
 
 def _diff_pairs(label: str, a: _StrPairs, b: _StrPairs) -> list[str]:
