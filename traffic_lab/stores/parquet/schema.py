@@ -6,12 +6,16 @@ are stored one character U+0000-U+00FF per byte (ISO-8859-1), so any bytes survi
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ...errors import CorruptCaptureError, SchemaVersionError
 from ...exchange import Exchange, RecordedError, check_storable
@@ -243,19 +247,7 @@ def split_url(url: str) -> tuple[str, str, int | None, str, str | None]:
     return scheme, host, port, path or "/", query if has_query else None
 
 
-def _content_types(
-    headers: Sequence[tuple[bytes, bytes]],
-) -> tuple[str | None, str | None]:
-    content_type = encoding = None
-    for name, value in headers:
-        if len(name) == 12 and name.lower() == b"content-type":
-            content_type = value.decode("latin-1")
-        elif len(name) == 16 and name.lower() == b"content-encoding":
-            encoding = value.decode("latin-1")
-    return content_type, encoding
-
-
-def _strings(items: list[bytes]) -> pa.Array[Any]:
+def _strings(items: Sequence[bytes]) -> pa.Array[Any]:
     """Bytes -> Arrow strings, mapping each byte to U+0000-U+00FF (fast path for ASCII)."""
     binary = pa.array(items, pa.binary())
     data = binary.buffers()[2]
@@ -265,17 +257,29 @@ def _strings(items: list[bytes]) -> pa.Array[Any]:
 
 
 def _headers_array(lists: Sequence[Sequence[tuple[bytes, bytes]]]) -> pa.Array[Any]:
-    offsets = [0]
-    total = 0
-    for headers in lists:
-        total += len(headers)
-        offsets.append(total)
-    names = [name for headers in lists for name, _ in headers]
-    values = [value for headers in lists for _, value in headers]
+    pairs = list(itertools.chain.from_iterable(lists))
+    names = list(map(itemgetter(0), pairs))
+    values = list(map(itemgetter(1), pairs))
+    offsets = pa.array(itertools.accumulate(map(len, lists), initial=0), pa.int32())
     items = pa.StructArray.from_arrays(
         [_strings(names), _strings(values)], fields=list(HEADERS_TYPE.value_type)
     )
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items, type=HEADERS_TYPE)
+    return pa.ListArray.from_arrays(offsets, items, type=HEADERS_TYPE)
+
+
+def _last_header(headers: pa.Array[Any], name: str) -> pa.Array[Any]:
+    """Each row's value of its last header ``name`` (ASCII case-insensitive), else null."""
+    lists: Any = headers
+    lowered: Any = pc.ascii_lower(lists.values.field("name"))
+    named: Any = pc.equal(lowered, pa.scalar(name))
+    hits = np.flatnonzero(named.to_numpy(zero_copy_only=False))
+    rows = np.searchsorted(lists.offsets.to_numpy(), hits, side="right") - 1
+    is_last = np.append(rows[1:] != rows[:-1], True)[: len(hits)]
+    picks = np.full(len(headers), -1, np.int64)
+    picks[rows[is_last]] = hits[is_last]
+    indices: Any = pa.array(picks, mask=picks < 0)
+    taken: pa.Array[Any] = pc.take(lists.values.field("value"), indices)
+    return taken
 
 
 def _tags_array(tags: Sequence[Mapping[str, str]]) -> pa.Array[Any]:
@@ -337,10 +341,8 @@ def exchanges_to_table(
 
     urls = [e.url for e in items]
     parts = [split_url(u) for u in urls]
-    request_headers = [e.request_headers for e in items]
-    response_headers = [e.response_headers for e in items]
-    request_types = [_content_types(h)[0] for h in request_headers]
-    response_types = [_content_types(h) for h in response_headers]
+    request_headers = _headers_array([e.request_headers for e in items])
+    response_headers = _headers_array([e.response_headers for e in items])
 
     def body_columns(bodies: list[bytes]) -> list[pa.Array[Any]]:
         """The body, its size, its blob: bodies over ``blob_threshold`` go to ``store_blob``."""
@@ -377,17 +379,17 @@ def exchanges_to_table(
         pa.array([p[2] for p in parts], pa.int32()),
         pa.array([p[3] for p in parts], pa.string()),
         pa.array([p[4] for p in parts], pa.string()),
-        _headers_array(request_headers),
+        request_headers,
         *body_columns([e.request_body for e in items]),
-        pa.array(request_types, pa.string()),
+        _last_header(request_headers, "content-type"),
         pa.array(keys, pa.string()),
         pa.array([e.status_code for e in items], pa.int32()),
         pa.array([e.reason_phrase if e.status_code is not None else None for e in items]),
         pa.array([e.http_version if e.status_code is not None else None for e in items]),
-        _headers_array(response_headers),
+        response_headers,
         *body_columns([e.response_body for e in items]),
-        pa.array([t[0] for t in response_types], pa.string()),
-        pa.array([t[1] for t in response_types], pa.string()),
+        _last_header(response_headers, "content-type"),
+        _last_header(response_headers, "content-encoding"),
         pa.array([e.truncated for e in items], pa.bool_()),
         pa.array([err.type if err is not None else None for err in errors], pa.string()),
         pa.array([err.message if err is not None else None for err in errors], pa.string()),

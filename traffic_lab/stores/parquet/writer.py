@@ -374,10 +374,8 @@ class CaptureWriter:
         if not self._buffer:
             return
         batch = _Batch(self._segment, self._buffer, self._log)
-        batch.names = {
-            data_file_name(day_of(e.started_us), self.writer_id, self._segment)
-            for e in self._buffer
-        }
+        days = {e.started_us // _DAY_US for e in self._buffer}
+        batch.names = {data_file_name(_day_label(d), self.writer_id, self._segment) for d in days}
         self._queue.append(batch)
         self._buffer = []
         self._buffer_bytes = 0
