@@ -154,13 +154,14 @@ class Matcher:
         return f"Matcher(body={self.body!r}, fingerprint={self.fingerprint!r})"
 
     # -- keys -----------------------------------------------------------------------------------
-    def key(self, request: _Requestish, *, redacted: bool = False) -> str:
+    def key(self, request: _Requestish, *, redacted_by: Redactor | None = None) -> str:
         """The key of a request (an ``httpx.Request`` or an ``Exchange``'s request).
 
-        ``redacted=True`` says that ``request`` went through a redactor configured as this
-        matcher's already (redaction is idempotent): the key is the same, without redacting
-        again.
+        ``redacted_by``: the redactor ``request`` went through already. When its rules are this
+        matcher's redactor's, the key is computed without redacting again (redaction is
+        idempotent, so the key is the same).
         """
+        redacted = redacted_by is not None and _rules(redacted_by) == _rules(self.redactor)
         if self.function is not None:
             req = request.request if isinstance(request, Exchange) else request
             return str(self.function(req))
@@ -294,6 +295,11 @@ class Matcher:
             scored.append((len(differences), i, req, differences))
         scored.sort(key=lambda t: (t[0], t[1]))
         return [(req, diffs) for _, _, req, diffs in scored[:n]]
+
+
+def _rules(redactor: Redactor) -> tuple[object, ...]:
+    """What of a redactor the keys depend on."""
+    return redactor.enabled, redactor.replacement, redactor.headers, redactor.fields
 
 
 def _httpx_url_parts(url: httpx.URL) -> tuple[str, str, int | None, str, str]:

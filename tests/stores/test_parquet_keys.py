@@ -88,22 +88,27 @@ def _secret_exchange(**kw) -> tl.Exchange:
 
 
 @pytest.mark.parametrize(
-    "matcher",
+    "options,rules",
     [
-        tl.Matcher(),
-        tl.Matcher(body="json"),
-        tl.Matcher(body="auto", headers=True),
-        tl.Matcher(headers=["authorization"], ignore_query=["user"]),
-        tl.Matcher(redactor=tl.Redactor.disabled()),
+        ({}, {}),
+        ({"body": "json"}, {}),
+        ({"body": "auto", "headers": True}, {}),
+        ({"headers": ["authorization"], "ignore_query": ["user"]}, {}),
+        ({"body": "json"}, {"replacement": "<hidden>"}),
+        ({}, {"enabled": False}),
     ],
-    ids=["default", "json", "auto-all-headers", "chosen", "no-redaction"],
+    ids=["default", "json", "auto-all-headers", "chosen", "replacement", "no-redaction"],
 )
-def test_a_redacted_exchange_keys_the_same_without_redacting_again(matcher):
+def test_a_redacted_exchange_keys_the_same_without_redacting_again(options, rules):
+    matcher = tl.Matcher(redactor=tl.Redactor(**rules), **options)
     raw = _secret_exchange()
     redacted = matcher.redactor.redact(raw)
     key = matcher.key(raw)
     assert matcher.key(redacted) == key
-    assert matcher.key(redacted, redacted=True) == key
+    assert matcher.key(redacted, redacted_by=tl.Redactor(**rules)) == key
+    assert matcher.key(redacted, redacted_by=matcher.redactor) == key
+    # other rules: the matcher redacts with its own
+    assert matcher.key(raw, redacted_by=tl.Redactor(replacement="***")) == key
     if matcher.all_headers:
         return  # httpx adds Host and Content-Length to a live request
     live = httpx.Request(
@@ -113,3 +118,47 @@ def test_a_redacted_exchange_keys_the_same_without_redacting_again(matcher):
         content=raw.request_body,
     )
     assert matcher.key(live) == key  # a live request with the secret finds the recording
+
+
+@pytest.mark.parametrize("store_type", [tl.ParquetCache, tl.ParquetStream])
+@pytest.mark.parametrize("durable", [False, True])
+def test_recording_into_a_parquet_store_redacts_once_and_keys_the_redacted_copy_once(
+    tmp_path, store_type, durable, monkeypatch
+):
+    matcher = tl.Matcher(body="json")
+    calls = []
+    for name in ("redact_query", "redact_body", "redact_headers"):
+        original = getattr(matcher.redactor, name)
+        monkeypatch.setattr(
+            matcher.redactor, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a)
+        )
+    store = store_type(tmp_path / "cap", matcher, durable=durable, flush_seconds=None)
+    assert isinstance(store, tl.protocols.DeferredRedaction)
+
+    def live(request):
+        return httpx.Response(200, json={"ok": True})
+
+    transport = tl.RecordingTransport(store, httpx.MockTransport(live))
+    with httpx.Client(transport=transport) as client:
+        raw = _secret_exchange()
+        client.post(raw.url, headers=list(raw.request_headers), content=raw.request_body)
+    store.close()
+    assert calls == []  # the transport's redactor has the matcher's rules: no second pass
+    [recorded] = list(tl.ParquetStream(tmp_path / "cap").exchanges())
+    assert "s3cr3t" not in recorded.url and b"hunter2" not in recorded.request_body
+    [written] = tl.ParquetStream(tmp_path / "cap").to_arrow()["request_key"].to_pylist()
+    assert written == tl.Matcher(body="json").key(recorded)
+    live_request = httpx.Request(
+        "POST", raw.url, headers=list(raw.request_headers), content=raw.request_body
+    )
+    assert tl.ParquetCache(tmp_path / "cap", tl.Matcher(body="json")).get(live_request)
+
+
+def test_put_redacting_with_other_rules_keys_as_put_does(tmp_path):
+    matcher = tl.Matcher()
+    with tl.ParquetCache(tmp_path / "cap", matcher) as cache:
+        cache.put_redacting(_secret_exchange(), tl.Redactor(replacement="***"))
+    [written] = tl.ParquetStream(tmp_path / "cap").to_arrow()["request_key"].to_pylist()
+    [stored] = list(tl.ParquetStream(tmp_path / "cap").exchanges())
+    assert "token=%2A%2A%2A" in stored.url
+    assert written == matcher.key(stored)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import pyarrow.dataset as ds
 
     from ...exchange import Exchange
+    from ...redaction import Redactor
 
 __all__ = ["ParquetBase"]
 
@@ -84,6 +85,15 @@ class ParquetBase(PandasViews):
         check_storable(exchange)
         key = self.matcher.key(exchange) if self._keyed_puts else None
         self._writer.put(exchange, key, self._buffered)
+
+    def put_redacting(self, exchange: Exchange, redactor: Redactor) -> None:
+        """Record ``redactor.redact(exchange)``: what the recording transports hand over
+        (:class:`~traffic_lab.protocols.DeferredRedaction`). The redacted copy is keyed once,
+        without redacting it again when ``redactor`` has the matcher's rules."""
+        check_storable(exchange)
+        redacted = redactor.redact(exchange)
+        key = self.matcher.key(redacted, redacted_by=redactor) if self._keyed_puts else None
+        self._writer.put(redacted, key, self._buffered, redactor)
 
     def flush(self) -> None:
         """Publish every buffered exchange as Parquet before returning."""

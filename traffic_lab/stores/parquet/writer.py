@@ -40,6 +40,7 @@ from .schema import (
 if TYPE_CHECKING:
     from ...exchange import Exchange
     from ...matching import Matcher
+    from ...redaction import Redactor
 
 __all__ = [
     "BLOBS_DIR",
@@ -119,12 +120,14 @@ def blob_path(digest: str) -> str:
 
 @dataclass(slots=True)
 class Entry:
-    """One buffered exchange: its time (µs), writer sequence number, and key if known."""
+    """One buffered exchange: its time (µs), writer sequence number, key if known, and the
+    redactor it went through if any (see ``Matcher.key``)."""
 
     started_us: int
     seq: int
     exchange: Exchange
     key: str | None
+    redacted_by: Redactor | None = None
 
 
 @dataclass
@@ -204,7 +207,7 @@ def entries_table(
     were not known yet are computed and kept."""
     for e in entries:
         if e.key is None:
-            e.key = matcher.key(e.exchange)
+            e.key = matcher.key(e.exchange, redacted_by=e.redacted_by)
     return exchanges_to_table(
         [e.exchange for e in entries],
         matcher,
@@ -313,6 +316,7 @@ class CaptureWriter:
         exchange: Exchange,
         key: str | None = None,
         on_buffered: Callable[[Entry], None] | None = None,
+        redacted_by: Redactor | None = None,
     ) -> int:
         """Buffer (and if durable, log) a checked exchange; its writer sequence number.
 
@@ -320,7 +324,7 @@ class CaptureWriter:
         """
         started_us = (exchange.started_at - EPOCH) // ONE_US
         if self.durable and key is None:
-            key = self.matcher.key(exchange)
+            key = self.matcher.key(exchange, redacted_by=redacted_by)
         size = len(exchange.request_body) + len(exchange.response_body) + 512
         with self._cond:
             if self._closed:
@@ -339,7 +343,7 @@ class CaptureWriter:
                 # Kept alive until closed, so buffered exchanges are published at exit even
                 # when the program dropped the store without closing it.
                 _LIVE_WRITERS.add(self)
-            entry = Entry(started_us, seq, exchange, key)
+            entry = Entry(started_us, seq, exchange, key, redacted_by)
             self._buffer.append(entry)
             if on_buffered is not None:
                 on_buffered(entry)
