@@ -5,15 +5,18 @@ the exchanges of one buffer, deleted once they are published. A live writer hold
 (``_locks``) on its segment, dropped when the process dies: a segment that can be locked is a
 dead writer's, and whoever finds it folds it into Parquet.
 
-Format: ``TLLOG1\n``, a JSON header line, then records: ``b"TLR1"``, the payload's length and
-CRC-32 (little-endian u32), the payload (a u32 length, a JSON array of the exchange's 16 parts,
-the request and response bodies). Each record is one ``write()``; one cut short by a crash fails
-its checks and is ignored (its ``put()`` never returned). A dead writer's segment is untrusted
-input: its header and every record are validated, bad records reported and the rest kept.
+Format: ``TLLOG2\n``, a JSON header line, then records: ``b"TLR2"``, the payload's length and
+CRC-32 (little-endian u32), the payload (fixed fields, the lengths of the variable ones, then
+their bytes; see ``docs/capture-format.md``). Each record is one ``write()``; one cut short by a
+crash fails its checks and is ignored (its ``put()`` never returned). A dead writer's segment is
+untrusted input: its header and every record are validated, bad records reported and the rest
+kept. Segments of the first format (``TLLOG1``, ``TLR1`` records: the parts as a JSON array) are
+still read.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -33,9 +36,14 @@ from .schema import EPOCH, ONE_US
 
 __all__ = ["DurableLog", "LogContents", "claim_log", "read_log"]
 
-_FILE_MAGIC = b"TLLOG1\n"
-_RECORD_MAGIC = b"TLR1"
+_FILE_MAGIC = b"TLLOG2\n"
+_FILE_MAGICS = (_FILE_MAGIC, b"TLLOG1\n")  # written, still read
+_RECORD_MAGIC = b"TLR2"
+_JSON_MAGIC = b"TLR1"  # the first format's records
 _HEAD = struct.Struct("<4sII")
+# seq, started_at and elapsed (µs), status (0: none), flags (1: truncated, 2: an error), and
+# the numbers of request headers, response headers and tags.
+_FIXED = struct.Struct("<QqqHBIII")
 _U32 = struct.Struct("<I")
 _NONE = type(None)
 # The types of a record's 16 parts, in order (see encode_record).
@@ -49,8 +57,110 @@ def _latin1_pairs(headers: tuple[tuple[bytes, bytes], ...]) -> list[list[str]]:
     return [[name.decode("latin-1"), value.decode("latin-1")] for name, value in headers]
 
 
+def encode_binary_record(seq: int, exchange: Exchange, key: str) -> bytes:
+    """One framed log record for ``exchange``, as writers append them: its fixed fields, then
+    the lengths (u32) and bytes of method, URL, reason, HTTP version, key, the error's type and
+    message if any, tag names and values, header names and values (request, then response),
+    request and response body."""
+    error = exchange.error
+    request_headers, response_headers, tags = (
+        exchange.request_headers,
+        exchange.response_headers,
+        exchange.tags,
+    )
+    fields = [
+        exchange.method.encode(),
+        exchange.url.encode(),
+        exchange.reason_phrase.encode(),
+        exchange.http_version.encode(),
+        key.encode(),
+    ]
+    if error is not None:
+        fields += (error.type.encode(), error.message.encode())
+    if tags:
+        fields += [text.encode() for text in itertools.chain.from_iterable(tags.items())]
+    fields += itertools.chain.from_iterable(request_headers)
+    fields += itertools.chain.from_iterable(response_headers)
+    fields += (exchange.request_body, exchange.response_body)
+    fixed = _FIXED.pack(
+        seq,
+        (exchange.started_at - EPOCH) // ONE_US,
+        exchange.elapsed // ONE_US,
+        exchange.status_code or 0,
+        exchange.truncated | (error is not None) << 1,
+        len(request_headers),
+        len(response_headers),
+        len(tags),
+    )
+    lengths = struct.pack(f"<{len(fields)}I", *map(len, fields))
+    payload = b"".join((fixed, lengths, *fields))
+    return _HEAD.pack(_RECORD_MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _decode_record(payload: bytes) -> tuple[int, Exchange, str]:
+    """One record's (seq, exchange, key); ``ValueError`` saying what is wrong with it."""
+    if len(payload) < _FIXED.size:
+        raise ValueError("record too short")
+    seq, started, elapsed, status, flags, n_request, n_response, n_tags = _FIXED.unpack_from(
+        payload
+    )
+    if seq >= 2**63 or flags > 3:
+        raise ValueError(f"sequence number {seq} or flags {flags} out of range")
+    count = 7 + 2 * ((flags >> 1) + n_tags + n_request + n_response)
+    at = _FIXED.size + 4 * count
+    if at > len(payload):
+        raise ValueError(f"{count} fields cannot fit in the record")
+    lengths = struct.unpack_from(f"<{count}I", payload, _FIXED.size)
+    if at + sum(lengths) != len(payload):
+        raise ValueError("the field lengths do not add up to the record's")
+    fields = []
+    for n in lengths:
+        fields.append(payload[at : at + n])
+        at += n
+    method, url, reason, version, key = (f.decode() for f in fields[:5])
+    i = 5
+    error = None
+    if flags & 2:
+        error = RecordedError(fields[5].decode(), fields[6].decode())
+        i = 7
+    texts = [f.decode() for f in fields[i : i + 2 * n_tags]]
+    i += 2 * n_tags
+    headers = list(zip(fields[i:-2:2], fields[i + 1 : -2 : 2], strict=True))
+    exchange = _exchange(
+        started,
+        elapsed,
+        method=method,
+        url=url,
+        request_headers=headers[:n_request],
+        request_body=fields[-2],
+        status_code=status or None,
+        reason_phrase=reason,
+        http_version=version,
+        response_headers=headers[n_request:],
+        response_body=fields[-1],
+        error=error,
+        tags=dict(zip(texts[::2], texts[1::2], strict=True)) or None,
+        truncated=bool(flags & 1),
+    )
+    return seq, exchange, key
+
+
+def _exchange(started_us: int, elapsed_us: int, **fields: Any) -> Exchange:
+    """A logged exchange, if ``put()`` would take it; else ``ValueError``."""
+    try:
+        exchange = Exchange(
+            started_at=EPOCH + timedelta(microseconds=started_us),
+            elapsed=timedelta(microseconds=elapsed_us),
+            **fields,
+        )
+    except OverflowError as exc:
+        raise ValueError(f"a time out of range ({exc})") from None
+    check_storable(exchange)
+    return exchange
+
+
 def encode_record(seq: int, exchange: Exchange, key: str) -> bytes:
-    """One framed log record for ``exchange``."""
+    """A record of the first format (``TLR1``), which segments may still hold."""
     error = exchange.error
     parts = [
         seq,
@@ -72,11 +182,11 @@ def encode_record(seq: int, exchange: Exchange, key: str) -> bytes:
     ]
     meta = json.dumps(parts, separators=(",", ":")).encode()
     payload = b"".join((_U32.pack(len(meta)), meta, exchange.request_body, exchange.response_body))
-    return _HEAD.pack(_RECORD_MAGIC, len(payload), zlib.crc32(payload)) + payload
+    return _HEAD.pack(_JSON_MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
-def _decode_record(payload: bytes) -> tuple[int, Exchange, str]:
-    """One record's (seq, exchange, key); ``ValueError`` saying what is wrong with it."""
+def _decode_json_record(payload: bytes) -> tuple[int, Exchange, str]:
+    """A ``TLR1`` record's (seq, exchange, key); ``ValueError`` saying what is wrong with it."""
     if len(payload) < 4:
         raise ValueError("record too short")
     (meta_len,) = _U32.unpack_from(payload)
@@ -102,27 +212,26 @@ def _decode_record(payload: bytes) -> tuple[int, Exchange, str]:
     if not meta_end <= request_end <= len(payload):
         raise ValueError(f"request body length {preview(p[15])} out of range")
     error = RecordedError(p[10], p[11] or "") if p[10] is not None else None
-    try:
-        exchange = Exchange(
-            p[1],
-            p[2],
-            request_headers=_headers(p[3]),
-            request_body=payload[meta_end:request_end],
-            status_code=p[6],
-            reason_phrase=p[7],
-            http_version=p[8],
-            response_headers=_headers(p[9]),
-            response_body=payload[request_end:],
-            started_at=EPOCH + timedelta(microseconds=p[4]),
-            elapsed=timedelta(microseconds=p[5]),
-            error=error,
-            tags=tags or None,
-            truncated=p[13],
-        )
-    except OverflowError as exc:
-        raise ValueError(f"a time out of range ({exc})") from None
-    check_storable(exchange)
+    exchange = _exchange(
+        p[4],
+        p[5],
+        method=p[1],
+        url=p[2],
+        request_headers=_headers(p[3]),
+        request_body=payload[meta_end:request_end],
+        status_code=p[6],
+        reason_phrase=p[7],
+        http_version=p[8],
+        response_headers=_headers(p[9]),
+        response_body=payload[request_end:],
+        error=error,
+        tags=tags or None,
+        truncated=p[13],
+    )
     return p[0], exchange, p[14]
+
+
+_DECODERS = {_RECORD_MAGIC: _decode_record, _JSON_MAGIC: _decode_json_record}
 
 
 def _headers(pairs: list[Any]) -> list[tuple[bytes, bytes]]:
@@ -218,7 +327,7 @@ def read_log(path: str, fd: int | None = None) -> LogContents:
             data = f.read()
     else:
         data = _read_all(fd)
-    if not data.startswith(_FILE_MAGIC):
+    if not data.startswith(_FILE_MAGICS):
         raise ValueError("not a traffic_lab durable log (bad magic)")
     line_end = data.find(b"\n", len(_FILE_MAGIC))
     if line_end < 0:
@@ -232,11 +341,12 @@ def read_log(path: str, fd: int | None = None) -> LogContents:
         magic, length, crc = _HEAD.unpack_from(data, at)
         start = at + _HEAD.size
         payload = data[start : start + length]
-        if magic != _RECORD_MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
+        decode = _DECODERS.get(magic)
+        if decode is None or len(payload) != length or zlib.crc32(payload) != crc:
             break
         number = len(contents.records) + len(contents.bad_records)
         try:
-            contents.records.append(_decode_record(payload))
+            contents.records.append(decode(payload))
         except ValueError as exc:
             contents.bad_records.append((number, str(exc)))
         at = start + length

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from ...errors import StoreError, preview
 from ._fs import CaptureFS
-from ._log import DurableLog, encode_record
+from ._log import DurableLog, encode_binary_record
 from ._options import ParquetOptions
 from ._validate import is_digest, is_segment, is_writer_id
 from .schema import (
@@ -333,7 +333,7 @@ class CaptureWriter:
             seq = self._next_seq
             if self.durable and not self._per_put:
                 assert key is not None
-                record = encode_record(seq, exchange, key)
+                record = encode_binary_record(seq, exchange, key)
                 if self._log is None:
                     self._log = self._open_log()
                 self._log.append(record)
