@@ -26,7 +26,9 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import traffic_lab as tl
+from traffic_lab.exchange import check_storable
 from traffic_lab.stores.parquet import exchanges_to_table
+from traffic_lab.stores.parquet._log import encode_binary_record
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 _WORDS = [
@@ -116,12 +118,17 @@ def bench_write(n: int, n_vcr: int, tmp: str) -> None:
     def store_write(kind, **options):
         folder = os.path.join(tmp, f"w-{kind}")
         shutil.rmtree(folder, ignore_errors=True)
-        cls = tl.ParquetCache if kind == "cache" else tl.ParquetStream
+        cls = tl.ParquetStream if kind in ("stream", "durable") else tl.ParquetCache
         store = cls(folder, flush_seconds=None, **options)
+        redactor = tl.Redactor()
 
         def go():
-            for e in exchanges:
-                store.put(e)
+            if kind == "redacting":  # as the recording transports hand exchanges over
+                for e in exchanges:
+                    store.put_redacting(e, redactor)
+            else:
+                for e in exchanges:
+                    store.put(e)
             store.close()
 
         seconds, _ = timed(go)
@@ -130,9 +137,17 @@ def bench_write(n: int, n_vcr: int, tmp: str) -> None:
     t_stream, stream_folder = store_write("stream")
     t_cache, _ = store_write("cache")
     t_durable, _ = store_write("durable", durable=True)
+    t_redacting, _ = store_write("redacting")
     t_convert, _ = timed(exchanges_to_table, exchanges, tl.Matcher())
     matcher = tl.Matcher()
     t_keys, keys = timed(lambda: [matcher.key(e) for e in exchanges])
+    redactor = tl.Redactor()
+    t_keys_redacted, _ = timed(lambda: [matcher.key(e, redacted_by=redactor) for e in exchanges])
+    t_check, _ = timed(lambda: [check_storable(e) for e in exchanges])
+    t_given, _ = timed(lambda: exchanges_to_table(exchanges, matcher, keys=keys))
+    t_record, _ = timed(
+        lambda: [encode_binary_record(i, e, keys[i]) for i, e in enumerate(exchanges)]
+    )
     no_key_path = os.path.join(tmp, "nokey.parquet")
     t_nokey, _ = timed(
         lambda: pq.write_table(
@@ -149,6 +164,7 @@ def bench_write(n: int, n_vcr: int, tmp: str) -> None:
         ("ParquetStream buffered (put + close)", t_stream, n),
         ("ParquetCache buffered (put + close)", t_cache, n),
         ("ParquetStream durable=True", t_durable, n),
+        ("ParquetCache put_redacting (as recorded)", t_redacting, n),
         ("exchanges_to_table + write, keys given", t_nokey, n),
         ("VCR.py cassette save (YAML)", vcr_seconds, n_vcr),
     ]:
@@ -162,8 +178,10 @@ def bench_write(n: int, n_vcr: int, tmp: str) -> None:
             )
         )
     print(
-        f"  of which: matcher.key {t_keys / n * 1e6:.1f} us/exchange, "
-        f"exchanges_to_table {t_convert / n * 1e6:.1f} us/exchange (incl. keys)"
+        f"  of which, us/exchange: matcher.key {t_keys / n * 1e6:.1f} (of a redacted exchange, "
+        f"redacted_by= {t_keys_redacted / n * 1e6:.1f}), exchanges_to_table "
+        f"{t_convert / n * 1e6:.1f} (keys given {t_given / n * 1e6:.1f}), check_storable "
+        f"{t_check / n * 1e6:.1f}, durable log record {t_record / n * 1e6:.1f}"
     )
     ours = folder_bytes(stream_folder) / n
     vcr_each = vcr_bytes / n_vcr

@@ -440,6 +440,9 @@ class CaptureWriter:
         with self._cond:
             self._swap()
             self._error = None  # what failed before is retried now
+            # One batch at a time: converting two at once, both threads only wait on the GIL.
+            while self._inflight and self._error is None:
+                self._cond.wait()
         while self._write_one():
             pass
         with self._cond:
