@@ -7,6 +7,7 @@ import gzip
 import json
 import zlib
 from datetime import UTC, datetime
+from multiprocessing.pool import ThreadPool
 
 import httpx
 import pytest
@@ -424,6 +425,93 @@ def test_a_source_without_aget_is_read_in_a_worker_thread():
     with BackgroundServer(MockApp(source)) as running:
         assert httpx.get(running.url + "/p").text == "/p"
     assert source.threads[0] != "traffic_lab-server"
+
+
+def test_the_store_is_read_one_request_at_a_time_off_the_loop():
+    # Concurrent cold requests: the store is asked in one worker thread, never two at once (a
+    # row group several requests need is read once), and never on the server's thread.
+    import threading
+    import time
+
+    class SlowSource:
+        def __init__(self):
+            self.threads = set()
+            self.busy = 0
+            self.most = 0
+
+        def get(self, request):
+            self.threads.add(threading.current_thread().name)
+            self.busy += 1
+            self.most = max(self.most, self.busy)
+            time.sleep(0.02)
+            self.busy -= 1
+            return httpx.Response(200, text=request.url.path)
+
+    source = SlowSource()
+    with BackgroundServer(MockApp(source)) as running, ThreadPool(8) as pool:
+        texts = pool.map(lambda i: httpx.get(f"{running.url}/p{i}").text, range(16))
+    assert texts == [f"/p{i}" for i in range(16)]
+    assert source.most == 1
+    assert source.threads == {"traffic_lab-mock"}
+
+
+def test_a_failing_store_answers_500_and_the_worker_lives_on(caplog):
+    class Flaky:
+        def get(self, request):
+            if request.url.path == "/boom":
+                raise RuntimeError("store broke")
+            return httpx.Response(200, text="fine")
+
+    with BackgroundServer(MockApp(Flaky())) as running, httpx.Client() as client:
+        assert client.get(running.url + "/boom").status_code == 500
+        assert client.get(running.url + "/ok").text == "fine"
+    assert "store broke" in caplog.text
+
+
+def test_a_keyed_lookup_store_serves_the_stored_exchange_without_get():
+    class Keyed:
+        matcher = tl.Matcher()
+
+        def __init__(self):
+            self.exchange = tl.Exchange(
+                "GET",
+                "https://api.example/k",
+                status_code=299,
+                reason_phrase="Fine Indeed",
+                response_headers=[(b"X-Kept", b"Yes"), (b"Content-Length", b"2")],
+                response_body=b"ok",
+            )
+
+        def get(self, request):
+            raise AssertionError("lookup answers: get is for a miss")
+
+        def lookup(self, request):
+            return self.exchange if request.url.path == "/k" else None
+
+    app = MockApp(Keyed(), origin="https://api.example")
+    with BackgroundServer(app) as running:
+        answer = curl(running.url + "/k")
+    assert answer.status_line == "HTTP/1.1 299 Fine Indeed"
+    assert answer.header("X-Kept") == ["Yes"] and answer.header("Content-Length") == ["2"]
+    assert answer.body == b"ok"
+
+
+@pytest.mark.anyio
+async def test_one_app_answers_from_several_event_loops():
+    # The worker hands each answer back to the loop that asked (one app, two loops in turn).
+    import asyncio
+
+    cache = tl.MemoryCache()
+    cache.put(tl.Exchange("GET", "https://api.example/x", status_code=200, response_body=b"x"))
+    app = MockApp(cache, origin="https://api.example")
+
+    async def ask():
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+            return [r.text for r in await asyncio.gather(*(client.get("/x") for _ in range(5)))]
+
+    assert await ask() == ["x"] * 5
+    assert await asyncio.to_thread(asyncio.run, ask()) == ["x"] * 5
 
 
 def test_mock_app_needs_a_store():

@@ -204,6 +204,29 @@ def test_serving_imports_no_uvicorn():
     assert out.stdout == "799 X False\n", out.stderr
 
 
+def test_run_server_freezes_what_the_app_loaded():
+    # A full garbage collection never walks what existed when serving began (a big cache).
+    code = (
+        "import gc, os, signal, threading, httpx\n"
+        "from traffic_lab.servers import bind_socket, run_server\n"
+        "loaded = [[i] for i in range(10_000)]\n"
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] == 'http':\n"
+        "        body = str(gc.get_freeze_count() > len(loaded)).encode()\n"
+        "        await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "        await send({'type': 'http.response.body', 'body': body})\n"
+        "sock = bind_socket()\n"
+        "url = 'http://127.0.0.1:%d/' % sock.getsockname()[1]\n"
+        "def ask():\n"
+        "    print(httpx.get(url).text, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "threading.Thread(target=ask).start()\n"
+        "run_server(app, sock)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout == "True\n", out.stderr
+
+
 def test_a_request_body_the_app_did_not_read_keeps_the_connection_usable():
     async def answers_at_once(scope, receive, send):
         if scope["type"] == "http":
