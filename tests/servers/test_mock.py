@@ -455,6 +455,23 @@ def test_the_store_is_read_one_request_at_a_time_off_the_loop():
     assert source.threads == {"traffic_lab-mock"}
 
 
+def test_the_worker_thread_ends_when_idle_and_comes_back(monkeypatch):
+    import time
+
+    monkeypatch.setattr(mock_module._Worker, "IDLE", 0.05)
+    stream = tl.MemoryStream()
+    for i in range(2):
+        stream.put(
+            tl.Exchange("GET", f"https://a.example/{i}", status_code=200, response_body=b"x")
+        )
+    app = MockApp(stream)
+    with BackgroundServer(app) as running, httpx.Client() as client:
+        assert client.get(running.url + "/").status_code == 200
+        time.sleep(0.3)
+        assert not app._worker._running  # its thread ended
+        assert client.get(running.url + "/").status_code == 200
+
+
 def test_a_failing_store_answers_500_and_the_worker_lives_on(caplog):
     class Flaky:
         def get(self, request):

@@ -353,6 +353,9 @@ def run_server(
     On a signal the server stops accepting, closes idle connections, lets requests in flight
     finish (up to ``graceful_timeout`` seconds, ``None``: no limit; a second Ctrl-C cuts that
     short), runs the app's lifespan shutdown, and returns, for the caller's own cleanup.
+
+    The process is taken to be the server's: what exists when serving begins (the app's store,
+    loaded) is moved out of the garbage collector's sight with ``gc.freeze()``.
     """
     server = _Server(app, sock, graceful_timeout)
     signals = threading.current_thread() is threading.main_thread()

@@ -283,8 +283,8 @@ class _Worker:
     """One thread that runs the store's reads, one at a time and in order, and hands the answers
     back to their event loops, a batch per wake-up.
 
-    A read never blocks the loop, and costs it about 10 µs of CPU where ``anyio.to_thread``
-    costs about 150 µs (a thread handover per call); one at a time, a row group that several
+    A read never blocks the loop, and the handover costs about 10 µs of CPU a call, where
+    ``anyio.to_thread.run_sync`` costs 60-140 µs; one at a time, a row group that several
     requests need is read once. The thread ends after :attr:`IDLE` seconds without work.
     Outside asyncio (trio), calls go to anyio's worker threads.
     """
