@@ -148,3 +148,31 @@ def test_check_schema_rejects_foreign_columns():
     foreign = pa.schema([("x", pa.int32())]).with_metadata({"traffic_lab.schema_version": "1"})
     with pytest.raises(tl.errors.CorruptCaptureError, match="missing columns"):
         check_schema(foreign, path="f")
+
+
+def test_a_row_reader_shared_by_threads_never_hands_out_half_decoded_columns(monkeypatch):
+    import threading
+
+    from traffic_lab.stores.parquet import schema
+
+    table = exchanges_to_table([exchange(i) for i in range(3)])
+    reader = schema.RowReader(table)
+    first_in, let_go = threading.Event(), threading.Event()
+    column = schema._column
+
+    def slow_column(table, name, *args):
+        if name == "error_type" and not first_in.is_set():
+            first_in.set()  # the first thread stops half way through decoding ...
+            let_go.wait(5)
+        return column(table, name, *args)
+
+    monkeypatch.setattr(schema, "_column", slow_column)
+    results = []
+    first = threading.Thread(target=lambda: results.append(reader.exchange(0).url))
+    first.start()
+    assert first_in.wait(5)
+    # ... and a second thread asking meanwhile gets a whole exchange (it decodes for itself).
+    assert reader.exchange(2).url == exchange(2).url
+    let_go.set()
+    first.join(5)
+    assert results == [exchange(0).url]

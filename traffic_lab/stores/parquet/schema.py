@@ -492,7 +492,6 @@ class RowReader:
 
     def _decode(self) -> None:
         table, n = self._table, self.num_rows
-        self._decoded = True
         self._started = _column(table, "started_at", None, n, pa.int64())
         self._elapsed = _column(table, "elapsed", None, n, pa.int64())
         self._methods = _column(table, "request_method", None, n)
@@ -510,6 +509,9 @@ class RowReader:
         self._error_types = _column(table, "error_type", None, n)
         self._error_messages = _column(table, "error_message", None, n)
         self._tags = _column(table, "tags", None, n)
+        # Set last: a thread that reads the flag finds every column (two threads that come
+        # first may both decode; each gets the same columns).
+        self._decoded = True
 
     def exchange(self, i: int) -> Exchange:
         """The exchange of row ``i``."""
