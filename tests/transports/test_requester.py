@@ -230,3 +230,13 @@ def test_pacer_keeps_a_fixed_schedule(monkeypatch):
     assert (pacer.delay(), pacer.delay()) == (0.0, 0.0)
     clock[0] = 102.0  # more than a second behind: the schedule starts afresh, no burst
     assert [round(pacer.delay(), 3) for _ in range(2)] == [0.0, 0.1]
+
+
+async def test_async_replay_raises_what_stops_a_request_being_built():
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    async with httpx.AsyncClient(transport=transport) as client:
+        replay = tl.transports.areplay_requests(
+            _stream_of(["/a", "/b", "/c"]), client, base_url="https://\x00/", concurrency=2
+        )
+        with pytest.raises(httpx.InvalidURL):
+            [r async for r in replay]

@@ -331,7 +331,8 @@ async def areplay_requests(
     """The async twin of :func:`replay_requests`, for ``httpx.AsyncClient``.
 
     Up to ``concurrency`` requests are in flight at once (a new one starts as soon as one
-    finishes); results come in recorded order. Under trio, requests go in batches of
+    finishes, at most ``2 * concurrency`` ahead of the results taken); results come in recorded
+    order. Under trio, requests go in batches of
     ``concurrency``.
     """
     import asyncio  # here: asyncio imports subprocess, which a Windows-less import cannot
@@ -356,35 +357,58 @@ async def areplay_requests(
         loop = asyncio.get_running_loop()
     except RuntimeError:  # not asyncio (trio): anyio task groups cannot span a yield
         while batch := list(itertools.islice(exchanges, concurrency)):
-            results: dict[int, ReplayResult] = {}
+            done: dict[int, ReplayResult] = {}
 
-            async def into(i: int, exchange: Exchange, results: dict[int, ReplayResult]) -> None:
-                results[i] = await send(exchange)
+            async def into(i: int, exchange: Exchange, done: dict[int, ReplayResult]) -> None:
+                done[i] = await send(exchange)
 
             async with anyio.create_task_group() as tg:
                 for i, exchange in enumerate(batch):
-                    tg.start_soon(into, i, exchange, results)
+                    tg.start_soon(into, i, exchange, done)
             for i in range(len(batch)):
-                yield results[i]
+                yield done[i]
         return
-    # asyncio: a sliding window of tasks, the oldest awaited first; a slot frees as soon as
-    # any request finishes (a semaphore), and at most 2 x concurrency results wait in order.
-    slots = asyncio.Semaphore(concurrency)
+    # asyncio: `concurrency` workers take the exchanges in recorded order and run at most
+    # 2 x concurrency ahead of what has been yielded; results come out in recorded order.
+    results: dict[int, ReplayResult] = {}
+    failures: list[Exception] = []
+    finished = next_out = 0
+    changed = asyncio.Condition()
+    numbered = enumerate(exchanges)
 
-    async def limited(exchange: Exchange) -> ReplayResult:
-        async with slots:
-            return await send(exchange)
+    async def worker() -> None:
+        nonlocal finished
+        try:
+            for i, exchange in numbered:
+                async with changed:
+                    await changed.wait_for(lambda: i < next_out + 2 * concurrency)  # noqa: B023
+                result = await send(exchange)
+                async with changed:
+                    results[i] = result
+                    changed.notify_all()
+        except Exception as exc:  # a request that cannot be built: the caller gets it
+            failures.append(exc)
+        async with changed:
+            finished += 1
+            changed.notify_all()
 
-    window: deque[asyncio.Task[ReplayResult]] = deque()
+    tasks = [loop.create_task(worker()) for _ in range(concurrency)]
     try:
-        for exchange in exchanges:
-            window.append(loop.create_task(limited(exchange)))
-            if len(window) >= 2 * concurrency:
-                yield await window.popleft()
-        while window:
-            yield await window.popleft()
+        while True:
+            async with changed:
+                await changed.wait_for(
+                    lambda: next_out in results or bool(failures) or finished == concurrency  # noqa: B023
+                )
+                if failures:
+                    raise failures[0]
+                if next_out not in results:
+                    return
+                result = results.pop(next_out)
+                next_out += 1
+                changed.notify_all()
+            yield result
     finally:
-        for task in window:
+        for task in tasks:
             task.cancel()
 
 
