@@ -32,6 +32,7 @@ __all__ = [
     "DeferredRedaction",
     "Enumerable",
     "KeyedLookup",
+    "NonBlockingLookup",
     "Matched",
     "ReadWriteCache",
     "ReadWriteStream",
@@ -83,6 +84,18 @@ class KeyedLookup(Protocol):
     """
 
     def lookup(self, request: httpx.Request) -> Exchange | None: ...
+
+
+@runtime_checkable
+class NonBlockingLookup(Protocol):
+    """Optional: :class:`KeyedLookup` answered from memory alone, for an event loop.
+
+    ``lookup_nowait`` returns what ``lookup`` would, or raises ``BlockingIOError`` when the
+    answer needs a file read; the caller then asks ``lookup`` in a worker thread. The mock
+    server answers most cold requests this way without handing them to its worker.
+    """
+
+    def lookup_nowait(self, request: httpx.Request) -> Exchange | None: ...
 
 
 @runtime_checkable

@@ -194,6 +194,31 @@ def test_check_storable_refuses_by_field_value_and_range(changes, field, value):
     assert str(caught.value).startswith(f"cannot store this exchange: {field} = {value}: ")
 
 
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "0.0.0.0", "10.0.0.255", "255.255.255.255", "192.168.1.09", "1.2.3.04",
+     "256.1.1.1", "1.2.3", "127.1", "01.2.3.4", "1.2.3.4.5", "999.1.1.1", "1..2.3"],
+)  # fmt: skip
+def test_check_storable_takes_an_ip_host_exactly_as_httpx_parses_it(host):
+    # Canonical dotted quads take the one-regex path; every other digits-and-dots host goes
+    # through httpx.URL. Either way the verdict is httpx's.
+    from traffic_lab.exchange import _plain_port
+
+    url = f"http://{host}:8080/a?b=1"
+    try:
+        httpx_ok = bool(httpx.URL(url).host)
+    except httpx.InvalidURL:
+        httpx_ok = False
+    ex = tl.Exchange("GET", url, status_code=200)
+    if httpx_ok:
+        check_storable(ex)
+    else:
+        with pytest.raises(InvalidExchangeError):
+            check_storable(ex)
+    canonical = host in {"127.0.0.1", "0.0.0.0", "10.0.0.255", "255.255.255.255"}
+    assert (_plain_port(url) == "8080") is canonical
+
+
 def test_a_refused_exchange_never_enters_a_memory_store():
     stream, cache = tl.MemoryStream(), tl.MemoryCache()
     good = tl.Exchange("GET", "https://a.example/", status_code=200)

@@ -691,3 +691,69 @@ def test_answers_are_the_responders(kind):
         "error": 1,
         "unservable": 0,
     }
+
+
+def test_a_parquet_cache_answers_from_memory_on_the_loop_and_reads_files_in_the_worker(tmp_path):
+    # The worker reads a row group from its file and, once the group proves busy, decodes it
+    # whole; its other rows are then answered on the event loop (no hand-over). A body kept in
+    # a blob file, a big body and a miss still go to the worker.
+    import threading
+
+    from traffic_lab.stores.parquet._index import Group
+
+    with tl.ParquetCache(tmp_path, blob_threshold=70_000) as cache:
+        for i in range(30):
+            body = b"B" * 80_000 if i == 29 else f'{{"id": {i}}}'.encode()
+            cache.put(
+                tl.Exchange("GET", f"http://a.example/u/{i}", status_code=200, response_body=body)
+            )
+    app = MockApp(tl.ParquetCache(tmp_path), origin="http://a.example")
+    in_worker: list[str] = []
+    run = app._worker.run
+
+    async def counted(call):
+        def traced():
+            in_worker.append(threading.current_thread().name)
+            return call()
+
+        return await run(traced)
+
+    app._worker.run = counted
+    busy = Group.DECODE_ALL_AFTER
+    with BackgroundServer(app) as running, httpx.Client(base_url=running.url) as client:
+        assert [client.get(f"/u/{i}").json() for i in range(busy)] == [
+            {"id": i} for i in range(busy)
+        ]
+        assert len(in_worker) == busy  # read, rows decoded one by one, then the whole group
+        assert [client.get(f"/u/{i}").json() for i in range(busy, 29)] == [
+            {"id": i} for i in range(busy, 29)
+        ]
+        assert len(in_worker) == busy  # the group in memory: answered on the loop
+        assert client.get("/u/29").content == b"B" * 80_000  # in a blob file: the worker
+        assert client.get("/nope").status_code == 503  # a miss names the nearest: the worker
+        assert in_worker == ["traffic_lab-mock"] * (busy + 2)
+    assert app.counts["recorded"] == 30
+
+
+def test_lookup_nowait_answers_only_from_memory(tmp_path):
+    from traffic_lab.stores.parquet._index import Group
+
+    with tl.ParquetCache(tmp_path, row_group_size=16) as cache:
+        for i in range(32):
+            cache.put(tl.Exchange("GET", f"http://a.example/{i}", status_code=200))
+    cache = tl.ParquetCache(tmp_path)
+
+    def request(i):
+        return httpx.Request("GET", f"http://a.example/{i}")
+
+    with pytest.raises(BlockingIOError):
+        cache.lookup_nowait(request(15))  # its row group has not been read
+    for i in range(Group.DECODE_ALL_AFTER):  # busy: the group is decoded whole
+        assert cache.lookup(request(i)).url == f"http://a.example/{i}"
+    assert cache.lookup_nowait(request(15)).url == "http://a.example/15"
+    with pytest.raises(BlockingIOError):
+        cache.lookup_nowait(request(16))  # the next group
+    assert cache.lookup_nowait(request(99)) is None  # a miss needs no file
+    cache.put(tl.Exchange("GET", "http://a.example/new", status_code=201))  # buffered
+    assert cache.lookup_nowait(request("new")).status_code == 201
+    assert tl.MemoryCache().lookup_nowait(request(1)) is None

@@ -434,15 +434,16 @@ def replay(
         from ..transports.record import AsyncRecordingTransport
         from ..transports.requester import areplay_requests
 
+        # The limits go to the transport: a client given a transport does not apply its own.
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         transport = AsyncRecordingTransport(
             out_store,
-            httpx.AsyncHTTPTransport(retries=0),
+            httpx.AsyncHTTPTransport(retries=0, limits=limits),
             redactor=redactor(no_redact),
             tags={"replay_of": target},
         )
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(
-            transport=transport, timeout=timeout, limits=limits, follow_redirects=False
+            transport=transport, timeout=timeout, follow_redirects=False
         ) as client:
             results = cast(
                 "AsyncGenerator[ReplayResult, None]",

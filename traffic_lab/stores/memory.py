@@ -116,6 +116,8 @@ class MemoryCache(_Settling, PandasViews):
         self._settle()
         return self._index.get(self.matcher.key(request))
 
+    lookup_nowait = lookup  # never reads a file (NonBlockingLookup)
+
     def __contains__(self, request: object) -> bool:
         return isinstance(request, httpx.Request) and self.lookup(request) is not None
 

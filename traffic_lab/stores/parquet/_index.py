@@ -81,8 +81,14 @@ class Group:
         # Decoded Python objects take about twice the Arrow size.
         self.nbytes = 3 * table.nbytes
 
-    def exchange(self, i: int) -> Exchange:
+    def exchange(self, i: int, *, read: bool = True) -> Exchange:
+        """Row ``i``. ``read=False``: only from rows already decoded, with no blob file to read
+        (else ``BlockingIOError``: decoding a row alone costs more than handing it to a thread)."""
         rows = self._rows
+        if not read:
+            if rows is None or not rows.in_memory(i):
+                raise BlockingIOError("the row is not decoded in memory")
+            return rows.exchange(i)
         if rows is None:
             self._hits += 1
             if self._hits < self.DECODE_ALL_AFTER:

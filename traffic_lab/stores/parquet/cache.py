@@ -394,8 +394,11 @@ class ParquetCache(ParquetBase):
             rid = new
         raise StoreNotFoundError("files kept disappearing while reading", path=self.path)
 
-    def _read_row(self, rid: int) -> Exchange | None:
-        """The exchange of a row; None (named) when its file or the row cannot be read."""
+    def _read_row(self, rid: int, *, read: bool = True) -> Exchange | None:
+        """The exchange of a row; None (named) when its file or the row cannot be read.
+
+        ``read=False``: from memory only (``BlockingIOError`` where a file must be read).
+        """
         ex = self._decoded.get(rid)
         if ex is not None:
             return ex
@@ -405,6 +408,8 @@ class ParquetCache(ParquetBase):
         g = bisect.bisect_right(reg.group_starts, local) - 1
         group_key = (reg.file.rel, g)
         group = self._groups.get(group_key)
+        if group is None and not read:
+            raise BlockingIOError(f"row {rid} needs a read of {reg.file.rel}")
         if group is None:
             try:
                 table = self._capture.read_row_group(reg.file, g)
@@ -414,7 +419,7 @@ class ParquetCache(ParquetBase):
             group = Group(table, self._capture.read_blob, self._cfs.display(reg.file.rel))
             self._groups.put(group_key, group)
         try:
-            ex = group.exchange(local - reg.group_starts[g])
+            ex = group.exchange(local - reg.group_starts[g], read=read)
         except CorruptCaptureError as exc:
             self._capture.bad_entry(exc)
             return None
@@ -428,6 +433,20 @@ class ParquetCache(ParquetBase):
         if rid is None:
             return None
         return self._exchange(rid, key)
+
+    def lookup_nowait(self, request: httpx.Request) -> Exchange | None:
+        """:meth:`lookup` from what is in memory: ``BlockingIOError`` when the answer needs a
+        file read (the mock server then asks :meth:`lookup` in its worker thread)."""
+        key = self.matcher.key(request)
+        rid = self._find(key)
+        if rid is None:
+            return None
+        if rid < 0:
+            entry = self._pending_rows.get(rid)
+            if entry is None:  # published meanwhile
+                raise BlockingIOError("a buffered row was published")
+            return entry.exchange
+        return self._read_row(rid, read=False)
 
     def get(self, request: httpx.Request) -> httpx.Response | None:
         """A fresh response for ``request``, body already read, or ``None`` on a miss."""

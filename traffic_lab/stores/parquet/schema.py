@@ -528,6 +528,10 @@ class RowReader:
                 f"{row_name(self._table, i)}: {exc}", path=self._where
             ) from exc
 
+    def in_memory(self, i: int) -> bool:
+        """Whether row ``i`` is decoded and reads no blob file."""
+        return self._decoded and self._request_blobs[i] is None and self._response_blobs[i] is None
+
     def _body(self, inline: list[Any], blobs: list[Any], i: int) -> bytes:
         digest = blobs[i]
         if digest is None:
