@@ -273,6 +273,7 @@ def bench_cache(cfg: Config, floors: list[float]) -> list[Row]:
             rows.append(row(scenario, size, c, None, note))
         del cache, client
         gc.collect()
+    rows.append(parquet_cache_hit(cfg, floors, template))
     small, large = min(ratios), max(ratios)
     if small != large:
         rows.append(
@@ -284,6 +285,41 @@ def bench_cache(cfg: Config, floors: list[float]) -> list[Row]:
             )
         )
     return rows
+
+
+PARQUET_HIT_SIZE = 10_000
+
+
+def parquet_cache_hit(cfg: Config, floors: list[float], template: tl.Exchange) -> Row:
+    """A warm hit from a ParquetCache opened on a capture on disk (its rows decoded once)."""
+    progress(f"ParquetCache: writing {format_size(PARQUET_HIT_SIZE)} entries")
+    folder = tempfile.mkdtemp(prefix="bench_core-")
+    try:
+        with tl.ParquetCache(folder) as writer:
+            for i in range(PARQUET_HIT_SIZE):
+                writer.put(template.replace(url=url(i)))
+        cache = tl.ParquetCache(folder)
+        client = httpx.Client(
+            transport=tl.CachingTransport(cache, httpx.MockTransport(miss_handler))
+        )
+        urls = hit_sample(PARQUET_HIT_SIZE)
+        assert client.get(urls[0]).json() == HANDLER(httpx.Request("GET", urls[0])).json()
+        for u in urls:  # warm-up: every sampled row read and decoded once
+            client.get(u)
+        progress(f"CachingTransport hit, ParquetCache {format_size(PARQUET_HIT_SIZE)} entries")
+        c = compare(
+            requests_block(floor_client(), urls, cfg.ops),
+            requests_block(client, urls, cfg.ops),
+            cfg.ops,
+            rounds=cfg.rounds,
+        )
+        floors.extend(c.floor_us)
+        cache.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    scenario = "traffic_lab CachingTransport hit, ParquetCache"
+    note = "1k entries hit in turn, warm (each read and decoded once before timing)"
+    return row(scenario, PARQUET_HIT_SIZE, c, CACHE_TARGET, note)
 
 
 # -- hishel -----------------------------------------------------------------------------------
