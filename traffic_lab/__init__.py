@@ -4,7 +4,8 @@ http4k's five traffic concepts (Sink, Source, Replay, ReadWriteCache, ReadWriteS
 transports that record into them and serve from them, Parquet captures, pandas views and notebook
 widgets. Heavy parts (pyarrow, pandas, ipywidgets) load only when first used.
 
-The top level holds the concepts, the stores, the transports, ``read_capture`` / ``write_capture``
+The top level holds the concepts, the stores, the transports, ``open_capture`` (questions about
+captures of any size, run by DuckDB), ``read_capture`` / ``write_capture``
 / ``Where``, ``Matcher`` / ``Redactor`` and the base error. Everything else lives in its module:
 errors in :mod:`traffic_lab.errors`; ``FROM_CACHE``, ``REPLAYED`` and ``RecordedError`` in
 :mod:`traffic_lab.exchange`; replay (``replay_requests``, ``diff_responses``, ``RecordMode``) in
@@ -34,6 +35,7 @@ from .transports import (
 )
 
 if typing.TYPE_CHECKING:
+    from .engine import open_capture
     from .frames import Where, read_capture, write_capture
     from .stores.parquet import ParquetCache, ParquetStream
 
@@ -49,6 +51,7 @@ __all__ = [
     "Matcher",
     "MemoryCache",
     "MemoryStream",
+    "open_capture",
     "ParquetCache",
     "ParquetStream",
     "read_capture",
@@ -72,8 +75,9 @@ __getattr__, __dir__ = _lazy_exports(
         "ParquetCache": ".stores.parquet",
         "ParquetStream": ".stores.parquet",
         "Where": ".frames",
+        "open_capture": ".engine",
         "read_capture": ".frames",
         "write_capture": ".frames",
     },
-    modules=("frames", "interop", "middleware", "widgets"),
+    modules=("engine", "frames", "interop", "middleware", "widgets"),
 )

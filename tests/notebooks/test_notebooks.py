@@ -11,6 +11,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+import traffic_lab as tl
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -95,6 +97,10 @@ def test_notebook_runs_top_to_bottom(path, jupyter_env):
     elif path.name.startswith("03-"):
         assert len(images) == 3
         assert "api.shop.test" in text and "staging.shop.test" in text
+        # The open_capture section counts what read_capture loads for the same filter.
+        sample = Path(__file__).resolve().parents[2] / "data" / "sample-capture"
+        staging = tl.read_capture(sample, where={"host": "staging.shop.test"})
+        assert f"{len(staging)} exchanges on staging" in text
     else:
         assert len(views) == 1 and views[0] in state
         models = {m["model_name"] for m in state.values()}

@@ -687,6 +687,7 @@ READERS: dict[str, Callable[[Path, bool], Any]] = {
         tl.ParquetStream(cap, strict=strict).to_arrow(["request_url"]).column(0).to_pylist()
     ),
     "compact": lambda cap, strict: tl.ParquetStream(cap, strict=strict).compact().rows,
+    "open_capture": lambda cap, strict: tl.open_capture(cap).summary()["exchanges"],
 }
 EXPECTED_GOOD_ONLY = {
     "stream": _urls([0, 1, 2]),
@@ -696,6 +697,7 @@ EXPECTED_GOOD_ONLY = {
     "read_capture bodies": _urls([0, 1, 2]),
     "to_arrow": _urls([0, 1, 2]),
     "compact": 3,
+    "open_capture": 3,
 }
 
 
@@ -789,6 +791,8 @@ def test_a_file_whose_pages_do_not_decode_is_skipped_by_every_reader(tmp_path):
         assert tl.read_capture(cap).request_url.tolist() == _urls([0, 1, 2])
     with pytest.warns(SkippedFileWarning, match=named):
         assert _statuses(cap, [0, 20]) == [200, 599]
+    with pytest.warns(SkippedFileWarning, match=named):
+        assert tl.open_capture(cap).count() == 3
     with pytest.raises(CorruptCaptureError, match=named):
         _stream_urls(cap, strict=True)
 

@@ -31,10 +31,12 @@ __all__ = [
     "HEADER_COLUMNS",
     "KEY_COLUMNS",
     "SOURCE_ATTR",
+    "CaptureRef",  # re-exported for the engine: what a frame or query reads from
     "capture_of",
     "frame_columns",
     "frame_exchanges",
     "frame_to_table",
+    "open_source",
     "read_capture",
     "to_pandas",
     "write_capture",

@@ -6,10 +6,11 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from ...exchange import check_storable
 from ...matching import Matcher
@@ -30,8 +31,6 @@ from .reader import (
 from .writer import CaptureWriter, Entry, day_of, entries_table
 
 if TYPE_CHECKING:
-    import pyarrow.dataset as ds
-
     from ...exchange import Exchange
     from ...redaction import Redactor
 
@@ -214,6 +213,35 @@ class ParquetBase(PandasViews):
         if wanted is not None:
             table = table.select(wanted)
         return table.replace_schema_metadata(DATASET_SCHEMA.metadata)
+
+    def to_batches(self, columns: Mapping[str, Any], filter: Any = None) -> pa.RecordBatchReader:
+        """Rows matching ``filter`` as a stream of record batches projected to ``columns``
+        (name -> ``pyarrow.compute`` Expression over the capture's columns), for engines that
+        read out of core (memory bounded by a batch, not the capture).
+
+        The capture's rules hold as in :meth:`to_arrow`: cleared rows are left out, a file that
+        a ``compact()`` replaced is not read, buffered exchanges come last, an unreadable file
+        is named and skipped. Rows come in file order, not recorded order. The stream can be
+        read once; a file deleted while it is read raises ``StoreNotFoundError``: read again
+        (``while_compacting``).
+        """
+        self.refresh()
+        with self._state_lock:
+            files, cutoff = self._files, self._cutoff
+        entries, names = self._writer.pending()
+        files = [f for f in files if f.rel not in names]
+        where = time_filter(cutoff, filter)
+        projection: Any = dict(columns)  # the stubs know only a list of names
+        schema = self._capture.dataset([]).scanner(columns=projection).projected_schema
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for f in files:
+                yield from self._capture.file_batches(f, projection, where)
+            if entries:
+                pending = ds.dataset(self._pending_table(entries), schema=DATASET_SCHEMA)
+                yield from pending.scanner(columns=projection, filter=where).to_batches()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
 
     def _read_published(
         self,

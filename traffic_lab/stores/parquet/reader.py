@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -373,6 +373,24 @@ class Capture:
             partitioning=_PARTITIONING,
             partition_base_dir=self.cfs.root,
         )
+
+    def file_batches(
+        self, f: DataFile, columns: Mapping[str, Any], where: Any = None
+    ) -> Iterator[pa.RecordBatch]:
+        """One file's rows matching ``where``, a batch at a time, projected to ``columns`` (name
+        -> Expression). A file that turns out unreadable is named and left out from there on;
+        ``StoreNotFoundError`` when it is gone (compacted)."""
+        try:
+            projection: Any = dict(columns)  # the stubs know only a list of names
+            scanner = self.dataset([f]).scanner(columns=projection, filter=where)
+            for batch in scanner.to_batches():
+                batch.validate(full=True)  # e.g. text that is not UTF-8
+                yield batch
+        except FileNotFoundError as exc:
+            raise StoreNotFoundError("a file is gone (compacted)", path=self.cfs.url) from exc
+        except (pa.ArrowException, OSError) as exc:
+            path = self.cfs.display(f.rel)
+            self.reject(f.rel, CorruptCaptureError(f"cannot read ({exc})", path=path))
 
     def scan(
         self,

@@ -1,0 +1,222 @@
+"""tl.open_capture: DuckDB over the Parquet files gives the pandas accessor's answers."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import traffic_lab as tl
+from traffic_lab.exchange import RecordedError
+from traffic_lab.testing import make_exchange
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample-capture"
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def varied(n: int, seed: int = 7, start: datetime = T0) -> list[tl.Exchange]:
+    """Exchanges over 3 hosts and templated paths, with 4xx, 5xx, failures and truncation."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        host = ["a.example", "b.example", "c.example"][i % 3]
+        path = rng.choice(
+            [f"/users/{rng.randrange(50)}", "/users", f"/orders/{rng.getrandbits(128):032x}",
+             f"/files/{rng.randrange(9)}/x.png", "/search"]
+        )  # fmt: skip
+        kind = rng.random()
+        common = {
+            "started_at": start + timedelta(milliseconds=37 * i),
+            "elapsed_ms": rng.randrange(1, 5000) / 7,
+        }
+        if kind < 0.05:
+            ex = make_exchange(
+                "POST",
+                f"https://{host}{path}",
+                status_code=None,
+                error=RecordedError("httpx.ConnectError", "refused"),
+                **common,
+            )
+        else:
+            status = rng.choice([200, 200, 200, 201, 304, 404, 429, 500, 503])
+            body = b"x" * rng.randrange(0, 300)
+            ex = make_exchange(
+                rng.choice(["GET", "GET", "POST"]),
+                f"https://{host}{path}?q={rng.randrange(4)}",
+                status_code=status,
+                request_body=b"{}" if kind > 0.8 else b"",
+                response_body=body,
+                **common,
+            )
+            if kind > 0.97:
+                ex = ex.replace(truncated=True)
+        out.append(ex)
+    return out
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    path = tmp_path_factory.mktemp("engine") / "capture"
+    with tl.ParquetStream(path, row_group_size=64, flush_rows=500) as stream:
+        for ex in varied(2000):
+            stream.put(ex)
+    return path
+
+
+def assert_same_endpoints(query, frame, **kwargs):
+    pd.testing.assert_frame_equal(
+        query.endpoints(**kwargs), frame.traffic.endpoints(**kwargs), check_exact=False, rtol=1e-12
+    )
+
+
+WHERES = [
+    None,
+    {"status": "5xx"},
+    {"status": "4xx,5xx"},
+    {"status": "failed"},
+    {"host": "b.example"},
+    {"method": "POST"},
+    {"path": "/users/*"},
+    {"start": T0 + timedelta(seconds=20), "end": T0 + timedelta(seconds=40)},
+    {"status": "200-299", "host": ["a.example", "c.example"], "path": "/orders/**"},
+]
+
+
+@pytest.mark.parametrize("where", WHERES, ids=str)
+def test_answers_are_the_pandas_accessors(capture, where):
+    query = tl.open_capture(capture).where(where)
+    frame = tl.read_capture(capture, where=where)
+    assert len(frame) > 0
+    assert query.count() == len(frame)
+    pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
+    assert_same_endpoints(query, frame)
+    assert_same_endpoints(query, frame, by_host=True)
+
+
+def test_the_sample_capture_gives_the_same_answers():
+    query, frame = tl.open_capture(SAMPLE), tl.read_capture(SAMPLE)
+    pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
+    assert_same_endpoints(query, frame)
+    assert query.summary()["exchanges"] == 3000
+
+
+def test_where_calls_combine_and_keywords_are_where_fields(capture):
+    query = tl.open_capture(capture)
+    frame = tl.read_capture(capture)
+    both = query.where(status="5xx").where(host="a.example")
+    expected = frame[(frame.response_status >= 500) & (frame.request_host == "a.example")]
+    assert both.count() == len(expected) > 0
+    assert query.where({"status": "5xx"}, host="a.example").count() == len(expected)
+    assert query.count() == 2000  # the query it came from is unchanged
+    with pytest.raises(TypeError, match="unknown where= keys"):
+        query.where({"stauts": 500})
+    with pytest.raises(TypeError):
+        query.where(stauts=500)
+
+
+def test_cleared_rows_are_not_counted_and_compaction_does_not_count_twice(tmp_path):
+    path = tmp_path / "c"
+    with tl.ParquetStream(path) as stream:
+        for ex in varied(300, start=datetime.now(UTC) - timedelta(hours=1)):
+            stream.put(ex)
+        stream.clear()
+        later = varied(200, seed=8, start=datetime.now(UTC) + timedelta(seconds=5))
+        for i in range(0, 200, 50):  # four files
+            for ex in later[i : i + 50]:
+                stream.put(ex)
+            stream.flush()
+    assert tl.open_capture(path).count() == 200
+    report = tl.ParquetStream(path).compact()  # cleared rows are kept in files, hidden
+    assert (report.files_merged, report.files_written, report.rows) == (5, 1, 500)
+    query, frame = tl.open_capture(path), tl.read_capture(path)
+    assert query.count() == len(frame) == 200
+    pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
+
+
+def test_an_open_store_counts_its_buffered_exchanges(tmp_path):
+    stream = tl.ParquetStream(tmp_path / "c", flush_rows=10_000, flush_seconds=None)
+    exchanges = varied(120)
+    for ex in exchanges[:100]:
+        stream.put(ex)
+    stream.flush()
+    for ex in exchanges[100:]:
+        stream.put(ex)  # still buffered
+    query = tl.open_capture(stream)
+    assert query.count() == 120
+    assert query.where(status="5xx").count() == sum(
+        1 for ex in exchanges if ex.status_code is not None and ex.status_code >= 500
+    )
+    pd.testing.assert_series_equal(query.summary(), tl.read_capture(stream).traffic.summary())
+    stream.close()
+
+
+@pytest.mark.parametrize("kind", ["memory stream", "exchanges"])
+def test_memory_sources_are_answered_too(kind):
+    exchanges = varied(150)
+    source = tl.MemoryStream() if kind == "memory stream" else exchanges
+    if kind == "memory stream":
+        for ex in exchanges:
+            source.put(ex)
+    query, frame = tl.open_capture(source), tl.read_capture(source)
+    assert query.count() == 150
+    pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
+    assert_same_endpoints(query, frame)
+
+
+def test_head_is_the_first_rows_in_recorded_order(capture):
+    query = tl.open_capture(capture).where(status="4xx")
+    frame = tl.read_capture(capture, where={"status": "4xx"})
+    # The same rows and values; categorical columns know only the categories they loaded.
+    pd.testing.assert_frame_equal(query.head(7), frame.head(7), check_categorical=False)
+    head = query.head(3, columns=["response_status"])
+    assert list(head.columns) == list(tl.read_capture(capture, columns=["response_status"]).columns)
+    assert "request_body" not in head.columns
+    assert head.response_status.tolist() == frame.response_status.head(3).tolist()
+    assert len(query.head(0)) == 0
+    with pytest.raises(ValueError, match="n >= 0"):
+        query.head(-1)
+
+
+def test_to_pandas_is_read_capture_with_the_filter(capture):
+    query = tl.open_capture(capture).where(method="POST")
+    pd.testing.assert_frame_equal(
+        query.to_pandas(bodies=True),
+        tl.read_capture(capture, where={"method": "POST"}, bodies=True),
+    )
+
+
+def test_an_empty_selection_answers_like_an_empty_frame(capture):
+    query = tl.open_capture(capture).where(host="nowhere.example")
+    frame = tl.read_capture(capture, where={"host": "nowhere.example"})
+    assert query.count() == 0
+    pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
+    assert query.endpoints().empty
+    assert list(query.endpoints().columns) == list(frame.traffic.endpoints().columns)
+
+
+def test_no_capture_at_a_path_is_a_clear_error(tmp_path):
+    with pytest.raises(tl.errors.StoreNotFoundError):
+        tl.open_capture(tmp_path / "missing").count()
+
+
+def test_a_query_sees_rows_added_after_it_was_made(tmp_path):
+    path = tmp_path / "c"
+    with tl.ParquetStream(path) as stream:
+        stream.put(make_exchange())
+    query = tl.open_capture(path)
+    assert query.count() == 1
+    with tl.ParquetStream(path) as stream:
+        stream.put(make_exchange())
+    assert query.count() == 2
+
+
+def test_open_capture_is_lazy_at_the_top_level():
+    import subprocess
+    import sys
+
+    code = "import sys, traffic_lab as tl; tl.open_capture; print('duckdb' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "False\n"  # duckdb loads when a question is asked

@@ -1,0 +1,174 @@
+"""The capture analyses, each defined once as an Ibis expression over the analysis columns.
+
+An expression here names what to compute, not where: :class:`~traffic_lab.engine.CaptureQuery`
+compiles it to DuckDB SQL and runs it over the capture's Parquet files; Ibis's other backends
+(PySpark among them) compile the same expression. Every definition follows the pandas accessor's
+rules (``df.traffic``), and a test checks that both give the same answers on the same capture:
+
+- an endpoint is ``(method, path template)``; a template replaces each path segment that
+  matches a :data:`~traffic_lab.frames.DEFAULT_SEGMENT_RULES` rule (the first that matches);
+- a status class counts ``[c*100, c*100+100)``; ``failed`` is a missing status (a transport
+  error); ``error_rate`` counts 4xx, 5xx and failed over all rows;
+- latency percentiles interpolate linearly (pandas' ``quantile``, DuckDB's ``quantile_cont``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import pyarrow as pa
+
+from ..frames.analysis import DEFAULT_SEGMENT_RULES, SegmentRule
+
+if TYPE_CHECKING:
+    from ibis.expr.types import Table
+
+__all__ = [
+    "ANALYSIS_SCHEMA",
+    "ENDPOINT_COLUMNS",
+    "PERCENTILES",
+    "capture_table",
+    "endpoint_template",
+    "endpoints",
+    "summary",
+]
+
+#: The columns analyses read, as the engine presents a capture (``elapsed_ms`` is computed).
+_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("started_at", pa.timestamp("us", tz="UTC")),
+    ("elapsed_ms", pa.float64()),
+    ("writer_id", pa.string()),
+    ("writer_seq", pa.int64()),
+    ("request_method", pa.string()),
+    ("request_url", pa.string()),
+    ("request_host", pa.string()),
+    ("request_path", pa.string()),
+    ("request_key", pa.string()),
+    ("request_body_size", pa.int64()),
+    ("response_status", pa.int32()),
+    ("response_body_size", pa.int64()),
+    ("truncated", pa.bool_()),
+    ("error_type", pa.string()),
+]
+ANALYSIS_SCHEMA = pa.schema(_FIELDS)
+
+#: Percentiles reported by :func:`summary` and :func:`endpoints`.
+PERCENTILES = (50, 90, 99)
+#: The columns of :func:`endpoints`, in the accessor's order.
+ENDPOINT_COLUMNS = (
+    "count",
+    *(f"p{q}_ms" for q in PERCENTILES),
+    "mean_ms",
+    "max_ms",
+    "errors_4xx",
+    "errors_5xx",
+    "failed",
+    "error_rate",
+    "server_error_rate",
+    "request_bytes_mean",
+    "response_bytes_mean",
+    "response_bytes_max",
+    "response_bytes_total",
+)
+
+
+def capture_table(name: str = "capture") -> Table:
+    """An unbound Ibis table of :data:`ANALYSIS_SCHEMA`: what the definitions are written over."""
+    return ibis.table(ibis.Schema.from_pyarrow(ANALYSIS_SCHEMA), name=name)
+
+
+def endpoint_template(path: Any, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES) -> Any:
+    """The endpoint template of a path column (``/users/17`` -> ``/users/{id}``)."""
+    compiled = [
+        (placeholder, [patterns] if isinstance(patterns, str) else list(patterns))
+        for placeholder, patterns in rules
+    ]
+
+    def segment(s: Any) -> Any:
+        cases = []
+        for placeholder, patterns in compiled:
+            hit = s.re_search(patterns[0])
+            for pattern in patterns[1:]:
+                hit = hit & s.re_search(pattern)
+            cases.append((hit, placeholder))
+        return ibis.cases(*cases, else_=s) if cases else s
+
+    return ibis.literal("/").join(path.split("/").map(segment))
+
+
+def _flags(t: Table) -> dict[str, Any]:
+    status = t.response_status
+    return {
+        "errors_4xx": (status >= 400) & (status < 500),
+        "errors_5xx": status >= 500,
+        "failed": status.isnull(),
+    }
+
+
+def _count_if(condition: Any) -> Any:
+    return condition.ifelse(1, 0).sum().fill_null(0)
+
+
+def summary(t: Table, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES) -> Table:
+    """One row of headline figures (the accessor's ``summary()``; ``duration`` is computed by
+    the caller from ``start`` and ``end``)."""
+    flags = _flags(t)
+    status = t.response_status
+    endpoint = endpoint_template(t.request_path, rules)
+    any_error = flags["errors_4xx"].fill_null(False) | flags["errors_5xx"].fill_null(False)
+    any_error = any_error | flags["failed"]
+    metrics: dict[str, Any] = {
+        "exchanges": t.count(),
+        "start": t.started_at.min(),
+        "end": t.started_at.max(),
+        "hosts": t.request_host.nunique(),
+        "endpoints": (t.request_method.fill_null("None").concat("\x1f", endpoint)).nunique(),
+        **{
+            f"status_{c}xx": _count_if((status >= c * 100) & (status < c * 100 + 100))
+            for c in range(1, 6)
+        },
+        "failed": _count_if(flags["failed"]),
+        "truncated": _count_if(t.truncated),
+        "errors": _count_if(any_error),
+        **{f"p{q}_ms": t.elapsed_ms.quantile(q / 100) for q in PERCENTILES},
+        "max_ms": t.elapsed_ms.max(),
+        "request_bytes": t.request_body_size.sum().fill_null(0),
+        "response_bytes": t.response_body_size.sum().fill_null(0),
+        "distinct_keys": t.request_key.nunique(),
+        "keyed": t.request_key.count(),
+    }
+    return t.aggregate(**metrics)
+
+
+def endpoints(
+    t: Table, *, by_host: bool = False, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES
+) -> Table:
+    """Per endpoint (``host``?, ``method``, ``endpoint``): the accessor's ``endpoints()``
+    columns, most requested first (ties by the keys)."""
+    flags = _flags(t)
+    keys: dict[str, Any] = {}
+    if by_host:
+        keys["host"] = t.request_host.fill_null("None")
+    keys["method"] = t.request_method
+    keys["endpoint"] = endpoint_template(t.request_path, rules).fill_null("None")
+    grouped = t.group_by(**keys).aggregate(
+        count=t.count(),
+        **{f"p{q}_ms": t.elapsed_ms.quantile(q / 100) for q in PERCENTILES},
+        mean_ms=t.elapsed_ms.mean(),
+        max_ms=t.elapsed_ms.max(),
+        errors_4xx=_count_if(flags["errors_4xx"]),
+        errors_5xx=_count_if(flags["errors_5xx"]),
+        failed=_count_if(flags["failed"]),
+        request_bytes_mean=t.request_body_size.cast("float64").mean(),
+        response_bytes_mean=t.response_body_size.cast("float64").mean(),
+        response_bytes_max=t.response_body_size.max(),
+        response_bytes_total=t.response_body_size.sum(),
+    )
+    errors = grouped.errors_4xx + grouped.errors_5xx + grouped.failed
+    grouped = grouped.mutate(
+        error_rate=errors.cast("float64") / grouped["count"],
+        server_error_rate=(grouped.errors_5xx + grouped.failed).cast("float64") / grouped["count"],
+    )
+    return grouped.order_by([ibis.desc("count"), *keys])
