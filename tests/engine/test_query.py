@@ -72,6 +72,12 @@ def assert_same_endpoints(query, frame, **kwargs):
     )
 
 
+def assert_same_duplicates(query, frame):
+    expected = frame.traffic.duplicates()
+    pd.testing.assert_frame_equal(query.duplicates(), expected, check_exact=False, rtol=1e-12)
+    return expected
+
+
 WHERES = [
     None,
     {"status": "5xx"},
@@ -94,6 +100,7 @@ def test_answers_are_the_pandas_accessors(capture, where):
     pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
     assert_same_endpoints(query, frame)
     assert_same_endpoints(query, frame, by_host=True)
+    assert_same_duplicates(query, frame)
 
 
 def test_the_sample_capture_gives_the_same_answers():
@@ -101,6 +108,32 @@ def test_the_sample_capture_gives_the_same_answers():
     pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
     assert_same_endpoints(query, frame)
     assert query.summary()["exchanges"] == 3000
+    assert len(assert_same_duplicates(query, frame)) == 494
+
+
+def test_duplicates_count_a_repeat_only_after_a_servable_response():
+    # Per key, in recorded order: failed, truncated, 200 (servable), 200 (a hit), 500 (a hit).
+    url = "https://a.example/x"
+    kinds = [
+        {"status_code": None, "error": RecordedError("httpx.ConnectError", "refused")},
+        {"truncated": True},
+        {},
+        {},
+        {"status_code": 500},
+    ]
+    exchanges = []
+    for i, kind in enumerate(kinds):
+        truncated = kind.pop("truncated", False)
+        ex = make_exchange(url=url, started_at=T0 + timedelta(seconds=i), elapsed_ms=10.0 * (i + 1),
+                           response_body=b"abc", **kind)  # fmt: skip
+        exchanges.append(ex.replace(truncated=truncated))
+    exchanges.append(make_exchange(url="https://a.example/once", started_at=T0))
+    query, frame = tl.open_capture(exchanges), tl.read_capture(exchanges)
+    table = assert_same_duplicates(query, frame)
+    assert table[["count", "repeats", "saved_ms", "saved_bytes"]].to_dict("records") == [
+        {"count": 5, "repeats": 2, "saved_ms": 40.0 + 50.0, "saved_bytes": 6}
+    ]
+    assert table.request_url.tolist() == [url]
 
 
 def test_where_calls_combine_and_keywords_are_where_fields(capture):
@@ -195,6 +228,7 @@ def test_an_empty_selection_answers_like_an_empty_frame(capture):
     pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
     assert query.endpoints().empty
     assert list(query.endpoints().columns) == list(frame.traffic.endpoints().columns)
+    assert_same_duplicates(query, frame)
 
 
 def test_no_capture_at_a_path_is_a_clear_error(tmp_path):

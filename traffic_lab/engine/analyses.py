@@ -30,6 +30,7 @@ __all__ = [
     "ENDPOINT_COLUMNS",
     "PERCENTILES",
     "capture_table",
+    "duplicates",
     "endpoint_template",
     "endpoints",
     "summary",
@@ -172,3 +173,36 @@ def endpoints(
         server_error_rate=(grouped.errors_5xx + grouped.failed).cast("float64") / grouped["count"],
     )
     return grouped.order_by([ibis.desc("count"), *keys])
+
+
+def duplicates(t: Table) -> Table:
+    """Requests repeated under the same ``request_key`` (the accessor's ``duplicates()``): one
+    row per key seen more than once, largest savings first (ties by key).
+
+    A repeat is a cache hit once an earlier exchange with its key could be served: a complete
+    response (failed and truncated exchanges are never served). Recorded order is
+    ``(started_at, writer_id, writer_seq)``.
+    """
+    order = [t.started_at, t.writer_id, t.writer_seq]
+    servable = (t.response_status.notnull() & ~t.truncated.fill_null(False)).ifelse(1, 0)
+    by_key = ibis.cumulative_window(group_by=t.request_key, order_by=order)
+    rows = t.mutate(
+        _servable_so_far=servable.sum().over(by_key),
+        _servable=servable,
+        _count=t.count().over(ibis.window(group_by=t.request_key)),
+    )
+    rows = rows.filter(rows._count > 1)
+    hit = (rows._servable_so_far - rows._servable) > 0
+    size = rows.response_body_size.fill_null(0) + rows.request_body_size.fill_null(0)
+    ordered = [rows.started_at, rows.writer_id, rows.writer_seq]
+    grouped = rows.group_by(key=rows.request_key).aggregate(
+        request_method=rows.request_method.first(order_by=ordered),
+        request_url=rows.request_url.first(order_by=ordered),
+        count=rows.count(),
+        repeats=_count_if(hit),
+        saved_ms=hit.ifelse(rows.elapsed_ms, 0.0).sum(),
+        saved_bytes=hit.ifelse(size, 0).sum(),
+        first_at=rows.started_at.min(),
+        last_at=rows.started_at.max(),
+    )
+    return grouped.order_by([ibis.desc("saved_ms"), ibis.desc("count"), "key"])

@@ -27,10 +27,10 @@ __all__ = ["CaptureQuery", "open_capture"]
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
-def _projection() -> dict[str, pc.Expression]:
-    """The analysis columns as expressions over a capture's own columns."""
+def _projection(names: Sequence[str] | None = None) -> dict[str, pc.Expression]:
+    """Analysis columns (default: all) as expressions over a capture's own columns."""
     columns: dict[str, pc.Expression] = {}
-    for name in analyses.ANALYSIS_SCHEMA.names:
+    for name in analyses.ANALYSIS_SCHEMA.names if names is None else names:
         if name == "elapsed_ms":
             micros = pc.field("elapsed").cast(pa.int64()).cast(pa.float64())
             columns[name] = pc.divide(micros, pc.scalar(1000.0))
@@ -100,24 +100,30 @@ class CaptureQuery:
         return CaptureQuery(self._ref, combined)
 
     # -- running -----------------------------------------------------------------------------------
-    def _reader(self) -> pa.RecordBatchReader:
+    def _reader(self, names: Sequence[str]) -> pa.RecordBatchReader:
+        """The rows, with only the analysis columns ``names``, as a stream of batches."""
         store = self._ref.store() if self._ref.partitioned else None
         if isinstance(store, ParquetBase):
-            return store.to_batches(_projection(), self._where)
+            return store.to_batches(_projection(names), self._where)
         table = self._ref.read(_SOURCE_COLUMNS, self._where)
-        projection: Any = _projection()  # the stubs know only a list of names
+        projection: Any = _projection(names)  # the stubs know only a list of names
         return ds.dataset(table).scanner(columns=projection).to_reader()
 
     def _run(self, expr: Table) -> pa.Table:
-        """``expr`` (over :func:`analyses.capture_table`) compiled to DuckDB SQL and run."""
+        """``expr`` (over :func:`analyses.capture_table`) compiled to DuckDB SQL and run over
+        the columns it uses (a count reads one small column)."""
         import duckdb
         import ibis
+        import ibis.expr.operations as ops
 
         sql = ibis.to_sql(expr, dialect="duckdb")
+        table = analyses.capture_table().op()
+        used = {f.name for f in expr.op().find(ops.Field) if f.rel == table}
+        names = [n for n in analyses.ANALYSIS_SCHEMA.names if n in used] or ["response_status"]
 
         def run() -> pa.Table:
             with duckdb.connect() as con:
-                con.register("capture", self._reader())
+                con.register("capture", self._reader(names))
                 answer: pa.Table = con.sql(str(sql)).to_arrow_table()
                 return answer
 
@@ -184,6 +190,25 @@ class CaptureQuery:
             "repeated_requests": int(row["keyed"]) - int(row["distinct_keys"]),
         }
         return pd.Series(values, name="summary", dtype=object)
+
+    def duplicates(self) -> pd.DataFrame:
+        """Requests repeated under the same ``request_key`` and what a cache would have saved,
+        as ``df.traffic.duplicates()``."""
+        table = self._run(analyses.duplicates(analyses.capture_table()))
+        columns = ["request_method", "request_url", "count", "repeats", "saved_ms", "saved_bytes"]
+        if table.num_rows == 0:
+            empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+            empty.index.name = "key"
+            return empty
+        frame = table.select(["key", *columns, "first_at", "last_at"]).to_pandas()
+        frame = frame.astype(
+            {"count": "int64", "repeats": "int64", "saved_bytes": "int64", "saved_ms": "float64"}
+        )
+        for name in ("key", "request_method", "request_url"):
+            frame[name] = frame[name].astype(str)
+        for name in ("first_at", "last_at"):  # DuckDB names the zone Etc/UTC
+            frame[name] = frame[name].dt.tz_convert("UTC")
+        return frame.set_index("key")
 
     def endpoints(
         self, *, by_host: bool = False, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES
