@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -254,3 +255,28 @@ def test_open_capture_is_lazy_at_the_top_level():
     code = "import sys, traffic_lab as tl; tl.open_capture; print('duckdb' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == "False\n"  # duckdb loads when a question is asked
+
+
+def test_a_file_with_text_that_is_not_utf8_is_named_and_skipped(tmp_path):
+    # DuckDB refuses the text while scanning the files itself; the careful reader then names
+    # the file and answers from the others.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "c"
+    with tl.ParquetStream(path) as stream:
+        for ex in varied(40)[:20]:
+            stream.put(ex)
+        stream.flush()
+        for ex in varied(40)[20:]:
+            stream.put(ex)
+    bad = sorted(path.glob("day=*/*.parquet"))[-1]
+    table = pq.read_table(bad)
+    i = table.schema.get_field_index("request_path")
+    broken = pa.array([b"/\xff\xfe"] * table.num_rows, pa.binary()).view(pa.string())
+    pq.write_table(table.set_column(i, table.schema.field(i), broken), bad)
+    with pytest.warns(tl.errors.SkippedFileWarning, match=re.escape(str(bad))):
+        table = tl.open_capture(path).endpoints()
+    assert int(table["count"].sum()) == 20
+    with pytest.warns(tl.errors.SkippedFileWarning, match=re.escape(str(bad))):
+        assert len(tl.read_capture(path)) == 20  # read_capture skips the same file
