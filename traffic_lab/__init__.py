@@ -79,5 +79,5 @@ __getattr__, __dir__ = _lazy_exports(
         "read_capture": ".frames",
         "write_capture": ".frames",
     },
-    modules=("engine", "frames", "interop", "middleware", "widgets"),
+    modules=("engine", "frames", "interop", "middleware", "spark", "widgets"),
 )

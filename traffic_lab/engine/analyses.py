@@ -14,6 +14,8 @@ rules (``df.traffic``), and a test checks that both give the same answers on the
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,9 @@ import ibis
 import pyarrow as pa
 
 from ..frames.analysis import DEFAULT_SEGMENT_RULES, SegmentRule
+from ..frames.where import Where, glob_to_regex, parse_status
+
+_GLOB_CHARS = frozenset("*?[")
 
 if TYPE_CHECKING:
     from ibis.expr.types import Table
@@ -34,6 +39,7 @@ __all__ = [
     "endpoint_template",
     "endpoints",
     "summary",
+    "where_filter",
 ]
 
 #: The columns analyses read, as the engine presents a capture (``elapsed_ms`` is computed).
@@ -190,14 +196,16 @@ def duplicates(t: Table) -> Table:
         _servable_so_far=servable.sum().over(by_key),
         _servable=servable,
         _count=t.count().over(ibis.window(group_by=t.request_key)),
+        # The first exchange's request line (a window: ordered first() is not in every engine).
+        _method=t.request_method.first().over(by_key),
+        _url=t.request_url.first().over(by_key),
     )
     rows = rows.filter(rows._count > 1)
     hit = (rows._servable_so_far - rows._servable) > 0
     size = rows.response_body_size.fill_null(0) + rows.request_body_size.fill_null(0)
-    ordered = [rows.started_at, rows.writer_id, rows.writer_seq]
     grouped = rows.group_by(key=rows.request_key).aggregate(
-        request_method=rows.request_method.first(order_by=ordered),
-        request_url=rows.request_url.first(order_by=ordered),
+        request_method=rows._method.max(),  # the same on every row of a key
+        request_url=rows._url.max(),
         count=rows.count(),
         repeats=_count_if(hit),
         saved_ms=hit.ifelse(rows.elapsed_ms, 0.0).sum(),
@@ -206,3 +214,42 @@ def duplicates(t: Table) -> Table:
         last_at=rows.started_at.max(),
     )
     return grouped.order_by([ibis.desc("saved_ms"), ibis.desc("count"), "key"])
+
+
+def where_filter(t: Table, where: Where) -> Any:
+    """A :class:`~traffic_lab.Where` as an Ibis predicate over ``t`` (``None``: no filter), for
+    engines that cannot take the ``pyarrow.compute`` Expression it compiles to (Spark). The
+    grammar is parsed by :mod:`traffic_lab.frames.where`; only the emitting differs, and a test
+    checks both forms select the same rows."""
+    parts: list[Any] = []
+
+    def text(column: Any, values: Sequence[str], *, fold: bool = False) -> Any:
+        globs = [v for v in values if _GLOB_CHARS & set(v)]
+        exact = [v for v in values if v not in globs]
+        options = [column.isin(exact)] if exact else []
+        for glob in globs:
+            options.append(column.re_search(("(?i)" if fold else "") + glob_to_regex(glob)))
+        return functools.reduce(operator.or_, options)
+
+    if where.host is not None:
+        parts.append(text(t.request_host, where.host, fold=True))
+    if where.method is not None:
+        parts.append(text(t.request_method, where.method))
+    if where.status is not None:
+        status = parse_status(where.status)
+        column = t.response_status
+        options = [(column >= low) & (column <= high) for low, high in status.ranges]
+        if status.failed:
+            options.append(column.isnull())
+        parts.append(functools.reduce(operator.or_, options) if options else ibis.literal(False))
+    if where.start is not None:
+        parts.append(t.started_at >= ibis.literal(where.start))
+    if where.end is not None:
+        parts.append(t.started_at < ibis.literal(where.end))
+    if where.path is not None:
+        parts.append(text(t.request_path, where.path))
+    if where.failed is not None:
+        parts.append(t.error_type.notnull() if where.failed else t.error_type.isnull())
+    for name, value in dict(where.tags or {}).items():
+        parts.append(t.tags.get(name) == value)
+    return functools.reduce(operator.and_, parts) if parts else None

@@ -214,6 +214,17 @@ class ParquetBase(PandasViews):
             table = table.select(wanted)
         return table.replace_schema_metadata(DATASET_SCHEMA.metadata)
 
+    def live_files(self) -> tuple[list[str], int | None]:
+        """The data files other engines should read, as they would be opened (a local path, or
+        a path on the store's filesystem), and the clear cutoff (µs since the epoch: rows that
+        started before it are hidden), for engines such as Spark that read the files
+        themselves. Files that a ``compact()`` replaced, and unreadable files, are not listed;
+        rows still buffered in this store are not in any file yet."""
+        self.refresh()
+        with self._state_lock:
+            files, cutoff = self._files, self._cutoff
+        return [self._cfs.full(f.rel) for f in files], cutoff
+
     def to_batches(self, columns: Mapping[str, Any], filter: Any = None) -> pa.RecordBatchReader:
         """Rows matching ``filter`` as a stream of record batches projected to ``columns``
         (name -> ``pyarrow.compute`` Expression over the capture's columns), for engines that
