@@ -97,8 +97,10 @@ def build_capture(folder: Path, size: int) -> float:
         writer_id = f"{random.Random(k).getrandbits(64):016x}"
         started = pc.cast(base.column("started_at"), pa.int64())
         started = pc.add(started, k * shift_us)
+        # Fresh keys that stay key-like: the copy number replaces the first 8 hex digits (the
+        # cache indexes 64-bit prefixes; equal prefixes of different keys are collisions).
         keys = pc.binary_join_element_wise(
-            pc.utf8_slice_codeunits(base.column("request_key"), 0, 24), f"{k:08x}", ""
+            f"{k:08x}", pc.utf8_slice_codeunits(base.column("request_key"), 8, 32), ""
         )
         # The writer's own fields (never-null columns declared so: a reader checks any
         # nullable-declared column for nulls by reading it).

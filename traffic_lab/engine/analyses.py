@@ -123,7 +123,8 @@ def summary(t: Table, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES) -> T
     the caller from ``start`` and ``end``)."""
     flags = _flags(t)
     status = t.response_status
-    endpoint = endpoint_template(t.request_path, rules)
+    # Distinct (method, path) pairs are templated, not rows: a third of the time at 1M rows.
+    pairs = ibis.struct({"method": t.request_method, "path": t.request_path}).collect(distinct=True)
     any_error = flags["errors_4xx"].fill_null(False) | flags["errors_5xx"].fill_null(False)
     any_error = any_error | flags["failed"]
     metrics: dict[str, Any] = {
@@ -131,7 +132,7 @@ def summary(t: Table, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES) -> T
         "start": t.started_at.min(),
         "end": t.started_at.max(),
         "hosts": t.request_host.nunique(),
-        "endpoints": (t.request_method.fill_null("None").concat("\x1f", endpoint)).nunique(),
+        "pairs": pairs,
         **{
             f"status_{c}xx": _count_if((status >= c * 100) & (status < c * 100 + 100))
             for c in range(1, 6)
@@ -146,7 +147,9 @@ def summary(t: Table, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES) -> T
         "distinct_keys": t.request_key.nunique(),
         "keyed": t.request_key.count(),
     }
-    return t.aggregate(**metrics)
+    row = t.aggregate(**metrics)
+    templated = row.pairs.map(lambda p: p.method.concat("\x1f", endpoint_template(p.path, rules)))
+    return row.mutate(endpoints=templated.unique().length().fill_null(0)).drop("pairs")
 
 
 def endpoints(
