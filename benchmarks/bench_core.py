@@ -223,6 +223,28 @@ def hit_sample(size: int, count: int = 1_000, seed: int = 1) -> list[str]:
 FIRST_HIT_SIZE = 100_000  # the store for the "first hit of each entry" row
 
 
+def warmed_client(cache: Any, urls: list[str]) -> httpx.Client:
+    """A client serving from ``cache`` (misses: an error), each of ``urls`` served once, the
+    first checked to come from the cache with the handler's body."""
+    client = httpx.Client(transport=tl.CachingTransport(cache, httpx.MockTransport(miss_handler)))
+    response = client.get(urls[0])
+    assert response.extensions.get("traffic_lab.from_cache") is True
+    assert response.json() == HANDLER(httpx.Request("GET", urls[0])).json()
+    for u in urls:  # warm-up
+        client.get(u)
+    return client
+
+
+def compare_hits(cfg: Config, client: httpx.Client, urls: list[str]) -> Comparison:
+    """The floor and ``client`` requesting ``urls``, side by side."""
+    return compare(
+        requests_block(floor_client(), urls, cfg.ops),
+        requests_block(client, urls, cfg.ops),
+        cfg.ops,
+        rounds=cfg.rounds,
+    )
+
+
 def bench_cache(cfg: Config, floors: list[float]) -> list[Row]:
     rows = []
     template = template_exchange()
@@ -234,21 +256,10 @@ def bench_cache(cfg: Config, floors: list[float]) -> list[Row]:
         for i in range(size):
             cache.put(template.replace(url=url(i)))
         fill_s = time.perf_counter() - start
-        inner = httpx.MockTransport(miss_handler)
-        client = httpx.Client(transport=tl.CachingTransport(cache, inner))
         urls = hit_sample(size)
-        response = client.get(urls[0])
-        assert response.extensions.get("traffic_lab.from_cache") is True
-        assert response.json() == HANDLER(httpx.Request("GET", urls[0])).json()
-        for u in urls:  # warm-up: every sampled entry has been served once
-            client.get(u)
+        client = warmed_client(cache, urls)
         progress(f"CachingTransport hit, {format_size(size)} entries")
-        c = compare(
-            requests_block(floor_client(), urls, cfg.ops),
-            requests_block(client, urls, cfg.ops),
-            cfg.ops,
-            rounds=cfg.rounds,
-        )
+        c = compare_hits(cfg, client, urls)
         floors.extend(c.floor_us)
         ratios[size] = c.ratio
         note = f"1k entries hit in turn; filled with put(): {fill_s / size * 1e6:.0f} us/entry"
@@ -263,12 +274,7 @@ def bench_cache(cfg: Config, floors: list[float]) -> list[Row]:
             candidates = random.Random(2).sample(range(size), needed + len(urls))
             fresh = [u for u in map(url, candidates) if u not in served][:needed]
             assert len(fresh) == needed
-            c = compare(
-                requests_block(floor_client(), fresh, cfg.ops),
-                requests_block(client, fresh, cfg.ops),
-                cfg.ops,
-                rounds=cfg.rounds,
-            )
+            c = compare_hits(cfg, client, fresh)
             note = "each timed request is the first hit of its entry"
             rows.append(row(scenario, size, c, None, note))
         del cache, client
@@ -299,20 +305,10 @@ def parquet_cache_hit(cfg: Config, floors: list[float], template: tl.Exchange) -
             for i in range(PARQUET_HIT_SIZE):
                 writer.put(template.replace(url=url(i)))
         cache = tl.ParquetCache(folder)
-        client = httpx.Client(
-            transport=tl.CachingTransport(cache, httpx.MockTransport(miss_handler))
-        )
         urls = hit_sample(PARQUET_HIT_SIZE)
-        assert client.get(urls[0]).json() == HANDLER(httpx.Request("GET", urls[0])).json()
-        for u in urls:  # warm-up: every sampled row read and decoded once
-            client.get(u)
+        client = warmed_client(cache, urls)  # every sampled row read and decoded once
         progress(f"CachingTransport hit, ParquetCache {format_size(PARQUET_HIT_SIZE)} entries")
-        c = compare(
-            requests_block(floor_client(), urls, cfg.ops),
-            requests_block(client, urls, cfg.ops),
-            cfg.ops,
-            rounds=cfg.rounds,
-        )
+        c = compare_hits(cfg, client, urls)
         floors.extend(c.floor_us)
         cache.close()
     finally:
