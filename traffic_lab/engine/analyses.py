@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from ..frames.analysis import DEFAULT_SEGMENT_RULES, SegmentRule
 from ..frames.where import Where, glob_to_regex, parse_status
+from ..stores.parquet import SCHEMA
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -42,24 +43,19 @@ __all__ = [
     "where_filter",
 ]
 
-#: The columns analyses read, as the engine presents a capture (``elapsed_ms`` is computed).
-_FIELDS: list[tuple[str, pa.DataType]] = [
-    ("started_at", pa.timestamp("us", tz="UTC")),
-    ("elapsed_ms", pa.float64()),
-    ("writer_id", pa.string()),
-    ("writer_seq", pa.int64()),
-    ("request_method", pa.string()),
-    ("request_url", pa.string()),
-    ("request_host", pa.string()),
-    ("request_path", pa.string()),
-    ("request_key", pa.string()),
-    ("request_body_size", pa.int64()),
-    ("response_status", pa.int32()),
-    ("response_body_size", pa.int64()),
-    ("truncated", pa.bool_()),
-    ("error_type", pa.string()),
-]
-ANALYSIS_SCHEMA = pa.schema(_FIELDS)
+#: The columns analyses read, as the engine presents a capture: the capture's own columns
+#: (their types from its schema), and ``elapsed_ms`` computed from ``elapsed``.
+ANALYSIS_SCHEMA = pa.schema(
+    [
+        pa.field("elapsed_ms", pa.float64(), nullable=False) if name == "elapsed_ms"
+        else SCHEMA.field(name)
+        for name in (
+            "started_at", "elapsed_ms", "writer_id", "writer_seq", "request_method",
+            "request_url", "request_host", "request_path", "request_key", "request_body_size",
+            "response_status", "response_body_size", "truncated", "error_type",
+        )
+    ]
+)  # fmt: skip
 
 #: Percentiles reported by :func:`summary` and :func:`endpoints`.
 PERCENTILES = (50, 90, 99)
