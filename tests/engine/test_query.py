@@ -58,13 +58,17 @@ def varied(n: int, seed: int = 7, start: datetime = T0) -> list[tl.Exchange]:
     return out
 
 
-@pytest.fixture(scope="module")
-def capture(tmp_path_factory):
-    path = tmp_path_factory.mktemp("engine") / "capture"
-    with tl.ParquetStream(path, row_group_size=64, flush_rows=500) as stream:
-        for ex in varied(2000):
+def varied_capture(path: Path, n: int) -> Path:
+    """A capture of ``varied(n)`` in 4 files of row groups of 64 rows."""
+    with tl.ParquetStream(path, row_group_size=64, flush_rows=n // 4) as stream:
+        for ex in varied(n):
             stream.put(ex)
     return path
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    return varied_capture(tmp_path_factory.mktemp("engine") / "capture", 2000)
 
 
 def assert_same_endpoints(query, frame, **kwargs):

@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 import traffic_lab as tl
 import traffic_lab.spark
 
-from .test_query import SAMPLE, WHERES, varied
+from .test_query import SAMPLE, WHERES, varied, varied_capture
 
 # py4j leaves its loopback sockets to the garbage collector.
 pytestmark = pytest.mark.filterwarnings(
@@ -40,11 +40,7 @@ def spark():
 
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory):
-    path = tmp_path_factory.mktemp("spark") / "capture"
-    with tl.ParquetStream(path, row_group_size=64, flush_rows=400) as stream:
-        for ex in varied(1200):
-            stream.put(ex)
-    return path
+    return varied_capture(tmp_path_factory.mktemp("spark") / "capture", 1200)
 
 
 def test_the_sample_capture_gets_the_pandas_answers(spark):
