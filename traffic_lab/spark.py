@@ -98,13 +98,10 @@ class SparkCaptureQuery(CaptureQuery):
             else f"`{name}`"
             for name in analyses.ANALYSIS_SCHEMA.names
         ]
-        if not files:
-            empty = pa.schema(
-                [*analyses.ANALYSIS_SCHEMA, ("tags", pa.map_(pa.string(), pa.string()))]
-            )
-            frame = session.createDataFrame(empty.empty_table().to_pandas())
-        else:
+        if files:
             frame = session.read.parquet(*files).selectExpr(*columns, "tags")
+        else:  # a capture with nothing published yet
+            frame = session.createDataFrame(_ROWS_SCHEMA.empty_table())
         frame.createOrReplaceTempView("capture_rows")
         raw = ibis.table(ibis.Schema.from_pyarrow(_ROWS_SCHEMA), name="capture_rows")
         predicates = [analyses.where_filter(raw, w) for w in self._wheres]
@@ -116,7 +113,7 @@ class SparkCaptureQuery(CaptureQuery):
             raw = raw.filter(functools.reduce(operator.and_, kept))
         return session.sql(str(ibis.to_sql(raw, dialect="pyspark")))
 
-    def _run(self, expr: Table, paths: Any = None) -> pa.Table:
+    def _run(self, expr: Table) -> pa.Table:
         import ibis
 
         session = self._spark.newSession()  # its own temporary views

@@ -237,8 +237,11 @@ def test_an_empty_selection_answers_like_an_empty_frame(capture):
 
 
 def test_no_capture_at_a_path_is_a_clear_error(tmp_path):
-    with pytest.raises(tl.errors.StoreNotFoundError):
+    with pytest.raises(tl.errors.StoreNotFoundError, match="no capture here"):
         tl.open_capture(tmp_path / "missing").count()
+    (tmp_path / "empty").mkdir()  # a capture folder with nothing published yet
+    empty = tl.open_capture(tmp_path / "empty")
+    assert (empty.count(), empty.summary()["exchanges"], len(empty.head())) == (0, 0, 0)
 
 
 def test_a_query_sees_rows_added_after_it_was_made(tmp_path):

@@ -90,3 +90,12 @@ def test_rows_and_mistakes(spark, capture):
     assert query.head(2).request_url.tolist() == expected.request_url.head(2).tolist()
     with pytest.raises(TypeError, match=r"Spark queries take a traffic_lab\.Where"):
         query.where(tl.Where(status=500).expression())
+
+
+def test_a_capture_with_no_files_yet_answers_zero(spark, tmp_path):
+    with tl.ParquetStream(tmp_path / "empty") as stream:  # the folder, no file yet
+        stream.flush()
+    (tmp_path / "empty").mkdir(exist_ok=True)
+    query = tl.spark.open_capture(str(tmp_path / "empty"), spark)
+    assert query.count() == 0
+    assert query.where(status="5xx").summary()["exchanges"] == 0

@@ -128,7 +128,10 @@ class CaptureQuery:
                 return answer
 
         location = self._ref.location
-        return while_compacting(run, path=location) if location is not None else run()
+        if location is None:
+            return run()
+        self._ref.store()  # no capture there: say so now, not as files that kept disappearing
+        return while_compacting(run, path=location)
 
     # -- questions ---------------------------------------------------------------------------------
     def count(self) -> int:
