@@ -9,6 +9,11 @@ read, an unreadable one is named and left out) and applies the clear cutoff; Spa
 
 Local paths (or a filesystem every executor mounts) are what this is tested with; ``s3a://``
 needs the Hadoop AWS jars on Spark's classpath, which the Python package does not ship.
+
+Spark decodes the files itself: traffic_lab checks each file's footer when it lists it, but not
+every value in it, so text that is not valid UTF-8 in a shared capture reaches Spark's answers
+as Spark reads it (the DuckDB engine and ``read_capture`` validate every batch and skip such a
+file, naming it).
 """
 
 from __future__ import annotations
