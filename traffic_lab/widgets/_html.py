@@ -1,29 +1,27 @@
 """Text and HTML renderings of exchanges: decoded and pretty-printed bodies, header tables,
-request and status lines, diffs, and the request as curl or httpx code.
+request and status lines, diffs (the request as code is in :mod:`.snippets`, the detail pane in
+:mod:`._detail`).
 
-Everything from a capture is data, never markup or code: HTML goes through :func:`html.escape`,
-shell words through :func:`shlex.quote`, Python literals through :func:`repr`. Images are shown
-only for raster types a browser cannot run code from (PNG, JPEG, GIF, WebP); SVG is text.
+Everything from a capture is data, never markup: HTML goes through :func:`html.escape`. Images
+are shown only for raster types a browser cannot run code from (PNG, JPEG, GIF, WebP); SVG is
+text.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..exchange import Exchange
-from ..redaction import REDACTED
 from ..transports.requester import MISSING, ResponseDiff
 from ..wire import (
     BodyTooLargeError,
     content_codings,
     decode_body,
     header_values,
-    rebase_url,
     supports,
 )
 
@@ -43,8 +41,6 @@ _TEXT_TYPES = (
     "image/svg+xml",
 )
 _CONTROL_CHARS = "\x00\x01\x02\x03\x04\x05\x06\x07\x08"  # in text, they mean binary
-# Headers a client computes for the message it sends: left out of curl and httpx code.
-_COMPUTED = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})
 
 
 def esc(value: object) -> str:
@@ -170,7 +166,7 @@ def _shown(data: bytes, mime: str) -> tuple[str, str]:
     if is_json or (not mime and data[:1] in (b"{", b"[")):
         try:
             return "json", json.dumps(json.loads(data), indent=2, ensure_ascii=False)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than the parser's stack: as text
             pass
     textual = is_json or mime.startswith(_TEXT_TYPES)
     try:
@@ -289,99 +285,6 @@ def diff_html(diff: ResponseDiff) -> str:
         f"{_STYLE}<table class='tl-diff'><tr><th></th><th>recorded</th><th>live</th></tr>"
         f"{body}</table>"
     )
-
-
-def _request_parts(
-    exchange: Exchange, base_url: str | None
-) -> tuple[str, list[tuple[str, str]], list[str]]:
-    """The URL (rebased as replay does), the headers to send, and the redacted header names."""
-    url = str(rebase_url(exchange.url, base_url)) if base_url else exchange.url
-    headers, redacted = [], []
-    for name, value in exchange.request_headers:
-        if name.lower() in _COMPUTED:
-            continue
-        text_name, text_value = name.decode("latin-1"), value.decode("latin-1")
-        if REDACTED in text_value:
-            redacted.append(text_name)
-        else:
-            headers.append((text_name, text_value))
-    return url, headers, redacted
-
-
-def to_curl(exchange: Exchange, base_url: str | None = None) -> str:
-    """The recorded request as a ``curl`` command line (every word shell-quoted).
-
-    ``Host``, ``Content-Length``, ``Transfer-Encoding`` and ``Connection`` are left to curl;
-    headers whose value was redacted are left out and named in a comment, to be filled in.
-    ``base_url``: send to this base URL instead of the recorded host, as replay does.
-
-    Examples
-    --------
-    >>> import traffic_lab as tl
-    >>> ex = tl.Exchange("POST", "https://api.example/items?q=a b", status_code=201,
-    ...                  request_headers=[(b"Content-Type", b"application/json")],
-    ...                  request_body=b'{"name": "it\\'s"}')
-    >>> print(to_curl(ex))
-    curl -X POST 'https://api.example/items?q=a b' \\
-      -H 'Content-Type: application/json' \\
-      --data-raw '{"name": "it'"'"'s"}'
-    """
-    url, headers, redacted = _request_parts(exchange, base_url)
-    words = [f"curl -X {shlex.quote(exchange.method)} {shlex.quote(url)}"]
-    accept = next((v for k, v in headers if k.lower() == "accept-encoding"), "")
-    if any(c in accept for c in ("gzip", "br", "deflate")):
-        words.append("--compressed")
-    words.extend(f"-H {shlex.quote(f'{name}: {value}')}" for name, value in headers)
-    body = exchange.request_body
-    prefix = ""
-    if body:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if text is not None and "\x00" not in text:
-            words.append(f"--data-raw {shlex.quote(text)}")
-        else:
-            prefix = f"# the request body is {len(body)} binary bytes: save them to body.bin\n"
-            words.append("--data-binary @body.bin")
-    if redacted:
-        prefix += f"# redacted, add your own: {', '.join(redacted)}\n"
-    return prefix + " \\\n  ".join(words)
-
-
-def to_httpx_code(exchange: Exchange, base_url: str | None = None) -> str:
-    """The recorded request as a runnable Python snippet using httpx (literals via ``repr``).
-
-    Examples
-    --------
-    >>> import traffic_lab as tl
-    >>> print(to_httpx_code(tl.Exchange("GET", "https://api.example/users/1", status_code=200)))
-    import httpx
-    <BLANKLINE>
-    response = httpx.request(
-        'GET',
-        'https://api.example/users/1',
-    )
-    print(response.status_code, response.headers.get('content-type'))
-    print(response.text[:1000])
-    """
-    url, headers, redacted = _request_parts(exchange, base_url)
-    lines = ["import httpx", ""]
-    if redacted:
-        lines.append(f"# redacted, add your own: {', '.join(redacted)}")
-    lines += ["response = httpx.request(", f"    {exchange.method!r},", f"    {url!r},"]
-    if headers:
-        lines.append("    headers=[")
-        lines.extend(f"        ({name!r}, {value!r})," for name, value in headers)
-        lines.append("    ],")
-    if exchange.request_body:
-        lines.append(f"    content={exchange.request_body!r},")
-    lines += [
-        ")",
-        "print(response.status_code, response.headers.get('content-type'))",
-        "print(response.text[:1000])",
-    ]
-    return "\n".join(lines)
 
 
 _STYLE = """<style>

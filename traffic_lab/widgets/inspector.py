@@ -21,9 +21,8 @@ from ._html import (
     exchange_summary_html,
     message_html,
     message_view,
-    to_curl,
-    to_httpx_code,
 )
+from .snippets import to_curl, to_httpx_code
 
 __all__ = ["ExchangeInspector"]
 
