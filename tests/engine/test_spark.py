@@ -53,6 +53,17 @@ def test_the_sample_capture_gets_the_pandas_answers(spark):
     pd.testing.assert_frame_equal(query.duplicates(), frame.traffic.duplicates(), rtol=1e-9)
 
 
+def test_timeline_and_compare_are_duckdbs(spark, capture):
+    on_spark, on_duckdb = tl.spark.open_capture(str(capture), spark), tl.open_capture(capture)
+    pd.testing.assert_frame_equal(on_spark.timeline("10s"), on_duckdb.timeline("10s"), rtol=1e-9)
+    a, b = {"host": "a.example"}, {"host": "b.example"}
+    pd.testing.assert_frame_equal(
+        on_spark.where(a).compare(on_spark.where(b), sample=5),
+        on_duckdb.where(a).compare(on_duckdb.where(b), sample=5),
+        rtol=1e-9,
+    )
+
+
 def test_every_kind_of_where_selects_the_rows_duckdb_selects(spark, capture):
     base = tl.spark.open_capture(str(capture), spark)
     for where in WHERES:

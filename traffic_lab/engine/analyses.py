@@ -37,9 +37,13 @@ __all__ = [
     "PERCENTILES",
     "capture_table",
     "duplicates",
+    "endpoint_keys",
     "endpoint_template",
     "endpoints",
+    "json_samples",
+    "status_mix",
     "summary",
+    "timeline",
     "where_filter",
 ]
 
@@ -52,7 +56,8 @@ ANALYSIS_SCHEMA = pa.schema(
         for name in (
             "started_at", "elapsed_ms", "writer_id", "writer_seq", "request_method",
             "request_url", "request_host", "request_path", "request_key", "request_body_size",
-            "response_status", "response_body_size", "truncated", "error_type",
+            "response_status", "response_content_type", "response_body_size", "truncated",
+            "error_type",
         )
     ]
 )  # fmt: skip
@@ -148,17 +153,26 @@ def summary(t: Table, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES) -> T
     return row.mutate(endpoints=templated.unique().length().fill_null(0)).drop("pairs")
 
 
+def endpoint_keys(
+    t: Table, *, by_host: bool = False, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES
+) -> dict[str, Any]:
+    """What endpoint tables group by: (``host``), ``method``, ``endpoint`` (missing values
+    read ``"None"``, as the accessor's string keys do)."""
+    keys: dict[str, Any] = {}
+    if by_host:
+        keys["host"] = t.request_host.fill_null("None")
+    keys["method"] = t.request_method
+    keys["endpoint"] = endpoint_template(t.request_path, rules).fill_null("None")
+    return keys
+
+
 def endpoints(
     t: Table, *, by_host: bool = False, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES
 ) -> Table:
     """Per endpoint (``host``?, ``method``, ``endpoint``): the accessor's ``endpoints()``
     columns, most requested first (ties by the keys)."""
     flags = _flags(t)
-    keys: dict[str, Any] = {}
-    if by_host:
-        keys["host"] = t.request_host.fill_null("None")
-    keys["method"] = t.request_method
-    keys["endpoint"] = endpoint_template(t.request_path, rules).fill_null("None")
+    keys = endpoint_keys(t, by_host=by_host, rules=rules)
     grouped = t.group_by(**keys).aggregate(
         count=t.count(),
         **{f"p{q}_ms": t.elapsed_ms.quantile(q / 100) for q in PERCENTILES},
@@ -252,3 +266,57 @@ def where_filter(t: Table, where: Where) -> Any:
     for name, value in dict(where.tags or {}).items():
         parts.append(t.tags.get(name) == value)
     return functools.reduce(operator.and_, parts) if parts else None
+
+
+def status_mix(
+    t: Table, *, by_host: bool = False, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES
+) -> Table:
+    """Per endpoint and answered status: how many (the ``statuses`` of ``compare()``)."""
+    answered = t.filter(t.response_status.notnull())
+    keys = endpoint_keys(answered, by_host=by_host, rules=rules)
+    return answered.group_by(**keys, status=answered.response_status).aggregate(n=answered.count())
+
+
+def json_samples(
+    t: Table,
+    *,
+    sample: int,
+    by_host: bool = False,
+    rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES,
+) -> Table:
+    """The first ``sample`` 2xx JSON responses of each endpoint in recorded order: their
+    endpoint keys and order columns (``compare()`` reads these rows' bodies for schema drift).
+    """
+    status = t.response_status
+    ok = (status >= 200) & (status < 300)
+    json = t.response_content_type.lower().contains("json").fill_null(False)
+    rows = t.filter(ok & json)
+    keys = endpoint_keys(rows, by_host=by_host, rules=rules)
+    rows = rows.mutate(**keys)
+    order = [rows.started_at, rows.writer_id, rows.writer_seq]
+    window = ibis.window(group_by=[rows[k] for k in keys], order_by=order)
+    rows = rows.mutate(_n=ibis.row_number().over(window))
+    return rows.filter(rows._n < sample).select(*keys, "started_at", "writer_id", "writer_seq")
+
+
+def timeline(t: Table, every_s: int) -> Table:
+    """Traffic per time bucket of ``every_s`` seconds (``bucket``: the bucket's start, in
+    seconds since the epoch): counts by status class, failures, latency percentiles, bytes."""
+    flags = _flags(t)
+    status = t.response_status
+    seconds = t.started_at.epoch_seconds()
+    return (
+        t.group_by(bucket=(seconds // every_s) * every_s)
+        .aggregate(
+            count=t.count(),
+            **{
+                f"status_{c}xx": _count_if((status >= c * 100) & (status < c * 100 + 100))
+                for c in range(1, 6)
+            },
+            failed=_count_if(flags["failed"]),
+            **{f"p{q}_ms": t.elapsed_ms.quantile(q / 100) for q in PERCENTILES},
+            max_ms=t.elapsed_ms.max(),
+            response_bytes=t.response_body_size.sum().fill_null(0),
+        )
+        .order_by("bucket")
+    )

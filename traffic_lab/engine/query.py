@@ -12,7 +12,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from ..frames.analysis import DEFAULT_SEGMENT_RULES, SegmentRule
+from ..frames.analysis import (
+    DEFAULT_SEGMENT_RULES,
+    ComparedSide,
+    SegmentRule,
+    compare_sides,
+    endpoint_shapes,
+)
 from ..frames.convert import CaptureRef, open_source, read_capture
 from ..frames.where import Where, WhereArg, as_expression
 from ..stores.parquet import ParquetBase
@@ -117,8 +123,9 @@ class CaptureQuery:
         import ibis.expr.operations as ops
 
         sql = ibis.to_sql(expr, dialect="duckdb")
-        table = analyses.capture_table().op()
-        used = {f.name for f in expr.op().find(ops.Field) if f.rel == table}
+        # Every column name a field anywhere in the expression refers to (a name a derived
+        # table reuses may read one column more than needed, never one less).
+        used = {f.name for f in expr.op().find(ops.Field)}
         names = [n for n in analyses.ANALYSIS_SCHEMA.names if n in used] or ["response_status"]
 
         def run() -> pa.Table:
@@ -230,3 +237,113 @@ class CaptureQuery:
         for key in keys:
             frame[key] = frame[key].astype(str)
         return frame.set_index(keys)[list(analyses.ENDPOINT_COLUMNS)]
+
+    def compare(
+        self,
+        other: CaptureQuery,
+        *,
+        labels: tuple[str, str] = ("a", "b"),
+        by_host: bool = False,
+        sample: int = 100,
+        rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES,
+    ) -> pd.DataFrame:
+        """This query's rows (``a``) against ``other``'s (``b``), endpoint by endpoint, as
+        ``df.traffic.compare()``: counts, error rates, status mixes, latency, sizes, and JSON
+        schema drift. Each side is aggregated by the engine; only the bodies of the first
+        ``sample`` 2xx JSON responses of each endpoint are read, for the drift."""
+        if labels[0] == labels[1]:
+            raise ValueError("labels must differ")
+        if not isinstance(other, CaptureQuery):
+            raise TypeError(f"compare() takes another CaptureQuery, got {type(other).__name__}")
+        side_a = self._compared_side(by_host, sample, rules)
+        side_b = other._compared_side(by_host, sample, rules)
+        return compare_sides(side_a, side_b, labels)
+
+    def _compared_side(
+        self, by_host: bool, sample: int, rules: Sequence[SegmentRule]
+    ) -> ComparedSide:
+        stats = self.endpoints(by_host=by_host, rules=rules)
+        t = analyses.capture_table()
+        mixes: dict[Any, dict[int, int]] = {}
+        for row in self._run(analyses.status_mix(t, by_host=by_host, rules=rules)).to_pylist():
+            key = tuple(str(row[str(k)]) for k in stats.index.names)
+            mixes.setdefault(key, {})[int(row["status"])] = int(row["n"])
+        for key in sorted(mixes):
+            mixes[key] = dict(sorted(mixes[key].items()))
+        stats["statuses"] = pd.Series([mixes.get(k, {}) for k in stats.index], index=stats.index)
+        if sample <= 0:
+            return stats, {}
+        chosen = self._run(analyses.json_samples(t, sample=sample, by_host=by_host, rules=rules))
+        if chosen.num_rows == 0:
+            return stats, {}
+        # Read just those rows (their row groups, found by time), then their bodies.
+        times = pc.unique(chosen.column("started_at")).cast(_TIMESTAMP)
+        bound = pc.field("started_at").isin(times)
+        where = bound if self._where is None else (self._where & bound)
+        frame = read_capture(self._ref, None, where)
+        order = list(ORDER_COLUMNS)
+        picked = chosen.to_pandas()
+        picked["started_at"] = picked["started_at"].dt.tz_convert("UTC")
+        rows = frame.reset_index().merge(picked, on=order, how="inner").set_index("index")
+        rows = rows.sort_values(order, kind="stable")
+        keys = pd.Series(
+            list(rows[list(stats.index.names)].astype(str).itertuples(index=False, name=None)),
+            index=rows.index,
+        )
+        return stats, endpoint_shapes(frame.loc[rows.index], keys, sample)
+
+    def timeline(self, every: str | int | float | pd.Timedelta | None = None) -> pd.DataFrame:
+        """Traffic over time: one row per time bucket of width ``every`` (a pandas offset
+        string such as ``"1min"``, a Timedelta, or seconds; ``None`` picks a round width that
+        gives at most 200 buckets), indexed by the bucket's start (UTC), from the first to the
+        last bucket with traffic; buckets without traffic are kept, with zero counts.
+
+        Columns: ``count``, ``status_1xx`` ... ``status_5xx``, ``failed``, ``error_rate`` (4xx,
+        5xx and failed over count), ``p50_ms``, ``p90_ms``, ``p99_ms``, ``max_ms``,
+        ``response_bytes``.
+        """
+        t = analyses.capture_table()
+        if every is None:
+            span = self._run(t.aggregate(lo=t.started_at.min(), hi=t.started_at.max()))
+            lo, hi = span.column("lo")[0].as_py(), span.column("hi")[0].as_py()
+            seconds = 0.0 if lo is None else (hi - lo).total_seconds()
+            every_s = next((w for w in _BUCKETS if seconds / w < 200), _BUCKETS[-1])
+        else:
+            width = pd.Timedelta(every if not isinstance(every, int | float) else every * 1e9)
+            every_s = int(width.total_seconds())
+            if every_s < 1 or width != pd.Timedelta(seconds=every_s):
+                raise ValueError(f"timeline(every=) takes whole seconds >= 1, got {every!r}")
+        table = self._run(analyses.timeline(t, every_s))
+        columns = [c for c in table.column_names if c != "bucket"]
+        index = pd.DatetimeIndex([], tz="UTC", name="bucket")
+        frame = pd.DataFrame({c: table.column(c).to_numpy(zero_copy_only=False) for c in columns})
+        if table.num_rows:
+            starts = pd.to_datetime(
+                table.column("bucket").to_numpy(zero_copy_only=False).astype("int64"),
+                unit="s",
+                utc=True,
+            )
+            frame.index = pd.DatetimeIndex(starts, name="bucket")
+            buckets = (starts[-1] - starts[0]) // pd.Timedelta(seconds=every_s) + 1
+            if buckets > _MAX_BUCKETS:
+                raise ValueError(
+                    f"timeline(every={every!r}) makes {buckets:,} buckets (at most "
+                    f"{_MAX_BUCKETS:,}): choose a wider bucket"
+                )
+            index = pd.date_range(starts[0], starts[-1], freq=f"{every_s}s", name="bucket")
+        frame = frame.reindex(index)
+        counts = [c for c in columns if c.startswith(("count", "status_", "failed"))]
+        counts.append("response_bytes")
+        frame[counts] = frame[counts].fillna(0).astype("int64")
+        errors = frame[["status_4xx", "status_5xx", "failed"]].sum(axis=1)
+        frame.insert(list(frame.columns).index("failed") + 1, "error_rate", errors / frame["count"])
+        floats = [c for c in frame.columns if c.endswith("_ms")]
+        frame[floats] = frame[floats].astype("float64")
+        return frame
+
+
+#: Bucket widths ``timeline()`` chooses from (seconds).
+_BUCKETS: tuple[int, ...] = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+_BUCKETS += (21600, 43200, *(86400 * d for d in (1, 2, 7, 14, 30, 91, 365)))
+#: The most buckets ``timeline()`` fills (it keeps empty buckets between busy ones).
+_MAX_BUCKETS = 100_000

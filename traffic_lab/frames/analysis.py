@@ -366,7 +366,11 @@ def shape_drift(
     return added, removed, changed
 
 
-def _endpoint_shapes(
+#: One side of a comparison: endpoint stats with a ``statuses`` column, and JSON shapes.
+ComparedSide: TypeAlias = tuple[pd.DataFrame, dict[Any, dict[str, set[str]]]]
+
+
+def endpoint_shapes(
     df: pd.DataFrame, keys: pd.Series[Any], sample: int
 ) -> dict[Any, dict[str, set[str]]]:
     """JSON response shapes per endpoint, from up to ``sample`` 2xx JSON bodies each (error
@@ -389,7 +393,7 @@ def _endpoint_shapes(
 
 def _side_stats(
     df: pd.DataFrame, rules: Sequence[SegmentRule], by_host: bool, sample: int
-) -> tuple[pd.DataFrame, dict[Any, dict[str, set[str]]]]:
+) -> ComparedSide:
     stats = endpoints(df, by_host=by_host, rules=rules)
     key_frame = _group_keys(df, rules, by_host)
     tuples = pd.Series(list(key_frame.itertuples(index=False, name=None)), index=df.index)
@@ -401,7 +405,7 @@ def _side_stats(
         assert isinstance(index, tuple)
         mixes.setdefault(index[:-1], {})[int(index[-1])] = int(count)
     stats["statuses"] = pd.Series([mixes.get(k, {}) for k in stats.index], index=stats.index)
-    return stats, _endpoint_shapes(df, tuples, sample)
+    return stats, endpoint_shapes(df, tuples, sample)
 
 
 def compare(
@@ -433,11 +437,19 @@ def compare(
     >>> row.fields_added, row.fields_removed, row.types_changed
     (['$.email'], ['$.name'], ['$.id: number -> string'])
     """
-    la, lb = labels
-    if la == lb:
+    if labels[0] == labels[1]:
         raise ValueError("labels must differ")
-    stats_a, shapes_a = _side_stats(a, rules, by_host, sample)
-    stats_b, shapes_b = _side_stats(b, rules, by_host, sample)
+    return compare_sides(
+        _side_stats(a, rules, by_host, sample), _side_stats(b, rules, by_host, sample), labels
+    )
+
+
+def compare_sides(a: ComparedSide, b: ComparedSide, labels: tuple[str, str]) -> pd.DataFrame:
+    """:func:`compare`'s table from each side's endpoint stats (:func:`endpoints` with a
+    ``statuses`` column) and JSON shapes per endpoint (:func:`endpoint_shapes`), however each
+    side was computed (in pandas here, by the engine over files in ``open_capture``)."""
+    (stats_a, shapes_a), (stats_b, shapes_b) = a, b
+    la, lb = labels
     metrics = ["count", "error_rate", "statuses", "p50_ms", "p90_ms", "response_bytes_mean"]
     left, right = stats_a[metrics].add_suffix(f"_{la}"), stats_b[metrics].add_suffix(f"_{lb}")
     out = left.join(right, how="outer", sort=True)
