@@ -47,6 +47,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
     "MAX_RAW",
+    "MAX_RAW_HEX",
     "MAX_SHOWN",
     "TABS",
     "detail_css",
@@ -55,8 +56,9 @@ __all__ = [
 
 #: Decoded text shown for a body, in characters; the rest is cut with a note.
 MAX_SHOWN = 256 * 1024
-#: Wire bytes shown by the *raw* view.
+#: Wire bytes shown by the *raw* view as text (readable UTF-8) and as a hex dump.
 MAX_RAW = 64 * 1024
+MAX_RAW_HEX = 8 * 1024
 #: A JSON body longer than this (decoded) is shown as text, not parsed into a tree.
 MAX_TREE_BYTES = 2 << 20
 #: Levels of a JSON tree shown as nodes; deeper values are shown as compact JSON text.
@@ -135,6 +137,9 @@ def body_html(body: bytes, content_type: str | None, content_encoding: str | Non
     mime = media_type(content_type or "")
     if not data:
         return _note("; ".join(notes)) + '<div class="tl-d-empty">(empty body)</div>'
+    if decode_note and decode_note.endswith("shown as stored"):  # still encoded: bytes only
+        notes.append(f"{len(data):,} bytes")
+        return _note("; ".join(notes)) + f'<pre class="tl-d-hex">{esc(hexdump(data))}</pre>'
     if _is_json(mime, data):
         if len(data) <= MAX_TREE_BYTES:
             try:
@@ -192,19 +197,18 @@ def raw_html(body: bytes) -> str:
     :data:`MAX_RAW` bytes."""
     if not body:
         return '<div class="tl-d-empty">(empty body)</div>'
-    shown = body[:MAX_RAW]
+    shown = _utf8_head(body, MAX_RAW)
     note = f"{len(body):,} bytes on the wire"
-    if len(body) > MAX_RAW:
-        note += f"; showing the first {MAX_RAW // 1024} KB"
     try:
         text = shown.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the edge is still text.
-        text = shown[: exc.start].decode("utf-8") if exc.start >= len(shown) - 3 else ""
-        if not text:
-            return _note(note) + f'<pre class="tl-d-hex">{esc(hexdump(shown, MAX_RAW))}</pre>'
+    except UnicodeDecodeError:
+        text = "\x00"  # not text: a hex dump
     if any(ch in text for ch in _CONTROL_CHARS):
-        return _note(note) + f'<pre class="tl-d-hex">{esc(hexdump(shown, MAX_RAW))}</pre>'
+        if len(body) > MAX_RAW_HEX:
+            note += f"; showing the first {MAX_RAW_HEX // 1024} KB"
+        return _note(note) + f'<pre class="tl-d-hex">{esc(hexdump(body, MAX_RAW_HEX))}</pre>'
+    if len(shown) < len(body):
+        note += f"; showing the first {MAX_RAW // 1024} KB"
     return _note(note) + f'<pre class="tl-d-text">{esc(text)}</pre>'
 
 
@@ -240,9 +244,10 @@ class _JsonTree:
 
     @staticmethod
     def _preview(value: dict[str, Any] | list[Any]) -> str:
+        n = len(value)
         if isinstance(value, dict):
-            return f'{{…}} <span class="tl-j-count">{len(value):,} keys</span>'
-        return f'[…] <span class="tl-j-count">{len(value):,} items</span>'
+            return f'{{…}} <span class="tl-j-count">{n:,} key{"s" * (n != 1)}</span>'
+        return f'[…] <span class="tl-j-count">{n:,} item{"s" * (n != 1)}</span>'
 
     def _node(self, key: str | int | None, value: Any, depth: int) -> Iterator[str]:
         self.nodes += 1

@@ -122,8 +122,10 @@ def to_httpx_code(exchange: Exchange, base_url: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _response_args(exchange: Exchange, indent: str) -> list[str]:
-    """The recorded response as keyword-argument lines: status, headers (wire order), body."""
+def _response_args(exchange: Exchange, indent: str, stream: bool = False) -> list[str]:
+    """The recorded response as keyword-argument lines: status, headers (wire order), body
+    (``stream``: as pytest-httpx's ``IteratorStream``, read once, so a gzip body is decoded
+    once by the client)."""
     lines = [f"{indent}status_code={exchange.status_code!r},"]
     if exchange.response_headers:
         lines.append(f"{indent}headers=[")
@@ -132,7 +134,9 @@ def _response_args(exchange: Exchange, indent: str) -> list[str]:
             for name, value in exchange.response_headers
         )
         lines.append(f"{indent}],")
-    if exchange.response_body:
+    if exchange.response_body and stream:
+        lines.append(f"{indent}stream=IteratorStream([{exchange.response_body!r}]),")
+    elif exchange.response_body:
         lines.append(f"{indent}content={exchange.response_body!r},")
     return lines
 
@@ -245,7 +249,7 @@ def to_pytest_httpx_code(exchange: Exchange, fixture: str = "recorded_api") -> s
     >>> print(to_pytest_httpx_code(ex))
     import httpx
     import pytest
-    from pytest_httpx import HTTPXMock
+    from pytest_httpx import HTTPXMock, IteratorStream
     <BLANKLINE>
     <BLANKLINE>
     @pytest.fixture
@@ -267,7 +271,7 @@ def to_pytest_httpx_code(exchange: Exchange, fixture: str = "recorded_api") -> s
     lines = [
         "import httpx",
         "import pytest",
-        "from pytest_httpx import HTTPXMock",
+        "from pytest_httpx import HTTPXMock, IteratorStream",
         "",
         "",
         "@pytest.fixture",
@@ -283,12 +287,10 @@ def to_pytest_httpx_code(exchange: Exchange, fixture: str = "recorded_api") -> s
             "    )",
         ]
     else:
-        lines += [
-            "    httpx_mock.add_response(",
-            *where,
-            *_response_args(exchange, " " * 8),
-            "    )",
-        ]
+        args = _response_args(exchange, " " * 8, stream=True)
+        if exchange.http_version != "HTTP/1.1":
+            args.insert(1, f"        http_version={exchange.http_version!r},")
+        lines += ["    httpx_mock.add_response(", *where, *args, "    )"]
     lines.append("    return httpx_mock")
     lines += _example_test(exchange, fixture, ": HTTPXMock")
     return "\n".join(lines)

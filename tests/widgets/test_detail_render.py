@@ -1,0 +1,189 @@
+"""The detail pane in a real browser (Debian chromium through Playwright) with JavaScript
+turned OFF, as in a static snapshot: tabs, the Preview/Raw switch, the sorted-headers toggle
+and the JSON tree work by CSS and <details> alone. Screenshots in the light and a dark theme
+(JupyterLab's variables) are kept in ``test-artifacts/`` to be looked at.
+
+Fails, never skips, when playwright or /usr/bin/chromium is missing (CI installs them).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from traffic_lab.testing import make_exchange
+from traffic_lab.transports import ReplayResult
+from traffic_lab.widgets._detail import detail_css, detail_html
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: JupyterLab's dark theme values for the variables the pane reads.
+DARK = """
+--jp-layout-color0: #111111; --jp-layout-color1: #1e1e1e; --jp-layout-color2: #2b2b2b;
+--jp-ui-font-color0: #ffffff; --jp-ui-font-color1: rgba(255,255,255,0.87);
+--jp-ui-font-color2: rgba(255,255,255,0.54); --jp-border-color2: #3a3a3a;
+--jp-brand-color1: #42a5f5; --jp-success-color1: #66bb6a; --jp-warn-color1: #ffa726;
+--jp-error-color1: #ef5350; --jp-info-color1: #29b6f6;
+--jp-mirror-editor-property-color: #7bb8f0; --jp-mirror-editor-string-color: #ff7b72;
+--jp-mirror-editor-number-color: #a5d6a7; --jp-mirror-editor-keyword-color: #c792ea;
+--jp-mirror-editor-atom-color: #9e9e9e;
+"""
+AT = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def exchanges():
+    users = {
+        "id": 42,
+        "name": "Ada <admin>",
+        "active": True,
+        "manager": None,
+        "score": 97.5,
+        "roles": ["admin", "ops"],
+        "address": {"city": "London", "geo": {"lat": 51.5, "lng": -0.12}},
+        "projects": [{"id": i, "name": f"p{i}"} for i in range(3)],
+    }
+    body = gzip.compress(httpx.Response(200, json=users).content, mtime=0)
+    recorded = make_exchange(
+        "GET",
+        "https://api.example.test/users/42?expand=projects&fields=id,name",
+        request_headers=[
+            ("User-Agent", "python-httpx/0.28"),
+            ("Accept", "application/json"),
+            ("Accept-Encoding", "gzip"),
+            ("Authorization", "[REDACTED]"),
+        ],
+        response_headers=[
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Content-Encoding", "gzip"),
+            ("Server", "demo"),
+            ("Cache-Control", "no-store"),
+            ("X-Request-Id", "7f3a"),
+        ],
+        response_body=body,
+        started_at=AT,
+        elapsed_ms=243.7,
+        tags={"session": "demo"},
+    )
+    changed = dict(users, score=88.0, roles=["admin"])
+    live = httpx.Response(
+        200,
+        json=changed,
+        headers={"Server": "demo-2"},
+        request=httpx.Request("GET", recorded.url),
+    )
+    return recorded, ReplayResult(recorded, live)
+
+
+def page_html(theme: str) -> str:
+    recorded, replay = exchanges()
+    panes = [
+        ("Response (JSON preview)", detail_html(recorded, uid="a", tab="response", style=False)),
+        ("Headers", detail_html(recorded, uid="b", style=False)),
+        ("Replay", detail_html(recorded, uid="c", replay=replay, style=False)),
+        ("Code", detail_html(recorded, uid="d", tab="code", style=False)),
+    ]
+    variables = DARK if theme == "dark" else ""
+    cells = "".join(f"<h4>{title}</h4>{pane}" for title, pane in panes)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<style>{detail_css()}</style>"
+        f"<style>body {{ {variables} background: var(--jp-layout-color0, #fff);"
+        " color: var(--jp-ui-font-color1, #000); font-family: sans-serif; margin: 16px;"
+        " width: 860px; } h4 { margin: 14px 0 4px; }</style>"
+        f"</head><body>{cells}</body></html>"
+    )
+
+
+@pytest.fixture(scope="module")
+def browser_context() -> Iterator[object]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (CI installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed (dev extra)")
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        context = p.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            java_script_enabled=False,  # a static snapshot: nothing may need it
+            viewport={"width": 900, "height": 900},
+        )
+        context.route("http*://**/*", lambda route: route.abort())  # nothing leaves the page
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_snapshot_renders_and_works_without_javascript(browser_context, tmp_path, theme):
+    from playwright.sync_api import expect
+
+    path = tmp_path / f"detail-{theme}.html"
+    path.write_text(page_html(theme), encoding="utf-8")
+    page = browser_context.new_page()  # type: ignore[attr-defined]
+    page.goto(path.as_uri())
+    pane = page.locator("#tl-d-a")
+    expect(pane.locator(".tl-d-panel-response")).to_be_visible()
+    expect(pane.locator(".tl-d-panel-headers")).to_be_hidden()
+    expect(pane.locator(".tl-d-preview .tl-j-key").first).to_have_text('"id"')
+    geo = pane.locator("summary", has_text='"geo"')
+    expect(geo).to_be_visible()  # level 3: closed at first
+    expect(pane.locator(".tl-j-key", has_text='"lat"')).to_be_hidden()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"detail-pane-{theme}.png"), full_page=True)
+
+    geo.click()
+    expect(pane.locator(".tl-j-key", has_text='"lat"')).to_be_visible()
+    pane.locator("label", has_text="Raw").click()
+    expect(pane.locator(".tl-d-raw")).to_be_visible()
+    expect(pane.locator(".tl-d-raw .tl-d-note")).to_have_text("177 bytes on the wire")
+    pane.locator("label", has_text="Headers").click()
+    expect(pane.locator(".tl-d-panel-headers")).to_be_visible()
+    expect(pane.locator(".tl-d-panel-response")).to_be_hidden()
+    names = pane.locator(".tl-d-panel-headers details").nth(1).locator("table:visible th")
+    expect(names).to_have_text(
+        [
+            "Content-Type",
+            "Content-Encoding",
+            "Server",
+            "Cache-Control",
+            "X-Request-Id",
+            "Content-Length",
+        ]
+    )
+    pane.locator("label.tl-d-sortlabel").click()
+    expect(names).to_have_text(
+        [
+            "Cache-Control",
+            "Content-Encoding",
+            "Content-Length",
+            "Content-Type",
+            "Server",
+            "X-Request-Id",
+        ]
+    )
+    expect(page.locator("#tl-d-c .tl-d-panel-replay")).to_be_visible()
+    expect(page.locator("#tl-d-c .tl-diff")).to_contain_text("json $.score")
+    colour = page.locator("#tl-d-a").evaluate("e => getComputedStyle(e).backgroundColor")
+    assert colour == ("rgb(30, 30, 30)" if theme == "dark" else "rgb(255, 255, 255)")
+    page.close()
