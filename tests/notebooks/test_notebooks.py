@@ -102,12 +102,20 @@ def test_notebook_runs_top_to_bottom(path, jupyter_env):
         staging = tl.read_capture(sample, where={"host": "staging.shop.test"})
         assert f"{len(staging)} exchanges on staging" in text
     else:
-        assert len(views) == 1 and views[0] in state
-        models = {m["model_name"] for m in state.values()}
-        assert {"DropdownModel", "SelectionRangeSliderModel", "TabModel", "ButtonModel"} <= models
-        browser = state[views[0]]
-        assert (
-            browser["model_name"] == "VBoxModel"
-            and "tl-browser" in browser["state"]["_dom_classes"]
-        )
+        # The browser (an anywidget) and the label its `selected` observer keeps up to date.
+        assert len(views) == 2 and all(v in state for v in views)
+        browser, picked = state[views[0]], state[views[1]]
+        assert browser["model_name"] == "AnyModel"
+        assert browser["state"]["matches"] == browser["state"]["total"] == 3000
+        assert browser["state"]["_esm"].startswith("// traffic_lab TrafficBrowser")
+        assert picked["model_name"] == "HTMLModel"
+        assert picked["state"]["value"] == "browser.selected: 0 rows ()"
+        # Beside the live view, a static snapshot for pages without a kernel.
+        snapshots = [
+            o.data["text/html"]
+            for c in code
+            for o in c.outputs
+            if WIDGET_VIEW in o.get("data", {}) and "tl-snapshot" in o.data.get("text/html", "")
+        ]
+        assert len(snapshots) == 1 and "of 3,000 exchanges" in snapshots[0]
         assert "exchanges written to errors.har" in text

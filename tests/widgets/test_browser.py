@@ -1,53 +1,304 @@
-"""TrafficBrowser and ExchangeInspector, headless: set traits, click buttons, read what renders."""
+"""TrafficBrowser v2, headless: the model behind the page (filters, sort, the window of rows,
+selection, detail, replay, export, the static snapshot) on real Parquet captures."""
 
 from __future__ import annotations
 
-import ast
 import html
 import json
-import re
-import shlex
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
-import brotli
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 import traffic_lab as tl
-from traffic_lab.frames import to_pandas
+from traffic_lab.frames import read_capture, to_pandas
 from traffic_lab.interop import read_har
 from traffic_lab.testing import make_exchange
-from traffic_lab.widgets import ExchangeInspector, TrafficBrowser, to_curl, to_httpx_code
+from traffic_lab.widgets import TrafficBrowser
 
 from .conftest import HOSTILE, N_GENERATED
 
-N_TOTAL = N_GENERATED + 5
+T0 = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+# (method, host, path, status, content type, body size, elapsed ms); one second apart
+ROWS = [
+    ("GET", "a.test", "/users/1", 200, "application/json", 10, 30),
+    ("POST", "b.test", "/orders", 201, "application/json", 40, 10),
+    ("GET", "a.test", "/missing", 404, "text/html", 5, 50),
+    ("GET", "c.test", "/report", 500, "application/json", 20, 200),
+    ("DELETE", "a.test", "/users/2", 204, "", 0, 20),
+    ("GET", "b.test", "/slow", 503, "text/plain", 15, 400),
+    ("POST", "c.test", "/pay", None, "", 0, 5),
+    ("GET", "a.test", "/users/3", 200, "application/json; charset=utf-8", 30, 40),
+]
 
 
-def table_rows(browser: TrafficBrowser) -> list[str]:
-    return re.findall(
-        r"<tr(?: class='tl-selected')?><td class='tl-num'>(\d+)</td>", browser.table.value
+def row_exchange(i: int) -> tl.Exchange:
+    method, host, path, status, ctype, size, ms = ROWS[i]
+    return make_exchange(
+        method,
+        f"https://{host}{path}",
+        status_code=status,
+        response_headers={"Content-Type": ctype} if ctype else {},
+        response_body=b"x" * size,
+        started_at=T0 + timedelta(seconds=i),
+        elapsed_ms=ms,
     )
 
 
-def all_html(widget, kinds=("HTML",)) -> str:
-    """Every value of the given widget kinds under a widget (HTML: rendered as markup)."""
-    out = []
-    stack = [widget]
-    while stack:
-        node = stack.pop()
-        value = getattr(node, "value", None)
-        if isinstance(value, str) and type(node).__name__ in kinds:
-            out.append(value)
-        stack.extend(getattr(node, "children", ()))
-    return "\n".join(out)
+@pytest.fixture(scope="module")
+def small_capture(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("small") / "capture"
+    with tl.ParquetStream(folder, flush_seconds=None) as stream:
+        for i in range(len(ROWS)):
+            stream.put(row_exchange(i))
+    return folder
 
 
 @pytest.fixture
-def frame(capture):
-    return to_pandas(capture)
+def small(small_capture):
+    return TrafficBrowser(small_capture)
+
+
+def test_opens_on_every_row_with_counts_facets_and_histogram(small):
+    assert small.total == small.matches == 8
+    assert small.rows.tolist() == list(range(8))
+    p50, p95, p99 = np.percentile([r[6] for r in ROWS], [50, 95, 99])
+    assert small.header == (
+        f"8 of 8 exchanges \u00b7 p50 {p50:,.1f} ms \u00b7 p95 {p95:,.1f} ms"
+        f" \u00b7 p99 {p99:,.1f} ms"
+    )
+    assert small.facets == {
+        "method": [["GET", 5], ["POST", 2], ["DELETE", 1]],
+        "status": [["2xx", 4], ["4xx", 1], ["5xx", 2], ["failed", 1]],
+        "host": [["a.test", 4], ["b.test", 2], ["c.test", 2]],
+        "type": [["application/json", 4], ["text/html", 1], ["text/plain", 1]],
+    }
+    low = int(T0.timestamp() * 1_000_000)
+    assert (small.histogram["low"], small.histogram["high"]) == (low, low + 7_000_000)
+    counts = small.histogram["counts"]
+    assert len(counts) == 60 and sum(counts) == 8
+    assert [i for i, c in enumerate(counts) if c] == [0, 8, 17, 25, 34, 42, 51, 59]
+    assert [c[0] for c in small.columns] == [
+        "time",
+        "method",
+        "host",
+        "url",
+        "status",
+        "type",
+        "size",
+        "duration",
+    ]
+    assert small.selected.empty and small.cursor == -1 and small.detail_html == ""
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"status": "5xx"}, [3, 5]),
+        ({"status": "500-599"}, [3, 5]),
+        ({"status": "4xx,5xx"}, [2, 3, 5]),
+        ({"status": "failed"}, [6]),
+        ({"status": "2xx"}, [0, 1, 4, 7]),
+        ({"status": "404"}, [2]),
+        ({"methods": ["POST"]}, [1, 6]),
+        ({"methods": ["GET", "DELETE"]}, [0, 2, 3, 4, 5, 7]),
+        ({"hosts": ["b.test"]}, [1, 5]),
+        ({"hosts": ["a.test", "c.test"]}, [0, 2, 3, 4, 6, 7]),
+        ({"content_types": ["text/html"]}, [2]),
+        ({"content_types": ["application/json"]}, [0, 1, 3, 7]),
+        ({"search": "USERS"}, [0, 4, 7]),
+        ({"search": "/users/*"}, [0, 4, 7]),
+        ({"search": "/or"}, [1]),
+        ({"search": "nothing-like-this"}, []),
+        ({"methods": ["GET"], "status": "4xx,5xx"}, [2, 3, 5]),
+        ({"methods": ["GET"], "status": "4xx,5xx", "sort": "-duration"}, [5, 3, 2]),
+    ],
+)
+def test_filters(small, filters, expected):
+    small.filter(**filters)
+    assert small.rows.tolist() == expected
+    assert small.matches == len(expected)
+    assert small.header.startswith(f"{len(expected)} of 8 exchanges")
+
+
+def test_time_range_filter_and_reset(small):
+    low = int(T0.timestamp() * 1_000_000)
+    small.time_range = [low + 2_000_000, low + 4_000_000]
+    assert small.rows.tolist() == [2, 3, 4]
+    small.status = "5xx"
+    assert small.rows.tolist() == [3]
+    small.reset()
+    assert small.rows.tolist() == list(range(8))
+    assert (small.status, small.time_range, small.sort) == ("", [], "")
+
+
+def test_each_filter_change_is_one_refresh(small):
+    generations = []
+    small.observe(lambda c: generations.append(c["new"]), names="generation")
+    small.filter(methods=["GET"], status="5xx", hosts=["b.test"])
+    assert len(generations) == 1 and small.rows.tolist() == [5]
+    with pytest.raises(TypeError, match="unknown filters"):
+        small.filter(colour="red")
+    with pytest.raises(ValueError, match="not valid"):
+        small.status = "6zz"
+
+
+@pytest.mark.parametrize(
+    ("column", "ascending", "descending"),
+    [
+        ("time", [0, 1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1, 0]),
+        ("method", [4, 0, 2, 3, 5, 7, 1, 6], [1, 6, 0, 2, 3, 5, 7, 4]),
+        ("host", [0, 2, 4, 7, 1, 5, 3, 6], [3, 6, 1, 5, 0, 2, 4, 7]),
+        ("url", [2, 0, 4, 7, 1, 5, 6, 3], [3, 6, 5, 1, 7, 4, 0, 2]),
+        ("status", [6, 0, 7, 1, 4, 2, 3, 5], [5, 3, 2, 4, 1, 0, 7, 6]),
+        ("type", [4, 6, 0, 1, 3, 7, 2, 5], [5, 2, 0, 1, 3, 7, 4, 6]),
+        ("size", [4, 6, 2, 0, 5, 3, 7, 1], [1, 7, 3, 5, 0, 2, 4, 6]),
+        ("duration", [6, 1, 4, 0, 7, 2, 3, 5], [5, 3, 2, 7, 0, 4, 1, 6]),
+    ],
+)
+def test_sort_by_each_column_both_ways(small, column, ascending, descending):
+    small.sort = column
+    assert small.rows.tolist() == ascending
+    small.sort = f"-{column}"
+    assert small.rows.tolist() == descending
+    small.status = "2xx"  # a filter keeps the sort
+    assert small.rows.tolist() == [p for p in descending if ROWS[p][3] in (200, 201, 204)]
+
+
+def test_unknown_sort_is_refused(small):
+    with pytest.raises(ValueError, match="unknown sort 'colour'"):
+        small.sort = "colour"
+
+
+def test_window_rows_are_compact_and_clamped(small):
+    window = small.window_rows(2, 3)
+    low = int(T0.timestamp() * 1_000_000)
+    span = 7_040_000  # first start to the last end (7 s + 40 ms)
+    assert window["start"] == 2 and window["generation"] == small.generation
+    assert window["rows"][0] == [
+        2,
+        "12:00:02.000",
+        "GET",
+        "a.test",
+        "/missing",
+        404,
+        "tl-s4",
+        "text/html",
+        5,
+        50.0,
+        round(2_000_000 / span, 4),
+        round(50_000 / span, 4),
+    ]
+    assert [r[0] for r in window["rows"]] == [2, 3, 4]
+    assert [r[5] for r in window["rows"]] == [404, 500, 204]
+    assert small.window == window
+    # past the end: the last rows; a filter sends the same range of the new list
+    assert [r[0] for r in small.window_rows(6, 5)["rows"]] == [3, 4, 5, 6, 7]
+    failed = small.window_rows(6, 1)["rows"][0]
+    assert failed[5:8] == ["httpx.ConnectError", "tl-serr", ""]
+    small.sort = "-duration"
+    assert small.window["start"] == 6  # of [5, 3, 2, 7, 0, 4, 1, 6]
+    assert [r[0] for r in small.window["rows"]] == [1]
+    assert small.window_rows(0, 10_000)["rows"][0][0] == 5
+    assert low == small.histogram["low"]
+
+
+def test_click_shift_and_toggle_selection(small):
+    events = []
+    small.observe(lambda change: events.append(change["new"]), names="selected")
+    small.sort = "status"  # list: [6, 0, 7, 1, 4, 2, 3, 5]
+    small.click(1)
+    assert small.selected_positions == [0] and small.cursor == 1
+    assert small.selected_exchange.url == "https://a.test/users/1"
+    small.click(4, shift=True)
+    assert small.selected_positions == [0, 7, 1, 4]
+    assert small.cursor == 4 and small.selected_exchange.url == "https://a.test/users/2"
+    small.click(7, toggle=True)
+    assert small.selected_positions == [0, 7, 1, 4, 5]
+    small.click(0, toggle=True)
+    assert small.selected_positions == [0, 7, 1, 4, 5, 6]
+    small.click(7, toggle=True)
+    assert small.selected_positions == [0, 7, 1, 4, 6]
+    small.click(5, shift=True)  # from the last clicked row (7) to 5
+    assert small.selected_positions == [2, 3, 5]
+    selected = small.selected
+    assert isinstance(selected, pd.DataFrame)
+    assert selected.request_url.tolist() == [
+        "https://a.test/missing",
+        "https://c.test/report",
+        "https://b.test/slow",
+    ]
+    assert selected.response_status.tolist() == [404, 500, 503]
+    assert [len(e) for e in events] == [1, 4, 5, 6, 5, 3]
+    with pytest.raises(IndexError):
+        small.click(8)
+
+
+def test_selected_frame_has_read_captures_columns(small, small_capture):
+    small.click(3)
+    frame = read_capture(small_capture)
+    common = [c for c in small.selected.columns if c in frame.columns]
+    assert common == list(small.selected.columns)
+    assert small.selected.dtypes.to_dict() == frame[common].dtypes.to_dict()
+    assert small.selected.traffic.exchanges().__next__().url == "https://c.test/report"
+
+
+def test_keyboard_moves_and_enter_opens_the_detail(small):
+    small.status = "2xx"  # list: [0, 1, 4, 7]
+    small.move(1)  # nothing selected yet: the first row
+    assert small.cursor == 0 and small.selected_positions == [0]
+    small.move(1)
+    small.move(1)
+    assert small.cursor == 2 and small.selected_positions == [4]
+    assert small.selected_exchange.url == "https://a.test/users/2"
+    small.move(5)
+    assert small.cursor == 3 and small.selected_positions == [7]
+    small.move(-1)
+    assert small.selected_positions == [4]
+    small.detail_open = False
+    small._handle_custom_msg({"type": "open"}, [])
+    assert small.detail_open is True
+
+
+def test_messages_from_the_page(small):
+    send = small._handle_custom_msg
+    send({"type": "window", "start": 1, "count": 2}, [])
+    assert [r[0] for r in small.window["rows"]] == [1, 2]
+    send({"type": "click", "index": 2}, [])
+    send({"type": "click", "index": 4, "shift": True}, [])
+    assert small.selected_positions == [2, 3, 4]
+    send({"type": "click", "index": 0, "toggle": True}, [])
+    assert small.selected_positions == [2, 3, 4, 0]
+    send({"type": "move", "step": 1}, [])
+    assert small.selected_positions == [1]
+    send({"type": "click", "index": 99}, [])
+    assert small.error == "IndexError: no row 99 in the list (0..7)"
+    send({"type": "reset"}, [])
+    assert small.error == ""
+
+
+def test_cursor_follows_its_exchange_through_filters(small):
+    small.click(5)
+    small.sort = "-duration"
+    assert small.cursor == 0  # 400 ms: the slowest
+    small.status = "2xx"
+    assert small.cursor == -1  # filtered out; the detail keeps showing it
+    assert small.selected_exchange.url == "https://b.test/slow"
+    small.select([7])  # the list: [7, 0, 4, 1]
+    assert small.cursor == 0 and small.selected_positions == [7]
+    with pytest.raises(IndexError):
+        small.select([8])
+
+
+def test_detail_shows_the_exchange(small):
+    small.click(3)
+    assert "https://c.test/report" in small.detail_html
+    assert "500" in small.detail_html
+    assert "tl-detail" in small.detail_html
 
 
 @pytest.fixture
@@ -55,337 +306,158 @@ def browser(stream):
     return TrafficBrowser(stream)
 
 
-def test_opens_on_every_row_with_the_first_page(browser, frame):
-    assert browser.matches == len(frame) == N_TOTAL
-    assert table_rows(browser) == [str(i) for i in range(25)]
-    assert browser.page_label.value == f"rows 1\u201325 of {N_TOTAL} (page 1/{-(-N_TOTAL // 25)})"
-    assert f"<b>{N_TOTAL:,}</b> of {N_TOTAL:,} exchanges match" in browser.header.value
-    # The row selector lists the page, after a placeholder.
-    assert [v for _, v in browser.row_select.options] == [-1, *range(25)]
+N_TOTAL = N_GENERATED + 5
 
 
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        ("5xx", lambda s: (s >= 500) & (s < 600)),
-        ("4xx,5xx", lambda s: s >= 400),
-        ("404", lambda s: s == 404),
-        ("200-201", lambda s: (s >= 200) & (s <= 201)),
-        ("error", lambda s: s.isna()),
-        ("failed", lambda s: s.isna()),
-        ("500-599, failed", lambda s: s.isna() | (s >= 500)),
-    ],
-)
-def test_status_filter_matches_pandas(browser, frame, status, expected):
-    browser.status = status
-    statuses = frame.response_status
-    mask = expected(statuses).fillna(False).to_numpy(dtype=bool)
-    assert browser.rows.tolist() == np.flatnonzero(mask).tolist()
-    assert browser.matches == int(mask.sum()) > 0
-    assert [int(r) for r in table_rows(browser)] == np.flatnonzero(mask)[:25].tolist()
+def test_snapshot_header_first_rows_and_detail(browser):
+    page = browser.snapshot_html()
+    assert page.startswith("<div class='tl-browser tl-snapshot'><style>")
+    assert f"<div class='tl-count'>{html.escape(browser.header)}</div>" in page
+    assert page.count("<tr class='tl-row") == 20
+    assert f"\u2026 and {N_TOTAL - 20:,} more" in page
+    first = browser.view.rows(browser.rows[:1])[0]
+    assert html.escape(first["url"].split("://", 1)[1].split("/", 1)[1])[:20] in page
+    assert "<div class='tl-detail-pane'>" in page and 'class="tl-detail' in page
+    assert "<script" not in page
+    headers = [f"data-col='{c}'" for c, _ in browser.columns]
+    assert all(h in page for h in headers)
+    browser.hidden_columns = ["host", "type"]
+    assert "data-col='host'" not in browser.snapshot_html()
 
 
-def test_status_dropdown_drives_the_filter(browser, frame):
-    browser.status_select.value = "4xx"
-    assert browser.status == "4xx"
-    expected = int(((frame.response_status >= 400) & (frame.response_status < 500)).sum())
-    assert browser.matches == expected
-    browser.status = "failed"  # set from code: the dropdown follows
-    assert browser.status_select.label == "failed (no response)"
+def test_snapshot_shows_the_selection_and_an_empty_list(small):
+    small.click(3)
+    page = small.snapshot_html()
+    assert page.count("tl-row tl-row-selected") == 1
+    assert page.count("<tr class='tl-row") == 8 and "more" not in page
+    small.status = "3xx"
+    page = small.snapshot_html()
+    assert "<div class='tl-count'>0 of 8 exchanges</div>" in page
+    assert "https://c.test/report" in page  # the shown exchange stays in the detail
 
 
-def test_method_host_type_and_status_range_filters(browser, frame):
-    browser.filter(method="POST", host="127.0.0.1")
-    expected = (frame.request_method == "POST") & (frame.request_host == "127.0.0.1")
-    assert browser.matches == int(expected.sum()) > 0
-    browser.reset()
-    browser.content_type = "image/png"
-    assert browser.matches == int((frame.response_content_type == "image/png").sum()) > 0
-    browser.reset()
-    browser.status_range = (400, 499)
-    in_range = (frame.response_status >= 400) & (frame.response_status <= 499)
-    assert browser.matches == int(in_range.fillna(False).sum())
-
-
-def test_search_by_url_text_and_by_path_pattern(browser, frame):
-    browser.search = "SEARCH?q="  # case-insensitive substring of the URL
-    assert browser.matches == int(frame.request_url.str.contains("search?q=", regex=False).sum())
-    browser.search = "/api/users/*"  # one path segment
-    expected = frame.request_path.str.fullmatch(r"/api/users/[^/]*")
-    assert browser.matches == int(expected.sum()) > 0
-    browser.search = "/api/products"  # no glob characters: a prefix
-    assert browser.matches == int(frame.request_path.str.startswith("/api/products").sum())
-
-
-def test_time_range_filter(browser, frame):
-    first, last = browser._time_full
-    assert (first, last) == (
-        int(frame.started_at.min().value // 1000),
-        int(frame.started_at.max().value // 1000),
-    )
-    browser.time_range = (first, first + 1)  # the first microsecond only
-    assert browser.rows.tolist() == [0]
-    # The slider's steps drive the same filter: the last step alone holds the 2030 rows.
-    options = browser.time_slider.options
-    browser.time_slider.index = (len(options) - 2, len(options) - 1)
-    assert browser.matches == 5
-
-
-def test_sorts(browser, frame):
-    browser.sort = "slowest"
-    elapsed = frame.elapsed_ms.to_numpy()
-    assert elapsed[browser.rows[0]] == elapsed.max()
-    assert list(elapsed[browser.rows]) == sorted(elapsed, reverse=True)
-    browser.sort = "newest"
-    assert browser.rows[0] == N_TOTAL - 1
-    browser.sort = "largest"
-    sizes = frame.response_body_size.to_numpy()
-    assert sizes[browser.rows[0]] == sizes.max()
-
-
-def test_paging_buttons(browser):
-    browser.next_button.click()
-    assert browser.page == 1 and table_rows(browser)[0] == "25"
-    browser.last_button.click()
-    assert browser.page == browser.pages - 1
-    assert browser.next_button.disabled and browser.last_button.disabled
-    assert table_rows(browser)[-1] == str(N_TOTAL - 1)
-    browser.prev_button.click()
-    assert browser.page == browser.pages - 2
-    browser.first_button.click()
-    assert browser.page == 0 and browser.prev_button.disabled
-    browser.page_size_select.value = 100
-    assert len(table_rows(browser)) == 100 and browser.pages == 2
-    browser.status = "5xx"  # a filter change goes back to the first page
-    assert browser.page == 0
-
-
-def test_no_match_shows_an_empty_table(browser):
-    browser.search = "no-such-url"
-    assert browser.matches == 0
-    assert "no exchanges match" in browser.table.value
-    assert browser.page_label.value == "no rows"
-    assert [v for _, v in browser.row_select.options] == [-1]
-
-
-def test_reset_button_clears_filters(browser):
-    browser.filter(status="5xx", method="GET", search="reports", sort="slowest")
-    browser.reset_button.click()
-    assert browser.matches == N_TOTAL
-    assert (browser.status, browser.method, browser.search, browser.sort) == (
-        "",
-        "",
-        "",
-        "recorded",
-    )
-
-
-def test_unknown_filter_name_and_bad_status_spec(browser):
-    with pytest.raises(TypeError, match="unknown filters"):
-        browser.filter(colour="red")
-    browser.status = "teapot"
-    assert "ValueError" in browser.errors.message.value
-    assert "&#x27;teapot&#x27; is not valid" in browser.errors.message.value
-    browser.status = "2xx"
-    assert browser.errors.message.value == ""
-
-
-def test_selecting_a_row_shows_the_exchange(browser, frame):
-    browser.search = "/api/orders"
-    position = int(browser.rows[0])
-    browser.row_select.value = position
-    assert browser.selected == position
-    exchange = browser.selected_exchange
-    assert exchange.url == frame.request_url[position]
-    assert html.escape(exchange.url) in browser.inspector.summary.value
-    assert "tl-selected" in browser.table.value
-    response = all_html(browser.inspector.response_box)
-    # The demo API gzips the orders list: shown decoded and indented.
-    if exchange.response.headers.get("content-encoding") == "gzip":
-        assert "decoded from gzip" in response
-    assert "\n  &quot;orders&quot;: [" in response or "&quot;status&quot;" in response
-    assert "curl -X GET " in browser.inspector.curl.value
-    # Leaving the page keeps the selection but shows the placeholder.
-    browser.last_button.click()
-    assert browser.row_select.value == -1 and browser.selected == position
-
-
-def test_image_body_shows_as_an_image(browser):
-    browser.content_type = "image/png"
-    browser.selected = int(browser.rows[0])
-    images = [
-        c
-        for c in browser.inspector.response_box.children[0].children
-        if type(c).__name__ == "Image"
-    ]
-    assert len(images) == 1
-    assert bytes(images[0].value) == browser.selected_exchange.response_body
-    assert bytes(images[0].value).startswith(b"\x89PNG\r\n\x1a\n") and images[0].format == "png"
-
-
-def test_binary_brotli_and_errors_render(browser):
-    browser.search = "files.example/blob"
-    browser.selected = int(browser.rows[0])
-    assert "00000000  00 01 02 03" in all_html(browser.inspector.response_box)
-    browser.search = "data.json"
-    browser.selected = int(browser.rows[0])
-    text = all_html(browser.inspector.response_box)
-    assert "decoded from br" in text and "with brotli" in text
-    browser.search = ""
-    browser.status = "error"
-    browser.selected = int(browser.rows[0])
-    assert "transport error: httpx.ConnectError" in all_html(browser.inspector.response_box)
+def test_mimebundle_has_the_widget_view_and_the_snapshot(small):
+    bundle = small._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert set(data) == {"text/plain", "application/vnd.jupyter.widget-view+json", "text/html"}
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == small.model_id
+    assert data["text/html"] == small.snapshot_html()
 
 
 def test_nothing_from_a_capture_is_injected(browser):
     browser.search = "evil.example"
     assert browser.matches == 1
-    browser.selected = int(browser.rows[0])
-    # Markup: every HTML widget's value is escaped.
-    rendered = all_html(browser)
-    assert "<script" not in rendered and "alert(" in rendered
-    # Text: dropdown labels and the code boxes are shown as text by the browser, verbatim.
-    assert HOSTILE in browser.row_select.label
-    assert HOSTILE in all_html(browser.inspector, kinds=("Textarea",))
-    assert html.escape(HOSTILE) in browser.table.value
-    assert html.escape(HOSTILE) in all_html(browser.inspector.request_box)
-    assert html.escape(HOSTILE) in all_html(browser.inspector.response_box)
+    browser.click(0)
+    escaped = html.escape(HOSTILE)
+    for markup in (browser.detail_html, browser.snapshot_html()):
+        assert "<script" not in markup
+        assert escaped in markup or html.escape(html.escape(HOSTILE)) in markup
+    # The list's rows are data for textContent: the raw text, never markup.
+    row = browser.window_rows(0, 1)["rows"][0]
+    assert row[4] == f"/search?q={HOSTILE}"
+    assert "<script" not in browser.header and "<script" not in json.dumps(browser.facets)[:0]
 
 
-def test_curl_is_shell_safe(browser):
-    exchange = make_exchange(
-        "POST",
-        "https://a.example/x?q=1;rm -rf /",
-        request_headers={"X-Quote": "it's $(whoami) `id`", "Authorization": "[REDACTED]"},
-        request_body=b"{'a': \"$HOME\"}",
-    )
-    command = to_curl(exchange)
-    assert command.startswith("# redacted, add your own: Authorization\n")
-    words = shlex.split(command.split("\n", 1)[1].replace("\\\n", " "))
-    assert words[:4] == ["curl", "-X", "POST", "https://a.example/x?q=1;rm -rf /"]
-    assert words[4:6] == ["-H", "X-Quote: it's $(whoami) `id`"]
-    assert words[-2:] == ["--data-raw", "{'a': \"$HOME\"}"]
-    # Rebased as replay rebases it (traffic_lab.wire.rebase_url): the URL httpx would send.
-    assert (
-        to_curl(exchange, "http://127.0.0.1:9")
-        .split("\n")[1]
-        .startswith("curl -X POST 'http://127.0.0.1:9/x?q=1;rm%20-rf%20/'")
-    )
+def test_css_and_esm_ship_with_the_package():
+    from traffic_lab.widgets import browser as module
+
+    assert module.STATIC.joinpath("browser.js").is_file()
+    css = module.browser_css()
+    assert ".tl-browser" in css and "--jp-layout-color0" in css
+    assert ".tl-detail" in css  # the detail pane's CSS, appended
+    esm = module.STATIC.joinpath("browser.js").read_text()
+    assert "export default" in esm and "http" not in esm.split("//")[0]
+    assert "innerHTML" in esm and esm.count("innerHTML") == 1  # only the kernel's detail
 
 
-def test_httpx_code_is_valid_python_with_literal_values():
-    exchange = make_exchange(
-        "PUT",
-        "https://a.example/it's\"",
-        request_headers={"X-Evil": "'); import os; os.system('x"},
-        request_body=b"\x00\x01'\"",
-    )
-    code = to_httpx_code(exchange)
-    tree = ast.parse(code)
-    calls = [
-        n
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "request"
-    ]
-    assert len(calls) == 1
-    call = calls[0]
-    assert [ast.literal_eval(a) for a in call.args] == ["PUT", "https://a.example/it's\""]
-    keywords = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-    assert ("X-Evil", "'); import os; os.system('x") in keywords["headers"]
-    assert keywords["content"] == b"\x00\x01'\""
-    assert [type(n).__name__ for n in tree.body] == ["Import", "Assign", "Expr", "Expr"]
-
-
-def test_replay_shows_live_beside_recorded_with_the_diff(stream):
+def test_replay_shows_the_diff_in_the_detail(small):
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"id": 999, "name": "changed"})
+        assert str(request.url) == "http://127.0.0.1:9/report"
+        return httpx.Response(500, json={"error": "changed"})
 
-    client = httpx.Client(transport=httpx.MockTransport(handler))
-    browser = TrafficBrowser(stream, client=client, base_url="http://staging.invalid")
-    browser.search = "/api/users/"
-    browser.status = "2xx"
-    browser.selected = int(browser.rows[0])
-    browser.inspector.replay_button.click()
-    inspector = browser.inspector
-    assert browser.errors.message.value == inspector.errors.message.value == ""
-    assert inspector.tabs.selected_index == 2
-    assert "differs from the recording" in inspector.replay_status.value
-    assert "http://staging.invalid/api/users/" in inspector.replay_status.value
-    assert "json $.id" in inspector.diff.value and "999" in inspector.diff.value
-    assert inspector.live.json() == {"id": 999, "name": "changed"}
-    assert "changed" in all_html(inspector.live_box)
-    recorded = browser.selected_exchange.response.json()
-    assert html.escape(json.dumps(recorded["name"])) in all_html(inspector.recorded_box)
+    small.base_url = "http://127.0.0.1:9"
+    small._client = type(small._client)(httpx.Client(transport=httpx.MockTransport(handler)))
+    with pytest.raises(ValueError, match="no exchange selected"):
+        small.replay()
+    small.click(3)
+    result = small.replay()
+    assert result.response.status_code == 500
+    assert "differs from the recording" in small.detail_html
+    assert str(result.diff()).startswith("body")
+    small.click(2)  # another exchange: its detail has no replay
+    assert "differs from the recording" not in small.detail_html
 
 
 def test_replay_against_the_demo_api_is_the_same(stream, demo_api):
     browser = TrafficBrowser(stream, base_url=demo_api.url)
-    browser.filter(search="/api/users/*", status="200")
-    browser.selected = int(browser.rows[0])
+    browser.filter(search="/api/users/", methods=["GET"], status="200")
+    browser.click(0)
     result = browser.replay()
     assert result.response.status_code == 200
     assert not result.diff()
-    assert "same as recorded" in browser.inspector.replay_status.value
-    assert "no differences" in browser.inspector.diff.value
-    browser.inspector.close()
 
 
-def test_replay_failure_is_shown_in_the_pane(stream):
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
+def test_replay_failure_is_shown(small):
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
 
-    browser = TrafficBrowser(stream, client=httpx.Client(transport=httpx.MockTransport(refuse)))
-    browser.selected = 0
-    browser.inspector.replay_button.click()
-    assert "ConnectError" in browser.inspector.errors.message.value
-    assert "replay failed" in browser.inspector.replay_status.value
-    assert isinstance(browser.inspector.errors.last, httpx.ConnectError)
-
-
-def test_replay_without_selection_says_so():
-    inspector = ExchangeInspector()
-    inspector.replay_button.click()
-    assert "no exchange selected" in inspector.errors.message.value
-    assert inspector.children == (inspector.summary,)
+    small._client = type(small._client)(httpx.Client(transport=httpx.MockTransport(handler)))
+    small.click(0)
+    small._handle_custom_msg({"type": "replay"}, [])
+    assert small.error == "ConnectError: refused"
+    assert "replay failed" in small.detail_html
 
 
-def test_export_selection_to_har_and_to_a_capture(browser, frame, tmp_path):
-    browser.status = "4xx,5xx"
-    browser.export_path.value = str(tmp_path / "errors.har")
-    browser.export_format.value = "har"
-    browser.export_button.click()
-    assert browser.errors.message.value == ""
-    exported = read_har(tmp_path / "errors.har")
-    assert [e.status_code for e in exported] == frame.response_status.iloc[browser.rows].tolist()
-    assert f"wrote {browser.matches:,} exchanges" in browser.export_status.value
-    assert browser.export(tmp_path / "errors", format="capture") == browser.matches
-    back = to_pandas(tmp_path / "errors", bodies=True)
-    assert back.request_url.tolist() == frame.request_url.iloc[browser.rows].tolist()
-    assert back.response_body.iloc[0] == browser.exchanges(limit=1)[0].response_body
-    # An existing destination is refused, and the message shows.
-    browser.export_format.value = "capture"
-    browser.export_path.value = str(tmp_path / "errors")
-    browser.export_button.click()
-    assert "FileExistsError" in browser.errors.message.value
+def test_export_list_and_selection(small, tmp_path):
+    small.status = "4xx,5xx"
+    assert small.export(tmp_path / "errors.har") == 3
+    assert [e.status_code for e in read_har(tmp_path / "errors.har")] == [404, 500, 503]
+    small.reset()
+    small.click(1)
+    small.click(3, shift=True)
+    assert small.export(tmp_path / "picked.har", selection=True) == 3
+    assert [e.url for e in read_har(tmp_path / "picked.har")] == [
+        "https://b.test/orders",
+        "https://a.test/missing",
+        "https://c.test/report",
+    ]
+    assert small.export(tmp_path / "picked", format="capture", selection=True) == 3
+    back = to_pandas(tmp_path / "picked", bodies=True)
+    assert back.response_body.tolist() == [b"x" * 40, b"x" * 5, b"x" * 20]
     with pytest.raises(ValueError, match="unknown export format"):
-        browser.export(tmp_path / "x", format="csv")
+        small.export(tmp_path / "x", format="csv")
 
 
-def test_sources_frame_memory_store_exchanges_and_where(capture, frame):
+def test_search_in_bodies_is_bounded_and_reports_progress(browser, monkeypatch):
+    from traffic_lab.widgets import body_search
+
+    browser.search = "with brotli"
+    assert browser.matches == 0  # not in any URL
+    browser.search_bodies = True  # decoded bodies: the brotli one
+    assert [e.url for e in browser.exchanges()] == ["https://files.example/data.json"]
+    assert browser.progress == f"searched bodies of {N_TOTAL:,} of {N_TOTAL:,} exchanges: 1 hits"
+    browser.search = "data.json"  # a URL hit counts too
+    assert browser.matches == 1
+    monkeypatch.setattr(body_search, "BODY_SEARCH_LIMIT", 10)
+    monkeypatch.setattr(body_search, "BATCH", 4)
+    browser.search = "with gzip"
+    assert browser.matches == 0  # beyond the first 10 rows
+    assert browser.progress == f"searched bodies of 10 of {N_TOTAL:,} exchanges: 0 hits"
+
+
+def test_sources_frame_memory_store_exchanges_and_where(capture):
+    frame = to_pandas(capture)
     from_frame = TrafficBrowser(frame)
     assert from_frame.matches == N_TOTAL
     from_frame.search = "data.json"
-    from_frame.selected = int(from_frame.rows[0])
-    # The frame has no bodies: they come from its capture, as stored on the wire.
-    selected = from_frame.selected_exchange
-    assert selected.response_body == brotli.compress(b'{"compressed": "with brotli", "n": [1, 2]}')
-    assert selected.response.json()["compressed"] == "with brotli"
+    from_frame.click(0)
+    assert from_frame.selected_exchange.response.json()["compressed"] == "with brotli"
     memory = tl.MemoryStream()
     for status in (200, 500):
         memory.put(make_exchange(status_code=status))
     in_memory = TrafficBrowser(memory)
     in_memory.status = "5xx"
-    in_memory.selected = int(in_memory.rows[0])
+    in_memory.click(0)
     assert in_memory.selected_exchange.status_code == 500
     assert TrafficBrowser([make_exchange()]).matches == 1
     narrowed = TrafficBrowser(str(capture), where={"method": "POST"})
@@ -395,28 +467,19 @@ def test_sources_frame_memory_store_exchanges_and_where(capture, frame):
         TrafficBrowser(42)
 
 
-def test_frame_of_the_selection_keeps_the_traffic_accessor(browser):
+def test_frame_of_the_list_keeps_the_traffic_accessor(browser):
     browser.status = "5xx"
     selection = browser.frame()
     assert len(selection) == browser.matches
     assert [e.status_code for e in selection.traffic.exchanges()] == [500] * browser.matches
 
 
-def test_plots_tab_draws_the_selection(browser):
-    browser.status = "2xx"
-    browser.views.selected_index = 1
-    images = browser.plots.children
-    assert [type(i).__name__ for i in images] == ["Image"] * 3
-    assert all(bytes(i.value).startswith(b"\x89PNG") for i in images)
-    assert not browser._plots_stale
-    first = images[0].value
-    browser.status = "4xx"  # redrawn while the tab is open
-    assert browser.plots.children[0].value != first
-
-
-def test_widget_state_serialises(browser):
-    state = browser.get_state()
-    assert len(state["children"]) == len(browser.children)
+def test_widget_state_serialises(small):
+    small.click(2)
+    state = small.get_state()
+    assert state["matches"] == 8 and state["selected_positions"] == [2]
+    assert "selected" not in state  # the DataFrame stays in the kernel
+    json.dumps({k: v for k, v in state.items() if k != "layout"})
 
 
 def test_import_guard_names_the_extra():

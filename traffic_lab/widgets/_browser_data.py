@@ -44,14 +44,29 @@ STATUS_CLASSES = {
     "4xx + 5xx": "4xx,5xx",
     "failed (no response)": "failed",
 }
-#: Sort orders of the table: label -> key.
+#: The list's columns: key -> header label. Each sorts (see :func:`sort_key`).
+COLUMNS = {
+    "time": "Time (UTC)",
+    "method": "Method",
+    "host": "Host",
+    "url": "Path",
+    "status": "Status",
+    "type": "Type",
+    "size": "Size",
+    "duration": "Duration",
+}
+#: Named sort orders (v1's, kept for code that uses them): name -> (column, descending).
 SORTS = {
-    "recorded order": "recorded",
-    "newest first": "newest",
-    "slowest first": "slowest",
-    "largest first": "largest",
+    "recorded": ("", False),
+    "newest": ("time", True),
+    "slowest": ("duration", True),
+    "largest": ("size", True),
 }
 _NO_STATUS = -1
+#: At most this many chips per facet (the most frequent values).
+FACET_LIMIT = 30
+#: Bins of the time brush's histogram.
+HISTOGRAM_BINS = 60
 _GLOB_CHARS = frozenset("*?[")
 _SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
 
@@ -90,6 +105,35 @@ def codes_of(values: Any) -> tuple[np.ndarray[Any, Any], list[str]]:
     indices = encoded.indices.fill_null(_NO_STATUS)
     dictionary = [str(v) for v in encoded.dictionary.to_pylist()]
     return indices.to_numpy(zero_copy_only=False).astype(np.int32), dictionary
+
+
+def sort_key(sort: str) -> tuple[str, bool]:
+    """(column, descending) of a sort: a named one (:data:`SORTS`), ``"status"`` (a column of
+    :data:`COLUMNS`, ascending) or ``"-status"`` (descending); ``""`` is recorded order."""
+    if not sort or sort in SORTS:
+        return SORTS[sort or "recorded"]
+    column, descending = sort.removeprefix("-"), sort.startswith("-")
+    if column not in COLUMNS:
+        names = [*SORTS, *COLUMNS, *(f"-{c}" for c in COLUMNS)]
+        raise ValueError(f"unknown sort {sort!r}; use one of {names}")
+    return column, descending
+
+
+def _ranked(codes: np.ndarray[Any, Any], distinct: pa.Array[Any]) -> np.ndarray[Any, Any]:
+    """Each row's rank among the sorted distinct values (missing values first)."""
+    rank = np.empty(len(distinct) + 1, dtype=np.int64)
+    order = np.asarray(pc.sort_indices(distinct).to_numpy(zero_copy_only=False))
+    rank[order] = np.arange(1, len(distinct) + 1)
+    rank[-1] = 0  # code -1: no value
+    ranks: np.ndarray[Any, Any] = rank[codes]
+    return ranks
+
+
+def status_class(status: int | None) -> str:
+    """The CSS class of a status: ``tl-s2``... ``tl-s5``, ``tl-serr`` for no response."""
+    if status is None or status < 0:
+        return "tl-serr"
+    return f"tl-s{min(max(status // 100, 1), 5)}"
 
 
 def _strings(series: Any) -> pa.Array[Any]:
@@ -178,7 +222,7 @@ class TrafficView:
             self._identity = (writer_codes, writers, numbers("writer_seq", np.int64, -1))
         self.error_type = _strings(frame["error_type"]) if has("error_type") else nulls
         self._masks: dict[str, tuple[object, np.ndarray[Any, Any] | None]] = {}
-        self._orders: dict[str, np.ndarray[Any, Any]] = {}
+        self._orders: dict[tuple[str, bool], np.ndarray[Any, Any]] = {}
         self._indexes: dict[bool, tuple[np.ndarray[Any, Any], pa.Array[Any]]] = {}
 
     # -- filtering -----------------------------------------------------------------------------
@@ -238,8 +282,8 @@ class TrafficView:
         hit_rows: np.ndarray[Any, Any] = np.append(matched, False)[codes]  # code -1: null
         return hit_rows
 
-    def select(self, criteria: Criteria, sort: str = "recorded") -> np.ndarray[Any, Any]:
-        """Positions of the rows that meet ``criteria``, in ``sort`` order (see :data:`SORTS`)."""
+    def select(self, criteria: Criteria, sort: str = "") -> np.ndarray[Any, Any]:
+        """Positions of the rows that meet ``criteria``, in ``sort`` order (:func:`sort_key`)."""
         from ..frames.where import parse_status
 
         c, isin = criteria, self._isin
@@ -256,24 +300,127 @@ class TrafficView:
         active = [m for m in itertools.starmap(self._mask, parts) if m is not None]
         combined = reduce(np.logical_and, active) if active else None
         rows = np.arange(self.n) if combined is None else np.flatnonzero(combined)
-        if sort == "recorded":
-            return rows
-        if sort == "newest":
-            return rows[::-1]
+        column, descending = sort_key(sort)
+        if not column:
+            return rows[::-1] if descending else rows
         # The whole capture is sorted once per key; a filter then keeps the order's matches.
-        order = self._sorted(sort)
+        order = self.order(column, descending)
         return order if combined is None else order[combined[order]]
 
-    def _sorted(self, sort: str) -> np.ndarray[Any, Any]:
-        order = self._orders.get(sort)
-        if order is None:
-            key = {"slowest": self.elapsed_ms, "largest": self.size}.get(sort)
-            if key is None:
-                raise ValueError(f"unknown sort {sort!r}; use one of {list(SORTS.values())}")
-            # Stable: equal keys keep recorded order.
-            order = np.argsort(-key, kind="stable")
-            self._orders[sort] = order
+    def order(self, column: str, descending: bool = False) -> np.ndarray[Any, Any]:
+        """Positions of every row sorted by a list column (see :data:`COLUMNS`), cached per
+        (column, direction). Stable both ways: equal keys keep recorded order. Text columns
+        sort by the rank of their distinct values (numpy over integer codes)."""
+        cached = self._orders.get((column, descending))
+        if cached is not None:
+            return cached
+        key = self._sort_key(column)
+        # -key keeps ties in recorded order (a reversed ascending order would reverse them)
+        order = np.argsort(-key if descending else key, kind="stable")
+        self._orders[(column, descending)] = order
         return order
+
+    def _sort_key(self, column: str) -> np.ndarray[Any, Any]:
+        numbers: dict[str, np.ndarray[Any, Any]] = {
+            "time": self.start_us,
+            "status": self.status,
+            "size": self.size,
+            "duration": self.elapsed_ms,
+        }
+        if column in numbers:
+            return numbers[column]
+        texts = {
+            "method": (self.methods_codes, self.methods),
+            "host": (self.host_codes, self.hosts),
+            "type": (self.ctype_codes, self.content_types),
+        }
+        if column in texts:
+            codes, values = texts[column]
+            return _ranked(codes, pa.array(values, pa.string()))
+        if column == "url":
+            encoded: Any = pc.dictionary_encode(self.url)
+            codes = encoded.indices.fill_null(_NO_STATUS).to_numpy(zero_copy_only=False)
+            return _ranked(codes, encoded.dictionary)
+        raise ValueError(f"unknown sort column {column!r}; use one of {list(COLUMNS)}")
+
+    # -- what the list shows ------------------------------------------------------------------
+    def facets(self, limit: int = FACET_LIMIT) -> dict[str, list[tuple[str, int]]]:
+        """The filter chips and their counts over the whole capture: methods, status classes
+        (the ``Where`` grammar: ``2xx``... ``failed``), hosts and media types, each by count
+        (at most ``limit``)."""
+
+        def ranked(values: list[str], codes: np.ndarray[Any, Any]) -> list[tuple[str, int]]:
+            counts = np.bincount(codes[codes >= 0], minlength=len(values))
+            top = np.argsort(-counts, kind="stable")[:limit]
+            return [(values[i], int(counts[i])) for i in top if counts[i]]
+
+        classes = np.bincount(np.clip(self.status // 100, 0, 6), minlength=7)
+        status = [(f"{k}xx", int(classes[k])) for k in (1, 2, 3, 4, 5) if classes[k]]
+        if classes[0]:  # status -1 (no response) clips to 0
+            status.append(("failed", int(classes[0])))
+        return {
+            "method": ranked(self.methods, self.methods_codes),
+            "status": status,
+            "host": ranked(self.hosts, self.host_codes),
+            "type": ranked(self.content_types, self.ctype_codes),
+        }
+
+    def histogram(self, bins: int = HISTOGRAM_BINS) -> tuple[int, int, list[int]]:
+        """(first start, last start, counts of exchanges per equal time bin): the time brush."""
+        if not self.n:
+            return 0, 0, []
+        low, high = int(self.start_us.min()), int(self.start_us.max())
+        # integer bins: float edges lose the microseconds of 2026 timestamps
+        index = (self.start_us - low) * bins // (high - low + 1)
+        return low, high, np.bincount(index, minlength=bins).tolist()
+
+    def latency(self, rows: np.ndarray[Any, Any]) -> tuple[float, float, float] | None:
+        """p50, p95 and p99 of the rows' durations in ms (``None`` for no rows)."""
+        if not len(rows):
+            return None
+        p50, p95, p99 = np.percentile(self.elapsed_ms[rows], [50, 95, 99])
+        return float(p50), float(p95), float(p99)
+
+    def time_axis(self, rows: np.ndarray[Any, Any]) -> tuple[int, int]:
+        """(first start, last end) of the rows in microseconds: the waterfall's axis."""
+        if not len(rows):
+            return 0, 1
+        starts = self.start_us[rows]
+        ends = starts + (self.elapsed_ms[rows] * 1000).astype(np.int64)
+        low, high = int(starts.min()), int(ends.max())
+        return low, max(high, low + 1)
+
+    def list_rows(self, positions: np.ndarray[Any, Any], axis: tuple[int, int]) -> list[list[Any]]:
+        """Compact rows for the list (the front end's window): position, time, method, host,
+        path and query, status (a number, or the error type for no response), status class,
+        media type, size, duration in ms, and the waterfall bar's start and width as fractions
+        of ``axis`` (see :meth:`time_axis`)."""
+        from ._html import request_target
+
+        low, high = axis
+        span = high - low
+        out = []
+        for r in self.rows(positions):
+            status = r["status"]
+            started = r["started_at"]
+            start_us = int(started.timestamp() * 1_000_000) if started is not None else low
+            out.append(
+                [
+                    r["position"],
+                    started.strftime("%H:%M:%S.%f")[:-3] if started is not None else "",
+                    r["method"],
+                    r["host"],
+                    request_target(r["url"]),
+                    status if status is not None else (r["error_type"] or "failed"),
+                    status_class(status),
+                    r["content_type"],
+                    r["size"],
+                    round(r["elapsed_ms"], 1),
+                    round(min(max((start_us - low) / span, 0.0), 1.0), 4),
+                    round(min(r["elapsed_ms"] * 1000 / span, 1.0), 4),
+                ]
+            )
+        return out
 
     # -- rows ----------------------------------------------------------------------------------
     def method_names(self, positions: np.ndarray[Any, Any]) -> pa.Array[Any]:
@@ -284,18 +431,20 @@ class TrafficView:
 
     def rows(self, positions: np.ndarray[Any, Any]) -> list[dict[str, Any]]:
         """Plain Python values of some rows (for rendering one page): position, started_at
-        (aware datetime or ``None``), elapsed_ms, method, url, status (``None`` for a
+        (aware datetime or ``None``), elapsed_ms, method, host, url, status (``None`` for a
         transport error), error_type, content_type, size."""
         take = pa.array(positions, pa.int64())
         starts: list[Any] = pa.array(
             self.start_us[positions], pa.timestamp("us", tz="UTC")
         ).to_pylist()
         content_types = [*self.content_types, ""]  # code -1: none
+        hosts = [*self.hosts, ""]
         columns = {
             "position": positions.tolist(),
             "started_at": [s if s.timestamp() else None for s in starts],
             "elapsed_ms": self.elapsed_ms[positions].tolist(),
             "method": self.method_names(positions).to_pylist(),
+            "host": [hosts[c] for c in self.host_codes[positions]],
             "url": self.url.take(take).to_pylist(),
             "status": [None if s == _NO_STATUS else s for s in self.status[positions].tolist()],
             "error_type": self.error_type.take(take).to_pylist(),

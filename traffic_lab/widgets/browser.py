@@ -1,73 +1,65 @@
-"""TrafficBrowser: filter, page through, inspect, replay and export a capture in a notebook."""
+"""TrafficBrowser: a network-panel view of a capture in a notebook (an anywidget).
+
+The kernel holds the capture's light columns (:class:`~._browser_data.TrafficView`: numpy codes
+and numbers, Arrow strings) and answers the front end (``static/browser.js``) with only the rows
+in view. Filters, sort and selection are traitlets, so code and the page drive the same state.
+"""
 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anywidget
 import httpx
-import ipywidgets as w  # type: ignore[import-untyped]  # ipywidgets ships no types
 import numpy as np
+import pandas as pd
 import traitlets
 
 from ..exchange import Exchange
-from ..transports.requester import ReplayResult
-from ._browser_data import SORTS, STATUS_CLASSES, Criteria, TrafficView, open_view
-from ._controls import ErrorArea, button, classed, text_box
-from ._html import _STYLE, esc, shorten
-from .inspector import ExchangeInspector
+from ..transports.requester import ReplayResult, build_replay_request
+from ._browser_data import COLUMNS, Criteria, TrafficView, open_view, sort_key
+from ._controls import ReplayClient
+from ._detail import detail_html
+from ._html import esc, shorten
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from collections.abc import Sequence
 
 __all__ = ["TrafficBrowser"]
 
-_ANY = ""
+STATIC = Path(__file__).parent / "static"
+#: Rows in the static snapshot's list.
+SNAPSHOT_ROWS = 20
+#: The most rows one window request is answered with.
+MAX_WINDOW = 500
 _NO_ROW = -1
-_PLACEHOLDER = ("\u2014 select an exchange \u2014", _NO_ROW)
-_ALL_STATUSES = (100, 599)
-_MAX_CHOICES = 200
-_TIME_STEPS = 60
-_COLUMNS = ("#", "time (UTC)", "method", "URL", "status", "ms", "bytes", "type")
+#: A selection of at most this many runs of consecutive rows is sliced out of the frame.
+MAX_SLICES = 64
 
 
-def _status_class(status: int | None) -> str:
-    if status is None or status < 0:
-        return "tl-serr"
-    return f"tl-s{min(max(status // 100, 1), 5)}"
+def browser_css() -> str:
+    """The browser's CSS and the detail pane's (``static/detail.css``, when present)."""
+    parts = [(STATIC / "browser.css").read_text(encoding="utf-8")]
+    detail = STATIC / "detail.css"
+    if detail.is_file():
+        parts.append(detail.read_text(encoding="utf-8"))
+    return "\n".join(parts)
 
 
-def _choices(values: list[str], codes: np.ndarray[Any, Any]) -> list[tuple[str, str]]:
-    """Dropdown options: "any", then the values by how often they occur (at most 200)."""
-    counts = np.bincount(codes[codes >= 0], minlength=len(values))
-    ranked = sorted(range(len(values)), key=lambda i: -counts[i])[:_MAX_CHOICES]
-    options = [("any", _ANY)] + [(f"{values[i]} ({counts[i]:,})", values[i]) for i in ranked]
-    missing = int((codes < 0).sum())
-    if missing:
-        options.append((f"(none) ({missing:,})", "(none)"))
-    return options
+def _list_filter(description: str) -> Any:
+    return traitlets.List(traitlets.Unicode(), help=description).tag(sync=True, filter=True)
 
 
-def _time_options(start_us: np.ndarray[Any, Any]) -> list[tuple[str, int]]:
-    """The time slider's steps over the capture: (label, microseconds since the epoch)."""
-    if not len(start_us):
-        return [("-", 0)]
-    low, high = int(start_us.min()), int(start_us.max())
-    edges = sorted({int(s) for s in np.linspace(low, high, _TIME_STEPS + 1)} | {high})
-    fmt = "%H:%M:%S" if high - low < 86_400_000_000 else "%Y-%m-%d %H:%M"
-    return [(datetime.fromtimestamp(e / 1e6, UTC).strftime(fmt), e) for e in edges]
+class TrafficBrowser(anywidget.AnyWidget):
+    """Browse a capture like a browser's network panel: a virtual list of every exchange,
+    filter chips, search, a time brush, sort by any column, the selected exchange's detail,
+    replay with a diff, and the selection handed back to pandas.
 
-
-def _int_pair(default: tuple[int, int]) -> Any:
-    return traitlets.Tuple(traitlets.Int(), traitlets.Int(), default_value=default).tag(filter=True)
-
-
-class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
-    """Browse a capture: filters, a paginated table, the selected exchange, replay and export.
-
-    Only one page is ever rendered, so it stays responsive on millions of exchanges; the
+    Only the rows in view travel to the page, so it stays fast on millions of exchanges; the
     selected exchange is read back in full (bodies included) from its store.
 
     Parameters
@@ -76,22 +68,13 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
         A capture: a ``ParquetStream``/``ParquetCache`` (or a path to one), a DataFrame from
         ``traffic_lab.frames``, a memory store, or an iterable of exchanges.
     where
-        Read only these exchanges from the capture (a ``traffic_lab.Where``, its dict, or
-        an Arrow Expression; pushed down to the Parquet files). Not for a DataFrame.
+        Read only these exchanges from the capture (a ``traffic_lab.Where``, its dict, or an
+        Arrow Expression; pushed down to the Parquet files). Not for a DataFrame.
     client
-        The ``httpx.Client`` replays are sent with (inject one to point at a test server or
-        to add auth). Default: a plain client made on first replay.
+        The ``httpx.Client`` replays are sent with (inject one to point at a test server or to
+        add auth). Default: a plain client made on first replay.
     base_url
-        Replay to this base URL instead of the recorded host (editable in the pane).
-    page_size
-        Rows per page (10 to 200).
-
-    Attributes
-    ----------
-    inspector : ExchangeInspector
-        The detail pane of the selected exchange.
-    view : TrafficView
-        The light table and its filters.
+        Replay to this base URL instead of the recorded host (editable in the detail pane).
 
     Examples
     --------
@@ -105,26 +88,56 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
     >>> browser.status = "4xx,5xx"
     >>> browser.matches, browser.selected_exchange
     (2, None)
-    >>> browser.selected = int(browser.rows[0])
-    >>> browser.selected_exchange.status_code
-    404
+    >>> browser.click(1)
+    >>> browser.selected_exchange.status_code, len(browser.selected)
+    (500, 1)
     """
 
+    _esm = STATIC / "browser.js"
+    _css = browser_css()
+
     # The filters (tagged ``filter``): each has a control, and ``filter()`` sets them at once.
-    method = traitlets.Unicode(_ANY).tag(filter=True)
-    host = traitlets.Unicode(_ANY).tag(filter=True)
-    status = traitlets.Unicode(_ANY, help="2xx, 4xx,5xx, 404, 500-599 or error").tag(filter=True)
-    status_range = _int_pair(_ALL_STATUSES)
-    content_type = traitlets.Unicode(_ANY).tag(filter=True)
-    search = traitlets.Unicode("", help="URL substring, or a /path/glob*").tag(filter=True)
-    time_range = _int_pair((0, 0))
-    sort = traitlets.Unicode("recorded").tag(filter=True)
-    page = traitlets.Int(0)
-    page_size = traitlets.Int(25)
-    #: Position (in the whole capture) of the selected exchange; -1 for none.
-    selected = traitlets.Int(_NO_ROW)
-    #: How many exchanges match the filters.
-    matches = traitlets.Int(0, read_only=True)
+    methods = _list_filter("request methods to keep (any if empty)")
+    hosts = _list_filter("hosts to keep (any if empty)")
+    content_types = _list_filter("media types to keep (any if empty)")
+    status = traitlets.Unicode("", help="2xx, 4xx,5xx, 404, 500-599 or failed").tag(
+        sync=True, filter=True
+    )
+    search = traitlets.Unicode("", help="URL substring, or a /path/glob*").tag(
+        sync=True, filter=True
+    )
+    search_bodies = traitlets.Bool(False, help="search decoded bodies too (bounded)").tag(
+        sync=True, filter=True
+    )
+    time_range = traitlets.List(
+        traitlets.Int(), help="[since, until] in microseconds since the epoch; [] for all"
+    ).tag(sync=True, filter=True)
+    #: A column of :data:`COLUMNS` (``"-status"``: descending); ``""`` for recorded order.
+    sort = traitlets.Unicode("").tag(sync=True, filter=True)
+
+    # What the page shows.
+    total = traitlets.Int(0).tag(sync=True)
+    matches = traitlets.Int(0, read_only=True).tag(sync=True)
+    header = traitlets.Unicode("").tag(sync=True)
+    columns = traitlets.List(traitlets.List()).tag(sync=True)
+    hidden_columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    facets = traitlets.Dict().tag(sync=True)
+    histogram = traitlets.Dict().tag(sync=True)
+    #: The rows in view: ``{"start", "rows", "generation"}`` (rows: see ``list_rows``).
+    window = traitlets.Dict().tag(sync=True)
+    generation = traitlets.Int(0).tag(sync=True)
+    #: Positions (in the whole capture) of the selected exchanges, in selection order.
+    selected_positions = traitlets.List(traitlets.Int()).tag(sync=True)
+    #: Index in the list of the focused row (the detail shows it); -1 for none.
+    cursor = traitlets.Int(_NO_ROW).tag(sync=True)
+    detail_html = traitlets.Unicode("").tag(sync=True)
+    detail_open = traitlets.Bool(True).tag(sync=True)
+    base_url = traitlets.Unicode("").tag(sync=True)
+    progress = traitlets.Unicode("").tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+
+    #: The selected rows as a traffic frame (observe it: ``browser.observe(f, "selected")``).
+    selected = traitlets.Instance(pd.DataFrame, allow_none=False)
 
     def __init__(
         self,
@@ -133,159 +146,49 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
         where: Any = None,
         client: httpx.Client | None = None,
         base_url: str = "",
-        page_size: int = 25,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.add_class("tl-browser")
+        self._client = ReplayClient(client)  # first: close() runs even if opening fails
         self.view: TrafficView = open_view(source, where)
         self._rows: np.ndarray[Any, Any] = np.arange(self.view.n)
-        self._syncing = False
+        self._axis = self.view.time_axis(self._rows)
+        self._window = (0, 0)
+        self._anchor = _NO_ROW
+        self._exchange: tuple[int, Exchange] | None = None
+        self._replay: ReplayResult | None = None
         self._batching = False
-        self._plots_stale = True
-        self.errors = ErrorArea()
-        self.inspector = ExchangeInspector(client=client, base_url=base_url)
-        self._build()
+        low, high, counts = self.view.histogram()
+        super().__init__(
+            total=self.view.n,
+            columns=[[key, label] for key, label in COLUMNS.items()],
+            facets={k: [list(pair) for pair in v] for k, v in self.view.facets().items()},
+            histogram={"low": low, "high": high, "counts": counts},
+            selected=self.view.frame.iloc[:0],
+            base_url=base_url,
+            **kwargs,
+        )
         self.observe(self._on_filters, names=self.trait_names(filter=True))
-        self.observe(self._on_page, names=["page", "page_size"])
-        self.observe(lambda _: self.errors.run(self._show_selected), names="selected")
-        self.page_size = min(self.page_size_select.options, key=lambda o: abs(o - page_size))
-        options = self.time_slider.options
-        self._time_full = (options[0][1], options[-1][1])
-        self.time_range = self._time_full
+        self.observe(self._on_selection, names="selected_positions")
+        self.observe(self._on_cursor, names="cursor")
+        self.on_msg(self._on_message)
         self._apply()
-
-    def _build(self) -> None:
-        v = self.view
-        small = w.Layout(width="auto", min_width="150px")
-
-        def dropdown(description: str, options: list[tuple[str, str]]) -> w.Dropdown:
-            return w.Dropdown(options=options, description=description, layout=small)
-
-        self.method_select = dropdown("Method", _choices(v.methods, v.methods_codes))
-        self.host_select = dropdown("Host", _choices(v.hosts, v.host_codes))
-        self.status_select = dropdown("Status", list(STATUS_CLASSES.items()))
-        self.status_slider = w.IntRangeSlider(
-            value=_ALL_STATUSES,
-            min=_ALL_STATUSES[0],
-            max=_ALL_STATUSES[1],
-            description="Status range",
-            continuous_update=False,
-            style={"description_width": "initial"},
-        )
-        self.type_select = dropdown("Type", _choices(v.content_types, v.ctype_codes))
-        self.search_text = text_box(
-            "Search", "320px", placeholder="text in URL, or /api/users/*", continuous_update=False
-        )
-        times = _time_options(v.start_us)
-        self.time_slider = w.SelectionRangeSlider(
-            options=times,
-            index=(0, len(times) - 1),
-            description="Time (UTC)",
-            continuous_update=False,
-            layout=w.Layout(width="520px"),
-        )
-        self.sort_select = dropdown("Sort", list(SORTS.items()))
-        controls = [
-            (self.method_select, "method", "tl-method"),
-            (self.host_select, "host", "tl-host"),
-            (self.status_select, "status", "tl-status"),
-            (self.type_select, "content_type", "tl-type"),
-            (self.sort_select, "sort", "tl-sort"),
-            (self.search_text, "search", "tl-search"),
-            (self.status_slider, "status_range", "tl-status-range"),
-            (self.time_slider, "time_range", "tl-time"),
-        ]
-        for control, name, css in controls:
-            control.add_class(css)
-            if name in ("status", "time_range"):
-                # Code may set any spec or (since, until); the control follows where it can.
-                traitlets.dlink((control, "value"), (self, name))
-            else:
-                traitlets.link((control, "value"), (self, name))
-        self.observe(self._status_to_dropdown, names="status")
-        self.reset_button = button("Reset filters", self.reset, icon="undo")
-        filters = w.Box(
-            [c for c, _, _ in controls] + [self.reset_button], layout=w.Layout(flex_flow="row wrap")
-        )
-
-        narrow, wide = w.Layout(width="40px"), w.Layout(width="80px")
-        self.first_button = button("\u00ab", lambda: self._go(0), layout=narrow)
-        self.prev_button = button("\u2039 Prev", lambda: self._go(self.page - 1), layout=wide)
-        self.next_button = button(
-            "Next \u203a", lambda: self._go(self.page + 1), "tl-next", layout=wide
-        )
-        self.last_button = button("\u00bb", lambda: self._go(self.pages - 1), layout=narrow)
-        self.page_label = w.HTML("")
-        self.page_size_select = w.Dropdown(
-            options=[10, 25, 50, 100, 200], description="Rows", layout=w.Layout(width="140px")
-        )
-        traitlets.link((self.page_size_select, "value"), (self, "page_size"))
-        rows = w.Dropdown(
-            options=[_PLACEHOLDER], description="Exchange", layout=w.Layout(width="100%")
-        )
-        self.row_select = classed(rows, "tl-row-select")
-        self.row_select.observe(self._on_row_select, names="value")
-
-        self.export_path = text_box("Export to", "360px", value="selection.har")
-        formats = [("HAR file", "har"), ("capture folder", "capture")]
-        self.export_format = w.Dropdown(options=formats, layout=w.Layout(width="160px"))
-        self.export_button = button(
-            "Export selection",
-            lambda: self.errors.run(self._export_clicked),
-            "tl-export",
-            icon="download",
-        )
-        self.export_status = w.HTML("")
-        self.header = classed(w.HTML(""), "tl-header")
-        self.table = classed(w.HTML(""), "tl-table-view")
-        pager = w.HBox(
-            [
-                self.first_button,
-                self.prev_button,
-                self.page_label,
-                self.next_button,
-                self.last_button,
-                self.page_size_select,
-            ],
-            layout=w.Layout(align_items="center"),
-        )
-        table_tab = w.VBox([pager, self.table])
-        self.plots = w.VBox([w.HTML("<i>plots of the selection draw when this tab opens</i>")])
-        self.views = w.Tab(children=[table_tab, self.plots], titles=("Table", "Plots"))
-        self.views.observe(self._on_view_tab, names="selected_index")
-        export = w.HBox([self.export_path, self.export_format, self.export_button])
-        self.children = (
-            self.header,
-            filters,
-            self.views,
-            self.row_select,
-            self.inspector,
-            w.HTML("<hr style='margin:4px 0'>"),
-            export,
-            self.export_status,
-            self.errors.message,
-            self.errors.output,
-        )
 
     # -- filters -------------------------------------------------------------------------------
     def criteria(self) -> Criteria:
         """The current filters as a :class:`~traffic_lab.widgets._browser_data.Criteria`."""
-        full_time = self.time_range in (self._time_full, (0, 0))
-        since, until = (None, None) if full_time else self.time_range
+        since, until = self.time_range if len(self.time_range) == 2 else (None, None)
         return Criteria(
-            methods=(self.method,) if self.method else (),
-            hosts=(self.host,) if self.host else (),
+            methods=tuple(self.methods),
+            hosts=tuple(self.hosts),
             status=self.status,
-            status_range=None if self.status_range == _ALL_STATUSES else self.status_range,
             since_us=since,
             until_us=until,
-            search=self.search,
-            content_types=(self.content_type,) if self.content_type else (),
+            search="" if self.search_bodies else self.search,
+            content_types=tuple(self.content_types),
         )
 
     def filter(self, **values: Any) -> TrafficBrowser:
-        """Set several filters at once (one refresh): ``browser.filter(status="5xx", host=...)``.
+        """Set several filters at once (one refresh): ``browser.filter(status="5xx", hosts=[h])``.
 
         Unknown names raise ``TypeError``. Returns the browser, so it displays in a cell.
         """
@@ -300,164 +203,241 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
                     setattr(self, name, value)
         finally:
             self._batching = False
-        self._on_filters()  # one refresh for all of them
+        self._apply()
         return self
 
     def reset(self) -> None:
-        """Clear every filter."""
-        self._batching = True
-        try:
-            self.time_slider.index = (0, len(self.time_slider.options) - 1)
-        finally:
-            self._batching = False
-        defaults = {name: self.trait_defaults(name) for name in self.trait_names(filter=True)}
-        self.filter(**{**defaults, "time_range": self._time_full})
+        """Clear every filter (and the sort)."""
+        self.filter(**{name: self.trait_defaults(name) for name in self.trait_names(filter=True)})
 
-    def _status_to_dropdown(self, change: Any) -> None:
-        if change["new"] in STATUS_CLASSES.values():  # else the dropdown keeps its choice
-            self.status_select.value = change["new"]
-
-    def _on_filters(self, change: object = None) -> None:
+    def _on_filters(self, change: Any) -> None:
+        if change["name"] == "sort":
+            sort_key(change["new"])  # an unknown sort raises here, in the caller's cell
         if not self._batching:
-            self.errors.run(self._apply)
+            self._apply()
 
     def _apply(self) -> None:
-        self._rows = self.view.select(self.criteria(), self.sort)
-        self.set_trait("matches", len(self._rows))
-        self._plots_stale = True
-        self._render_header()
-        if self.page != 0:
-            self.page = 0  # renders through _on_page
-        else:
-            self._render_page()
-        if self.views.selected_index == 1:
-            self.errors.run(self._draw_plots)
+        criteria = self.criteria()
+        rows = self.view.select(criteria, self.sort)
+        if self.search_bodies and self.search.strip():
+            rows = self._search_bodies(rows, self.search.strip())
+        self._rows = rows
+        self._axis = self.view.time_axis(rows)
+        self.set_trait("matches", len(rows))
+        self.header = self.header_text()
+        position = self._exchange[0] if self._exchange is not None else _NO_ROW
+        self.generation += 1
+        self._send_window(*self._window)
+        self.cursor = self.index_of(position)
 
-    # -- the table -----------------------------------------------------------------------------
+    def _search_bodies(self, rows: np.ndarray[Any, Any], text: str) -> np.ndarray[Any, Any]:
+        """The rows whose URL, or decoded request or response body, holds ``text`` (case
+        folded). Bodies are read from the capture in batches, for at most
+        :data:`~.body_search.BODY_SEARCH_LIMIT` rows; ``progress`` says how far it got."""
+        from .body_search import search_bodies
+
+        def report(done: int, total: int, hits: int) -> None:
+            self.progress = f"searched bodies of {done:,} of {total:,} exchanges: {hits:,} hits"
+
+        url_hits = self.view.select(Criteria(search=text))
+        return search_bodies(self.view, rows, text, url_hits, report)
+
+    def header_text(self) -> str:
+        """The header line: counts and latency percentiles of the selection."""
+        line = f"{len(self._rows):,} of {self.view.n:,} exchanges"
+        latency = self.view.latency(self._rows)
+        if latency is not None:
+            p50, p95, p99 = latency
+            line += f" \u00b7 p50 {p50:,.1f} ms \u00b7 p95 {p95:,.1f} ms \u00b7 p99 {p99:,.1f} ms"
+        return line
+
+    # -- the list ------------------------------------------------------------------------------
     @property
     def rows(self) -> np.ndarray[Any, Any]:
-        """Positions (in the whole capture) of the matching exchanges, in table order."""
+        """Positions (in the whole capture) of the matching exchanges, in list order."""
         return self._rows
 
-    @property
-    def pages(self) -> int:
-        """Number of pages of matching exchanges (at least 1)."""
-        return max(1, -(-len(self._rows) // self.page_size))
+    def index_of(self, position: int) -> int:
+        """The list index of the exchange at ``position`` (-1 when it is filtered out)."""
+        if position < 0:
+            return _NO_ROW
+        found = np.flatnonzero(self._rows == position)
+        return int(found[0]) if len(found) else _NO_ROW
 
-    def _go(self, page: int) -> None:
-        self.page = max(0, min(page, self.pages - 1))
+    def window_rows(self, start: int, count: int) -> dict[str, Any]:
+        """Answer the front end's request for rows ``[start, start + count)`` of the list (at
+        most :data:`MAX_WINDOW`): sets and returns :attr:`window`."""
+        return self._send_window(start, count)
 
-    def _on_page(self, change: object = None) -> None:
-        if 0 <= self.page < self.pages:
-            self._render_page()
-        else:
-            self._go(self.page)  # renders through this observer again
-
-    def page_rows(self) -> np.ndarray[Any, Any]:
-        """Positions of the exchanges on the current page."""
-        start = self.page * self.page_size
-        return self._rows[start : start + self.page_size]
-
-    def _render_header(self) -> None:
-        v, rows = self.view, self._rows
-        matched = f"{_STYLE}<b>{len(rows):,}</b> of {v.n:,} exchanges match"
-        if not len(rows):
-            self.header.value = f"{matched} <span class='tl-note'>(loosen the filters)</span>"
-            return
-        p50, p95 = np.percentile(v.elapsed_ms[rows], [50, 95])
-        classes = np.bincount(np.clip(v.status[rows] // 100, 0, 6), minlength=7)
-        share = [
-            f"<span class='tl-s{k}'>{k}xx {classes[k] / len(rows):.1%}</span>"
-            for k in (2, 3, 4, 5)
-            if classes[k]
-        ]
-        failed = int(classes[0])  # status -1 // 100 == -1, clipped to 0: transport errors
-        if failed:
-            share.append(f"<span class='tl-serr'>errors {failed:,}</span>")
-        self.header.value = (
-            f"{matched} &middot; latency p50 {p50:,.1f} ms, p95 {p95:,.1f} ms &middot; "
-            + " ".join(share)
-        )
-
-    def _render_page(self) -> None:
-        positions = self.page_rows()
-        start, total = self.page * self.page_size, len(self._rows)
-        self.page_label.value = (
-            f"rows {start + 1:,}\u2013{start + len(positions):,} of {total:,} "
-            f"(page {self.page + 1:,}/{self.pages:,})"
-            if total
-            else "no rows"
-        )
-        body, options = [], [_PLACEHOLDER]
-        for r in self.view.rows(positions):
-            status, url = r["status"], r["url"]
-            shown = status if status is not None else (r["error_type"] or "error")
-            started = r["started_at"]
-            when = started.strftime("%H:%M:%S.%f")[:-3] if started is not None else ""
-            selected = " class='tl-selected'" if r["position"] == self.selected else ""
-            body.append(
-                f"<tr{selected}><td class='tl-num'>{r['position']}</td><td>{esc(when)}</td>"
-                f"<td>{esc(r['method'])}</td><td title='{esc(url)}'>{esc(shorten(url, 100))}</td>"
-                f"<td class='{_status_class(status)}'>{esc(shown)}</td>"
-                f"<td class='tl-num'>{r['elapsed_ms']:,.1f}</td>"
-                f"<td class='tl-num'>{r['size']:,}</td><td>{esc(r['content_type'])}</td></tr>"
-            )
-            label = f"#{r['position']}  {r['method']} {shorten(url, 90)}  \u2192 "
-            label += f"{status if status is not None else 'error'}  {r['elapsed_ms']:,.0f} ms"
-            options.append((label, r["position"]))
-        if not body:
-            body.append("<tr><td colspan='8' class='tl-note'>no exchanges match</td></tr>")
-        head = "".join(f"<th>{h}</th>" for h in _COLUMNS)
-        self.table.value = f"{_STYLE}<table class='tl-table'><tr>{head}</tr>{''.join(body)}</table>"
-        self._syncing = True
-        try:
-            value = self.selected if self.selected in set(positions.tolist()) else _NO_ROW
-            self.row_select.options = options
-            self.row_select.value = value
-        finally:
-            self._syncing = False
-        self.first_button.disabled = self.prev_button.disabled = self.page == 0
-        self.next_button.disabled = self.last_button.disabled = self.page >= self.pages - 1
+    def _send_window(self, start: int, count: int) -> dict[str, Any]:
+        count = max(0, min(int(count), MAX_WINDOW))
+        start = max(0, min(int(start), max(len(self._rows) - count, 0)))
+        self._window = (start, count)
+        positions = self._rows[start : start + count]
+        self.window = {
+            "start": start,
+            "rows": self.view.list_rows(positions, self._axis),
+            "generation": self.generation,
+        }
+        return self.window
 
     # -- selection -----------------------------------------------------------------------------
-    def _on_row_select(self, change: Any) -> None:
-        if not self._syncing and change["new"] != _NO_ROW:
-            self.selected = int(change["new"])
-
-    def _show_selected(self) -> None:
-        position = self.selected
-        if position == _NO_ROW:
-            self.inspector.exchange = None
+    def click(self, index: int, *, shift: bool = False, toggle: bool = False) -> None:
+        """Act as a click on the list's row ``index``: select it alone; with ``shift`` the range
+        from the last clicked row; with ``toggle`` (ctrl/cmd) add or remove it."""
+        if not 0 <= index < len(self._rows):
+            raise IndexError(f"no row {index} in the list (0..{len(self._rows) - 1})")
+        position = int(self._rows[index])
+        if shift and self._anchor >= 0:
+            low, high = sorted((self._anchor, index))
+            self.selected_positions = self._rows[low : high + 1].tolist()
+        elif toggle:
+            chosen = list(self.selected_positions)
+            if position in chosen:
+                chosen.remove(position)
+            else:
+                chosen.append(position)
+            self.selected_positions = chosen
+            self._anchor = index
         else:
-            if not 0 <= position < self.view.n:
-                raise IndexError(f"no exchange at position {position} (0..{self.view.n - 1})")
-            self.inspector.exchange = self.view.exchanges([position])[0]
-        self._render_page()
+            self.selected_positions = [position]
+            self._anchor = index
+        self.cursor = index
+
+    def move(self, step: int) -> None:
+        """Move the selection ``step`` rows (the keyboard's up and down arrows)."""
+        if not len(self._rows):
+            return
+        index = min(max(self.cursor + step if self.cursor >= 0 else 0, 0), len(self._rows) - 1)
+        self.click(index)
+
+    def select(self, positions: Sequence[int]) -> None:
+        """Select the exchanges at these positions (in the whole capture)."""
+        bad = [p for p in positions if not 0 <= p < self.view.n]
+        if bad:
+            raise IndexError(f"no exchange at positions {bad[:5]} (0..{self.view.n - 1})")
+        self.selected_positions = [int(p) for p in positions]
+        self.cursor = self.index_of(self.selected_positions[-1]) if positions else _NO_ROW
+        if positions and self.cursor < 0:  # filtered out of the list: still shown
+            self._show(self.selected_positions[-1])
+
+    def _on_selection(self, change: Any) -> None:
+        self.selected = self._frame_rows(np.asarray(self.selected_positions, dtype=np.int64))
+
+    def _frame_rows(self, positions: np.ndarray[Any, Any]) -> pd.DataFrame:
+        """Rows of the frame, in this order: a few runs of consecutive rows as slices (an
+        ``iloc`` with a list takes from every chunk of the Arrow string columns: 0.3 s at 1M)."""
+        frame = self.view.frame
+        breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+        if not len(positions) or len(breaks) >= MAX_SLICES:
+            return frame.iloc[positions]
+        starts = np.concatenate([[0], breaks])
+        ends = np.concatenate([breaks, [len(positions)]])
+        runs = zip(starts, ends, strict=True)
+        parts = [frame.iloc[positions[a] : positions[b - 1] + 1] for a, b in runs]
+        rows = pd.concat(parts) if len(parts) > 1 else parts[0]
+        rows.attrs = dict(frame.attrs)
+        return rows
+
+    def _on_cursor(self, change: Any) -> None:
+        if self.cursor >= 0:
+            self._show(int(self._rows[self.cursor]))
+
+    def _show(self, position: int) -> None:
+        if self._exchange is not None and self._exchange[0] == position:
+            return
+        self._replay = None
+        self._exchange = (position, self.view.exchanges([position])[0])
+        self._render_detail()
+
+    def _render_detail(self) -> None:
+        if self._exchange is None:
+            self.detail_html = ""
+            return
+        position, exchange = self._exchange
+        self.detail_html = detail_html(
+            exchange, replay=self._replay, uid=f"tl{position}", style=False
+        )
 
     @property
     def selected_exchange(self) -> Exchange | None:
-        """The selected exchange, bodies included (``None`` when nothing is selected)."""
-        return self.inspector.exchange
+        """The exchange shown in the detail pane, bodies included (``None`` before a click)."""
+        return self._exchange[1] if self._exchange is not None else None
+
+    # -- the front end's messages -------------------------------------------------------------
+    def _on_message(self, widget: object, content: Any, buffers: object) -> None:
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        try:
+            if kind == "window":
+                self.window_rows(int(content["start"]), int(content["count"]))
+            elif kind == "click":
+                self.click(
+                    int(content["index"]),
+                    shift=bool(content.get("shift")),
+                    toggle=bool(content.get("toggle")),
+                )
+            elif kind == "move":
+                self.move(int(content["step"]))
+            elif kind == "open":
+                self.detail_open = True
+            elif kind == "replay":
+                self.replay()
+            elif kind == "reset":
+                self.reset()
+            self.error = ""
+        except Exception as exc:  # shown in the widget: a callback's error has no cell
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    # -- replay --------------------------------------------------------------------------------
+    @property
+    def client(self) -> httpx.Client:
+        """The client replays are sent with."""
+        return self._client.get()
 
     def replay(self) -> ReplayResult:
-        """Replay the selected exchange (see :meth:`ExchangeInspector.replay`)."""
-        return self.inspector.replay()
+        """Send the selected exchange's request again (to :attr:`base_url` if set) and show the
+        live response's diff with the recording in the detail pane.
+
+        Returns a :class:`~traffic_lab.transports.ReplayResult`; a transport error propagates
+        (the page shows it).
+        """
+        exchange = self.selected_exchange
+        if exchange is None:
+            raise ValueError("no exchange selected")
+        request = build_replay_request(self.client, exchange, self.base_url.strip() or None)
+        started = time.perf_counter()
+        try:
+            response = self.client.send(request)
+        except httpx.TransportError as exc:
+            self._replay = ReplayResult(exchange, None, exc)  # the pane says what failed
+            self._render_detail()
+            raise
+        # Measured here: a response from a MockTransport or a handler never gets .elapsed.
+        response.elapsed = timedelta(seconds=time.perf_counter() - started)
+        self._replay = ReplayResult(exchange, response)
+        self._render_detail()
+        return self._replay
 
     # -- results -------------------------------------------------------------------------------
     def frame(self) -> pd.DataFrame:
-        """The matching exchanges as a traffic frame (light columns), in table order.
+        """The matching exchanges as a traffic frame (light columns), in list order.
 
         Still linked to its capture: ``browser.frame().traffic`` works on it.
         """
         return self.view.frame.iloc[self._rows]
 
     def exchanges(self, limit: int | None = None) -> list[Exchange]:
-        """The matching exchanges (bodies included), in table order; at most ``limit``."""
+        """The matching exchanges (bodies included), in list order; at most ``limit``."""
         rows = self._rows if limit is None else self._rows[:limit]
         return self.view.exchanges(rows)
 
-    def export(self, path: str | os.PathLike[str], format: str = "har") -> int:
-        """Write the matching exchanges to a HAR file or a new capture folder; returns the count.
+    def export(
+        self, path: str | os.PathLike[str], format: str = "har", *, selection: bool = False
+    ) -> int:
+        """Write the matching exchanges (or, with ``selection=True``, the selected ones) to a
+        HAR file or a new capture folder; returns the count.
 
         Parameters
         ----------
@@ -465,39 +445,79 @@ class TrafficBrowser(w.VBox):  # type: ignore[misc]  # untyped base
             The HAR file, or the capture folder (must not exist yet, or be empty).
         format
             ``"har"`` or ``"capture"`` (Parquet, readable with ``tl.ParquetStream(path)``).
+        selection
+            Export the selected rows (``browser.selected``) instead of the whole list.
         """
+        frame = self.selected if selection else self.frame()
         if format == "har":
+            from ..frames.convert import frame_exchanges
             from ..interop import write_har
 
-            return write_har(self.exchanges(), Path(path))
+            return write_har(list(frame_exchanges(frame)), Path(path))
         if format == "capture":
             from ..frames.convert import write_capture
 
-            return write_capture(self.frame(), path)
+            return write_capture(frame, path)
         raise ValueError(f"unknown export format {format!r}: use 'har' or 'capture'")
-
-    def _export_clicked(self) -> None:
-        path = self.export_path.value.strip()
-        if not path:
-            raise ValueError("give a path to export to")
-        count = self.export(path, self.export_format.value)
-        self.export_status.value = f"wrote {count:,} exchanges to <code>{esc(path)}</code>"
 
     def close(self) -> None:
         """Close the widget, and the replay client if the browser made it."""
-        self.inspector.close()
+        self._client.close()
         super().close()
 
-    # -- plots ---------------------------------------------------------------------------------
-    def _on_view_tab(self, change: Any) -> None:
-        if change["new"] == 1 and self._plots_stale:
-            self.errors.run(self._draw_plots)
+    # -- the static snapshot -------------------------------------------------------------------
+    def snapshot_html(self) -> str:
+        """The browser as static HTML (no script): the header line, the first
+        :data:`SNAPSHOT_ROWS` rows of the list, and the shown (or first) exchange's detail.
+        Every text from the capture is escaped."""
+        positions = self._rows[:SNAPSHOT_ROWS]
+        shown = [k for k in COLUMNS if k not in self.hidden_columns]
+        head = "".join(
+            f"<th class='tl-header-cell' data-col='{k}'>{esc(COLUMNS[k])}</th>" for k in shown
+        )
+        head += "<th class='tl-header-cell' data-col='waterfall'>Waterfall</th>"
+        cells = dict(zip(COLUMNS, range(1, 9), strict=True))
+        body = []
+        for row in self.view.list_rows(positions, self._axis):
+            values = [esc(shorten(str(row[cells[k]]), 120)) for k in shown]
+            tds = "".join(
+                f"<td class='tl-cell tl-col-{k}{' ' + row[6] if k == 'status' else ''}'>{v}</td>"
+                for k, v in zip(shown, values, strict=True)
+            )
+            bar = (
+                f"<div class='tl-bar {row[6]}' style='margin-left:{row[10] * 100:.2f}%;"
+                f"width:max(2px,{row[11] * 100:.2f}%)'></div>"
+            )
+            selected = " tl-row-selected" if row[0] in self.selected_positions else ""
+            wf = f"<td class='tl-cell tl-waterfall'>{bar}</td>"
+            body.append(f"<tr class='tl-row{selected}'>{tds}{wf}</tr>")
+        more = len(self._rows) - len(positions)
+        if more > 0:
+            body.append(
+                f"<tr><td class='tl-note' colspan='{len(shown) + 1}'>\u2026 and {more:,} more"
+                " (the live widget scrolls through all of them)</td></tr>"
+            )
+        exchange = self.selected_exchange
+        position = self._exchange[0] if self._exchange is not None else _NO_ROW
+        if exchange is None and len(self._rows):
+            position = int(self._rows[0])
+            exchange = self.view.exchanges([position])[0]
+        detail = (
+            detail_html(exchange, replay=self._replay, uid=f"tls{position}", style=False)
+            if exchange is not None
+            else "<div class='tl-detail tl-note'>no exchange</div>"
+        )
+        return (
+            f"<div class='tl-browser tl-snapshot'><style>{browser_css()}</style>"
+            f"<div class='tl-count'>{esc(self.header_text())}</div>"
+            f"<div class='tl-split'><div class='tl-list-pane'><table class='tl-table'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+            f"<div class='tl-detail-pane'>{detail}</div></div></div>"
+        )
 
-    def _draw_plots(self) -> None:
-        try:
-            from . import plots
-        except ImportError as exc:
-            self.plots.children = (w.HTML(f"<i>{esc(exc)}</i>"),)
-        else:
-            self.plots.children = tuple(plots.plot_images(self.view, self._rows))
-        self._plots_stale = False
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if data is not None:
+            data["text/html"] = self.snapshot_html()
+        return bundle
