@@ -1,6 +1,15 @@
 """StreamPlayer: step through a ReadWriteStream in recorded order, against a target: the
 stream's own responder (``tl.responder``), or a base URL the recorded requests are sent to, as
-:func:`traffic_lab.transports.replay_requests` does."""
+:func:`traffic_lab.transports.replay_requests` does.
+
+An anywidget: the kernel holds the stream and the cursor; the page (``static/player.js``) shows
+the controls, the progress line, the cursor's neighbourhood and the detail pane
+(:func:`~traffic_lab.widgets._detail.detail_html`, built in the kernel with every text escaped).
+Playing is paced by the page: after each tick the kernel says how long to wait before the next
+one (the recorded gap over the speed), so a pause click is handled between ticks. Where no
+kernel runs (nbconvert, a saved page), the display bundle's ``text/html`` snapshot shows the
+same progress line and detail.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +18,25 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sized
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import anywidget
 import httpx
-import ipywidgets as w  # type: ignore[import-untyped]  # ipywidgets ships no types
 import traitlets
 
 from ..exchange import Exchange
 from ..protocols import Replay
-from ..transports.requester import ResponseDiff, build_replay_request, diff_responses
+from ..transports.requester import (
+    ReplayResult,
+    ResponseDiff,
+    build_replay_request,
+    diff_responses,
+)
 from ..transports.responder import NO_MORE_TRAFFIC, responder
-from ._controls import ErrorArea, ReplayClient, button, classed, text_box
-from ._html import _STYLE, diff_html, esc, message_html, request_target
+from ._controls import ReplayClient
+from ._detail import detail_css, detail_html
+from ._html import esc, request_target
 
 __all__ = ["Step", "StreamPlayer"]
 
@@ -68,8 +84,27 @@ def _label(exchange: Exchange) -> str:
     return f"{exchange.method} {request_target(exchange.url)}"
 
 
-class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
-    """Step through a ReadWriteStream in order; play the rest with a progress bar.
+STATIC = Path(__file__).parent / "static"
+#: Playing speeds: how much faster than recorded the exchanges follow each other.
+SPEEDS = {"1x": 1.0, "2x": 2.0, "10x": 10.0, "max": 0.0}
+#: A recorded pause longer than this is shortened to it when playing at a speed.
+MAX_GAP = 5.0
+#: At ``max`` speed, each tick plays for about this long before the page is updated.
+MAX_TICK = 0.1
+
+
+def player_css() -> str:
+    """The player's style sheet and the detail pane's."""
+    return (STATIC / "player.css").read_text(encoding="utf-8") + "\n" + detail_css()
+
+
+class StreamPlayer(anywidget.AnyWidget):
+    """Step through a ReadWriteStream in order, or play it at 1x, 2x, 10x or full speed.
+
+    The page shows a progress line (*n of N*), the played and upcoming exchanges around the
+    cursor, and the last played exchange in the detail pane, its *Replay* tab holding the
+    answer beside the recording and their diff. Past the end, a step answers 503 "no more
+    traffic to replay", as the stream's responder does.
 
     Parameters
     ----------
@@ -101,13 +136,33 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
     (True, 503, 'no more traffic to replay')
     """
 
+    _esm = STATIC / "player.js"
+    _css = player_css()
+
     #: Exchanges played so far (the cursor).
-    position = traitlets.Int(0, read_only=True)
+    position = traitlets.Int(0, read_only=True).tag(sync=True)
     #: Exchanges in the stream.
-    total = traitlets.Int(0, read_only=True)
+    total = traitlets.Int(0, read_only=True).tag(sync=True)
     #: True once every exchange was played and a further step answered 503.
-    exhausted = traitlets.Bool(False, read_only=True)
-    target = traitlets.Unicode(_RESPONDER)
+    exhausted = traitlets.Bool(False, read_only=True).tag(sync=True)
+    target = traitlets.Unicode(_RESPONDER).tag(sync=True)
+    #: ``"1x"``, ``"2x"``, ``"10x"`` (the recorded pace, sped up) or ``"max"``.
+    speed = traitlets.Enum(list(SPEEDS), "1x").tag(sync=True)
+    #: The page is playing (ticking); a pause, the end of the stream or an error stops it.
+    playing = traitlets.Bool(False).tag(sync=True)
+    #: ``{"same", "differ", "failed", "statuses": {code: n}}`` for the progress line.
+    tally = traitlets.Dict().tag(sync=True)
+    #: The cursor's neighbourhood: ``{"index", "label", "recorded", "outcome", "state"}``
+    #: dicts, state one of ``same``, ``differ``, ``failed`` (played), ``next``, ``pending``.
+    rows = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: The progress line (:meth:`progress_text`).
+    progress = traitlets.Unicode("").tag(sync=True)
+    #: What the target is, in words.
+    header = traitlets.Unicode("").tag(sync=True)
+    #: The detail pane (HTML, every capture text escaped).
+    detail = traitlets.Unicode("").tag(sync=True)
+    #: The last error from a page command (``""`` when the last one succeeded).
+    error = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -119,38 +174,13 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.add_class("tl-player")
         self.stream = stream
         self.window = window
         self._client = ReplayClient(client)
         self._responder_client: httpx.Client | None = None
-        self.errors = ErrorArea()
-        self.header = w.HTML("")
-        self.target_text = text_box(
-            "Target", "420px", "tl-target", value=target, placeholder="the stream's responder"
-        )
-        traitlets.link((self.target_text, "value"), (self, "target"))
-        run = self.errors.run
-        self.step_button = button("Step", lambda: run(self.step), "tl-step", icon="step-forward")
-        self.play_button = button(
-            "Play remaining", lambda: run(self.play), "tl-play", button_style="primary"
-        )
-        self.reset_button = button("Reset", lambda: run(self.reset), icon="undo")
-        progress = w.IntProgress(value=0, min=0, max=1, description="Played")
-        self.progress = classed(progress, "tl-progress")
-        self.counts_html = classed(w.HTML(""), "tl-counts")
-        self.cursor_html = classed(w.HTML(""), "tl-cursor")
-        self.detail = classed(w.HTML(""), "tl-step-detail")
-        self.children = (
-            self.header,
-            w.HBox([self.target_text, self.step_button, self.play_button, self.reset_button]),
-            w.HBox([self.progress, self.counts_html], layout=w.Layout(align_items="center")),
-            self.cursor_html,
-            self.errors.message,
-            self.errors.output,
-            self.detail,
-        )
+        self.target = target
         self.observe(self._on_target, names="target")
+        self.on_msg(self._on_msg)
         self.reset()  # sets the cursor and the counts
 
     @property
@@ -165,6 +195,7 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         self.set_trait("total", total)
         self.set_trait("position", 0)
         self.set_trait("exhausted", False)
+        self.playing = False
         self.counts: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self.history: deque[Step] = deque(maxlen=self.window)
@@ -172,7 +203,6 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         self._iterator = iter(self.stream.exchanges())
         self._pending: deque[Exchange] = deque()
         self._close_responder()
-        self.progress.max = max(self.total, 1)
         self._render()
 
     def _on_target(self, change: Any) -> None:
@@ -230,109 +260,198 @@ class StreamPlayer(w.VBox):  # type: ignore[misc]  # untyped base
         return result
 
     def play(self, limit: int | None = None) -> int:
-        """Play the pending exchanges (at most ``limit``); returns how many were played."""
+        """Play the pending exchanges (at most ``limit``) at once; returns how many were played.
+
+        (The page's Play button plays at :attr:`speed` instead, tick by tick.)
+        """
         played = 0
-        shown = time.monotonic()
         while self.pending and (limit is None or played < limit):
             self._step()
             played += 1
-            self.progress.value = self.position
-            if time.monotonic() - shown > 0.2:
-                self._render_counts()
-                shown = time.monotonic()
         self._render()
         return played
 
+    # -- the page's commands -------------------------------------------------------------------
+    def _on_msg(self, widget: Any, content: Any, buffers: Any) -> None:
+        command = content.get("cmd") if isinstance(content, dict) else None
+        try:
+            if command == "step":
+                self.playing = False
+                self.step()
+            elif command == "reset":
+                self.reset()
+            elif command == "play":
+                self.playing = self.pending > 0
+                self._tick()
+            elif command == "pause":
+                self.playing = False
+            elif command == "tick":
+                self._tick()
+            else:
+                return
+        except Exception as exc:
+            self.playing = False
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._render()
+            return
+        self.error = ""
+
+    def _tick(self) -> float | None:
+        """One tick of playing: a step (at ``max`` speed: steps for :data:`MAX_TICK` s), then
+        the page is told how long to wait before the next tick. Returns that wait in seconds,
+        or ``None`` when playing stopped."""
+        if not self.playing:
+            return None
+        factor = SPEEDS[self.speed]
+        if factor:
+            self._step()
+        else:
+            until = time.monotonic() + MAX_TICK
+            while self.pending and time.monotonic() < until:
+                self._step()
+        if not self.pending:
+            self.playing = False
+        self._render()
+        if not self.playing:
+            return None
+        wait = self._gap() / factor if factor else 0.0
+        self.send({"type": "tick", "wait_ms": round(wait * 1000)})
+        return wait
+
+    def _gap(self) -> float:
+        """The recorded pause between the last played exchange and the next (at most
+        :data:`MAX_GAP` seconds; 0 when out of order)."""
+        nxt = self._peek(1)
+        last = self.last.recorded if self.last is not None else None
+        if not nxt or last is None:
+            return 0.0
+        gap = (nxt[0].started_at - last.started_at).total_seconds()
+        return min(max(gap, 0.0), MAX_GAP)
+
+    # -- what the page shows ---------------------------------------------------------------------
     def _render(self) -> None:
         target = self.target.strip()
-        where = f"<code>{esc(target)}</code>" if target else "the stream's responder"
-        if not target:
-            where += " (recorded responses, in order)"
-        self.header.value = (
-            f"{_STYLE}<b>Stream player</b>: {self.total:,} exchanges &middot; target: {where}"
+        self.header = (
+            f"target: {target}"
+            if target
+            else "target: the stream's responder (recorded responses, in order)"
         )
-        self.progress.value = self.position
-        self._render_counts()
-        self._render_cursor()
-        self._render_detail()
-        self.step_button.disabled = self.exhausted
-        self.play_button.disabled = self.pending == 0
+        self.tally = {
+            "same": self.counts["same"],
+            "differ": self.counts["differ"],
+            "failed": self.counts["failed"],
+            "statuses": dict(sorted(self.statuses.items())),
+        }
+        self.progress = self.progress_text()
+        self.rows = self._rows()
+        self.detail = self._detail(style=False)
 
-    def _render_counts(self) -> None:
-        statuses = " ".join(f"{esc(code)}&times;{n:,}" for code, n in sorted(self.statuses.items()))
-        if self.exhausted:
-            state = "<b style='color:#c62828'>exhausted</b>"
-        else:
-            state = f"{self.pending:,} pending" if self.pending else "<b>all played</b>"
-        self.counts_html.value = (
-            f"{_STYLE}{self.position:,}/{self.total:,} played &middot; {state} &middot; "
-            f"<span class='tl-same'>same {self.counts['same']:,}</span> &middot; "
-            f"<span class='tl-s4'>differ {self.counts['differ']:,}</span> &middot; "
-            f"<span class='tl-s5'>failed {self.counts['failed']:,}</span>"
-            + (f" &middot; statuses {statuses}" if statuses else "")
-        )
-
-    def _render_cursor(self) -> None:
+    def _rows(self) -> list[dict[str, Any]]:
         rows = []
         for step in self.history:
             assert step.recorded is not None  # an exhausted step is not kept in the history
             if step.response is None:
-                outcome, css = f"failed: {step.error}", "tl-s5"
+                outcome, state = f"failed: {step.error}", "failed"
             else:
                 outcome = f"{step.recorded.status_code} \u2192 {step.response.status_code}"
-                outcome += "  same" if step.same else "  differs"
-                css = "tl-same" if step.same else "tl-s4"
-            rows.append(
-                f"<tr style='color:#555'><td>\u2713</td><td class='tl-num'>{step.index}</td>"
-                f"<td>{esc(_label(step.recorded))}</td><td class='{css}'>{esc(outcome)}</td></tr>"
+                state = "same" if step.same else "differ"
+                outcome += f" {state}"
+            rows.append(self._row(step.index, step.recorded, outcome, state))
+        for offset, exchange in enumerate(self._peek(self.window)):
+            state = "next" if offset == 0 else "pending"
+            rows.append(self._row(self.position + offset, exchange, "", state))
+        return rows
+
+    @staticmethod
+    def _row(index: int, exchange: Exchange, outcome: str, state: str) -> dict[str, Any]:
+        status = exchange.status_code
+        return {
+            "index": index,
+            "label": _label(exchange),
+            "recorded": str(status) if status is not None else "error",
+            "outcome": outcome,
+            "state": state,
+        }
+
+    def _detail(self, *, style: bool) -> str:
+        """The detail pane: the last played exchange with its answer (the *Replay* tab), or
+        before any step the next one; at exhaustion the 503."""
+        step = self.last
+        uid = f"tlp{self.model_id[:8]}"
+        if step is not None and step.recorded is None:
+            response = step.response
+            assert response is not None
+            return (
+                "<div class='tl-p-exhausted'><b>stream exhausted</b>: "
+                f"{response.status_code} &ldquo;{esc(response.text)}&rdquo;</div>"
             )
-        upcoming = self._peek(self.window)
-        for offset, exchange in enumerate(upcoming):
-            marker, style = ("\u25b6", "font-weight:bold") if offset == 0 else ("", "color:#999")
-            recorded = exchange.status_code if exchange.status_code is not None else "error"
-            rows.append(
-                f"<tr style='{style}'><td>{marker}</td><td class='tl-num'>"
-                f"{self.position + offset}</td><td>{esc(_label(exchange))}</td>"
-                f"<td>recorded {esc(recorded)}</td></tr>"
-            )
+        if step is not None and step.recorded is not None:
+            error = RuntimeError(step.error) if step.response is None else None
+            replay = ReplayResult(step.recorded, step.response, error)
+            pane = detail_html(step.recorded, replay=replay, uid=f"{uid}-{step.index}", style=style)
+            return f"<div class='tl-p-caption'>step {step.index}: played</div>{pane}"
+        upcoming = self._peek(1)
         if not upcoming:
-            rows.append(
-                "<tr><td>\u25b6</td><td></td><td colspan='2'><b>end of stream</b>: a further "
-                f"step answers 503 &ldquo;{esc(NO_MORE_TRAFFIC)}&rdquo;</td></tr>"
+            return "<div class='tl-p-caption'>the stream is empty</div>"
+        pane = detail_html(upcoming[0], uid=f"{uid}-{self.position}", style=style)
+        return f"<div class='tl-p-caption'>step {self.position}: next</div>{pane}"
+
+    def progress_text(self) -> str:
+        """The progress line: ``2 of 4 played · 2 pending · same 2 · differ 0 · failed 0``."""
+        if self.exhausted:
+            state = "exhausted"
+        else:
+            state = f"{self.pending:,} pending" if self.pending else "all played"
+        text = (
+            f"{self.position:,} of {self.total:,} played \u00b7 {state} \u00b7 "
+            f"same {self.counts['same']:,} \u00b7 differ {self.counts['differ']:,} \u00b7 "
+            f"failed {self.counts['failed']:,}"
+        )
+        statuses = " ".join(f"{code}\u00d7{n:,}" for code, n in sorted(self.statuses.items()))
+        return text + (f" \u00b7 statuses {statuses}" if statuses else "")
+
+    # -- the static snapshot -------------------------------------------------------------------
+    def snapshot_html(self) -> str:
+        """The player as static HTML (no script): the header, the progress line, the cursor's
+        neighbourhood and the detail pane, the CSS inlined. Every capture text is escaped."""
+        done = self.position / self.total if self.total else 0.0
+        rows = "".join(
+            f"<tr class='tl-p-row tl-p-{esc(row['state'])}'><td class='tl-p-mark'>"
+            f"{_MARKS.get(row['state'], '')}</td><td class='tl-p-num'>{row['index']}</td>"
+            f"<td>{esc(row['label'])}</td><td>{esc(row['recorded'])}</td>"
+            f"<td>{esc(row['outcome'])}</td></tr>"
+            for row in self.rows
+        )
+        if not self.pending:
+            rows += (
+                "<tr class='tl-p-row tl-p-end'><td class='tl-p-mark'>\u25b6</td><td></td>"
+                "<td colspan='3'>end of stream: a further step answers 503 "
+                f"&ldquo;{esc(NO_MORE_TRAFFIC)}&rdquo;</td></tr>"
             )
-        self.cursor_html.value = (
-            f"{_STYLE}<table class='tl-table'><tr><th></th><th>#</th><th>request</th>"
-            f"<th>recorded &rarr; answered</th></tr>{''.join(rows)}</table>"
+        return (
+            f"<div class='tl-player tl-snapshot'><style>{player_css()}</style>"
+            f"<div class='tl-p-head'><b>Stream player</b> \u00b7 {self.total:,} exchanges "
+            f"\u00b7 {esc(self.header)}</div>"
+            f"<div class='tl-p-progress'><div class='tl-p-track'><div class='tl-p-fill' "
+            f"style='width:{done * 100:.1f}%'></div></div>"
+            f"<span class='tl-p-text'>{esc(self.progress_text())}</span></div>"
+            "<table class='tl-p-rows'><thead><tr><th></th><th>#</th><th>request</th>"
+            f"<th>recorded</th><th>answered</th></tr></thead><tbody>{rows}</tbody></table>"
+            f"<div class='tl-p-detail'>{self.detail}</div></div>"
         )
 
-    def _render_detail(self) -> None:
-        step = self.last
-        if step is None:
-            self.detail.value = ""
-            return
-        if step.recorded is None:
-            assert step.response is not None
-            self.detail.value = (
-                f"{_STYLE}<div class='tl-exhausted'><b>stream exhausted</b>: "
-                f"{step.response.status_code} &ldquo;{esc(step.response.text)}&rdquo;</div>"
-            )
-            return
-        live = ""
-        if step.response is not None:
-            live_exchange = Exchange.from_httpx(step.response.request, step.response)
-            live = message_html(live_exchange, "response")
-            verdict = diff_html(step.diff) if step.diff is not None else ""
-        else:
-            verdict = f"<b style='color:#c62828'>{esc(step.error)}</b>"
-        self.detail.value = (
-            f"{_STYLE}<b>step {step.index}</b>: {esc(_label(step.recorded))}{verdict}"
-            "<table style='width:100%;table-layout:fixed'><tr><th>recorded</th><th>answered</th>"
-            f"</tr><tr><td style='vertical-align:top'>{message_html(step.recorded, 'response')}"
-            f"</td><td style='vertical-align:top'>{live}</td></tr></table>"
-        )
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if data is not None:
+            data["text/html"] = self.snapshot_html()
+        return bundle
 
     def close(self) -> None:
         """Close the widget and the clients it made."""
         self._close_responder()
         self._client.close()
         super().close()
+
+
+_MARKS = {"same": "\u2713", "differ": "\u2713", "failed": "\u2717", "next": "\u25b6"}
