@@ -14,6 +14,7 @@ import traitlets
 from ..exchange import Exchange
 from ..transports.requester import ReplayResult, build_replay_request, diff_responses
 from ._controls import ErrorArea, ReplayClient, button, classed, text_box
+from ._detail import detail_html
 from ._html import (
     _STYLE,
     diff_html,
@@ -128,6 +129,7 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
     def _on_exchange(self, change: object = None) -> None:
         exchange = self.exchange
         self.set_trait("live", None)
+        self._replay: ReplayResult | None = None
         if exchange is None:
             self.summary.value = f"{_STYLE}<div class='tl-note'>no exchange selected</div>"
             self.children = [self.summary]
@@ -186,7 +188,23 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
         self.recorded_box.children = (w.HTML("<b>recorded</b>"), _message_box(exchange, "response"))
         self.live_box.children = (w.HTML("<b>live</b>"), _message_box(live, "response"))
         self.tabs.selected_index = _TABS.index("Replay")
-        return ReplayResult(exchange, response)
+        self._replay = ReplayResult(exchange, response)
+        return self._replay
+
+    def snapshot_html(self) -> str:
+        """The pane as static HTML (no script, the CSS inlined): the exchange in the detail
+        pane of :func:`~traffic_lab.widgets._detail.detail_html`, with the last replay."""
+        if self.exchange is None:
+            return "<div class='tl-detail tl-note'>no exchange selected</div>"
+        return detail_html(self.exchange, replay=self._replay, uid=f"tli{self.model_id[:8]}")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # Beside the live view, a snapshot for where no kernel runs (nbconvert, a saved page).
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if data is not None:
+            data["text/html"] = self.snapshot_html()
+        return bundle
 
     def close(self) -> None:
         """Close the widget, and the replay client if the pane made it."""
