@@ -187,3 +187,49 @@ def test_snapshot_renders_and_works_without_javascript(browser_context, tmp_path
     colour = page.locator("#tl-d-a").evaluate("e => getComputedStyle(e).backgroundColor")
     assert colour == ("rgb(30, 30, 30)" if theme == "dark" else "rgb(255, 255, 255)")
     page.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_player_snapshot_renders(browser_context, tmp_path, theme):
+    from playwright.sync_api import expect
+
+    from traffic_lab import MemoryStream
+    from traffic_lab.widgets import StreamPlayer
+
+    stream = MemoryStream()
+    recorded, _ = exchanges()
+    for i, status in enumerate((200, 201, 404, 200, 500, 200)):
+        stream.put(
+            make_exchange(
+                "POST" if status == 201 else "GET",
+                f"https://api.example.test/api/orders/{i}",
+                status_code=status,
+                json={"order": i, "status": "shipped" if status == 200 else "error"},
+                started_at=AT,
+            )
+        )
+    stream.put(recorded)
+    player = StreamPlayer(stream, window=4)
+    player.play(limit=3)
+    variables = DARK if theme == "dark" else ""
+    path = tmp_path / f"player-{theme}.html"
+    path.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><style>body {"
+        f"{variables} background: var(--jp-layout-color0, #fff); margin: 16px; width: 860px;"
+        f"}}</style></head><body>{player.snapshot_html()}</body></html>",
+        encoding="utf-8",
+    )
+    page = browser_context.new_page()  # type: ignore[attr-defined]
+    page.goto(path.as_uri())
+    expect(page.locator(".tl-p-text")).to_have_text(
+        "3 of 7 played · 4 pending · same 3 · differ 0 · failed 0 · statuses 200\u00d71 201\u00d71 404\u00d71"
+    )
+    expect(page.locator(".tl-p-row.tl-p-next")).to_contain_text("GET /api/orders/3")
+    expect(page.locator(".tl-p-detail .tl-d-panel-replay")).to_be_visible()
+    expect(page.locator(".tl-p-detail .tl-d-same")).to_have_text(
+        "same as recorded (volatile headers ignored)"
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"player-snapshot-{theme}.png"), full_page=True)
+    page.close()
+    player.close()

@@ -233,9 +233,10 @@ def test_snapshot_and_mime_bundle(small_stream):
     ) in html
     assert (
         "<tr class='tl-p-row tl-p-same'><td class='tl-p-mark'>✓</td><td class='tl-p-num'>0</td>"
-        "<td>GET /items/0</td><td>200</td><td>200 → 200 same</td></tr>"
+        "<td class='tl-p-label'>GET /items/0</td><td>200</td>"
+        "<td class='tl-p-outcome'>200 → 200 same</td></tr>"
         "<tr class='tl-p-row tl-p-next'><td class='tl-p-mark'>▶</td><td class='tl-p-num'>1</td>"
-        "<td>GET /items/1</td><td>404</td><td></td></tr>"
+        "<td class='tl-p-label'>GET /items/1</td><td>404</td><td class='tl-p-outcome'></td></tr>"
     ) in html
     assert f"<div class='tl-p-detail'>{player.detail}</div></div>" in html
     player.play()

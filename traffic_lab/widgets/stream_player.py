@@ -418,8 +418,8 @@ class StreamPlayer(anywidget.AnyWidget):
         rows = "".join(
             f"<tr class='tl-p-row tl-p-{esc(row['state'])}'><td class='tl-p-mark'>"
             f"{_MARKS.get(row['state'], '')}</td><td class='tl-p-num'>{row['index']}</td>"
-            f"<td>{esc(row['label'])}</td><td>{esc(row['recorded'])}</td>"
-            f"<td>{esc(row['outcome'])}</td></tr>"
+            f"<td class='tl-p-label'>{esc(row['label'])}</td><td>{esc(row['recorded'])}</td>"
+            f"<td class='tl-p-outcome'>{esc(row['outcome'])}</td></tr>"
             for row in self.rows
         )
         if not self.pending:
