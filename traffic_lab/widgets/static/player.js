@@ -31,7 +31,7 @@ function render({ model, el }) {
   target.type = "text";
   target.placeholder = "the stream's responder";
   target.title = "a base URL to send the recorded requests to; empty: the recorded responses";
-  const stepButton = node("button", "tl-p-button tl-p-step", "Step \u23ed");
+  const stepButton = node("button", "tl-p-button tl-p-step", "Step \u25b8");
   stepButton.title = "play the next exchange (\u2192)";
   const playButton = node("button", "tl-p-button tl-p-play tl-p-primary", "Play \u25b6");
   playButton.title = "play the rest at the chosen speed (space)";
@@ -103,7 +103,7 @@ function render({ model, el }) {
     fill.style.width = `${total ? (100 * position) / total : 0}%`;
     progressText.textContent = model.get("progress");
     const playing = model.get("playing");
-    playButton.textContent = playing ? "Pause \u23f8" : "Play \u25b6";
+    playButton.textContent = playing ? "Pause \u25a0" : "Play \u25b6";
     playButton.disabled = !playing && position >= total;
     stepButton.disabled = model.get("exhausted");
     root.classList.toggle("tl-p-playing", playing);
@@ -132,15 +132,20 @@ function render({ model, el }) {
     }
   }
 
-  function showDetail() {
-    // Keep the tab the reader chose when the pane shows the next exchange.
-    const checked = detail.querySelector("input.tl-d-tab:checked");
-    const key = checked ? [...checked.classList].find((c) => c.startsWith("tl-d-tab-")) : null;
-    detail.innerHTML = model.get("detail");
-    if (key) {
-      const again = detail.querySelector(`input.${key}`);
-      if (again) again.checked = true;
+  // The tab the reader chose (a click on a tab label) is kept when the pane shows the next
+  // exchange; until then each pane opens on its own default (Replay once played).
+  let chosenTab = null;
+  detail.addEventListener("change", (event) => {
+    const input = event.target;
+    if (input.classList && input.classList.contains("tl-d-tab")) {
+      chosenTab = [...input.classList].find((c) => c.startsWith("tl-d-tab-"));
     }
+  });
+
+  function showDetail() {
+    detail.innerHTML = model.get("detail");
+    const again = chosenTab ? detail.querySelector(`input.${chosenTab}`) : null;
+    if (again) again.checked = true;
   }
 
   function showError() {
