@@ -9,6 +9,7 @@ installs them (``.ci/run``), and a skipped browser test would hide a broken note
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -114,61 +115,121 @@ def voila_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def expected_5xx() -> int:
+def sample():
     from traffic_lab.frames import read_capture
 
-    statuses = read_capture(ROOT / "data" / "sample-capture", columns=["response_status"])
-    return int((statuses.response_status >= 500).sum())
+    return read_capture(ROOT / "data" / "sample-capture")
 
 
-def test_filter_select_replay_in_chromium(voila_url, expected_5xx):
+def status_texts(page, count: int = 10) -> list[str]:
+    return page.locator(".tl-row .tl-col-status").all_inner_texts()[:count]
+
+
+def status_labels(sample, descending: bool) -> list[str]:
+    """The first ten status cells of the list sorted by status (no response: -1, shown as the
+    error type; equal statuses keep recorded order)."""
+    status = sample.response_status.fillna(-1).astype(int)
+    order = sample.assign(key=-status if descending else status).sort_values("key", kind="stable")
+    top = order.head(10)
+    return [
+        str(s) if s >= 0 else str(e)
+        for s, e in zip(top.response_status.fillna(-1).astype(int), top.error_type, strict=True)
+    ]
+
+
+def test_browse_sort_search_filter_select_replay_in_chromium(voila_url, sample):
     try:
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
         pytest.fail("playwright is not installed: pip install playwright (CI installs it)")
     ARTIFACTS.mkdir(exist_ok=True)
     profile = tempfile.mkdtemp(prefix="tl-chromium-")
+    total = len(sample)
+    expected_5xx = int((sample.response_status >= 500).sum())
+    orders = int(sample.request_url.str.lower().str.contains("/api/orders", regex=False).sum())
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             profile,
             executable_path=CHROMIUM,
             headless=True,
             args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 2800},
+            viewport={"width": 1600, "height": 1400},
         )
         # Voila asks a CDN for an icon font; there is no internet: fail it fast.
         context.route("https://**/*", lambda route: route.abort())
         try:
             page = context.new_page()
             page.goto(voila_url)
-            status = page.locator(".tl-status select")
-            status.wait_for(timeout=120_000)  # the kernel runs the whole notebook first
-            header = page.locator(".tl-header")
-            expect(header).to_contain_text("of 3,000 exchanges match", timeout=30_000)
+            count = page.locator(".tl-browser .tl-count")
+            # the kernel runs the whole notebook first; its last cell resets the filters
+            expect(count).to_contain_text(f"{total:,} of {total:,} exchanges", timeout=120_000)
+            rows = page.locator(".tl-row")
+            expect(rows.first).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "voila-04-browser-open.png"))
 
-            status.select_option(label="5xx")
-            expect(header).to_contain_text(f"{expected_5xx} of 3,000 exchanges match")
-            table = page.locator(".tl-table-view")
-            expect(table.locator("td.tl-s5").first).to_have_text("500")
+            # click a row: the detail shows that exchange
+            third = page.locator(".tl-row[data-index='2']")
+            path = third.locator(".tl-col-url").inner_text()
+            position = int(third.get_attribute("data-position"))
+            third.click()
+            expect(third).to_have_class(re.compile(r"\btl-row-selected\b"))
+            detail = page.locator(".tl-detail-pane .tl-detail")
+            expect(detail).to_contain_text(sample.request_url.iloc[position])
+            picked = page.locator(".tl-picked")
+            expect(picked).to_contain_text(f"browser.selected: 1 rows ({position})")
 
-            rows = page.locator(".tl-row-select select")
-            expect(rows.locator("option")).to_have_count(min(expected_5xx, 25) + 1)
-            rows.select_option(index=1)
-            summary = page.locator(".tl-summary")
-            expect(summary).to_contain_text("/api/reports/")
-            expect(summary).to_contain_text("500")
-            # The Response tab is open: the recorded body, pretty-printed JSON.
-            response = page.locator(".tl-message", has_text="HTTP/1.1 500 Internal Server Error")
-            expect(response.first).to_be_visible()
-            expect(response.first).to_contain_text('"error": "report generation failed"')
+            # keyboard down: the next exchange
+            page.keyboard.press("ArrowDown")
+            fourth = page.locator(".tl-row[data-index='3']")
+            expect(fourth).to_have_class(re.compile(r"\btl-row-selected\b"))
+            nxt = int(fourth.get_attribute("data-position"))
+            expect(picked).to_contain_text(f"browser.selected: 1 rows ({nxt})")
+            expect(detail).to_contain_text(sample.request_url.iloc[nxt])
+            assert path  # the row showed its path
 
+            # shift-click: a range, handed to pandas as browser.selected
+            page.locator(".tl-row[data-index='6']").click(modifiers=["Shift"])
+            expect(picked).to_contain_text(f"browser.selected: 4 rows ({nxt}, ")
+
+            # click the status header: sorted, then reversed
+            header = page.locator(".tl-header-cell[data-col=status]")
+            header.click()
+            expect(header).to_have_class(re.compile(r"\btl-sorted-asc\b"))
+            first_ten = page.locator(".tl-rows > .tl-row:nth-child(-n+10) .tl-col-status")
+            expect(first_ten).to_have_text(status_labels(sample, descending=False))
+            header.click()
+            expect(header).to_have_class(re.compile(r"\btl-sorted-desc\b"))
+            expect(first_ten).to_have_text(status_labels(sample, descending=True))
+
+            # type a search
+            search = page.locator(".tl-search")
+            search.fill("/api/orders")
+            search.press("Enter")
+            expect(count).to_contain_text(f"{orders:,} of {total:,} exchanges")
+            expect(rows.first.locator(".tl-col-url")).to_contain_text("/api/orders")
+            search.fill("")
+            search.press("Enter")
+            expect(count).to_contain_text(f"{total:,} of {total:,} exchanges")
+
+            # the 5xx chip: only 5xx rows
+            chip = page.locator(".tl-chip[data-value='5xx']")
+            expect(chip).to_contain_text(f"{expected_5xx:,}")
+            chip.click()
+            expect(chip).to_have_class(re.compile(r"\btl-chip-on\b"))
+            expect(count).to_contain_text(f"{expected_5xx:,} of {total:,} exchanges")
+            shown = status_texts(page, 100)
+            assert shown and all(s.startswith("5") for s in shown), shown
+            page.screenshot(path=str(ARTIFACTS / "voila-04-browser-5xx.png"))
+
+            # replay the first 5xx: the diff is shown in the detail
+            first = rows.first
+            first.click()
+            expect(detail).to_contain_text(
+                str(sample.request_url.iloc[int(first.get_attribute("data-position"))])
+            )
             page.locator("button.tl-replay").click()
-            replayed = page.locator(".tl-replay-status")
-            expect(replayed).to_contain_text("replayed GET http://127.0.0.1:", timeout=30_000)
-            expect(replayed).to_contain_text("500")
-            diff = page.locator(".tl-diff-view")
-            expect(diff).to_be_visible()
-            expect(diff).to_contain_text("no differences")
+            expect(detail.locator(".tl-d-same, .tl-d-differs")).to_be_visible(timeout=30_000)
+            expect(detail).to_contain_text("replayed")
             page.screenshot(path=str(ARTIFACTS / "voila-04-browse.png"), full_page=True)
         finally:
             context.close()

@@ -8,7 +8,7 @@ const ROW = 22; // px, fixed row height
 const MARGIN = 40; // rows asked for above and below the view
 const MAX_PX = 8000000; // taller spacers are scaled (browsers cap element heights)
 const DEFAULT_WIDTHS = {
-  time: 96, method: 58, host: 150, url: 300, status: 58, type: 130, size: 70, duration: 74,
+  time: 96, method: 52, host: 110, url: 200, status: 48, type: 90, size: 56, duration: 64,
 };
 // where each column's value is in a window row (see TrafficView.list_rows)
 const CELL = { time: 1, method: 2, host: 3, url: 4, status: 5, type: 7, size: 8, duration: 9 };
@@ -264,7 +264,7 @@ function render({ model, el }) {
       bar.style.width = `max(2px, ${(row[11] * 100).toFixed(2)}%)`;
       bar.title = `${row[9]} ms`;
       wf.appendChild(bar);
-      line.appendChild(wf);
+      line.append(wf, node("div", "tl-row-end")); // under the header's column menu button
       out.push(line);
     }
     if (!g.matches) out.push(node("div", "tl-note", "no exchanges match: loosen the filters"));
@@ -303,16 +303,21 @@ function render({ model, el }) {
   rowsBox.addEventListener("mousedown", (event) => {
     if (event.shiftKey) event.preventDefault(); // no text selection on shift-click
   });
+  let moving = false;
   scroll.addEventListener("keydown", (event) => {
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       event.preventDefault();
+      moving = true;
       send({ type: "move", step: event.key === "ArrowDown" ? 1 : -1 });
     } else if (event.key === "Enter") {
       event.preventDefault();
       send({ type: "open" });
     }
   });
-  scroll.addEventListener("scroll", () => window.requestAnimationFrame(ensureWindow));
+  scroll.addEventListener("scroll", () => {
+    head.scrollLeft = scroll.scrollLeft; // the header scrolls sideways with the rows
+    window.requestAnimationFrame(ensureWindow);
+  });
 
   // -- filter bar -------------------------------------------------------------------------
   function chosen(key) {
@@ -459,10 +464,14 @@ function render({ model, el }) {
 
   const handlers = [
     ["change:window", drawRows],
-    ["change:generation", ensureWindow],
+    ["change:generation", () => { scroll.scrollTop = 0; ensureWindow(); }], // a new list: its top
     ["change:matches", ensureWindow],
     ["change:selected_positions", drawRows],
-    ["change:cursor", () => { scrollToCursor(); drawRows(); }],
+    ["change:cursor", () => {
+      if (moving) scrollToCursor(); // keys move the cursor out of view; clicks never do
+      moving = false;
+      drawRows();
+    }],
     ["change:sort", drawHead],
     ["change:hidden_columns", () => { drawHead(); drawRows(); }],
     ["change:methods change:status change:hosts change:content_types", drawFacets],
