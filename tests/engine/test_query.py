@@ -102,7 +102,7 @@ def test_answers_are_the_pandas_accessors(capture, where):
     frame = tl.read_capture(capture, where=where)
     assert len(frame) > 0
     assert query.count() == len(frame)
-    pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
+    pd.testing.assert_series_equal(query.summary().to_series(), frame.traffic.summary().to_series())
     assert_same_endpoints(query, frame)
     assert_same_endpoints(query, frame, by_host=True)
     assert_same_duplicates(query, frame)
@@ -110,7 +110,7 @@ def test_answers_are_the_pandas_accessors(capture, where):
 
 def test_the_sample_capture_gives_the_same_answers():
     query, frame = tl.open_capture(SAMPLE), tl.read_capture(SAMPLE)
-    pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
+    pd.testing.assert_series_equal(query.summary().to_series(), frame.traffic.summary().to_series())
     assert_same_endpoints(query, frame)
     assert query.summary()["exchanges"] == 3000
     assert len(assert_same_duplicates(query, frame)) == 494
@@ -171,7 +171,7 @@ def test_cleared_rows_are_not_counted_and_compaction_does_not_count_twice(tmp_pa
     assert (report.files_merged, report.files_written, report.rows) == (5, 1, 500)
     query, frame = tl.open_capture(path), tl.read_capture(path)
     assert query.count() == len(frame) == 200
-    pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
+    pd.testing.assert_series_equal(query.summary().to_series(), frame.traffic.summary().to_series())
 
 
 def test_an_open_store_counts_its_buffered_exchanges(tmp_path):
@@ -187,7 +187,9 @@ def test_an_open_store_counts_its_buffered_exchanges(tmp_path):
     assert query.where(status="5xx").count() == sum(
         1 for ex in exchanges if ex.status_code is not None and ex.status_code >= 500
     )
-    pd.testing.assert_series_equal(query.summary(), tl.read_capture(stream).traffic.summary())
+    pd.testing.assert_series_equal(
+        query.summary().to_series(), tl.read_capture(stream).traffic.summary().to_series()
+    )
     stream.close()
 
 
@@ -200,7 +202,7 @@ def test_memory_sources_are_answered_too(kind):
             source.put(ex)
     query, frame = tl.open_capture(source), tl.read_capture(source)
     assert query.count() == 150
-    pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
+    pd.testing.assert_series_equal(query.summary().to_series(), frame.traffic.summary().to_series())
     assert_same_endpoints(query, frame)
 
 
@@ -230,7 +232,7 @@ def test_an_empty_selection_answers_like_an_empty_frame(capture):
     query = tl.open_capture(capture).where(host="nowhere.example")
     frame = tl.read_capture(capture, where={"host": "nowhere.example"})
     assert query.count() == 0
-    pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
+    pd.testing.assert_series_equal(query.summary().to_series(), frame.traffic.summary().to_series())
     assert query.endpoints().empty
     assert list(query.endpoints().columns) == list(frame.traffic.endpoints().columns)
     assert_same_duplicates(query, frame)
@@ -287,3 +289,20 @@ def test_a_file_with_text_that_is_not_utf8_is_named_and_skipped(tmp_path):
     assert int(table["count"].sum()) == 20
     with pytest.warns(tl.errors.SkippedFileWarning, match=re.escape(str(bad))):
         assert len(tl.read_capture(path)) == 20  # read_capture skips the same file
+
+
+def test_engine_answers_display_as_the_accessors_do(capture):
+    from traffic_lab.frames import Summary, TrafficTable
+
+    query, frame = tl.open_capture(capture), tl.read_capture(capture)
+    summary = query.summary()
+    assert isinstance(summary, Summary)
+    assert repr(summary) == repr(frame.traffic.summary())
+    assert summary.text("error_rate").endswith(" %") and summary.text("p50_ms").endswith(" ms")
+    endpoints, duplicates = query.endpoints(by_host=True), query.duplicates()
+    assert isinstance(endpoints, TrafficTable) and isinstance(duplicates, TrafficTable)
+    assert repr(endpoints) == repr(frame.traffic.endpoints(by_host=True))
+    assert max(map(len, repr(endpoints).splitlines())) <= 100
+    assert duplicates.index.name == "request"
+    assert duplicates.index.tolist() == frame.traffic.duplicates().index.tolist()
+    assert re.fullmatch(r"(GET|POST) [abc]\.example/\S+", duplicates.index[0])

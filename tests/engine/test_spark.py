@@ -46,7 +46,7 @@ def capture(tmp_path_factory):
 def test_the_sample_capture_gets_the_pandas_answers(spark):
     query, frame = tl.spark.open_capture(str(SAMPLE), spark), tl.read_capture(SAMPLE)
     assert query.count() == 3000
-    pd.testing.assert_series_equal(query.summary(), frame.traffic.summary())
+    pd.testing.assert_series_equal(query.summary().to_series(), frame.traffic.summary().to_series())
     pd.testing.assert_frame_equal(
         query.endpoints(by_host=True), frame.traffic.endpoints(by_host=True), rtol=1e-9
     )

@@ -220,8 +220,9 @@ def test_duplicates_count_what_a_cache_would_have_answered():
     ]
     table = to_pandas(rows).traffic.duplicates()
     matcher = tl.Matcher()
-    assert table.index.tolist() == [matcher.key(rows[0]), matcher.key(rows[1])]
-    assert table.index.name == "key"
+    assert table.index.tolist() == ["GET /a", "GET /b"]  # the request line labels a row
+    assert table.index.name == "request"
+    assert table.key.tolist() == [matcher.key(rows[0]), matcher.key(rows[1])]
     assert table[["count", "repeats", "saved_ms", "saved_bytes"]].values.tolist() == [
         [3, 2, 50.0, 18],
         [4, 1, 9.0, 9],
@@ -235,12 +236,18 @@ def test_duplicates_by_columns_or_by_another_matcher():
     rows = [exchange(i, path=f"/a?page={i}", elapsed_ms=1) for i in range(3)]
     df = to_pandas(rows)
     assert df.traffic.duplicates().empty
-    assert list(df.traffic.duplicates().columns)[:4] == [
+    assert list(df.traffic.duplicates().columns) == [
         "request_method",
         "request_url",
         "count",
         "repeats",
+        "saved_ms",
+        "saved_bytes",
+        "first_at",
+        "last_at",
+        "key",
     ]
+    assert df.traffic.duplicates().index.name == "request"
     by_path = df.traffic.duplicates(["request_method", "request_path"])
     assert by_path[["count", "repeats"]].values.tolist() == [[3, 2]]
     by_matcher = df.traffic.duplicates(tl.Matcher(ignore_query=["page"]))

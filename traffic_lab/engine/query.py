@@ -20,6 +20,7 @@ from ..frames.analysis import (
     endpoint_shapes,
 )
 from ..frames.convert import CaptureRef, open_source, read_capture
+from ..frames.display import Summary, TrafficTable, label_duplicates
 from ..frames.where import Where, WhereArg, as_expression
 from ..stores.parquet import ParquetBase
 from ..stores.parquet.reader import ORDER_COLUMNS, while_compacting
@@ -66,12 +67,13 @@ def open_capture(source: Any, *, filesystem: Any = None) -> CaptureQuery:
     >>> q = tl.open_capture("data/sample-capture")
     >>> q.count(), q.where(status="5xx").count()
     (3000, 34)
-    >>> q.where(status="4xx,5xx").endpoints()[["count", "p50_ms", "error_rate"]].head(2)
-    ... # doctest: +NORMALIZE_WHITESPACE
-                              count  p50_ms  error_rate
-    method endpoint
-    GET    /api/unknown/{id}     93   3.599         1.0
-           /api/users/{id}       67   3.167         1.0
+    >>> top = q.where(status="4xx,5xx").endpoints()[["count", "p50_ms", "error_rate"]].head(2)
+    >>> top  # rounded, with units; the values stay as computed
+    method  endpoint           count     p50  errors
+    GET     /api/unknown/{id}     93  3.6 ms   100 %
+            /api/users/{id}       67  3.2 ms   100 %
+    >>> top.loc[("GET", "/api/unknown/{id}"), "p50_ms"]
+    np.float64(3.599)
     """
     return CaptureQuery(open_source(source, filesystem=filesystem))
 
@@ -172,7 +174,7 @@ class CaptureQuery:
         """The matching rows as a frame: :func:`~traffic_lab.read_capture` with this filter."""
         return read_capture(self._ref, columns, self._where, bodies)
 
-    def summary(self, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES) -> pd.Series[Any]:
+    def summary(self, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES) -> Summary:
         """Headline figures, as ``df.traffic.summary()``."""
         row = self._run(analyses.summary(analyses.capture_table(), rules)).to_pylist()[0]
         n = int(row["exchanges"])
@@ -199,17 +201,15 @@ class CaptureQuery:
             "response_bytes": int(row["response_bytes"]),
             "repeated_requests": int(row["keyed"]) - int(row["distinct_keys"]),
         }
-        return pd.Series(values, name="summary", dtype=object)
+        return Summary(values)
 
-    def duplicates(self) -> pd.DataFrame:
+    def duplicates(self) -> TrafficTable:
         """Requests repeated under the same ``request_key`` and what a cache would have saved,
         as ``df.traffic.duplicates()``."""
         table = self._run(analyses.duplicates(analyses.capture_table()))
         columns = ["request_method", "request_url", "count", "repeats", "saved_ms", "saved_bytes"]
         if table.num_rows == 0:
-            empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-            empty.index.name = "key"
-            return empty
+            return label_duplicates(pd.DataFrame())
         frame = table.select(["key", *columns, "first_at", "last_at"]).to_pandas()
         frame = frame.astype(
             {"count": "int64", "repeats": "int64", "saved_bytes": "int64", "saved_ms": "float64"}
@@ -218,11 +218,11 @@ class CaptureQuery:
             frame[name] = frame[name].astype(str)
         for name in ("first_at", "last_at"):  # DuckDB names the zone Etc/UTC
             frame[name] = frame[name].dt.tz_convert("UTC")
-        return frame.set_index("key")
+        return label_duplicates(frame.set_index("key"))
 
     def endpoints(
         self, *, by_host: bool = False, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES
-    ) -> pd.DataFrame:
+    ) -> TrafficTable:
         """Per endpoint: counts, latency, errors, sizes, as ``df.traffic.endpoints()``."""
         expr = analyses.endpoints(analyses.capture_table(), by_host=by_host, rules=rules)
         table = self._run(expr)
@@ -236,7 +236,7 @@ class CaptureQuery:
         frame = frame.astype({**dict.fromkeys(ints, "int64"), **dict.fromkeys(floats, "float64")})
         for key in keys:
             frame[key] = frame[key].astype(str)
-        return frame.set_index(keys)[list(analyses.ENDPOINT_COLUMNS)]
+        return TrafficTable(frame.set_index(keys)[list(analyses.ENDPOINT_COLUMNS)])
 
     def compare(
         self,

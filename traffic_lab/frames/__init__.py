@@ -3,7 +3,8 @@
 :func:`read_capture` (alias :func:`to_pandas`) loads a capture, a store or exchanges into a
 DataFrame (``where=``, a :class:`Where`, is pushed down); :func:`write_capture` turns one back
 into a new capture; :class:`TrafficAccessor` is ``df.traffic`` (summary, endpoints,
-duplicates, compare, replay, decoded views); :func:`scan_secrets` lists credentials stored in a
+duplicates, compare, replay, decoded views), whose answers display with units (:class:`Summary`,
+:class:`TrafficTable`); :func:`scan_secrets` lists credentials stored in a
 capture and :func:`redact_capture` rewrites one under a new redaction rule.
 
 Examples
@@ -29,6 +30,7 @@ from .convert import (
     to_pandas,
     write_capture,
 )
+from .display import Summary, TrafficTable
 from .secrets import RedactionReport, redact_capture, redact_known_tokens, scan_secrets
 from .where import Where
 
@@ -43,8 +45,10 @@ __all__ = [
     "redact_known_tokens",
     "RedactionReport",
     "scan_secrets",
+    "Summary",
     "to_pandas",
     "TrafficAccessor",
+    "TrafficTable",
     "views",
     "Where",
     "write_capture",

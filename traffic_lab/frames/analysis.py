@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from ..matching import Matcher
 from . import views
 from .convert import frame_exchanges
+from .display import Summary, TrafficTable, label_duplicates
 
 __all__ = [
     "DEFAULT_SEGMENT_RULES",
@@ -113,11 +114,13 @@ def _total(df: pd.DataFrame, column: str) -> int:
     return int(df[column].sum()) if column in df.columns else 0
 
 
-def summary(df: pd.DataFrame) -> pd.Series[Any]:
+def summary(df: pd.DataFrame) -> Summary:
     """Headline figures: counts, time span, status classes, error rate, latency, bytes.
 
     ``error_rate`` counts 4xx, 5xx and transport failures; ``repeated_requests`` counts rows
-    whose ``request_key`` appeared earlier.
+    whose ``request_key`` appeared earlier. Returns a :class:`~traffic_lab.frames.display.Summary`:
+    a mapping of the exact figures (``s["error_rate"]``, ``s.to_series()``) that displays as a
+    table with units.
 
     Examples
     --------
@@ -125,8 +128,15 @@ def summary(df: pd.DataFrame) -> pd.Series[Any]:
     >>> from traffic_lab.testing import make_exchange
     >>> exs = [make_exchange(status_code=s, elapsed_ms=ms) for s, ms in [(200, 10), (500, 30)]]
     >>> s = tl.frames.to_pandas(exs).traffic.summary()
-    >>> s[["exchanges", "status_2xx", "status_5xx", "error_rate", "p50_ms"]].tolist()
+    >>> [s[k] for k in ("exchanges", "status_2xx", "status_5xx", "error_rate", "p50_ms")]
     [2, 1, 1, 0.5, 20.0]
+    >>> print(s)  # doctest: +ELLIPSIS
+    exchanges                      2
+    first request                  2026-01-01 12:00:00.000 UTC
+    ...
+    error rate (4xx, 5xx, failed)  50.0 %
+    latency p50                    20 ms
+    ...
     """
     _need(
         df,
@@ -164,7 +174,7 @@ def summary(df: pd.DataFrame) -> pd.Series[Any]:
         "response_bytes": int(df["response_body_size"].sum()),
         "repeated_requests": repeats,
     }
-    return pd.Series(values, name="summary", dtype=object)
+    return Summary(values)
 
 
 def _group_keys(df: pd.DataFrame, rules: Sequence[SegmentRule], by_host: bool) -> pd.DataFrame:
@@ -188,7 +198,9 @@ def endpoints(
     ``p90_ms``, ``p99_ms`` (linear interpolation), ``mean_ms``, ``max_ms``, ``errors_4xx``,
     ``errors_5xx``, ``failed`` (transport errors), ``error_rate`` (all three over count),
     ``server_error_rate`` (5xx and failed), ``request_bytes_mean``, ``response_bytes_mean``,
-    ``response_bytes_max``, ``response_bytes_total`` (wire sizes).
+    ``response_bytes_max``, ``response_bytes_total`` (wire sizes). The frame is a
+    :class:`~traffic_lab.frames.display.TrafficTable`: numbers as computed, displayed rounded
+    with units within a notebook's width.
 
     Examples
     --------
@@ -197,10 +209,11 @@ def endpoints(
     >>> exs = [make_exchange(url=f"https://a.example/users/{i}", elapsed_ms=10 * i)
     ...        for i in range(1, 5)]
     >>> table = tl.frames.to_pandas(exs).traffic.endpoints()
-    >>> table[["count", "p50_ms", "error_rate"]]  # doctest: +NORMALIZE_WHITESPACE
-                         count  p50_ms  error_rate
-    method endpoint
-    GET    /users/{id}      4    25.0         0.0
+    >>> table.loc[("GET", "/users/{id}"), ["count", "p50_ms", "error_rate"]].tolist()
+    [4.0, 25.0, 0.0]
+    >>> table[["count", "p50_ms", "error_rate"]]
+    method  endpoint     count    p50  errors
+    GET     /users/{id}      4  25 ms     0 %
     """
     _need(
         df,
@@ -229,7 +242,7 @@ def endpoints(
     out["response_bytes_mean"] = grouped["response_bytes"].mean()
     out["response_bytes_max"] = grouped["response_bytes"].max().astype("int64")
     out["response_bytes_total"] = grouped["response_bytes"].sum().astype("int64")
-    return out.sort_values("count", ascending=False, kind="stable")
+    return TrafficTable(out.sort_values("count", ascending=False, kind="stable"))
 
 
 def duplicates(
@@ -239,10 +252,14 @@ def duplicates(
 
     ``key`` is a column (default ``request_key``, the capture matcher's key), several columns,
     or a :class:`~traffic_lab.Matcher` to key the requests afresh. Returns one row per repeated
-    key (index ``key``), largest savings first: ``request_method``, ``request_url`` (of the
-    first), ``count``, ``repeats`` (rows a cache would have answered: those after the first
-    complete response for the key), ``saved_ms`` (their elapsed time), ``saved_bytes`` (their
-    request and response body bytes), ``first_at``, ``last_at``.
+    key, largest savings first, indexed by ``request`` (the first request's method and URL
+    path and query, ``GET /api/users/42?x=1``, with the host when the rows span several:
+    ``GET api.example/users/42``; two keys can share a line when their bodies differ):
+    ``request_method``,
+    ``request_url`` (of the first), ``count``, ``repeats`` (rows a cache would have answered:
+    those after the first complete response for the key), ``saved_ms`` (their elapsed time),
+    ``saved_bytes`` (their request and response body bytes), ``first_at``, ``last_at``,
+    ``key``. A :class:`~traffic_lab.frames.display.TrafficTable`, as :func:`endpoints`.
 
     Examples
     --------
@@ -252,6 +269,8 @@ def duplicates(
     >>> table = tl.frames.to_pandas(exs).traffic.duplicates()
     >>> table[["count", "repeats", "saved_ms", "saved_bytes"]].to_dict("records")
     [{'count': 3, 'repeats': 2, 'saved_ms': 50.0, 'saved_bytes': 10}]
+    >>> table.index.tolist()
+    ['GET /items/1']
     """
     _need(
         df,
@@ -281,10 +300,7 @@ def duplicates(
     counts = data["key"].map(data["key"].value_counts())
     data = data[counts.to_numpy() > 1].sort_values(["key", "started_at", "pos"], kind="stable")
     if data.empty:
-        columns = ["request_method", "request_url", "count", "repeats", "saved_ms", "saved_bytes"]
-        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-        empty.index.name = "key"
-        return empty
+        return label_duplicates(pd.DataFrame())
     # A cache answers a repeat once an earlier exchange with the same key could be served:
     # a response that arrived complete (failed and truncated exchanges are never served).
     servable_before = data.groupby("key", sort=False)["servable"].cumsum() - data["servable"]
@@ -302,7 +318,7 @@ def duplicates(
         last_at=("started_at", "max"),
     )
     out = out.astype({"count": "int64", "repeats": "int64", "saved_bytes": "int64"})
-    return out.sort_values(["saved_ms", "count"], ascending=False, kind="stable")
+    return label_duplicates(out.sort_values(["saved_ms", "count"], ascending=False, kind="stable"))
 
 
 _JSON_TYPES = (
@@ -471,4 +487,4 @@ def compare_sides(a: ComparedSide, b: ComparedSide, labels: tuple[str, str]) -> 
     out["schema_changed"] = [any(d) for d in drifts]
     order = [f"{metric}_{label}" for metric in metrics for label in labels]
     order.insert(order.index(f"p50_ms_{lb}") + 1, "p50_ratio")
-    return out[[*order, "schema_changed", *drift_columns]]
+    return TrafficTable(out[[*order, "schema_changed", *drift_columns]])

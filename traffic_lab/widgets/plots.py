@@ -7,7 +7,9 @@ with IPython, so a returned figure shows in a cell.
 
 Input: a traffic frame (``tl.read_capture``) with ``started_at``, ``elapsed_ms`` (or a timedelta
 ``elapsed``), ``request_method``, ``request_path`` (or ``request_url``) and ``response_status``.
-Endpoints are templated as ``df.traffic.endpoints()`` does.
+Endpoints are templated as ``df.traffic.endpoints()`` does (``GET /api/users/{id}``, one
+definition: :func:`traffic_lab.frames.analysis.path_templates`), and long ones are shortened
+as the analysis tables shorten them. Legends sit outside the axes, so they never cover data.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ except ImportError as exc:  # pragma: no cover - exercised where matplotlib is m
         "traffic_lab.widgets.plots needs matplotlib: pip install 'traffic_lab[notebook]'"
     ) from exc
 
+from ..frames.analysis import path_templates
+from ..frames.display import format_count, format_seconds, shorten
 from ._browser_data import TrafficView, codes_of
 from ._controls import classed
 
@@ -52,6 +56,8 @@ STATUS_COLORS = {
     "error": "#6a1b9a",
 }
 _CLASSES = list(STATUS_COLORS)
+#: What the legends call each class.
+_LABELS = {"error": "failed"}
 _BOX = ("whislo", "q1", "med", "q3", "whishi")  # matplotlib's bxp keys: 5th to 95th percentile
 
 
@@ -95,21 +101,47 @@ class _Columns:
         self.methods: Any = view.method_names(rows)  # Arrow strings
         self.paths: Any = view.path.take(pa.array(rows, pa.int64()))
 
-    def endpoints(self) -> tuple[np.ndarray[Any, Any], list[str]]:
-        """Codes (-1 for none) and names of ``METHOD /templated/path`` endpoints (the templates
-        of ``df.traffic.endpoints()``: ``/api/users/{id}``)."""
-        from ..frames.analysis import path_templates
+    def __len__(self) -> int:
+        return len(self.start_us)
 
-        templates = path_templates(self.paths)
-        return codes_of(pc.binary_join_element_wise(self.methods, templates, " "))
+    def endpoint_names(self) -> Any:
+        """``METHOD /templated/path`` of each row (the templates of ``df.traffic.endpoints()``:
+        ``/api/users/{id}``), as Arrow strings."""
+        return pc.binary_join_element_wise(self.methods, path_templates(self.paths), " ")
+
+    def endpoints(self) -> tuple[np.ndarray[Any, Any], list[str]]:
+        """Codes (-1 for none) and names of the rows' endpoints (:meth:`endpoint_names`)."""
+        return codes_of(self.endpoint_names())
+
+
+#: Longest endpoint shown as a tick label (longer ones lose their middle).
+MAX_LABEL = 48
+
+
+def _outside_legend(ax: Axes, handles: list[Any] | None = None) -> None:
+    """The legend to the right of the axes, outside them: it never covers data."""
+    kwargs: dict[str, Any] = {"handles": handles} if handles is not None else {}
+    ax.legend(
+        **kwargs,
+        title="status",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        fontsize=8,
+        title_fontsize=8,
+        frameon=False,
+    )
 
 
 def _legend(ax: Axes, present: set[int]) -> None:
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=STATUS_COLORS[_CLASSES[k]], label=_CLASSES[k]) for k in sorted(present)]
+    handles = [
+        Patch(color=STATUS_COLORS[name], label=_LABELS.get(name, name))
+        for name in (_CLASSES[k] for k in sorted(present))
+    ]
     if handles:
-        ax.legend(handles=handles, loc="best", fontsize=8, frameon=False)
+        _outside_legend(ax, handles)
 
 
 def _setup(
@@ -138,10 +170,15 @@ def _setup(
     return None, figure, ax
 
 
-def timeline(frame: Any, *, limit: int = 150, ax: Axes | None = None) -> Figure:
-    """A waterfall of exchanges: one bar per exchange from its start to its end.
+def timeline(
+    frame: Any, *, limit: int = 150, select: str = "first", ax: Axes | None = None
+) -> Figure:
+    """A waterfall of exchanges: one bar per exchange from its start to its end, coloured by
+    status class, labelled with its endpoint (``GET /api/users/{id}``).
 
-    Bars are coloured by status class; the first ``limit`` exchanges (by start time) are drawn.
+    Every exchange is drawn when there are at most ``limit``; otherwise ``select`` chooses
+    which ``limit`` are, and the title says so: ``"first"`` (by start time) or ``"slowest"``
+    (drawn in start order).
 
     Parameters
     ----------
@@ -149,6 +186,8 @@ def timeline(frame: Any, *, limit: int = 150, ax: Axes | None = None) -> Figure:
         A traffic frame (see the module's docstring for its columns).
     limit
         At most this many exchanges (a waterfall of thousands of bars says little).
+    select
+        ``"first"`` or ``"slowest"``: which exchanges, when there are more than ``limit``.
     ax
         Draw into these axes instead of a new figure (as every plot here can).
 
@@ -156,33 +195,54 @@ def timeline(frame: Any, *, limit: int = 150, ax: Axes | None = None) -> Figure:
     --------
     >>> import pandas as pd
     >>> from traffic_lab.widgets.plots import timeline
-    >>> df = pd.DataFrame({"started_at": pd.to_datetime(["2026-01-01T00:00:00Z"] * 2),
-    ...                    "elapsed_ms": [5.0, 20.0],
-    ...                    "request_method": ["GET", "POST"], "request_path": ["/a", "/b"],
-    ...                    "response_status": [200, 500]})
+    >>> df = pd.DataFrame({"started_at": pd.to_datetime(["2026-01-01T00:00:00Z"] * 3),
+    ...                    "elapsed_ms": [5.0, 20.0, 7.0],
+    ...                    "request_method": ["GET", "POST", "GET"],
+    ...                    "request_path": ["/users/1", "/users", "/users/2"],
+    ...                    "response_status": [200, 500, 200]})
     >>> timeline(df).axes[0].get_title()
-    'Timeline of the first 2 of 2 exchanges'
+    'Timeline of all 3 exchanges'
+    >>> axes = timeline(df, limit=2, select="slowest").axes[0]
+    >>> axes.get_title(), [t.get_text() for t in axes.get_yticklabels()]
+    ('Timeline of the 2 slowest of 3 exchanges', ['POST /users', 'GET /users/{id}'])
     """
-    c, figure, axes = _setup(frame, ax, (10, 4.5), "Timeline")
+    if select not in ("first", "slowest"):
+        raise ValueError(f"select= takes 'first' or 'slowest', got {select!r}")
+    rows = min(len(frame), limit)
+    c, figure, axes = _setup(frame, ax, (10, float(np.clip(1.5 + rows / 25, 4.5, 8))), "Timeline")
     if c is None:
         return figure
     n = len(c.start_us)
-    order = np.argsort(c.start_us, kind="stable")[:limit]
-    left = (c.start_us[order] - c.start_us[order[0]]) / 1000.0
-    width = np.maximum(c.elapsed_ms[order], 0.0)
+    by_start = np.argsort(c.start_us, kind="stable")
+    if n <= limit:
+        order = by_start
+        title = f"Timeline of all {format_count(n)} exchanges"
+    elif select == "first":
+        order = by_start[:limit]
+        title = f"Timeline of the first {format_count(limit)} of {format_count(n)} exchanges"
+    else:
+        slowest = np.argsort(-c.elapsed_ms, kind="stable")[:limit]
+        order = slowest[np.argsort(c.start_us[slowest], kind="stable")]
+        title = f"Timeline of the {format_count(limit)} slowest of {format_count(n)} exchanges"
+    left_ms = (c.start_us[order] - c.start_us[order[0]]) / 1000.0
+    width_ms = np.maximum(c.elapsed_ms[order], 0.0)
+    span_ms = float(np.max(left_ms + width_ms)) if len(order) else 0.0
+    seconds = span_ms >= 10_000
+    scale = 1000.0 if seconds else 1.0
     classes = _class_index(c.status[order])
     colors = [STATUS_COLORS[_CLASSES[k]] for k in classes]
     y = np.arange(len(order))
-    axes.barh(y, width, left=left, color=colors, height=0.8, linewidth=0)
+    axes.barh(y, width_ms / scale, left=left_ms / scale, color=colors, height=0.8, linewidth=0)
     # Instant exchanges would vanish: mark every start.
-    axes.scatter(left, y, s=4, c=colors, marker="|")
-    names = pc.binary_join_element_wise(c.methods, c.paths, " ").take(order)
-    labels = [str(name)[:48] for name in names.to_pylist()]
-    step = max(1, len(order) // 30)
+    axes.scatter(left_ms / scale, y, s=4, c=colors, marker="|")
+    names = c.endpoint_names().take(pa.array(order, pa.int64()))
+    labels = [shorten(str(name), MAX_LABEL) for name in names.to_pylist()]
+    step = max(1, -(-len(order) // 40))
     axes.set_yticks(y[::step], labels[::step], fontsize=7)
-    axes.invert_yaxis()
-    axes.set_xlabel("ms since the first request")
-    axes.set_title(f"Timeline of the first {len(order):,} of {n:,} exchanges")
+    axes.set_ylim(len(order) - 0.5, -0.5)  # the first exchange at the top
+    unit = "s" if seconds else "ms"
+    axes.set_xlabel(f"time since the first exchange shown ({unit})")
+    axes.set_title(title)
     axes.grid(axis="x", alpha=0.3)
     _legend(axes, set(classes.tolist()))
     return figure
@@ -214,7 +274,7 @@ def latency_by_endpoint(frame: Any, *, top: int = 12, ax: Axes | None = None) ->
     stats = []
     for code in busiest:
         quantiles = np.percentile(c.elapsed_ms[codes == code], [5, 25, 50, 75, 95])
-        label = f"{names[code]}  (n={counts[code]:,})"
+        label = f"{shorten(names[code], MAX_LABEL)}  (n={counts[code]:,})"
         stats.append({"label": label, "fliers": [], **dict(zip(_BOX, quantiles, strict=True))})
     stats.sort(key=lambda s: s["med"])
     axes.bxp(stats, orientation="horizontal", showfliers=False, patch_artist=True)
@@ -222,10 +282,11 @@ def latency_by_endpoint(frame: Any, *, top: int = 12, ax: Axes | None = None) ->
         patch.set_facecolor("#cfe3f7")
     low = min(s["whislo"] for s in stats)
     high = max(s["whishi"] for s in stats)
-    if low > 0 and high / low > 50:
+    log = low > 0 and high / low > 50
+    if log:
         axes.set_xscale("log")
     axes.tick_params(axis="y", labelsize=8)
-    axes.set_xlabel("latency (ms)")
+    axes.set_xlabel("latency (ms, log scale)" if log else "latency (ms)")
     axes.set_title(f"Latency by endpoint (the {len(stats)} busiest; whiskers 5th-95th percentile)")
     axes.grid(axis="x", alpha=0.3)
     return figure
@@ -264,14 +325,16 @@ def status_mix(frame: Any, *, bins: int = 40, ax: Axes | None = None) -> Figure:
     bottom = np.zeros(bins)
     for k, (name, color) in enumerate(STATUS_COLORS.items()):
         if counts[k].any():
-            axes.bar(centers, counts[k], width=bar_width, bottom=bottom, color=color, label=name)
+            label = _LABELS.get(name, name)
+            axes.bar(centers, counts[k], width=bar_width, bottom=bottom, color=color, label=label)
             bottom += counts[k]
     locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     axes.set_ylabel("exchanges per bucket")
-    axes.set_title(f"Status mix over time (UTC; buckets of {width_us / 1e6:,.3g} s)")
-    axes.legend(fontsize=8, frameon=False, ncols=5, loc="upper left")
+    axes.set_xlabel("time (UTC)")
+    axes.set_title(f"Status mix over time (buckets of {format_seconds(width_us / 1e6)})")
+    _outside_legend(axes)
     axes.grid(axis="y", alpha=0.3)
     return figure
 
