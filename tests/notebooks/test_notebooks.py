@@ -92,8 +92,19 @@ def test_notebook_runs_top_to_bottom(path, jupyter_env):
     elif path.name.startswith("02-"):
         assert "no more traffic to replay" in text
         assert len(views) == 1 and views[0] in state
-        models = {m["model_name"] for m in state.values()}
-        assert {"IntProgressModel", "ButtonModel", "HTMLModel", "TextModel"} <= models
+        player = state[views[0]]  # an anywidget; its state as the last cell left it
+        assert player["model_name"] == "AnyModel"
+        assert player["state"]["_esm"].startswith("// traffic_lab StreamPlayer")
+        assert player["state"]["exhausted"] is True
+        assert player["state"]["position"] == player["state"]["total"] == 40
+        # Beside the live view, a static snapshot as the player was when shown.
+        snapshots = [
+            o.data["text/html"]
+            for c in code
+            for o in c.outputs
+            if WIDGET_VIEW in o.get("data", {}) and "tl-snapshot" in o.data.get("text/html", "")
+        ]
+        assert len(snapshots) == 1 and "2 of 40 played" in snapshots[0]
     elif path.name.startswith("03-"):
         assert len(images) == 3
         assert "api.shop.test" in text and "staging.shop.test" in text
