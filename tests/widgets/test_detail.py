@@ -22,7 +22,14 @@ import traffic_lab as tl
 from traffic_lab.exchange import RecordedError
 from traffic_lab.testing import make_exchange
 from traffic_lab.transports import ReplayResult
-from traffic_lab.widgets._detail import MAX_DEPTH, TABS, detail_css, detail_html
+from traffic_lab.widgets._detail import (
+    MAX_CODE_BODY,
+    MAX_DEPTH,
+    MAX_NODES,
+    TABS,
+    detail_css,
+    detail_html,
+)
 from traffic_lab.widgets.snippets import (
     to_curl,
     to_httpx_code,
@@ -306,8 +313,8 @@ def test_deeply_nested_json_is_bounded():
 
 def test_big_json_trees_stop_at_the_node_cap():
     html = response_of(ex(json=list(range(10_000))))
-    assert html.count('<span class="tl-j-idx">') == 4999
-    assert '<div class="tl-d-note">… 5,001 more not shown</div>' in html
+    assert html.count('<span class="tl-j-idx">') == MAX_NODES - 1  # the list is a node too
+    assert '<div class="tl-d-note">… 8,001 more not shown</div>' in html
 
 
 def test_ten_megabyte_bodies_are_cut():
@@ -566,3 +573,22 @@ def test_a_slow_exchange_shows_seconds():
     exchange = ex(elapsed_ms=12_345)
     assert "12.35 s" in text(panel(detail_html(exchange, style=False), "timing"))
     assert timedelta(milliseconds=12_345) == exchange.elapsed
+
+
+def test_code_with_a_body_too_long_to_show_is_left_out_whole():
+    big = ex(
+        response_headers={"Content-Type": "text/plain"}, response_body=b"x" * (MAX_CODE_BODY + 1)
+    )
+    started = time.perf_counter()
+    code = panel(detail_html(big, uid="c", style=False), "code")
+    assert time.perf_counter() - started < 1
+    assert text(code) == (
+        "curl curl -X GET https://api.example.test/items/1 "
+        "Python (httpx) " + text(f"<pre>{to_httpx_code(big)}</pre>") + " "
+        "respx fixture the exchange holds a body over 16 KB: too long to show here; "
+        "traffic_lab.widgets.snippets.to_respx_code(exchange) writes it "
+        "pytest-httpx fixture the exchange holds a body over 16 KB: too long to show here; "
+        "traffic_lab.widgets.snippets.to_pytest_httpx_code(exchange) writes it"
+    )
+    posted = ex(method="POST", request_body=b"y" * (MAX_CODE_BODY + 1))
+    assert text(panel(detail_html(posted, style=False), "code")).count("too long to show") == 4

@@ -44,6 +44,7 @@ from ._html import (
 from .snippets import to_curl, to_httpx_code, to_pytest_httpx_code, to_respx_code
 
 __all__ = [
+    "MAX_CODE_BODY",
     "MAX_DEPTH",
     "MAX_NODES",
     "MAX_RAW",
@@ -64,7 +65,9 @@ MAX_TREE_BYTES = 2 << 20
 #: Levels of a JSON tree shown as nodes; deeper values are shown as compact JSON text.
 MAX_DEPTH = 24
 #: JSON tree nodes shown; the rest of each container is counted in a note.
-MAX_NODES = 5000
+MAX_NODES = 2000
+#: Bodies longer than this leave the code snippets that would inline them out of the pane.
+MAX_CODE_BODY = 16 * 1024
 #: Largest image shown inline (as a ``data:`` URL).
 MAX_IMAGE = 4 << 20
 #: Levels of the tree open at first (DevTools opens the first).
@@ -420,17 +423,27 @@ def _timing_tab(exchange: Exchange) -> str:
 
 
 def _code_tab(exchange: Exchange) -> str:
+    # Code is shown whole or not at all (cut code would not run): a body over MAX_CODE_BODY
+    # bytes leaves its snippets out, with a note naming the function that writes them.
+    request_ok = len(exchange.request_body) <= MAX_CODE_BODY
+    response_ok = request_ok and len(exchange.response_body) <= MAX_CODE_BODY
     blocks = (
-        ("curl", to_curl(exchange)),
-        ("Python (httpx)", to_httpx_code(exchange)),
-        ("respx fixture", to_respx_code(exchange)),
-        ("pytest-httpx fixture", to_pytest_httpx_code(exchange)),
+        ("curl", to_curl, request_ok, "request"),
+        ("Python (httpx)", to_httpx_code, request_ok, "request"),
+        ("respx fixture", to_respx_code, response_ok, "exchange"),
+        ("pytest-httpx fixture", to_pytest_httpx_code, response_ok, "exchange"),
     )
-    return "".join(
-        _section(title, f'<pre class="tl-d-code">{esc(shown)}</pre>' + _note(cut))
-        for title, code in blocks
-        for shown, cut in [_cut(code, 64 * 1024)]
-    )
+    parts = []
+    for title, make, ok, what in blocks:
+        if ok:
+            body = f'<pre class="tl-d-code">{esc(make(exchange))}</pre>'
+        else:
+            body = _note(
+                f"the {what} holds a body over {MAX_CODE_BODY // 1024} KB: too long to show "
+                f"here; traffic_lab.widgets.snippets.{make.__name__}(exchange) writes it"
+            )
+        parts.append(_section(title, body))
+    return "".join(parts)
 
 
 def _replay_tab(replay: ReplayResult, uid: str) -> str:
