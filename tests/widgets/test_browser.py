@@ -503,3 +503,23 @@ def test_importing_widgets_leaves_matplotlib_alone():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_arrow_keys_find_the_next_exchanges_already_read(small, monkeypatch):
+    reads = []
+    exchanges = small.view.exchanges
+    monkeypatch.setattr(
+        small.view,
+        "exchanges",
+        lambda positions: reads.append(list(positions)) or exchanges(positions),
+    )
+    small.click(1)
+    assert reads == [[1, 0, 2, 3, 4, 5, 6, 7]]  # two above, the rest below
+    for _ in range(6):
+        small.move(1)
+    assert len(reads) == 1 and small.selected_exchange.url == "https://a.test/users/3"
+    small.select([])
+    small._nearby.clear()
+    small.sort = "-duration"  # [5, 3, 2, 7, 0, 4, 1, 6]
+    small.click(4)
+    assert reads[1] == [0, 2, 7, 4, 1, 6]  # two above, the rest below, in the list's order

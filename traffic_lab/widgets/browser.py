@@ -37,6 +37,10 @@ SNAPSHOT_ROWS = 20
 #: The most rows one window request is answered with.
 MAX_WINDOW = 500
 _NO_ROW = -1
+#: Exchanges read ahead below the selected row (and two above), for the arrow keys.
+NEIGHBOURS = 12
+#: ... when they were recorded at most this many rows away from it.
+NEAR_ROWS = 2048
 #: A selection of at most this many runs of consecutive rows is sliced out of the frame.
 MAX_SLICES = 64
 
@@ -155,6 +159,7 @@ class TrafficBrowser(anywidget.AnyWidget):
         self._window = (0, 0)
         self._anchor = _NO_ROW
         self._exchange: tuple[int, Exchange] | None = None
+        self._nearby: dict[int, Exchange] = {}
         self._replay: ReplayResult | None = None
         self._batching = False
         low, high, counts = self.view.histogram()
@@ -347,8 +352,26 @@ class TrafficBrowser(anywidget.AnyWidget):
         if self._exchange is not None and self._exchange[0] == position:
             return
         self._replay = None
-        self._exchange = (position, self.view.exchanges([position])[0])
+        self._exchange = (position, self._read(position))
         self._render_detail()
+
+    def _read(self, position: int) -> Exchange:
+        """The exchange at ``position``, read with its neighbours in the list: one read of the
+        capture costs about the same for a few rows as for one, and the arrow keys then find
+        the next exchange already here (:data:`NEIGHBOURS`)."""
+        cached = self._nearby.get(position)
+        if cached is not None:
+            return cached
+        around = (
+            self._rows[max(self.cursor - 2, 0) : self.cursor + NEIGHBOURS]
+            if (self.cursor >= 0 and self._rows[self.cursor] == position)
+            else np.array([], dtype=np.int64)
+        )
+        # Only rows recorded near it: far ones (a sorted list) would widen the read.
+        near = around[(np.abs(around - position) <= NEAR_ROWS) & (around != position)]
+        batch = [position, *near.tolist()]
+        self._nearby = dict(zip(batch, self.view.exchanges(batch), strict=True))
+        return self._nearby[position]
 
     def _render_detail(self) -> None:
         if self._exchange is None:
