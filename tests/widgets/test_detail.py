@@ -365,7 +365,8 @@ def test_payload_query_form_and_json():
     )
     assert text(panel(detail_html(form, uid="p", style=False), "payload")) == (
         "Query String Parameters q a b empty Form Data user ann tags x tags y "
-        "Request Payload (application/x-www-form-urlencoded) user=ann&tags=x&tags=y"
+        "Request Payload (application/x-www-form-urlencoded) Preview Raw user=ann&tags=x&tags=y "
+        "22 bytes on the wire user=ann&tags=x&tags=y"
     )
     posted = ex(
         method="POST",
@@ -375,7 +376,11 @@ def test_payload_query_form_and_json():
     )
     payload = panel(detail_html(posted, uid="p", style=False), "payload")
     assert '<span class="tl-j-key">&quot;name&quot;</span>: ' in payload
-    assert text(payload) == 'Request Payload (application/json) {…} 1 key "name" : "it"'
+    assert text(payload) == (
+        'Request Payload (application/json) Preview Raw {…} 1 key "name" : "it" '
+        '14 bytes on the wire {"name": "it"}'
+    )
+    assert 'name="tl-d-p-request-view"' in payload
 
 
 def test_timing():

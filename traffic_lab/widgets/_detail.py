@@ -352,7 +352,7 @@ def _query_pairs(url: str) -> list[tuple[str, str]]:
     return parse_qsl(query, keep_blank_values=True)
 
 
-def _payload_tab(exchange: Exchange) -> str:
+def _payload_tab(exchange: Exchange, uid: str) -> str:
     parts = []
     query = _query_pairs(exchange.url)
     if query:
@@ -365,7 +365,10 @@ def _payload_tab(exchange: Exchange) -> str:
         parts.append(_section("Form Data", _pairs_table(form)))
     if body or not query:
         title = "Request Payload" + (f" ({ctype})" if ctype else "")
-        parts.append(_section(title, body_html(body, ctype, cenc)))
+        shown = body_html(body, ctype, cenc)
+        if body:
+            shown = _view_toggle(uid, "request", shown, raw_html(body))
+        parts.append(_section(title, shown))
     return "".join(parts)
 
 
@@ -530,7 +533,7 @@ def detail_html(
     first = tab if tab in keys else ("replay" if replay is not None else "headers")
     panels = {
         "headers": lambda: _headers_tab(exchange, uid),
-        "payload": lambda: _payload_tab(exchange),
+        "payload": lambda: _payload_tab(exchange, uid),
         "response": lambda: _response_body(exchange, uid),
         "timing": lambda: _timing_tab(exchange),
         "code": lambda: _code_tab(exchange),
