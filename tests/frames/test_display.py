@@ -125,7 +125,7 @@ def test_summary_shows_units_and_keeps_the_numbers():
 
 def test_summary_html_is_a_two_column_table_with_units():
     html = to_pandas(five()).traffic.summary()._repr_html_()
-    assert "<th>metric</th><th>value</th>" in html
+    assert '<th class="tl-idx">metric</th><th>value</th>' in html
     for row in [
         '<th title="duration">duration</th><td>4.0 s</td>',
         '<th title="error_rate">error rate (4xx, 5xx, failed)</th><td>60.0 %</td>',

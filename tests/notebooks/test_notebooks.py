@@ -4,6 +4,7 @@ the widget state stored (``store_widget_state=True``) as JupyterLab saves it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,7 +107,14 @@ def test_notebook_runs_top_to_bottom(path, jupyter_env):
         ]
         assert len(snapshots) == 1 and "2 of 40 played" in snapshots[0]
     elif path.name.startswith("03-"):
-        assert len(images) == 3
+        assert len(images) == 4
+        # The analysis answers display with units, and label rows by what people read.
+        html = "\n".join(
+            str(o.get("data", {}).get("text/html", "")) for c in code for o in c.outputs
+        )
+        assert re.search(r"error rate \(4xx, 5xx, failed\)</th><td>\d+\.\d %</td>", html)
+        assert re.search(r"latency p50\s+\d+(\.\d)? ms", text)
+        assert re.search(r'<th class="tl-idx" title="GET [^"]+">GET \S+/api/search\?q=', html)
         assert "api.shop.test" in text and "staging.shop.test" in text
         # The open_capture section counts what read_capture loads for the same filter.
         sample = Path(__file__).resolve().parents[2] / "data" / "sample-capture"

@@ -349,7 +349,7 @@ class Summary(Mapping[str, Any]):
             for key, label, text in self._rows()
         )
         return (
-            f'{_STYLE}<table class="tl-table tl-summary"><thead><tr><th>metric</th>'
+            f'{_STYLE}<table class="tl-table tl-summary"><thead><tr><th class="tl-idx">metric</th>'
             f"<th>value</th></tr></thead><tbody>{body}</tbody></table>"
         )
 
@@ -649,11 +649,10 @@ _STYLE = (
     "<style>"
     ".tl-table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums;"
     "margin:2px 0}"
-    ".tl-table th,.tl-table td{padding:2px 8px;border:none;text-align:right;"
+    ".tl-table th,.tl-table td{padding:2px 8px;border:none;text-align:right!important;"
     "white-space:nowrap}"
     ".tl-table thead th{border-bottom:1px solid var(--jp-border-color1,#bbb);font-weight:600}"
-    ".tl-table th.tl-idx,.tl-summary tbody th{text-align:left;font-weight:normal}"
-    ".tl-summary td{text-align:left}"
+    ".tl-table th.tl-idx,.tl-summary tbody th{text-align:left!important;font-weight:normal}"
     ".tl-table tbody tr:nth-child(odd){background:var(--jp-layout-color2,#f5f5f5)}"
     ".tl-table caption{caption-side:bottom;text-align:left;font-size:11px;"
     "color:var(--jp-ui-font-color2,#666);padding-top:2px}"
