@@ -45,6 +45,17 @@ DARK = """
 --jp-mirror-editor-atom-color: #9e9e9e;
 """
 AT = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+#: What nbconvert's lab template does to tables in an output (from its CSS): the panes sit
+#: inside such an output in an exported notebook and must not be right-aligned or striped.
+RENDERED_HTML = """
+.jp-RenderedHTMLCommon table { margin-left: auto; margin-right: auto; table-layout: fixed; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 0.5em; }
+:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td,
+:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon th,
+:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon tr { text-align: right; }
+.jp-RenderedHTMLCommon tbody tr:nth-child(odd) { background: #fafafa; }
+.jp-RenderedHTMLCommon tbody tr:nth-child(even) { background: #eeeeee; }
+"""
 
 
 def exchanges():
@@ -105,8 +116,8 @@ def page_html(theme: str) -> str:
         f"<style>{detail_css()}</style>"
         f"<style>body {{ {variables} background: var(--jp-layout-color0, #fff);"
         " color: var(--jp-ui-font-color1, #000); font-family: sans-serif; margin: 16px;"
-        " width: 860px; } h4 { margin: 14px 0 4px; }</style>"
-        f"</head><body>{cells}</body></html>"
+        f" width: 860px; }} h4 {{ margin: 14px 0 4px; }} {RENDERED_HTML}</style>"
+        f"</head><body><div class='jp-RenderedHTMLCommon'>{cells}</div></body></html>"
     )
 
 
@@ -184,6 +195,10 @@ def test_snapshot_renders_and_works_without_javascript(browser_context, tmp_path
     )
     expect(page.locator("#tl-d-c .tl-d-panel-replay")).to_be_visible()
     expect(page.locator("#tl-d-c .tl-diff")).to_contain_text("json $.score")
+    cell = names.first.evaluate(
+        "e => [getComputedStyle(e).textAlign, getComputedStyle(e.parentElement).backgroundColor]"
+    )
+    assert cell == ["left", "rgba(0, 0, 0, 0)"]
     colour = page.locator("#tl-d-a").evaluate("e => getComputedStyle(e).backgroundColor")
     assert colour == ("rgb(30, 30, 30)" if theme == "dark" else "rgb(255, 255, 255)")
     page.close()
@@ -216,7 +231,8 @@ def test_player_snapshot_renders(browser_context, tmp_path, theme):
     path.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><style>body {"
         f"{variables} background: var(--jp-layout-color0, #fff); margin: 16px; width: 860px;"
-        f"}}</style></head><body>{player.snapshot_html()}</body></html>",
+        f"}} {RENDERED_HTML}</style></head><body><div class='jp-RenderedHTMLCommon'>"
+        f"{player.snapshot_html()}</div></body></html>",
         encoding="utf-8",
     )
     page = browser_context.new_page()  # type: ignore[attr-defined]
@@ -225,6 +241,8 @@ def test_player_snapshot_renders(browser_context, tmp_path, theme):
         "3 of 7 played · 4 pending · same 3 · differ 0 · failed 0 · statuses 200\u00d71 201\u00d71 404\u00d71"
     )
     expect(page.locator(".tl-p-row.tl-p-next")).to_contain_text("GET /api/orders/3")
+    label = page.locator(".tl-p-row .tl-p-label").first
+    assert label.evaluate("e => getComputedStyle(e).textAlign") == "left"
     expect(page.locator(".tl-p-detail .tl-d-panel-replay")).to_be_visible()
     expect(page.locator(".tl-p-detail .tl-d-same")).to_have_text(
         "same as recorded (volatile headers ignored)"
