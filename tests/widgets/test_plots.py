@@ -76,6 +76,15 @@ def test_long_endpoint_labels_are_shortened():
     assert label == "GET /api/catalogue/departme…images/thumbnail.png" and len(label) == 48
 
 
+def test_a_dollar_in_a_recorded_path_is_text_not_mathtext():
+    df = frame_of(["/a/$x^{$/b", "/c$$d"])
+    for draw in (timeline, latency_by_endpoint):
+        figure = draw(df)
+        assert figure_png(figure).startswith(b"\x89PNG")  # mathtext would fail to parse here
+        labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+        assert any(label.startswith(r"GET /a/\$x^{\$/b") for label in labels)
+
+
 def test_timeline_over_ten_seconds_counts_in_seconds():
     df = frame_of(["/a", "/b"], elapsed=[100.0, 2000.0], spacing_s=30)
     axes = timeline(df).axes[0]

@@ -118,6 +118,12 @@ class _Columns:
 MAX_LABEL = 48
 
 
+def _label(text: str) -> str:
+    """A path from a capture as matplotlib text: shortened, and with ``$`` escaped so that a
+    recorded path is never parsed as mathtext (a malformed one would fail the drawing)."""
+    return shorten(text, MAX_LABEL).replace("$", r"\$")
+
+
 def _outside_legend(ax: Axes, handles: list[Any] | None = None) -> None:
     """The legend to the right of the axes, outside them: it never covers data."""
     kwargs: dict[str, Any] = {"handles": handles} if handles is not None else {}
@@ -236,7 +242,7 @@ def timeline(
     # Instant exchanges would vanish: mark every start.
     axes.scatter(left_ms / scale, y, s=4, c=colors, marker="|")
     names = c.endpoint_names().take(pa.array(order, pa.int64()))
-    labels = [shorten(str(name), MAX_LABEL) for name in names.to_pylist()]
+    labels = [_label(str(name)) for name in names.to_pylist()]
     step = max(1, -(-len(order) // 40))
     axes.set_yticks(y[::step], labels[::step], fontsize=7)
     axes.set_ylim(len(order) - 0.5, -0.5)  # the first exchange at the top
@@ -274,7 +280,7 @@ def latency_by_endpoint(frame: Any, *, top: int = 12, ax: Axes | None = None) ->
     stats = []
     for code in busiest:
         quantiles = np.percentile(c.elapsed_ms[codes == code], [5, 25, 50, 75, 95])
-        label = f"{shorten(names[code], MAX_LABEL)}  (n={counts[code]:,})"
+        label = f"{_label(names[code])}  (n={counts[code]:,})"
         stats.append({"label": label, "fliers": [], **dict(zip(_BOX, quantiles, strict=True))})
     stats.sort(key=lambda s: s["med"])
     axes.bxp(stats, orientation="horizontal", showfliers=False, patch_artist=True)
