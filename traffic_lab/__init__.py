@@ -11,6 +11,8 @@ errors in :mod:`traffic_lab.errors`; ``FROM_CACHE``, ``REPLAYED`` and ``Recorded
 :mod:`traffic_lab.exchange`; replay (``replay_requests``, ``diff_responses``, ``RecordMode``) in
 :mod:`traffic_lab.transports`; ``redact_capture`` and ``scan_secrets`` in
 :mod:`traffic_lab.frames`; the ASGI/WSGI recorders in :mod:`traffic_lab.middleware`.
+``capture`` / ``no_capture`` (every client in a block), the ``requests`` adapters and
+``%load_ext traffic_lab`` (the ``%%traffic`` magics) load on first use.
 """
 
 import typing
@@ -38,6 +40,8 @@ if typing.TYPE_CHECKING:
     from .engine import open_capture
     from .frames import Where, read_capture, write_capture
     from .stores.parquet import ParquetCache, ParquetStream
+    from .transports.capturing import capture, no_capture
+    from .transports.requests_adapter import CachingAdapter, RecordingAdapter
 
 __all__ = [
     "__version__",
@@ -45,18 +49,23 @@ __all__ = [
     "AsyncCaptureTransport",
     "AsyncRecordingTransport",
     "AsyncSource",
+    "CachingAdapter",
     "CachingTransport",
+    "capture",
     "CaptureTransport",
     "Exchange",
+    "load_ipython_extension",
     "Matcher",
     "MemoryCache",
     "MemoryStream",
+    "no_capture",
     "open_capture",
     "ParquetCache",
     "ParquetStream",
     "read_capture",
     "ReadWriteCache",
     "ReadWriteStream",
+    "RecordingAdapter",
     "RecordingTransport",
     "Redactor",
     "Replay",
@@ -74,10 +83,21 @@ __getattr__, __dir__ = _lazy_exports(
     {
         "ParquetCache": ".stores.parquet",
         "ParquetStream": ".stores.parquet",
+        "CachingAdapter": ".transports.requests_adapter",
+        "RecordingAdapter": ".transports.requests_adapter",
         "Where": ".frames",
+        "capture": ".transports.capturing",
+        "no_capture": ".transports.capturing",
         "open_capture": ".engine",
         "read_capture": ".frames",
         "write_capture": ".frames",
     },
     modules=("engine", "frames", "interop", "middleware", "spark", "widgets"),
 )
+
+
+def load_ipython_extension(ipython: typing.Any) -> None:
+    """``%load_ext traffic_lab``: the ``%%traffic`` cell magic and ``%traffic on|off``."""
+    from .transports.magics import register
+
+    register(ipython)

@@ -111,6 +111,8 @@ class _Handler(QuietHandler):
         with self.server.lock:
             self.server.count += 1
             count = self.server.count
+        if seg[:1] == ["v1"] and self.command == "POST":
+            return self._llm(seg[1:], body)
         if seg[:1] != ["api"]:
             return self._json(404, {"error": "not found", "path": parts.path})
         seg = seg[1:]
@@ -181,6 +183,116 @@ class _Handler(QuietHandler):
             return self._json(200, {"ok": True})
         return self._json(404, {"error": "not found", "path": parts.path})
 
+    # -- the LLM endpoints: OpenAI's chat completions and Anthropic's messages, shapes only ----
+    def _llm(self, seg: list[str], body: bytes) -> None:
+        try:
+            doc = json.loads(body or b"{}")
+            messages = doc["messages"]
+            prompt = str(messages[-1]["content"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            return self._json(400, {"error": {"message": "messages are required"}})
+        model = str(doc.get("model", "demo-model"))
+        words = _reply(prompt)
+        ident = hashlib.sha256(body).hexdigest()[:24]
+        usage_in, usage_out = len(prompt.split()), len(words)
+        if seg == ["chat", "completions"]:
+            head = {"id": f"chatcmpl-{ident}", "created": 1_767_225_600, "model": model}
+            if doc.get("stream"):
+                return self._sse(_openai_events(head, words))
+            message = {"role": "assistant", "content": " ".join(words), "refusal": None}
+            return self._json(
+                200,
+                {
+                    **head,
+                    "object": "chat.completion",
+                    "choices": [
+                        {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+                    ],
+                    "usage": {
+                        "prompt_tokens": usage_in,
+                        "completion_tokens": usage_out,
+                        "total_tokens": usage_in + usage_out,
+                    },
+                },
+            )
+        if seg == ["messages"]:
+            head = {"id": f"msg_{ident}", "type": "message", "role": "assistant", "model": model}
+            if doc.get("stream"):
+                return self._sse(_anthropic_events(head, words, usage_in))
+            return self._json(
+                200,
+                {
+                    **head,
+                    "content": [{"type": "text", "text": " ".join(words)}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": usage_in, "output_tokens": usage_out},
+                },
+            )
+        return self._json(404, {"error": {"message": f"no endpoint /v1/{'/'.join(seg)}"}})
+
+    def _sse(self, events: Iterator[tuple[str | None, str]]) -> None:
+        """Server-sent events, one chunk of the chunked body per event."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for name, data in events:
+                text = (f"event: {name}\n" if name else "") + f"data: {data}\n\n"
+                chunk = text.encode()
+                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.005 * self.server.slowness)
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+def _reply(prompt: str) -> list[str]:
+    """The demo model's answer: deterministic, a few words about the prompt."""
+    seed = int(hashlib.md5(prompt.encode()).hexdigest(), 16)
+    rng = random.Random(seed)
+    picked = [rng.choice(_FIRST) for _ in range(3)]
+    return ["You", "asked", f"{len(prompt.split())}", "words;", "ask", *picked, "instead."]
+
+
+def _openai_events(head: dict[str, Any], words: list[str]) -> Iterator[tuple[str | None, str]]:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> tuple[None, str]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return None, json.dumps({**head, "object": "chat.completion.chunk", "choices": [choice]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    for i, word in enumerate(words):
+        yield chunk({"content": word if i == 0 else " " + word})
+    yield chunk({}, "stop")
+    yield None, "[DONE]"
+
+
+def _anthropic_events(
+    head: dict[str, Any], words: list[str], usage_in: int
+) -> Iterator[tuple[str | None, str]]:
+    def event(name: str, doc: dict[str, Any]) -> tuple[str, str]:
+        return name, json.dumps({"type": name, **doc})
+
+    usage = {"input_tokens": usage_in, "output_tokens": 0}
+    message = {**head, "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+    yield event("message_start", {"message": message})
+    yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+    for i, word in enumerate(words):
+        delta = {"type": "text_delta", "text": word if i == 0 else " " + word}
+        yield event("content_block_delta", {"index": 0, "delta": delta})
+    yield event("content_block_stop", {"index": 0})
+    yield event(
+        "message_delta",
+        {
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": len(words)},
+        },
+    )
+    yield event("message_stop", {})
+
 
 class _Server(QuietServer):
     def __init__(self, address: tuple[str, int], require_auth: bool, slowness: float) -> None:
@@ -202,7 +314,10 @@ class DemoAPI(ServerThread):
     without ``name``), ``GET /api/orders`` (gzip when accepted), ``GET /api/orders/{uuid}``,
     ``GET /api/products/{id}/image.png``, ``GET /api/search?q=`` (50-300 ms),
     ``GET /api/reports/{hash}`` (120 ms, one in five fails with 500), ``GET /api/limited``
-    (every fourth call answers 429).
+    (every fourth call answers 429). For LLM SDKs pointed at it (``base_url=api.url + "/v1"``
+    for OpenAI's, ``api.url`` for Anthropic's): ``POST /v1/chat/completions`` and
+    ``POST /v1/messages`` in the shapes of those APIs, ``"stream": true`` as server-sent events
+    (5 ms apart); the answer is a deterministic function of the last message.
     """
 
     def __init__(self, port: int = 0, *, require_auth: bool = False, slowness: float = 1.0):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -55,9 +56,11 @@ class RecordedError:
     def to_exception(self, request: httpx.Request | None = None) -> Exception:
         """Build the exception to raise again on replay.
 
-        Only httpx's own exception classes are looked up (by name, in the ``httpx`` namespace);
-        any other recorded type becomes a :class:`~traffic_lab.errors.RecordedTransportError`.
-        Nothing from a capture is imported or executed.
+        Only httpx's own exception classes are looked up (by name, in the ``httpx`` namespace),
+        and ``requests``' (in ``requests.exceptions``, when the program has imported requests:
+        what :class:`~traffic_lab.transports.requests_adapter.CachingAdapter` replays); any other
+        recorded type becomes a :class:`~traffic_lab.errors.RecordedTransportError`. Nothing
+        from a capture is imported or executed.
         """
         module, _, name = self.type.rpartition(".")
         klass = getattr(httpx, name, None) if module == "httpx" else None
@@ -65,6 +68,12 @@ class RecordedError:
             return klass(self.message, request=request)
         if isinstance(klass, type) and issubclass(klass, httpx.TransportError):
             return klass(self.message)
+        requests_errors = sys.modules.get("requests.exceptions")
+        if module == "requests.exceptions" and requests_errors is not None:
+            klass = getattr(requests_errors, name, None)
+            base = requests_errors.RequestException
+            if isinstance(klass, type) and issubclass(klass, base):
+                return klass(self.message)  # type: ignore[no-any-return]
         return RecordedTransportError(f"recorded {self.type}: {self.message}")
 
 

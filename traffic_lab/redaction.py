@@ -111,6 +111,16 @@ _DESCRIPTIVE_SUFFIXES = (
     "_count",
     "_length",
     "_hint",
+    # LLM APIs' token counts (usage.input_tokens, max_tokens...), not credentials.
+    "input_tokens",
+    "output_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "max_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "audio_tokens",
 )
 # A cheap pre-check on raw bodies: no hit means no JSON/form field can need redacting.
 _BODY_HINT = re.compile(

@@ -206,9 +206,19 @@ class _CaptureCore:
                     self.cache.clear()
                     self._clear_pending = False
 
-    def miss(self, request: httpx.Request) -> UnmatchedRequestError:
+    def miss(self, request: httpx.Request) -> Exception:
+        """What a replay-only miss raises: the transport error recorded for this request, if
+        that is all the store holds for it (caches never serve an error, so it is looked for
+        here, on the miss path only), else :class:`UnmatchedRequestError`."""
         matcher = matcher_of(self.cache) or Matcher()
         candidates = list(self.cache.exchanges()) if isinstance(self.cache, Enumerable) else []
+        failed = [ex for ex in candidates if ex.error is not None and ex.status_code is None]
+        if failed:
+            key = matcher.key(request)
+            for exchange in reversed(failed):
+                if matcher.key(exchange) == key:
+                    assert exchange.error is not None
+                    return exchange.error.to_exception(request)
         return UnmatchedRequestError(
             f"record mode {self.mode.value!r}: no recorded exchange matches "
             f"{request.method} {request.url}",
@@ -281,6 +291,28 @@ class CaptureTransport(_Modes, httpx.BaseTransport):
             if self._core.record
             else inner
         )
+
+    def over(self, transport: httpx.BaseTransport) -> CaptureTransport:
+        """This capture (store, mode, redactor, tags) sending its live requests through
+        ``transport``: what :func:`traffic_lab.capture` puts in front of each client's own."""
+        twin = object.__new__(CaptureTransport)
+        twin._core, twin._get = self._core, self._get
+        live = self._live
+        twin._live = live.over(transport) if isinstance(live, RecordingTransport) else transport
+        return twin
+
+    def async_over(self, transport: httpx.AsyncBaseTransport) -> AsyncCaptureTransport:
+        """The async twin of :meth:`over`: the same decisions (a ``rewrite`` clears once, a
+        ``once`` resolved once), for an ``httpx.AsyncClient``'s transport."""
+        twin = object.__new__(AsyncCaptureTransport)
+        twin._core, twin._aget = self._core, _async_getter(self._core.cache)
+        live = self._live
+        twin._live = (
+            AsyncRecordingTransport.sharing(live, transport)
+            if isinstance(live, RecordingTransport)
+            else transport
+        )
+        return twin
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()

@@ -41,6 +41,22 @@ class _Pending:
         self.t0 = time.perf_counter()
 
 
+def _ends_an_event(response: httpx.Response, body: bytes) -> bool:
+    """Whether a body the client closed early is a whole event stream all the same.
+
+    SSE clients (the LLM SDKs) stop reading at their last event (``data: [DONE]``,
+    ``message_stop``) and close before the server's end of message: an uncompressed
+    ``text/event-stream`` read up to an event boundary is recorded as complete, and a replay
+    serves the events the client read.
+    """
+    headers = response.headers
+    return (
+        headers.get("content-type", "").startswith("text/event-stream")
+        and "content-encoding" not in headers
+        and body.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
+    )
+
+
 class _Recorder:
     """The sans-IO core shared by the sync and async recording transports."""
 
@@ -84,6 +100,8 @@ class _Recorder:
         error: BaseException | None = None,
         headers: tuple[tuple[bytes, bytes], ...] | None = None,
     ) -> None:
+        if truncated and error is None and _ends_an_event(response, body):
+            truncated = False
         exchange = Exchange(
             pending.method,
             pending.url,
@@ -154,6 +172,12 @@ class RecordingTransport(httpx.BaseTransport):
         self._core = _Recorder(sink, redactor, tags)
         self._inner = transport if transport is not None else httpx.HTTPTransport()
 
+    def over(self, transport: httpx.BaseTransport) -> RecordingTransport:
+        """This recorder (sink, redactor, tags) in front of another transport."""
+        twin = object.__new__(RecordingTransport)
+        twin._core, twin._inner = self._core, transport
+        return twin
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
         pending = _Pending(request)
@@ -206,6 +230,15 @@ class AsyncRecordingTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self._core = _Recorder(sink, redactor, tags)
         self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+
+    @classmethod
+    def sharing(
+        cls, recorder: RecordingTransport, transport: httpx.AsyncBaseTransport
+    ) -> AsyncRecordingTransport:
+        """``recorder``'s sink, redactor and tags, in front of an async transport."""
+        twin = object.__new__(cls)
+        twin._core, twin._inner = recorder._core, transport
+        return twin
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
