@@ -306,3 +306,13 @@ def test_engine_answers_display_as_the_accessors_do(capture):
     assert duplicates.index.name == "request"
     assert duplicates.index.tolist() == frame.traffic.duplicates().index.tolist()
     assert re.fullmatch(r"(GET|POST) [abc]\.example/\S+", duplicates.index[0])
+
+
+def test_docstring_examples_run(monkeypatch):
+    import doctest
+
+    import traffic_lab.engine.query
+
+    monkeypatch.chdir(SAMPLE.parents[1])  # the examples open data/sample-capture
+    failures, tried = doctest.testmod(traffic_lab.engine.query)
+    assert tried > 0 and failures == 0

@@ -456,7 +456,17 @@ PUBLIC_AT_TOP_LEVEL = ("read_capture", "write_capture", "scan_secrets", "redact_
 
 @pytest.mark.parametrize(
     "module",
-    ["__init__", "convert", "where", "views", "analysis", "accessor", "secrets", "_capture_ref"],
+    [
+        "__init__",
+        "convert",
+        "where",
+        "views",
+        "analysis",
+        "display",
+        "accessor",
+        "secrets",
+        "_capture_ref",
+    ],
 )
 def test_docstring_examples_run(module, monkeypatch):
     import doctest

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import textwrap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -446,6 +446,17 @@ def _kind(column: str, values: pd.Series[Any]) -> str:
     return "number"
 
 
+#: The formatter of each kind of value that has a unit (see :func:`_kind`).
+_FORMATS: dict[str, Callable[[Any], str]] = {
+    "ms": format_ms,
+    "duration": format_seconds,
+    "time": _format_time,
+    "percent": format_percent,
+    "bytes": format_bytes,
+    "count": format_count,
+}
+
+
 def _format_value(value: Any, kind: str) -> str:
     if kind == "path":
         return _MISSING if _missing(value) else shorten(str(value))
@@ -455,18 +466,8 @@ def _format_value(value: Any, kind: str) -> str:
         return ", ".join(map(str, value)) or _MISSING
     if _missing(value):
         return _MISSING
-    if kind == "ms":
-        return format_ms(value)
-    if kind == "duration":
-        return format_seconds(value)
-    if kind == "time":
-        return _format_time(value)
-    if kind == "percent":
-        return format_percent(value)
-    if kind == "bytes":
-        return format_bytes(value)
-    if kind == "count":
-        return format_count(value)
+    if kind in _FORMATS:
+        return _FORMATS[kind](value)
     if kind == "ratio":
         return f"{value:.2f}x"
     if kind == "bool":
