@@ -149,6 +149,18 @@ def test_summary_as_series_dict_and_tidy_frame():
     assert text["latency p50"] == "30 ms" and text["duration"] == "4.0 s"
 
 
+def test_summary_and_tables_survive_pickle_and_copy():
+    import copy
+    import pickle
+
+    df = to_pandas(five())
+    s = df.traffic.summary()
+    for again in (pickle.loads(pickle.dumps(s)), copy.copy(s), copy.deepcopy(s)):
+        assert isinstance(again, Summary) and again == s and repr(again) == FIVE_SUMMARY
+    table = pickle.loads(pickle.dumps(df.traffic.endpoints()))
+    assert isinstance(table, TrafficTable) and repr(table) == FIVE_ENDPOINTS
+
+
 def test_summary_of_nothing_shows_dashes():
     s = to_pandas([exchange(0)]).iloc[:0].traffic.summary()
     assert s.text("p50_ms") == "-" and s.text("start") == "-" and s.text("duration") == "-"

@@ -161,7 +161,9 @@ def test_json_response_is_a_highlighted_tree():
     preview = response_of(exchange).split('<div class="tl-d-preview">')[1]
     preview = preview.split('<div class="tl-d-raw">')[0].removesuffix("</div>")
     assert preview == (
-        '<div class="tl-d-json"><details open><summary>{…} <span class="tl-j-count">6 keys</span>'
+        '<div class="tl-d-json"><details open><summary><span class="tl-j-inline">'
+        "{id: 1, ok: true, none: null, name: &quot;a&lt;b&quot;, tags: […], e: {}}</span> "
+        '<span class="tl-j-count">6 keys</span>'
         '</summary><div class="tl-j-children">'
         '<div class="tl-j-leaf"><span class="tl-j-key">&quot;id&quot;</span>: '
         '<span class="tl-j-num">1</span></div>'
@@ -171,7 +173,8 @@ def test_json_response_is_a_highlighted_tree():
         '<span class="tl-j-null">null</span></div>'
         '<div class="tl-j-leaf"><span class="tl-j-key">&quot;name&quot;</span>: '
         '<span class="tl-j-str">&quot;a&lt;b&quot;</span></div>'
-        '<details open><summary><span class="tl-j-key">&quot;tags&quot;</span>: […] '
+        '<details open><summary><span class="tl-j-key">&quot;tags&quot;</span>: '
+        '<span class="tl-j-inline">[&quot;x&quot;]</span> '
         '<span class="tl-j-count">1 item</span></summary><div class="tl-j-children">'
         '<div class="tl-j-leaf"><span class="tl-j-idx">0</span>: '
         '<span class="tl-j-str">&quot;x&quot;</span></div></div></details>'
@@ -377,7 +380,7 @@ def test_payload_query_form_and_json():
     payload = panel(detail_html(posted, uid="p", style=False), "payload")
     assert '<span class="tl-j-key">&quot;name&quot;</span>: ' in payload
     assert text(payload) == (
-        'Request Payload (application/json) Preview Raw {…} 1 key "name" : "it" '
+        'Request Payload (application/json) Preview Raw {name: "it"} 1 key "name" : "it" '
         '14 bytes on the wire {"name": "it"}'
     )
     assert 'name="tl-d-p-request-view"' in payload

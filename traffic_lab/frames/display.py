@@ -288,10 +288,15 @@ class Summary(Mapping[str, Any]):
         return len(self._values)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # private and dunder lookups (copy, pickle) are not figures
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:
             raise AttributeError(f"Summary has no figure {name!r}") from None
+
+    def __reduce__(self) -> tuple[type[Summary], tuple[dict[str, Any]]]:
+        return Summary, (self._values,)
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *self._values})

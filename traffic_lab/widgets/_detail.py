@@ -215,6 +215,33 @@ def raw_html(body: bytes) -> str:
     return _note(note) + f'<pre class="tl-d-text">{esc(text)}</pre>'
 
 
+def _short(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _inline(value: dict[str, Any] | list[Any], limit: int = 60) -> str:
+    """A one-line preview of a container, as DevTools shows a closed one:
+    ``{id: 1, name: "a", tags: […]}``, cut at about ``limit`` characters."""
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    parts: list[str] = []
+    used = 0
+    for key, child in items:
+        if isinstance(child, dict):
+            shown = "{…}" if child else "{}"
+        elif isinstance(child, list):
+            shown = "[…]" if child else "[]"
+        else:
+            shown = _short(json.dumps(child, ensure_ascii=False))
+        part = f"{_short(str(key))}: {shown}" if isinstance(value, dict) else shown
+        if parts and used + len(part) > limit:
+            parts.append("…")
+            break
+        parts.append(part)
+        used += len(part) + 2
+    open_, close = ("{", "}") if isinstance(value, dict) else ("[", "]")
+    return f"{open_}{', '.join(parts)}{close}"
+
+
 class _JsonTree:
     """A parsed JSON value as nested ``<details>``: keys, strings, numbers, booleans and nulls
     in their highlight classes; bounded in depth and in node count."""
@@ -248,9 +275,10 @@ class _JsonTree:
     @staticmethod
     def _preview(value: dict[str, Any] | list[Any]) -> str:
         n = len(value)
+        inline = f'<span class="tl-j-inline">{esc(_inline(value))}</span> '
         if isinstance(value, dict):
-            return f'{{…}} <span class="tl-j-count">{n:,} key{"s" * (n != 1)}</span>'
-        return f'[…] <span class="tl-j-count">{n:,} item{"s" * (n != 1)}</span>'
+            return f'{inline}<span class="tl-j-count">{n:,} key{"s" * (n != 1)}</span>'
+        return f'{inline}<span class="tl-j-count">{n:,} item{"s" * (n != 1)}</span>'
 
     def _node(self, key: str | int | None, value: Any, depth: int) -> Iterator[str]:
         self.nodes += 1
