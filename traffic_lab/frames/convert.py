@@ -38,6 +38,7 @@ __all__ = [
     "frame_to_table",
     "open_source",
     "read_capture",
+    "read_capture_table",
     "to_pandas",
     "write_capture",
 ]
@@ -188,6 +189,22 @@ def read_capture(
 
 #: The same function as :func:`read_capture`.
 to_pandas = read_capture
+
+
+def read_capture_table(
+    source: Any, columns: Sequence[str], where: WhereArg = None, *, filesystem: Any = None
+) -> tuple[pa.Table, dict[str, Any]]:
+    """Exactly ``columns`` (capture column names: ``elapsed``, not ``elapsed_ms``) of a capture,
+    in recorded order, as an Arrow table; and the ``attrs`` that link a frame made from its rows
+    (with :func:`table_to_frame`) to the capture, as :func:`read_capture` links its frames.
+
+    For readers that keep columns compactly in memory (the notebook browser): no key column is
+    added and nothing is converted to pandas. ``source`` and ``where`` as for
+    :func:`read_capture`.
+    """
+    ref = open_source(source, filesystem=filesystem)
+    expr = as_expression(where, partitioned=ref.partitioned)
+    return ref.read(list(columns), expr), {SOURCE_ATTR: ref}
 
 
 def _series_to_arrow(series: pd.Series[Any], name: str) -> Any:

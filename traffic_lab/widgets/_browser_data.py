@@ -34,6 +34,21 @@ LIGHT_COLUMNS = [
     "error_type",
     "truncated",
 ]
+#: What a view reads from a capture (capture column names; no pandas frame is made of them).
+CAPTURE_LIGHT_COLUMNS = [
+    "started_at",
+    "elapsed",
+    "writer_id",
+    "writer_seq",
+    "request_method",
+    "request_url",
+    "request_host",
+    "response_status",
+    "response_content_type",
+    "response_body_size",
+    "error_type",
+    "truncated",
+]
 #: Status filter choices: label -> spec (the grammar of ``Where(status=...)``).
 STATUS_CLASSES = {
     "any": "",
@@ -65,10 +80,13 @@ SORTS = {
 _NO_STATUS = -1
 #: At most this many chips per facet (the most frequent values).
 FACET_LIMIT = 30
+#: A frame's rows in at most this many runs of consecutive rows are sliced out of it.
+MAX_SLICES = 64
 #: Bins of the time brush's histogram.
 HISTOGRAM_BINS = 60
 _GLOB_CHARS = frozenset("*?[")
 _SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
+_PATH = f"^(?:{_SCHEME[1:]}[^/?#]*)?(?P<p>[^?#]*)"
 
 
 @dataclass(frozen=True)
@@ -136,9 +154,30 @@ def status_class(status: int | None) -> str:
     return f"tl-s{min(max(status // 100, 1), 5)}"
 
 
+def _frame_slices(frame: pd.DataFrame, positions: np.ndarray[Any, Any]) -> pd.DataFrame:
+    """``frame``'s rows at ``positions``: a few runs of consecutive rows as slices (an ``iloc``
+    with a list takes from every chunk of the Arrow string columns: 0.3 s at 1M rows)."""
+    import pandas as pd
+
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    if not len(positions) or len(breaks) >= MAX_SLICES:
+        return frame.iloc[positions]
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(positions)]])
+    runs = zip(starts, ends, strict=True)
+    parts = [frame.iloc[positions[a] : positions[b - 1] + 1] for a, b in runs]
+    rows = pd.concat(parts) if len(parts) > 1 else parts[0]
+    rows.attrs = dict(frame.attrs)
+    return rows
+
+
 def _strings(series: Any) -> pa.Array[Any]:
     """One contiguous Arrow string array (a ``take`` from a chunked one copies every chunk)."""
-    array = pa.array(series, from_pandas=True)
+    array = (
+        series
+        if isinstance(series, pa.Array | pa.ChunkedArray)
+        else pa.array(series, from_pandas=True)
+    )
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     result: pa.Array[Any] = array.cast(pa.string())  # decodes a dictionary array too
@@ -175,7 +214,9 @@ class TrafficView:
             raise ValueError("not a traffic frame: no 'request_method' column")
         if not (has("request_url") or has("request_path")):
             raise ValueError("not a traffic frame: no 'request_url' column")
-        self.frame = frame = frame.reset_index(drop=True)
+        self._frame: pd.DataFrame | None = frame.reset_index(drop=True)
+        frame = self._frame
+        self._attrs: dict[str, Any] = {str(k): v for k, v in frame.attrs.items()}
         self.n = n = len(frame)
 
         def numbers(name: str, dtype: Any, missing: Any, default: Any = None) -> Any:
@@ -190,19 +231,11 @@ class TrafficView:
         else:
             host = _url_part(self.url, _SCHEME + "(?P<a>[^/?#]*)")
         self.host_codes, self.hosts = codes_of(host)
-        if has("request_path"):
-            self.path = _strings(frame["request_path"])
-        else:
-            self.path = _url_part(self.url, f"^(?:{_SCHEME[1:]}[^/?#]*)?(?P<p>[^?#]*)")
+        self._path = _strings(frame["request_path"]) if has("request_path") else None
         nulls = pa.nulls(n, pa.string())
-        # Normalise the few distinct content types, not the million rows.
-        codes, types = codes_of(
-            frame["response_content_type"] if has("response_content_type") else nulls
+        self._content_types(
+            *codes_of(frame["response_content_type"] if has("response_content_type") else nulls)
         )
-        merged: dict[str, int] = {}
-        remap = [merged.setdefault(media_type(t), len(merged)) for t in types]
-        self.ctype_codes = np.array([*remap, _NO_STATUS], dtype=np.int32)[codes]
-        self.content_types = list(merged)
         self.status = numbers("response_status", np.int32, _NO_STATUS, default=200)
         if has("started_at"):
             started = pd.to_datetime(frame["started_at"], utc=True).astype("datetime64[us, UTC]")
@@ -221,9 +254,120 @@ class TrafficView:
             writer_codes, writers = codes_of(frame["writer_id"])
             self._identity = (writer_codes, writers, numbers("writer_seq", np.int64, -1))
         self.error_type = _strings(frame["error_type"]) if has("error_type") else nulls
+        self.truncated = numbers("truncated", bool, False)
+        self._caches()
+
+    def _caches(self) -> None:
         self._masks: dict[str, tuple[object, np.ndarray[Any, Any] | None]] = {}
         self._orders: dict[tuple[str, bool], np.ndarray[Any, Any]] = {}
         self._indexes: dict[bool, tuple[np.ndarray[Any, Any], pa.Array[Any]]] = {}
+
+    def _content_types(self, codes: np.ndarray[Any, Any], types: list[str]) -> None:
+        """Keep the stored content types as codes, and their media types (``text/html`` for
+        ``text/html; charset=x``): normalised over the few distinct values, not every row."""
+        self._raw_ctype = (codes, types)
+        merged: dict[str, int] = {}
+        remap = [merged.setdefault(media_type(t), len(merged)) for t in types]
+        self.ctype_codes = np.array([*remap, _NO_STATUS], dtype=np.int32)[codes]
+        self.content_types = list(merged)
+
+    @classmethod
+    def from_table(cls, table: pa.Table, attrs: dict[str, Any]) -> TrafficView:
+        """A view of an Arrow table of :data:`CAPTURE_LIGHT_COLUMNS` (as
+        :func:`~traffic_lab.frames.convert.read_capture_table` reads them): text becomes
+        integer codes and one URL array, numbers become numpy; no pandas frame is kept
+        (:meth:`frame_rows` makes one for the rows asked for). ``attrs`` link those frames to
+        their capture."""
+        self = cls.__new__(cls)
+        self._frame = None
+        self._attrs = dict(attrs)
+        self.n = table.num_rows
+
+        def numbers(name: str, dtype: Any, missing: Any) -> np.ndarray[Any, Any]:
+            column = table.column(name)
+            if pa.types.is_timestamp(column.type) or pa.types.is_duration(column.type):
+                column = column.cast(pa.int64())
+            return np.asarray(pc.fill_null(column, missing).to_numpy(), dtype=dtype)
+
+        self.methods_codes, self.methods = codes_of(table.column("request_method"))
+        self.url = _strings(table.column("request_url"))
+        self.host_codes, self.hosts = codes_of(table.column("request_host"))
+        self._path = None
+        self._content_types(*codes_of(table.column("response_content_type")))
+        self.status = numbers("response_status", np.int32, _NO_STATUS)
+        self.start_us = numbers("started_at", np.int64, 0)
+        self.elapsed_ms = numbers("elapsed", np.int64, 0) / 1000.0
+        self.size = numbers("response_body_size", np.int64, 0)
+        writer_codes, writers = codes_of(table.column("writer_id"))
+        self._identity = (writer_codes, writers, numbers("writer_seq", np.int64, -1))
+        self.error_type = _strings(table.column("error_type"))
+        self.truncated = numbers("truncated", bool, False)
+        self._caches()
+        return self
+
+    @property
+    def path(self) -> pa.Array[Any]:
+        """The path of every URL (computed on first use from the URLs)."""
+        if self._path is None:
+            self._path = _url_part(self.url, _PATH)
+        return self._path
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Every row as a traffic frame (made from the columns in memory when the view was
+        built from a table: prefer :meth:`frame_rows` for some rows)."""
+        if self._frame is not None:
+            return self._frame
+        return self.frame_rows(np.arange(self.n))
+
+    def frame_rows(self, positions: np.ndarray[Any, Any]) -> pd.DataFrame:
+        """Some rows as a traffic frame, in this order, indexed by position, linked to the
+        capture (``df.traffic`` and the exchanges' bodies work): the light columns of
+        :func:`~traffic_lab.frames.read_capture`, with its dtypes."""
+        import pandas as pd
+
+        from ..frames.convert import table_to_frame
+
+        positions = np.asarray(positions, dtype=np.int64)
+        if self._frame is not None:
+            return _frame_slices(self._frame, positions)
+        take = pa.array(positions, pa.int64())
+        urls = self.url.take(take)
+        status = self.status[positions]
+        ctype_codes, ctypes = self._raw_ctype
+        writer_codes, writers, seqs = self._identity or (np.zeros(0, np.int32), [], None)
+
+        def coded(codes: np.ndarray[Any, Any], values: list[str]) -> pa.Array[Any]:
+            picked = codes[positions]
+            return pa.DictionaryArray.from_arrays(
+                pa.array(picked, pa.int32(), mask=picked < 0), pa.array(values, pa.string())
+            )
+
+        columns: dict[str, Any] = {
+            "started_at": pa.array(self.start_us[positions], pa.timestamp("us", tz="UTC")),
+            "elapsed": pa.array(
+                np.rint(self.elapsed_ms[positions] * 1000).astype(np.int64), pa.duration("us")
+            ),
+            "writer_id": coded(writer_codes, writers).cast(pa.string()),
+            "writer_seq": pa.array(
+                seqs[positions] if seqs is not None else np.full(len(positions), -1), pa.int64()
+            ),
+            "request_method": coded(self.methods_codes, self.methods),
+            "request_url": urls,
+            "request_host": coded(self.host_codes, self.hosts),
+            "request_path": (
+                self._path.take(take) if self._path is not None else _url_part(urls, _PATH)
+            ),
+            "response_status": pa.array(status, pa.int32(), mask=status == _NO_STATUS),
+            "response_content_type": coded(ctype_codes, ctypes).cast(pa.string()),
+            "response_body_size": pa.array(self.size[positions], pa.int64()),
+            "error_type": self.error_type.take(take),
+            "truncated": pa.array(self.truncated[positions], pa.bool_()),
+        }
+        frame = table_to_frame(pa.table(columns))
+        frame.index = pd.Index(positions)
+        frame.attrs.update(self._attrs)
+        return frame
 
     # -- filtering -----------------------------------------------------------------------------
     def _mask(
@@ -463,8 +607,9 @@ class TrafficView:
         positions = np.asarray(positions, dtype=np.int64)
         if not len(positions):
             return []
-        frame = self.frame
-        if self._identity is not None and capture_of(frame) is not None:
+        linked = pd.DataFrame()
+        linked.attrs.update(self._attrs)
+        if self._identity is not None and capture_of(linked) is not None:
             writer_codes, writers, seqs = self._identity
             keys = pd.DataFrame(
                 {
@@ -472,9 +617,9 @@ class TrafficView:
                     "writer_seq": seqs[positions],
                 }
             )
-            keys.attrs.update(frame.attrs)
+            keys.attrs.update(self._attrs)
             return list(frame_exchanges(keys))
-        return list(frame_exchanges(frame.iloc[positions]))
+        return list(frame_exchanges(self.frame_rows(positions)))
 
     def __repr__(self) -> str:
         return f"<TrafficView {self.n:,} exchanges>"
@@ -487,10 +632,11 @@ def open_view(source: object, where: Any = None) -> TrafficView:
         return source
     import pandas as pd
 
-    from ..frames import to_pandas
+    from ..frames.convert import read_capture_table
 
     if isinstance(source, pd.DataFrame):
         if where is not None:
             raise TypeError("where= filters a capture being read; filter the DataFrame instead")
         return TrafficView(source)
-    return TrafficView(to_pandas(source, columns=LIGHT_COLUMNS, where=where))
+    table, attrs = read_capture_table(source, CAPTURE_LIGHT_COLUMNS, where)
+    return TrafficView.from_table(table, attrs)

@@ -41,8 +41,6 @@ _NO_ROW = -1
 NEIGHBOURS = 12
 #: ... when they were recorded at most this many rows away from it.
 NEAR_ROWS = 2048
-#: A selection of at most this many runs of consecutive rows is sliced out of the frame.
-MAX_SLICES = 64
 
 
 def browser_css() -> str:
@@ -168,7 +166,7 @@ class TrafficBrowser(anywidget.AnyWidget):
             columns=[[key, label] for key, label in COLUMNS.items()],
             facets={k: [list(pair) for pair in v] for k, v in self.view.facets().items()},
             histogram={"low": low, "high": high, "counts": counts},
-            selected=self.view.frame.iloc[:0],
+            selected=self.view.frame_rows(np.zeros(0, dtype=np.int64)),
             base_url=base_url,
             **kwargs,
         )
@@ -327,22 +325,7 @@ class TrafficBrowser(anywidget.AnyWidget):
             self._show(self.selected_positions[-1])
 
     def _on_selection(self, change: Any) -> None:
-        self.selected = self._frame_rows(np.asarray(self.selected_positions, dtype=np.int64))
-
-    def _frame_rows(self, positions: np.ndarray[Any, Any]) -> pd.DataFrame:
-        """Rows of the frame, in this order: a few runs of consecutive rows as slices (an
-        ``iloc`` with a list takes from every chunk of the Arrow string columns: 0.3 s at 1M)."""
-        frame = self.view.frame
-        breaks = np.flatnonzero(np.diff(positions) != 1) + 1
-        if not len(positions) or len(breaks) >= MAX_SLICES:
-            return frame.iloc[positions]
-        starts = np.concatenate([[0], breaks])
-        ends = np.concatenate([breaks, [len(positions)]])
-        runs = zip(starts, ends, strict=True)
-        parts = [frame.iloc[positions[a] : positions[b - 1] + 1] for a, b in runs]
-        rows = pd.concat(parts) if len(parts) > 1 else parts[0]
-        rows.attrs = dict(frame.attrs)
-        return rows
+        self.selected = self.view.frame_rows(np.asarray(self.selected_positions, dtype=np.int64))
 
     def _on_cursor(self, change: Any) -> None:
         if self.cursor >= 0:
@@ -449,7 +432,7 @@ class TrafficBrowser(anywidget.AnyWidget):
 
         Still linked to its capture: ``browser.frame().traffic`` works on it.
         """
-        return self.view.frame.iloc[self._rows]
+        return self.view.frame_rows(self._rows)
 
     def exchanges(self, limit: int | None = None) -> list[Exchange]:
         """The matching exchanges (bodies included), in list order; at most ``limit``."""
