@@ -305,3 +305,16 @@ def test_times_show_to_the_millisecond_in_utc():
     ]
     table = to_pandas(rows).traffic.duplicates()
     assert table.display_frame(width=200)["last"].tolist() == ["2026-03-01 12:00:01.500 UTC"]
+
+
+def test_request_lines_of_bare_origins_and_query_only_urls():
+    from traffic_lab.frames.display import request_lines
+
+    methods = pd.Series(["GET", "POST", "GET"])
+    urls = pd.Series(["https://a.example", "http://b.example?q=1", "https://c.example/x#top"])
+    assert request_lines(methods, urls).tolist() == ["GET /", "POST /?q=1", "GET /x#top"]
+    assert request_lines(methods, urls, host=True).tolist() == [
+        "GET a.example/",
+        "POST b.example/?q=1",
+        "GET c.example/x#top",
+    ]

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "DISPLAY_WIDTH",
@@ -175,7 +177,20 @@ def shorten(text: str, limit: int = MAX_PATH) -> str:
     return f"{text[:head]}…{cut}"
 
 
-_ORIGIN = r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#]*)"
+#: A URL's origin (``scheme://host``, optional: the host group) and its request target.
+_URL_PARTS = r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://(?P<host>[^/?#]*))?(?P<target>.*)$"
+
+
+def _url_parts(urls: pd.Series[Any]) -> tuple[Any, Any]:
+    """The host (``""`` without one) and the request target (``/`` when empty) of each URL,
+    as Arrow strings (computed in Arrow: a 200k-row duplicates table is labelled in ms)."""
+    texts = pa.array(urls.astype(str).to_numpy(dtype=object), pa.string())
+    parts: Any = pc.extract_regex(texts, _URL_PARTS)
+    host: Any = pc.fill_null(parts.field("host"), "")
+    target: Any = parts.field("target")
+    rootless = pc.match_substring_regex(target, r"^([?#]|$)")  # empty, or query first
+    target = pc.if_else(rootless, pc.binary_join_element_wise("/", target, ""), target)
+    return host, target
 
 
 def request_lines(
@@ -190,14 +205,15 @@ def request_lines(
     >>> request_lines(methods, urls).tolist(), request_lines(methods, urls, host=True).tolist()
     (['GET /api/users/42?x=1'], ['GET a.example/api/users/42?x=1'])
     """
-    texts = urls.astype(str)
-    targets = texts.str.replace(_ORIGIN, "", regex=True)
-    targets = targets.mask(targets == "", "/")
-    targets = targets.mask(targets.str.startswith(("?", "#")), "/" + targets)
-    if host:
-        targets = texts.str.extract(_ORIGIN, expand=False).fillna("") + targets
-    lines: pd.Series[Any] = methods.astype(str).str.cat(targets, sep=" ")
-    return lines
+    hosts, targets = _url_parts(urls)
+    return _lines(methods, hosts if host else None, targets, urls.index)
+
+
+def _lines(methods: pd.Series[Any], hosts: Any, targets: Any, index: pd.Index) -> pd.Series[Any]:
+    names = pa.array(methods.astype(str).to_numpy(dtype=object), pa.string())
+    where = targets if hosts is None else pc.binary_join_element_wise(hosts, targets, "")
+    joined: Any = pc.binary_join_element_wise(names, where, " ")
+    return pd.Series(joined.to_numpy(zero_copy_only=False), index=index, dtype=object)
 
 
 #: The columns of :func:`duplicates`, in order (the index is ``request``).
@@ -222,11 +238,10 @@ def label_duplicates(table: pd.DataFrame) -> TrafficTable:
         empty = {c: pd.Series(dtype=object) for c in DUPLICATE_COLUMNS}
         return TrafficTable(empty, index=pd.Index([], dtype=object, name="request"))
     out = table.reset_index()
-    lines = request_lines(out["request_method"], out["request_url"])
-    hosts = out["request_url"].astype(str).str.extract(_ORIGIN, expand=False)
-    if hosts.nunique(dropna=False) > 1:  # the same line on two hosts: say which
-        lines = request_lines(out["request_method"], out["request_url"], host=True)
-    out.index = pd.Index(lines.to_numpy(dtype=object), name="request")
+    hosts, targets = _url_parts(out["request_url"])
+    several = pc.count_distinct(hosts).as_py() > 1  # the same line on two hosts: say which
+    lines = _lines(out["request_method"], hosts if several else None, targets, out.index)
+    out.index = pd.Index(lines.to_numpy(), name="request")
     return TrafficTable(out[list(DUPLICATE_COLUMNS)])
 
 
