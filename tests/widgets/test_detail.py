@@ -17,6 +17,8 @@ from html.parser import HTMLParser
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import traffic_lab as tl
 from traffic_lab.exchange import RecordedError
@@ -600,3 +602,77 @@ def test_code_with_a_body_too_long_to_show_is_left_out_whole():
     )
     posted = ex(method="POST", request_body=b"y" * (MAX_CODE_BODY + 1))
     assert text(panel(detail_html(posted, style=False), "code")).count("too long to show") == 4
+
+
+# -- any capture -----------------------------------------------------------------------------
+
+OUR_TAGS = {
+    "div", "span", "input", "label", "details", "summary", "table", "tr", "th", "td", "pre",
+    "img", "b", "tbody", "thead",
+}  # fmt: skip
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+@settings(max_examples=120, deadline=None, database=None)
+@given(
+    method=st.text(min_size=1, max_size=8),
+    url=st.text(max_size=60),
+    names=st.lists(st.binary(max_size=12), max_size=3),
+    ctype=st.sampled_from(
+        [
+            b"",
+            b"application/json",
+            b"text/plain",
+            b"text/html; charset=utf-8",
+            b"image/png",
+            b"image/svg+xml",
+            b"application/octet-stream",
+            b"application/x-www-form-urlencoded",
+        ]
+    ),
+    cenc=st.sampled_from([b"", b"gzip", b"deflate", b"br", b"gzip, deflate", b"bogus"]),
+    body=st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=80).map(str.encode),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+            lambda kids: (
+                st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4)
+            ),
+            max_leaves=20,
+        ).map(lambda v: json.dumps(v).encode()),
+    ),
+    status=st.one_of(st.none(), st.integers(100, 999)),
+)
+def test_any_exchange_renders_without_error_and_only_our_markup(
+    method, url, names, ctype, cenc, body, status
+):
+    headers = [(name, b"<v>" + name) for name in names]
+    exchange = tl.Exchange(
+        method,
+        url,
+        request_headers=[*headers, (b"content-type", ctype), (b"content-encoding", cenc)],
+        request_body=body,
+        status_code=status,
+        error=RecordedError("x.<Y>", "<m>") if status is None else None,
+        response_headers=[*headers, (b"Content-Type", ctype), (b"Content-Encoding", cenc)],
+        response_body=body,
+        started_at=AT,
+        tags={"<t>": "<v>"},
+    )
+    html = detail_html(exchange, uid="f", style=False)
+    parser = _Tags()
+    parser.feed(html)
+    assert {tag for tag, _ in parser.tags} <= OUR_TAGS
+    for tag, attrs in parser.tags:
+        assert not any(name.startswith("on") for name in attrs)
+        if tag == "img":
+            assert attrs["src"].startswith("data:image/png;base64,")
