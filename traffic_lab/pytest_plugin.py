@@ -4,6 +4,8 @@ Registered through the ``pytest11`` entry point; it imports only pytest until a 
 ``traffic_client`` / ``async_traffic_client`` (an ``httpx.Client`` / ``AsyncClient`` over a
 :class:`~traffic_lab.ParquetCache` at ``<test file's folder>/captures/<module name>``),
 ``traffic_capture`` (that cache) or ``traffic_capture_path`` (override it to move captures).
+A test marked ``@pytest.mark.traffic`` runs whole inside :func:`traffic_lab.capture`: clients
+that the code under test builds (httpx, requests, SDKs) record and replay through the same store.
 The record mode comes from ``--traffic-mode``, else ``@pytest.mark.traffic(mode=...)``, else the
 ``traffic_mode`` ini option, else ``once``; a miss fails the test even if the test catches it.
 docs/cli.md describes the modes, the marker and the ini options.
@@ -53,7 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="traffic_lab_mode",
         choices=MODES,
         default=None,
-        help="record mode for every test using traffic_client / async_traffic_client, "
+        help="record mode for every test using traffic_client / async_traffic_client or "
+        "marked @pytest.mark.traffic, "
         "over markers: once (default), new_episodes, none (no network), all, rewrite.",
     )
     parser.addini(
@@ -230,6 +233,8 @@ def _noting_transport() -> type:
     class NotingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         """Notes every miss on the test, so that a miss the test swallows still fails it."""
 
+        traffic_lab_transport = True  # tl.capture() leaves it alone: recorded once
+
         def __init__(self, inner: Any, misses: list[Any]) -> None:
             self._inner = inner
             self._misses = misses
@@ -314,6 +319,33 @@ def async_traffic_client(
     import httpx
 
     return httpx.AsyncClient(transport=_transport(request, _traffic_module, is_async=True))
+
+
+# -- @pytest.mark.traffic: the whole test inside tl.capture() -------------------------------------
+@pytest.fixture(autouse=True)
+def _traffic_marked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked ``@pytest.mark.traffic`` runs inside :func:`traffic_lab.capture` over its
+    module's capture, so clients the code under test builds itself (httpx, requests, SDKs) are
+    recorded and replayed. Process-wide for the test: threads and event loops the test starts
+    are covered too. The mode, matcher, redactor and tags are the traffic fixtures' own."""
+    if request.node.get_closest_marker("traffic") is None:
+        yield
+        return
+    from .transports.capturing import Capture
+
+    module: _ModuleCapture = request.getfixturevalue("_traffic_module")
+    setup = _setup(request, module)
+    block = Capture(
+        setup.store,
+        setup.effective,
+        redactor=setup.redactor,
+        tags=setup.tags,
+        scope="process",
+        report=False,
+        on_miss=setup.misses.append,
+    )
+    with block:
+        yield
 
 
 # -- failing on misses ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextvars
 import html
+import importlib
 import logging
 import os
 import sys
@@ -446,11 +447,12 @@ class _Patch:
             self._swap(httpx.Client, "_transport_for_url", _sync_patch)
             self._swap(httpx.AsyncClient, "_transport_for_url", _async_patch)
             try:
-                from . import requests_adapter
+                # Through sys.modules, not the package's attributes: the requests loaded now.
+                adapters = importlib.import_module(__package__ + ".requests_adapter")
             except ImportError:  # requests is an optional extra
                 pass
             else:
-                self._swap(requests_adapter.HTTPAdapter, "send", requests_adapter.patched_send)
+                self._swap(adapters.HTTPAdapter, "send", adapters.patched_send)
         except BaseException:
             self._uninstall()
             raise
