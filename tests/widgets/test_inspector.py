@@ -18,7 +18,10 @@ def test_replay_and_snapshot():
     uid = f"tli{pane.model_id[:8]}"
     before = pane.snapshot_html()
     assert f'<div class="tl-detail" id="tl-d-{uid}">' in before
-    assert f'id="tl-d-{uid}-tab-headers" checked>' in before and "tl-d-tab tl-d-tab-replay" not in before
+    assert (
+        f'id="tl-d-{uid}-tab-headers" checked>' in before
+        and "tl-d-tab tl-d-tab-replay" not in before
+    )
     assert str(pane.replay().diff()) == "json $.id: 1 -> 2"
     after = pane.snapshot_html()
     assert f'id="tl-d-{uid}-tab-replay" checked>' in after
