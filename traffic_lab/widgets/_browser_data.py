@@ -459,6 +459,8 @@ class TrafficView:
         if cached is not None:
             return cached
         key = self._sort_key(column)
+        if key.dtype.kind == "i" and len(key) and key.min() >= -32767 and key.max() <= 32767:
+            key = key.astype(np.int16)  # status, method, host, type: numpy's radix sort
         # -key keeps ties in recorded order (a reversed ascending order would reverse them)
         order = np.argsort(-key if descending else key, kind="stable")
         self._orders[(column, descending)] = order

@@ -160,6 +160,7 @@ class TrafficBrowser(anywidget.AnyWidget):
         self._nearby: dict[int, Exchange] = {}
         self._replay: ReplayResult | None = None
         self._batching = False
+        self._counted: tuple[Criteria, bool, str] | None = None
         low, high, counts = self.view.histogram()
         super().__init__(
             total=self.view.n,
@@ -225,9 +226,12 @@ class TrafficBrowser(anywidget.AnyWidget):
         if self.search_bodies and self.search.strip():
             rows = self._search_bodies(rows, self.search.strip())
         self._rows = rows
-        self._axis = self.view.time_axis(rows)
-        self.set_trait("matches", len(rows))
-        self.header = self.header_text()
+        counted = (criteria, self.search_bodies, self.search)
+        if counted != self._counted:  # a new sort keeps the same rows: no new counts
+            self._counted = counted
+            self._axis = self.view.time_axis(rows)
+            self.set_trait("matches", len(rows))
+            self.header = self.header_text()
         position = self._exchange[0] if self._exchange is not None else _NO_ROW
         self.generation += 1
         self._send_window(*self._window)
