@@ -321,7 +321,8 @@ def show_report(report: CaptureReport) -> None:
         return
     from IPython.display import display
 
-    display(report)  # type: ignore[no-untyped-call]
+    bundle = {"text/plain": str(report), "text/html": report._repr_html_()}
+    display(bundle, raw=True)  # type: ignore[no-untyped-call]
 
 
 def _kernel_shell() -> Any:

@@ -53,7 +53,9 @@ def _parse(line: str, *, with_switch: bool) -> argparse.Namespace:
 
 
 def _cell_tags(shell: Any, extra: list[str]) -> dict[str, str]:
-    tags = {"cell": str(shell.execution_count)}
+    # IPython counts a cell (stored in history, as kernels do) before running it: the running
+    # cell's number is one less.
+    tags = {"cell": str(shell.execution_count - 1)}
     parent = getattr(shell, "parent_header", None) or {}
     cell_id = (parent.get("metadata") or {}).get("cellId")
     if isinstance(cell_id, str) and cell_id:
