@@ -3,8 +3,9 @@
 (:func:`timeline`, :func:`latency_by_endpoint`, :func:`status_mix`; need matplotlib), and an
 exchange's request as a shell or Python snippet (:func:`to_curl`, :func:`to_httpx_code`).
 
-The browser is an anywidget (its ES module and CSS ship in the package: no build step, no CDN),
-the other widgets are stock ipywidgets; they work in JupyterLab 4, Notebook 7 and Voila.
+The browser and the stream player are anywidgets (their ES modules and CSS ship in the package:
+no build step, no CDN), the inspector is stock ipywidgets; they work in JupyterLab 4, Notebook 7
+and Voila.
 Nothing from a capture is executed or injected: every text shown in HTML is escaped.
 Needs the ``notebook`` extra: ``pip install 'traffic_lab[notebook]'``.
 """
