@@ -53,8 +53,8 @@ def execute(path: Path) -> nbformat.NotebookNode:
     return notebook
 
 
-def test_the_four_notebooks_exist():
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01-", "02-", "03-", "04-"]
+def test_the_five_notebooks_exist():
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01-", "02-", "03-", "04-", "05-"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -120,6 +120,18 @@ def test_notebook_runs_top_to_bottom(path, jupyter_env):
         sample = Path(__file__).resolve().parents[2] / "data" / "sample-capture"
         staging = tl.read_capture(sample, where={"host": "staging.shop.test"})
         assert f"{len(staging)} exchanges on staging" in text
+    elif path.name.startswith("05-"):
+        # Recorded by %%traffic cells (httpx, requests and the openai SDK), then replayed with
+        # the demo API stopped: every request of the offline cell came from the capture.
+        assert "traffic_lab: 23 recorded, 3 replayed, 0 missed" in text
+        assert "traffic_lab: 2 recorded, 0 replayed, 0 missed" in text
+        assert "traffic_lab: 0 recorded, 28 replayed, 0 missed" in text
+        assert "APIConnectionError caused by: record mode 'none': no recorded exchange" in text
+        answer = re.search(r"complete: (You asked .*)", text)
+        assert answer is not None
+        for label in ("streamed", "offline, complete", "offline, streamed"):
+            assert f"{label}: {answer.group(1)}" in text
+        assert len(views) == 1 and views[0] in state
     else:
         # The browser (an anywidget) and the label its `selected` observer keeps up to date.
         assert len(views) == 2 and all(v in state for v in views)
