@@ -260,7 +260,17 @@ class TrafficView:
     def _caches(self) -> None:
         self._masks: dict[str, tuple[object, np.ndarray[Any, Any] | None]] = {}
         self._orders: dict[tuple[str, bool], np.ndarray[Any, Any]] = {}
-        self._indexes: dict[bool, tuple[np.ndarray[Any, Any], pa.Array[Any]]] = {}
+        self._indexes: dict[bool, Any] = {}
+        self._urls: tuple[np.ndarray[Any, Any], pa.Array[Any]] | None = None
+
+    def url_index(self) -> tuple[np.ndarray[Any, Any], pa.Array[Any]]:
+        """Each row's code among the distinct URLs (-1 for none), and those URLs; made once,
+        for the URL search, the path search and the URL sort (traffic repeats URLs)."""
+        if self._urls is None:
+            encoded: Any = pc.dictionary_encode(self.url)
+            codes = encoded.indices.fill_null(_NO_STATUS).to_numpy(zero_copy_only=False)
+            self._urls = (np.asarray(codes, dtype=np.int32), encoded.dictionary)
+        return self._urls
 
     def _content_types(self, codes: np.ndarray[Any, Any], types: list[str]) -> None:
         """Keep the stored content types as codes, and their media types (``text/html`` for
@@ -287,7 +297,9 @@ class TrafficView:
             column = table.column(name)
             if pa.types.is_timestamp(column.type) or pa.types.is_duration(column.type):
                 column = column.cast(pa.int64())
-            return np.asarray(pc.fill_null(column, missing).to_numpy(), dtype=dtype)
+            if column.null_count:
+                column = pc.fill_null(column, missing)
+            return np.asarray(column.to_numpy(), dtype=dtype)
 
         self.methods_codes, self.methods = codes_of(table.column("request_method"))
         self.url = _strings(table.column("request_url"))
@@ -408,12 +420,11 @@ class TrafficView:
         if not text:
             return None
         by_path = text.startswith("/")
+        codes, urls = self.url_index()
         if by_path not in self._indexes:
-            encoded: Any = pc.dictionary_encode(self.path if by_path else self.url)
-            distinct = encoded.dictionary if by_path else pc.utf8_lower(encoded.dictionary)
-            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-            self._indexes[by_path] = (codes, distinct)
-        codes, distinct = self._indexes[by_path]
+            # the paths (or lower-cased text) of the distinct URLs only
+            self._indexes[by_path] = _url_part(urls, _PATH) if by_path else pc.utf8_lower(urls)
+        distinct = self._indexes[by_path]
         if not by_path:
             hits = pc.match_substring(distinct, text.lower())
         elif _GLOB_CHARS & set(text):
@@ -484,9 +495,7 @@ class TrafficView:
             codes, values = texts[column]
             return _ranked(codes, pa.array(values, pa.string()))
         if column == "url":
-            encoded: Any = pc.dictionary_encode(self.url)
-            codes = encoded.indices.fill_null(_NO_STATUS).to_numpy(zero_copy_only=False)
-            return _ranked(codes, encoded.dictionary)
+            return _ranked(*self.url_index())
         raise ValueError(f"unknown sort column {column!r}; use one of {list(COLUMNS)}")
 
     # -- what the list shows ------------------------------------------------------------------
@@ -524,15 +533,21 @@ class TrafficView:
         """p50, p95 and p99 of the rows' durations in ms (``None`` for no rows)."""
         if not len(rows):
             return None
-        p50, p95, p99 = np.percentile(self.elapsed_ms[rows], [50, 95, 99])
+        every = len(rows) == self.n  # all rows, in some order: no fancy-index copy
+        p50, p95, p99 = np.percentile(
+            self.elapsed_ms if every else self.elapsed_ms[rows], [50, 95, 99]
+        )
         return float(p50), float(p95), float(p99)
 
     def time_axis(self, rows: np.ndarray[Any, Any]) -> tuple[int, int]:
         """(first start, last end) of the rows in microseconds: the waterfall's axis."""
         if not len(rows):
             return 0, 1
-        starts = self.start_us[rows]
-        ends = starts + (self.elapsed_ms[rows] * 1000).astype(np.int64)
+        every = len(rows) == self.n  # all rows, in some order: no copy of the columns
+        starts = self.start_us if every else self.start_us[rows]
+        ends = starts + ((self.elapsed_ms if every else self.elapsed_ms[rows]) * 1000).astype(
+            np.int64
+        )
         low, high = int(starts.min()), int(ends.max())
         return low, max(high, low + 1)
 

@@ -153,7 +153,7 @@ class TrafficBrowser(anywidget.AnyWidget):
         self._client = ReplayClient(client)  # first: close() runs even if opening fails
         self.view: TrafficView = open_view(source, where)
         self._rows: np.ndarray[Any, Any] = np.arange(self.view.n)
-        self._axis = self.view.time_axis(self._rows)
+        self._axis = (0, 1)  # the selection's time axis: set by _apply
         self._window = (0, 0)
         self._anchor = _NO_ROW
         self._exchange: tuple[int, Exchange] | None = None
