@@ -145,6 +145,7 @@ def test_each_filter_change_is_one_refresh(small):
         small.filter(colour="red")
     with pytest.raises(ValueError, match="not valid"):
         small.status = "6zz"
+    assert small.status == "5xx" and small.rows.tolist() == [5]
 
 
 @pytest.mark.parametrize(
@@ -170,8 +171,10 @@ def test_sort_by_each_column_both_ways(small, column, ascending, descending):
 
 
 def test_unknown_sort_is_refused(small):
+    small.sort = "-size"
     with pytest.raises(ValueError, match="unknown sort 'colour'"):
         small.sort = "colour"
+    assert small.sort == "-size" and small.rows.tolist() == [1, 7, 3, 5, 0, 2, 4, 6]
 
 
 def test_window_rows_are_compact_and_clamped(small):

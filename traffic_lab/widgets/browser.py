@@ -214,9 +214,21 @@ class TrafficBrowser(anywidget.AnyWidget):
         """Clear every filter (and the sort)."""
         self.filter(**{name: self.trait_defaults(name) for name in self.trait_names(filter=True)})
 
+    # A bad value raises in the caller's cell and is not kept.
+    @traitlets.validate("sort")
+    def _valid_sort(self, proposal: Any) -> str:
+        sort_key(proposal["value"])
+        return str(proposal["value"])
+
+    @traitlets.validate("status")
+    def _valid_status(self, proposal: Any) -> str:
+        from ..frames.where import parse_status
+
+        if proposal["value"].strip():
+            parse_status(proposal["value"])
+        return str(proposal["value"])
+
     def _on_filters(self, change: Any) -> None:
-        if change["name"] == "sort":
-            sort_key(change["new"])  # an unknown sort raises here, in the caller's cell
         if not self._batching:
             self._apply()
 
