@@ -45,6 +45,17 @@ class FloorTransport(httpx.MockTransport):
     handle_request = _MOCK_HANDLE_REQUEST
 
 
+# tl.capture() swaps httpx.Client._transport_for_url while it runs; the floor client keeps the
+# original (the same code, so the same cost), as FloorTransport does for VCR.py.
+_TRANSPORT_FOR_URL = httpx.Client.__dict__["_transport_for_url"]
+
+
+class FloorClient(httpx.Client):
+    """``httpx.Client``, immune to tl.capture()'s class patch (same code, same cost)."""
+
+    _transport_for_url = _TRANSPORT_FOR_URL
+
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the repository, when traffic_lab is not installed
 sys.path.insert(0, str(HERE))
@@ -131,7 +142,7 @@ def requests_block(client: httpx.Client, urls: Sequence[str], ops: int) -> Calla
 
 
 def floor_client(headers: dict[str, str] | None = None) -> httpx.Client:
-    return httpx.Client(transport=FloorTransport(HANDLER), headers=headers)
+    return FloorClient(transport=FloorTransport(HANDLER), headers=headers)
 
 
 def row(
@@ -506,8 +517,54 @@ def bench_vcr(cfg: Config, floors: list[float]) -> list[Row]:
     return rows
 
 
+# -- tl.capture(): every client in a block ----------------------------------------------------
+def bench_capture(cfg: Config, floors: list[float]) -> list[Row]:
+    """A plain ``httpx.Client`` (built before the block) inside ``tl.capture()``, against the
+    floor client outside it: what the patch point, the routing and the counting add."""
+    rows = []
+    urls = [url(i) for i in range(1_000)]
+
+    def run(client: httpx.Client) -> Comparison:
+        return compare(
+            requests_block(floor_client(), urls, cfg.ops),
+            requests_block(client, urls, cfg.ops),
+            cfg.ops,
+            rounds=cfg.rounds,
+        )
+
+    client = httpx.Client(transport=httpx.MockTransport(HANDLER))
+    progress("tl.capture() recording into a MemoryCache")
+    cache = tl.MemoryCache()
+    with tl.capture(cache, mode="all", report=False) as block:
+        c = run(client)
+    floors.extend(c.floor_us)
+    assert block.recorded == cfg.ops * (cfg.rounds + 1), block.recorded
+    note = "mode all: every request recorded (RecordingTransport's work plus the routing)"
+    rows.append(row("tl.capture() -> MemoryCache, recording", None, c, None, note))
+
+    progress("tl.capture() replaying from a MemoryCache")
+    with tl.capture(cache, mode="none", report=False) as block:
+        c = run(client)
+    assert block.replayed == cfg.ops * (cfg.rounds + 1) and block.missed == 0
+    note = "mode none: every request a hit, served as a fresh unread response"
+    rows.append(row("tl.capture() -> MemoryCache, replaying", None, c, None, note))
+
+    progress("a client outside any capture while the patch is installed")
+    with tl.capture(tl.MemoryCache(), scope="context", report=False), tl.no_capture():
+        c = run(client)
+    note = "patched _transport_for_url, no capture in this context: one ContextVar lookup"
+    rows.append(row("httpx.Client outside a capture, patch installed", None, c, None, note))
+    return rows
+
+
 # -- main -------------------------------------------------------------------------------------
-SECTIONS = {"record": bench_record, "cache": bench_cache, "hishel": bench_hishel, "vcr": bench_vcr}
+SECTIONS = {
+    "record": bench_record,
+    "cache": bench_cache,
+    "capture": bench_capture,
+    "hishel": bench_hishel,
+    "vcr": bench_vcr,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
