@@ -340,3 +340,21 @@ def test_a_store_with_a_matcher_argument_and_reuse_are_refused():
     with pytest.raises(RuntimeError, match="runs once"), block:
         pass
     assert_restored()
+
+
+def test_an_event_stream_closed_at_an_event_boundary_is_recorded_complete():
+    from traffic_lab.demo import DemoAPI
+
+    cache = tl.MemoryCache()
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with DemoAPI(slowness=0) as api, tl.capture(cache), httpx.Client(base_url=api.url) as client:
+        with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            lines = response.iter_lines()
+            for line in lines:  # stop at [DONE], as the SDKs do, before the end of the body
+                if line == "data: [DONE]":
+                    break
+        with client.stream("GET", "/api/orders") as response:
+            next(response.iter_raw(7))  # not an event stream: closed early, truncated
+    complete, cut = cache.exchanges()
+    assert (complete.truncated, cut.truncated) == (False, True)
+    assert complete.response_body.endswith(b"data: [DONE]\n\n")

@@ -445,8 +445,8 @@ class _Patch:
 
     def _install(self) -> None:
         try:
-            self._swap(httpx.Client, "_transport_for_url", _sync_patch)
-            self._swap(httpx.AsyncClient, "_transport_for_url", _async_patch)
+            self._swap(httpx.Client, "_transport_for_url", lambda f: _patch(f, "_route"))
+            self._swap(httpx.AsyncClient, "_transport_for_url", lambda f: _patch(f, "_aroute"))
             try:
                 # Through sys.modules, not the package's attributes: the requests loaded now.
                 adapters = importlib.import_module(__package__ + ".requests_adapter")
@@ -464,28 +464,16 @@ class _Patch:
             setattr(owner, name, original)
 
 
-def _sync_patch(original: Callable[[httpx.Client, httpx.URL], httpx.BaseTransport]) -> Any:
-    def _transport_for_url(self: httpx.Client, url: httpx.URL) -> httpx.BaseTransport:
+def _patch(original: Callable[[Any, httpx.URL], Any], route: str) -> Any:
+    """``Client._transport_for_url`` (``route="_route"``) or ``AsyncClient``'s
+    (``"_aroute"``): the client's transport, behind the active capture's."""
+
+    def _transport_for_url(self: Any, url: httpx.URL) -> Any:
         transport = original(self, url)
         capture = active_capture()
         if capture is None or _is_own(transport):
             return transport
-        return capture._route(transport)
-
-    _transport_for_url.__wrapped__ = original  # type: ignore[attr-defined]
-    _transport_for_url.__doc__ = "traffic_lab.capture: " + (original.__doc__ or "").strip()
-    return _transport_for_url
-
-
-def _async_patch(
-    original: Callable[[httpx.AsyncClient, httpx.URL], httpx.AsyncBaseTransport],
-) -> Any:
-    def _transport_for_url(self: httpx.AsyncClient, url: httpx.URL) -> httpx.AsyncBaseTransport:
-        transport = original(self, url)
-        capture = active_capture()
-        if capture is None or _is_own(transport):
-            return transport
-        return capture._aroute(transport)
+        return getattr(capture, route)(transport)
 
     _transport_for_url.__wrapped__ = original  # type: ignore[attr-defined]
     _transport_for_url.__doc__ = "traffic_lab.capture: " + (original.__doc__ or "").strip()

@@ -195,7 +195,24 @@ def send_through(
     return out
 
 
-class RecordingAdapter(HTTPAdapter):
+class _TransportAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` sending through a traffic_lab transport built over its live leg."""
+
+    _over: Callable[[httpx.BaseTransport], httpx.BaseTransport]
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        return send_through(self._over, self, request, (stream, timeout, verify, cert, proxies))
+
+
+class RecordingAdapter(_TransportAdapter):
     """Record every exchange a ``requests.Session`` sends into ``sink`` (http4k RecordTo).
 
     Mount it like any adapter: ``session.mount("https://", tl.RecordingAdapter(stream))``.
@@ -224,25 +241,13 @@ class RecordingAdapter(HTTPAdapter):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._recording = RecordingTransport(
+        recording = RecordingTransport(
             sink, httpx.MockTransport(_never), redactor=redactor, tags=tags
         )
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: Any = None,
-        verify: Any = True,
-        cert: Any = None,
-        proxies: Any = None,
-    ) -> requests.Response:
-        return send_through(
-            self._recording.over, self, request, (stream, timeout, verify, cert, proxies)
-        )
+        self._over = recording.over
 
 
-class CachingAdapter(HTTPAdapter):
+class CachingAdapter(_TransportAdapter):
     """Replay from and record into one store, under a record mode, for ``requests``.
 
     The requests twin of :class:`~traffic_lab.CaptureTransport` (same modes; default
@@ -277,6 +282,7 @@ class CachingAdapter(HTTPAdapter):
         self._capture = CaptureTransport(
             cache, httpx.MockTransport(_never), mode=mode, redactor=redactor, tags=tags
         )
+        self._over = self._capture.over
 
     @property
     def mode(self) -> RecordMode:
@@ -287,19 +293,6 @@ class CachingAdapter(HTTPAdapter):
     def effective_mode(self) -> RecordMode:
         """What the mode resolved to (``once`` becomes ``new_episodes`` or ``none``)."""
         return self._capture.effective_mode
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: Any = None,
-        verify: Any = True,
-        cert: Any = None,
-        proxies: Any = None,
-    ) -> requests.Response:
-        return send_through(
-            self._capture.over, self, request, (stream, timeout, verify, cert, proxies)
-        )
 
 
 def _never(request: httpx.Request) -> httpx.Response:
