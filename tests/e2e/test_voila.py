@@ -211,6 +211,51 @@ def test_browse_sort_search_filter_select_replay_in_chromium(voila_url, sample):
             search.press("Enter")
             expect(count).to_contain_text(f"{total:,} of {total:,} exchanges")
 
+            # ctrl-click adds a row to the selection
+            page.locator(".tl-row[data-index='0']").click()
+            page.locator(".tl-row[data-index='2']").click(modifiers=["Control"])
+            expect(picked).to_contain_text("browser.selected: 2 rows")
+            expect(page.locator(".tl-row.tl-row-selected")).to_have_count(2)
+
+            # Enter opens the detail pane the close button hid
+            root = page.locator(".tl-browser").first
+            page.locator(".tl-close-detail").click()
+            expect(root).to_have_class(re.compile(r"\btl-detail-closed\b"))
+            page.locator(".tl-scroll").focus()
+            page.keyboard.press("Enter")
+            expect(root).not_to_have_class(re.compile(r"\btl-detail-closed\b"))
+
+            # resize a column by its header's edge; hide one from the column menu
+            url_head = page.locator(".tl-header-cell[data-col=url]")
+            before = url_head.bounding_box()["width"]
+            grip = url_head.locator(".tl-resize").bounding_box()
+            page.mouse.move(grip["x"] + 2, grip["y"] + 5)
+            page.mouse.down()
+            page.mouse.move(grip["x"] + 102, grip["y"] + 5, steps=5)
+            page.mouse.up()
+            assert url_head.bounding_box()["width"] == pytest.approx(before + 100, abs=2)
+            cell = rows.first.locator(".tl-col-url").bounding_box()["width"]
+            assert cell == pytest.approx(before + 100, abs=2)
+            page.locator(".tl-menu-button").click()
+            page.locator(".tl-column-menu input[data-col=type]").uncheck()
+            expect(page.locator(".tl-header-cell[data-col=type]")).to_have_count(0)
+            expect(rows.first.locator(".tl-col-type")).to_have_count(0)
+            page.locator(".tl-column-menu input[data-col=type]").check()
+            expect(page.locator(".tl-header-cell[data-col=type]")).to_have_count(1)
+            page.locator(".tl-menu-button").click()
+
+            # the time brush: drag over the first half of the histogram, click to clear
+            brush = page.locator(".tl-brush").bounding_box()
+            page.mouse.move(brush["x"] + 2, brush["y"] + 10)
+            page.mouse.down()
+            page.mouse.move(brush["x"] + brush["width"] / 2, brush["y"] + 10, steps=5)
+            page.mouse.up()
+            expect(count).not_to_contain_text(f"{total:,} of {total:,}")
+            shown = int(count.inner_text().split(" of ")[0].replace(",", ""))
+            assert 0 < shown < total
+            page.mouse.click(brush["x"] + 20, brush["y"] + 10)
+            expect(count).to_contain_text(f"{total:,} of {total:,} exchanges")
+
             # the 5xx chip: only 5xx rows
             chip = page.locator(".tl-chip[data-value='5xx']")
             expect(chip).to_contain_text(f"{expected_5xx:,}")
@@ -221,14 +266,16 @@ def test_browse_sort_search_filter_select_replay_in_chromium(voila_url, sample):
             assert shown and all(s.startswith("5") for s in shown), shown
             page.screenshot(path=str(ARTIFACTS / "voila-04-browser-5xx.png"))
 
-            # replay the first 5xx: the diff is shown in the detail
-            first = rows.first
-            first.click()
-            expect(detail).to_contain_text(
-                str(sample.request_url.iloc[int(first.get_attribute("data-position"))])
-            )
+            # replay a 5xx (the second: the notebook's code replayed the first): the verdict
+            # and the diff appear in the detail
+            second = rows.nth(1)
+            second.click()
+            url = str(sample.request_url.iloc[int(second.get_attribute("data-position"))])
+            expect(detail).to_contain_text(url)
+            verdict = detail.locator(".tl-d-same, .tl-d-differs")
+            expect(verdict).to_have_count(0)
             page.locator("button.tl-replay").click()
-            expect(detail.locator(".tl-d-same, .tl-d-differs")).to_be_visible(timeout=30_000)
+            expect(verdict).to_be_visible(timeout=30_000)
             expect(detail).to_contain_text("replayed")
             page.screenshot(path=str(ARTIFACTS / "voila-04-browse.png"), full_page=True)
         finally:
