@@ -8,7 +8,7 @@ const ROW = 22; // px, fixed row height
 const MARGIN = 40; // rows asked for above and below the view
 const MAX_PX = 8000000; // taller spacers are scaled (browsers cap element heights)
 const DEFAULT_WIDTHS = {
-  time: 104, method: 52, host: 110, url: 200, status: 48, type: 90, size: 56, duration: 64,
+  time: 104, method: 52, host: 110, url: 200, status: 48, type: 90, size: 56, duration: 72,
 };
 // where each column's value is in a window row (see TrafficView.list_rows)
 const CELL = { time: 1, method: 2, host: 3, url: 4, status: 5, type: 7, size: 8, duration: 9 };
