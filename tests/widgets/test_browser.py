@@ -526,3 +526,20 @@ def test_arrow_keys_find_the_next_exchanges_already_read(small, monkeypatch):
     small.sort = "-duration"  # [5, 3, 2, 7, 0, 4, 1, 6]
     small.click(4)
     assert reads[1] == [0, 2, 7, 4, 1, 6]  # two above, the rest below, in the list's order
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        np.random.default_rng(1).integers(-300, 300, 5_000),  # one 16-bit pass
+        np.random.default_rng(2).integers(-(10**6), 10**7, 5_000),  # two passes
+        np.random.default_rng(3).integers(0, 2**40, 5_000),  # too wide: numpy's own sort
+        np.random.default_rng(4).normal(size=5_000).round(1),  # floats: numpy's own sort
+        np.zeros(0, dtype=np.int64),
+    ],
+)
+def test_stable_argsort_is_numpys_stable_argsort(key):
+    from traffic_lab.widgets._browser_data import stable_argsort
+
+    assert stable_argsort(key).tolist() == np.argsort(key, kind="stable").tolist()
+    assert stable_argsort(-key).tolist() == np.argsort(-key, kind="stable").tolist()
