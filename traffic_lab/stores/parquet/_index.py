@@ -1,8 +1,9 @@
-"""Helpers of ParquetCache's index: recorded order, 64-bit key prefixes, row groups served, and
+"""Helpers of ParquetCache's index: recorded order, 64-bit key hashes, row groups served, and
 the LRU maps that keep what was read."""
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -15,7 +16,15 @@ import pyarrow.compute as pc
 from ...exchange import Exchange
 from .schema import RowReader
 
-__all__ = ["LRU", "Group", "chunks", "hex_prefix64", "recorded_order"]
+__all__ = [
+    "LRU",
+    "UNSERVABLE",
+    "Group",
+    "KeyHashIndex",
+    "build_key_hash_index",
+    "chunks",
+    "recorded_order",
+]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -43,30 +52,102 @@ def chunks(column: _Column) -> list[_Column]:
     return list(column.chunks) if isinstance(column, pa.ChunkedArray) else [column]
 
 
-def hex_prefix64(keys: _Column) -> _Column:
-    """The first 16 hex digits of each key as uint64, or None unless all are 32 hex digits."""
-    n = len(keys)
-    if n == 0 or keys.null_count:
-        return None
-    offsets = np.frombuffer(keys.buffers()[1], dtype=np.int32)[keys.offset : keys.offset + n + 1]
-    if not np.array_equal(np.diff(offsets), np.full(n, 32, dtype=np.int32)):
-        return None
-    data = np.frombuffer(keys.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[0] + 32 * n]
-    prefixes = np.ascontiguousarray(data.reshape(n, 32)[:, :16]).tobytes()
-    try:
-        # int(key[:16], 16) for every key at once; lookups compute the same.
-        raw = bytes.fromhex(prefixes.decode("ascii"))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if len(raw) != 8 * n:  # fromhex skips whitespace: such keys are not plain hex
-        return None
-    return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
+#: The hash given to rows that cannot answer a request (never a candidate: such rows fail the
+#: check of a hit).
+UNSERVABLE = np.iinfo(np.int64).min
+_SIGN = 1 << 63
+_U64 = (1 << 64) - 1
+
+
+class KeyHashIndex:
+    """Rows by the 64-bit hash of their request key, 16 bytes a row, keys not held: the caller
+    compares the full key of a candidate row on every hit, so a hash that lies never answers.
+
+    Rows have positions 0, 1... in recorded order (but for equal start times). ``packed`` holds,
+    sorted, each row's hash's top bits with its position in the low bits (one uint64 sort at
+    open, faster than an argsort); ``hashes`` the full hashes by position.
+    """
+
+    __slots__ = ("_base", "_bits", "_hashes", "_packed", "_rids", "_tied", "size")
+
+    def __init__(
+        self,
+        packed: _Column,
+        bits: int,
+        hashes: _Column,
+        base: int,
+        rids: _Column | None,
+        tied: _Column,
+    ) -> None:
+        # Memoryviews: bisect and indexing on them yield Python ints without numpy scalars.
+        self._packed: Any = memoryview(packed)
+        self._bits = bits
+        self._hashes: Any = memoryview(hashes)
+        self._base = base
+        self._rids: Any = None if rids is None else memoryview(rids)
+        self._tied: Any = memoryview(tied)
+        self.size = len(hashes)
+
+    def candidates(self, h: int) -> tuple[list[int], bool]:
+        """Row ids whose key hash is ``h``, the latest in recorded order first; and whether
+        that one shares its start time with the row before it (then only (``writer_id``,
+        ``writer_seq``) order them: the caller orders them itself)."""
+        bits, packed = self._bits, self._packed
+        top = ((h & _U64) ^ _SIGN) >> bits
+        lo = bisect.bisect_left(packed, top << bits)
+        hi = bisect.bisect_left(packed, (top + 1) << bits, lo)
+        mask = (1 << bits) - 1
+        hashes = self._hashes
+        found = [p for i in range(hi - 1, lo - 1, -1) if hashes[(p := packed[i] & mask)] == h]
+        if not found:
+            return [], False
+        i = bisect.bisect_left(self._tied, found[0] - 1)
+        tied = i < len(self._tied) and self._tied[i] == found[0] - 1
+        rids = self._rids
+        if rids is None:
+            return [self._base + p for p in found], tied
+        return [rids[p] for p in found], tied
+
+    def rids(self) -> _Column:
+        """The row ids of the rows that can answer."""
+        rows = np.flatnonzero(np.asarray(self._hashes) != UNSERVABLE)
+        if self._rids is None:
+            return rows + self._base
+        return np.asarray(self._rids)[rows]
+
+
+def build_key_hash_index(hashes: _Column, started: _Column | None, base: int) -> KeyHashIndex:
+    """The index of rows ``base``, ``base + 1``... given their key hashes (:data:`UNSERVABLE`
+    for rows that cannot answer), in the order of their files (each in recorded order), and
+    their start times (µs) unless the files follow each other in time."""
+    n = len(hashes)
+    rids = None
+    tied = np.zeros(0, dtype=np.int64)
+    if started is not None:
+        if n > 1 and not bool(np.all(started[1:] >= started[:-1])):  # files overlap in time
+            order = np.argsort(started, kind="stable")
+            hashes, started = hashes[order], started[order]
+            rids = order + base
+            del order
+        # Positions are now recorded order but among equal start times: those are noted.
+        tied = np.flatnonzero(started[1:] == started[:-1])
+    bits = max(1, (n - 1).bit_length())
+    shift = np.uint64(bits)
+    packed = hashes.view(np.uint64) ^ np.uint64(_SIGN)  # signed order as unsigned
+    packed >>= shift
+    packed <<= shift
+    step = 1 << 20
+    for start in range(0, n, step):  # positions a slice at a time: no n-sized temporary
+        stop = min(n, start + step)
+        packed[start:stop] |= np.arange(start, stop, dtype=np.uint64)
+    packed.sort()
+    return KeyHashIndex(packed, bits, hashes, base, rids, tied)
 
 
 class Group:
     """One row group read for lookups: rows decoded one at a time until it proves busy."""
 
-    __slots__ = ("_blobs", "_hits", "_rows", "_table", "_where", "nbytes")
+    __slots__ = ("_blobs", "_hits", "_keys", "_rows", "_table", "_where", "nbytes")
 
     #: Lookups into one row group before all its rows are decoded at once (a sequential
     #: replay pays ~3 µs a row that way; a random one pays for one row, ~40 µs).
@@ -77,9 +158,29 @@ class Group:
         self._blobs = blobs
         self._where = where
         self._rows: RowReader | None = None
+        self._keys: list[Any] | None = None
         self._hits = 0
         # Decoded Python objects take about twice the Arrow size.
         self.nbytes = 3 * table.nbytes
+
+    def key(self, i: int) -> str | None:
+        """The ``request_key`` of row ``i`` as stored."""
+        if self._keys is None:
+            self._keys = self._table.column("request_key").to_pylist()
+        return self._keys[i]  # type: ignore[no-any-return]
+
+    def servable(self, i: int) -> bool:
+        """Whether row ``i`` can answer a request (a response, not truncated)."""
+        t = self._table
+        return (
+            bool(t.column("response_status")[i].is_valid) and not t.column("truncated")[i].as_py()
+        )
+
+    def order(self, i: int) -> tuple[int, str, int]:
+        """Row ``i``'s place in recorded order: (started_at in µs, writer_id, writer_seq)."""
+        t = self._table
+        started = t.column("started_at")[i].cast(pa.int64()).as_py()
+        return started, t.column("writer_id")[i].as_py(), t.column("writer_seq")[i].as_py()
 
     def exchange(self, i: int, *, read: bool = True) -> Exchange:
         """Row ``i``. ``read=False``: only from rows already decoded, with no blob file to read

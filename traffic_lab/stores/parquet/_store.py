@@ -10,7 +10,6 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from ...exchange import check_storable
 from ...matching import Matcher
@@ -31,6 +30,8 @@ from .reader import (
 from .writer import CaptureWriter, Entry, day_of, entries_table
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as ds  # loaded on use (it imports pandas)
+
     from ...exchange import Exchange
     from ...redaction import Redactor
 
@@ -249,6 +250,8 @@ class ParquetBase(PandasViews):
             for f in files:
                 yield from self._capture.file_batches(f, projection, where)
             if entries:
+                import pyarrow.dataset as ds
+
                 pending = ds.dataset(self._pending_table(entries), schema=DATASET_SCHEMA)
                 yield from pending.scanner(columns=projection, filter=where).to_batches()
 

@@ -10,6 +10,7 @@ with a :class:`~traffic_lab.errors.SkippedEntryWarning`. A newer schema version 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import time
 import warnings
@@ -17,12 +18,11 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
@@ -48,6 +48,8 @@ from ._validate import (
     parse_time_range,
 )
 from .schema import (
+    KEY_HASH_COLUMN,
+    KEY_HASH_FIELD,
     META_FINGERPRINT,
     META_REPLACES,
     META_TIME_RANGE,
@@ -60,6 +62,10 @@ from .schema import (
     upgrade_table,
 )
 from .writer import INTERNAL_DIR, LOGS_DIR, blob_path
+
+if TYPE_CHECKING:
+    # Loaded on use: pyarrow.dataset imports pandas (~0.3 s), which a cache never needs.
+    import pyarrow.dataset as ds
 
 __all__ = [
     "DATASET_SCHEMA",
@@ -87,10 +93,16 @@ STALE_TEMP_SECONDS = 600.0
 DATASET_SCHEMA = SCHEMA.append(pa.field("day", pa.int32())).with_metadata(
     {"traffic_lab.schema_version": str(SCHEMA_VERSION)}
 )
-_PARTITIONING = ds.partitioning(pa.schema([pa.field("day", pa.int32())]), flavor="hive")
 _NOT_REGULAR = "not a regular file (a symlink, folder, FIFO or device); not read"
 #: How many times a read lists the capture again after compaction deleted a file it had listed.
 ATTEMPTS = 5
+#: Parsed footers kept for reading row groups again, in (estimated) bytes.
+_FOOTERS_BYTES = 64 * 1024 * 1024
+
+
+def _footer_bytes(meta: pq.FileMetaData) -> int:
+    """About what a parsed footer takes in memory (measured: ~8x its serialized size)."""
+    return 8 * int(meta.serialized_size)
 
 
 def marker_name(cutoff_us: int, token: str) -> str:
@@ -115,6 +127,9 @@ class DataFile:
     replaces: list[str] = field(default_factory=list)
     #: Whether the file has every column of the schema (compaction merges only such files).
     complete: bool = True
+    #: Whether the file has a ``request_key_hash`` column of type int64 (schema v2 on); its
+    #: values are not trusted (a cache compares the full key on every hit).
+    key_hashes: bool = False
 
 
 class Capture:
@@ -127,7 +142,8 @@ class Capture:
         self._warned: set[str] = set()
         # Parsed footers of recently read files: a file with many row groups takes
         # milliseconds to parse, which a lookup would otherwise pay on every row group read.
-        self._metadata: LRU[str, pq.FileMetaData] = LRU(64)
+        # Bounded by bytes: a footer of 100 row groups takes ~3 MB parsed.
+        self._metadata: LRU[str, pq.FileMetaData] = LRU(_FOOTERS_BYTES, _footer_bytes)
         if not cfs.root_exists() and not create:
             raise StoreNotFoundError("no capture here (the folder does not exist)", path=cfs.url)
 
@@ -214,7 +230,16 @@ class Capture:
         return self._footers.get(rel)
 
     def _read_footers(self, todo: Sequence[tuple[str, int, int]]) -> None:
-        results = self.map(lambda item: self._footer(*item), todo)
+        def footer(
+            item: tuple[str, int, int],
+        ) -> tuple[DataFile | None, CorruptCaptureError | SchemaVersionError | None]:
+            described = self._footer(*item)
+            # A parsed footer and its schema refer to each other: freed by the cycle collector
+            # only. Opening a capture of 100 files held 300 MB of them while they waited.
+            gc.collect(1)
+            return described
+
+        results = self.map(footer, todo)
         for (rel, _, _), (described, error) in zip(todo, results, strict=True):
             if isinstance(error, SchemaVersionError):
                 raise error
@@ -253,6 +278,9 @@ class Capture:
                 row_groups=[meta.row_group(i).num_rows for i in range(meta.num_row_groups)],
                 replaces=parse_replaces(meta_text(kv, META_REPLACES), rel),
                 complete=all(name in schema.names for name in SCHEMA.names),
+                key_hashes=version >= 2
+                and schema.get_field_index(KEY_HASH_COLUMN) >= 0
+                and schema.field(KEY_HASH_COLUMN).type == KEY_HASH_FIELD.type,
             )
         except StoreNotFoundError:
             return None, None  # deleted since it was listed (by compaction)
@@ -300,23 +328,29 @@ class Capture:
         return sorted(found)
 
     # -- reading -----------------------------------------------------------------------------------
-    def parquet_file(self, f: DataFile) -> pq.ParquetFile:
-        """Open one data file (reusing its parsed footer when it is at hand)."""
+    def parquet_file(self, f: DataFile, *, keep: bool = True) -> pq.ParquetFile:
+        """Open one data file (reusing its parsed footer when it is at hand; ``keep``: keep
+        it for the next time)."""
         meta = self._metadata.get(f.rel)
         with _reading(self.cfs.display(f.rel), "truncated or corrupt Parquet file"):
             pf = pq.ParquetFile(self.cfs.open_input(f.rel), metadata=meta)
-        if meta is None:
+        if meta is None and keep:
             self._metadata.put(f.rel, pf.metadata)
         return pf
 
-    def read_columns(self, f: DataFile, columns: Sequence[str]) -> pa.Table:
-        """Some columns of a whole file; columns the file does not have are nulls."""
-        [table] = self._read(f, lambda pf: [pf.read(columns=list(columns))])
+    def read_columns(self, f: DataFile, columns: Sequence[str], *, once: bool = False) -> pa.Table:
+        """Some columns of a whole file; columns the file does not have are nulls (and so is
+        ``request_key_hash`` unless the file has it as int64: its type is checked first).
+        ``once``: the file's footer is not kept for later reads (a whole capture opened)."""
+        wanted = [c for c in columns if c != KEY_HASH_COLUMN or f.key_hashes]
+        # One thread: a file's row groups are small (1,024 rows), so pyarrow's threads cost
+        # more than they save; an object store reads files in parallel instead (map()).
+        read = lambda pf: [pf.read(columns=wanted, use_threads=False)]  # noqa: E731
+        [table] = self._read(f, read, keep=not once)
         for name in columns:
             if name not in table.column_names:
-                table = table.append_column(
-                    SCHEMA.field(name), pa.nulls(table.num_rows, SCHEMA.field(name).type)
-                )
+                column = KEY_HASH_FIELD if name == KEY_HASH_COLUMN else SCHEMA.field(name)
+                table = table.append_column(column, pa.nulls(table.num_rows, column.type))
         return table
 
     def read_row_group(self, f: DataFile, index: int) -> pa.Table:
@@ -329,11 +363,15 @@ class Capture:
         return self._read(f, lambda pf: pf.iter_batches(batch_size=batch_size))
 
     def _read(
-        self, f: DataFile, read: Callable[[pq.ParquetFile], Iterable[pa.Table | pa.RecordBatch]]
+        self,
+        f: DataFile,
+        read: Callable[[pq.ParquetFile], Iterable[pa.Table | pa.RecordBatch]],
+        *,
+        keep: bool = True,
     ) -> Iterator[pa.Table]:
         """The tables ``read`` yields, checked and upgraded to the current schema."""
         path = self.cfs.display(f.rel)
-        pf = self.parquet_file(f)
+        pf = self.parquet_file(f, keep=keep)
         try:
             with _reading(path):
                 for part in read(pf):
@@ -363,6 +401,8 @@ class Capture:
 
     def dataset(self, files: Sequence[DataFile]) -> ds.Dataset:
         """A ``pyarrow.dataset.Dataset`` over ``files`` with the ``day`` partition column."""
+        import pyarrow.dataset as ds
+
         if not files:
             return ds.dataset(DATASET_SCHEMA.empty_table())
         return ds.dataset(
@@ -370,7 +410,7 @@ class Capture:
             schema=DATASET_SCHEMA,
             format="parquet",
             filesystem=self.cfs.fs,
-            partitioning=_PARTITIONING,
+            partitioning=ds.partitioning(pa.schema([pa.field("day", pa.int32())]), flavor="hive"),
             partition_base_dir=self.cfs.root,
         )
 

@@ -6,6 +6,7 @@ are stored one character U+0000-U+00FF per byte (ISO-8859-1), so any bytes survi
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,6 +26,8 @@ __all__ = [
     "DEFAULT_BLOB_THRESHOLD",
     "EPOCH",
     "HEADERS_TYPE",
+    "KEY_HASH_COLUMN",
+    "KEY_HASH_FIELD",
     "META_FINGERPRINT",
     "META_REPLACES",
     "META_SCHEMA_VERSION",
@@ -39,15 +42,20 @@ __all__ = [
     "check_schema",
     "exchanges_to_table",
     "file_schema_version",
+    "key_hash",
+    "key_hash_column",
+    "key_hashes",
     "new_writer_id",
     "row_name",
+    "servable_rows",
     "split_url",
     "table_to_exchanges",
     "upgrade_table",
 ]
 
 #: The version of the capture format this library writes. Independent of the release version.
-SCHEMA_VERSION = 1
+#: v2 added the ``request_key_hash`` column (see :data:`KEY_HASH_FIELD`).
+SCHEMA_VERSION = 2
 
 #: Bodies larger than this (bytes) are stored in content-addressed blob files by default.
 DEFAULT_BLOB_THRESHOLD = 1024 * 1024
@@ -114,9 +122,73 @@ REQUIRED_COLUMNS = ("started_at", "writer_id", "writer_seq", "request_method", "
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 
-# Upgrade steps: _UPGRADES[v] turns a table of schema version v into version v + 1. Version 1 is
-# the first published format, so the chain is empty; a future version 2 adds ``_UPGRADES[1]``.
-_UPGRADES: dict[int, Callable[[pa.Table], pa.Table]] = {}
+#: The key-hash column every file written since schema v2 carries beside the row columns: for
+#: each row a cache can serve (a response, not truncated) the first 8 bytes of
+#: ``blake2b(request_key as UTF-8)``, big-endian, as a signed int64 (:func:`key_hash`); null for
+#: the others. An index, not data: it is outside :data:`SCHEMA` (frames and queries never see
+#: it), the writer always computes it (:func:`key_hash_column`), and readers never trust it (a
+#: cache compares the full key on every hit and computes hashes itself when it is absent or not
+#: int64).
+KEY_HASH_COLUMN = "request_key_hash"
+KEY_HASH_FIELD = pa.field(KEY_HASH_COLUMN, pa.int64())
+
+
+def _v1_to_v2(table: pa.Table) -> pa.Table:
+    """v2 only added the optional ``request_key_hash`` column, outside the row schema: a v1
+    table is a v2 table without it (readers compute the hashes), so there is nothing to change."""
+    return table
+
+
+# Upgrade steps: _UPGRADES[v] turns a table of schema version v into version v + 1. A new version
+# adds one step and never edits an old one.
+_UPGRADES: dict[int, Callable[[pa.Table], pa.Table]] = {1: _v1_to_v2}
+
+
+def key_hash(key: str) -> int:
+    """The 64-bit hash of a request key stored in ``request_key_hash`` (stable across runs,
+    machines and releases).
+
+    Examples
+    --------
+    >>> key_hash("0123456789abcdef0123456789abcdef")
+    -3698954046548176045
+    """
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def key_hashes(keys: Any) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """:func:`key_hash` of every key of a string array (0 for a null key), as int64.
+
+    One blake2b call a key (about 0.5 µs): the writer computes the column this way once, when a
+    file is written; readers only for files without it.
+    """
+    blake2b = hashlib.blake2b
+    digests = b"".join(
+        blake2b(k.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        if k is not None
+        else bytes(8)
+        for k in keys.to_pylist()
+    )
+    return np.frombuffer(digests, dtype=">i8").astype(np.int64)
+
+
+def servable_rows(table: pa.Table | pa.RecordBatch) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Which rows a cache can serve: a response (a status) that is not truncated."""
+    truncated: Any = table.column("truncated")
+    servable = pc.and_(
+        table.column("response_status").is_valid(), pc.invert(truncated.fill_null(False))
+    )
+    if isinstance(servable, pa.ChunkedArray):
+        servable = servable.combine_chunks()
+    return np.asarray(servable.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def key_hash_column(table: pa.Table | pa.RecordBatch) -> pa.Array[Any]:
+    """The ``request_key_hash`` column of a table in the capture schema (see
+    :data:`KEY_HASH_FIELD`)."""
+    hashes = key_hashes(table.column("request_key"))
+    return pa.array(hashes, pa.int64(), mask=~servable_rows(table))
 
 
 def new_writer_id() -> str:

@@ -31,9 +31,12 @@ from ._options import ParquetOptions
 from ._validate import is_digest, is_segment, is_writer_id
 from .schema import (
     EPOCH,
+    KEY_HASH_COLUMN,
+    KEY_HASH_FIELD,
     META_TIME_RANGE,
     ONE_US,
     exchanges_to_table,
+    key_hash_column,
     new_writer_id,
 )
 
@@ -49,6 +52,7 @@ __all__ = [
     "CaptureWriter",
     "Entry",
     "blob_path",
+    "compression_by_column",
     "data_file_name",
     "day_of",
     "write_entries",
@@ -251,8 +255,15 @@ def write_table(
     *,
     sync: bool = True,
 ) -> bool:
-    """Publish one table as a Parquet file at ``rel``; False if that name exists."""
-    codec: Any = options.compression
+    """Publish one table as a Parquet file at ``rel``; False if that name exists.
+
+    The ``request_key_hash`` column is computed here from ``request_key``, for every file
+    written (new rows and compacted ones alike), never carried over from what was read.
+    """
+    if table.schema.get_field_index(KEY_HASH_COLUMN) >= 0:
+        table = table.drop_columns([KEY_HASH_COLUMN])
+    table = table.append_column(KEY_HASH_FIELD, key_hash_column(table))
+    codec: Any = compression_by_column(table.schema, options.compression)
 
     def write(where: str | pa.NativeFile) -> None:
         pq.write_table(
@@ -270,6 +281,24 @@ def write_table(
     sink = pa.BufferOutputStream()
     write(sink)
     return cfs.publish(rel, sink.getvalue().to_pybytes())
+
+
+def compression_by_column(schema: pa.Schema, codec: str) -> dict[str, str]:
+    """``pq.write_table``'s ``compression=`` for a capture file: ``codec`` for every column
+    but ``request_key_hash``, stored plain (hashes do not compress, and a cache opening 10M
+    rows decodes them ~2x faster)."""
+    compression = dict.fromkeys(_leaf_paths(schema), codec)
+    compression[KEY_HASH_COLUMN] = "none"
+    return compression
+
+
+@functools.lru_cache(maxsize=8)
+def _leaf_paths(schema: pa.Schema) -> tuple[str, ...]:
+    """The Parquet column paths of a schema (what per-column write options name)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), sink)
+    meta = pq.read_metadata(pa.BufferReader(sink.getvalue()))
+    return tuple(meta.schema.column(i).path for i in range(meta.num_columns))
 
 
 class CaptureWriter:
