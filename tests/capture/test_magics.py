@@ -80,14 +80,24 @@ def test_the_magics_in_a_shell(tmp_path):
             shell.parent_header = {"metadata": {"cellId": "cell-abc"}}
             result = shell.run_cell("%%traffic {T} --tag k=v\nhttpx.get(URL + '/json?size=5')")
             assert result.success
-            shell.run_line_magic("traffic", f"on {target}")
-            shell.run_cell("httpx.get(URL + '/json?size=6')")
+            shell.run_line_magic("traffic", f"on {target} --tag run=s")
+            first = shell.execution_count
+            shell.parent_header = {"metadata": {"cellId": "cell-1"}}
+            shell.run_cell("httpx.get(URL + '/json?size=6')", store_history=True)
+            shell.parent_header = {"metadata": {"cellId": "cell-2"}}
+            shell.run_cell("httpx.get(URL + '/json?size=7')", store_history=True)
             shell.run_line_magic("traffic", "off")
-            shell.run_cell("httpx.get(URL + '/json?size=7')")
-        urls = sorted(httpx.URL(u).params["size"] for u in tl.read_capture(target)["request_url"])
-        assert urls == ["5", "6"]
-        tags = [dict(t) for t in tl.read_capture(target)["tags"]]
-        assert {"k": "v", "cell_id": "cell-abc"}.items() <= tags[0].items()
+            shell.run_cell("httpx.get(URL + '/json?size=8')", store_history=True)
+        df = tl.read_capture(target)
+        by_size = {
+            httpx.URL(u).params["size"]: dict(t)
+            for u, t in zip(df["request_url"], df["tags"], strict=True)
+        }
+        assert sorted(by_size) == ["5", "6", "7"]  # size 8 ran after %traffic off
+        assert {"k": "v", "cell_id": "cell-abc"}.items() <= by_size["5"].items()
+        # %traffic on names each cell that runs after it.
+        assert by_size["6"] == {"cell": str(first), "cell_id": "cell-1", "run": "s"}
+        assert by_size["7"] == {"cell": str(first + 1), "cell_id": "cell-2", "run": "s"}
         # A miss in mode none fails the cell with the miss.
         result = shell.run_cell(
             f"%%traffic {target} --mode none\nhttpx.get('http://127.0.0.1:9/x')"

@@ -224,6 +224,14 @@ class Capture:
         ``new_episodes`` on an empty store, else ``none``)."""
         return self._template.effective_mode
 
+    def retag(self, tags: Mapping[str, str] | None) -> None:
+        """Tag what is recorded from now on with ``tags`` instead (``%traffic on`` names each
+        cell this way). An exchange takes its tags when it is stored: a response read later
+        gets the tags of that moment."""
+        live = self._template._live
+        if isinstance(live, RecordingTransport):
+            live._core.tags = dict(tags) if tags else None
+
     # -- routing (called by the patched methods) ----------------------------------------------
     def _route(self, transport: httpx.BaseTransport) -> _Route:
         route = self._sync.get(transport)

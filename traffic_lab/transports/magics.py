@@ -7,7 +7,7 @@
 ``%traffic on captures/x [--mode ...] [--tag k=v ...]`` / ``%traffic off``
     Every request of the session, from any thread, until ``off`` (a process-wide capture:
     kernels run cells in fresh contexts, so a context-scoped one would end with its cell).
-    Tagged ``cell`` with the count of the cell that turned it on.
+    Each cell run after it retags what is recorded next with that cell.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .capturing import Capture, show_report
 
 __all__ = ["register"]
 
-_SESSION: dict[int, Capture] = {}  # id(shell) -> the session's capture
+_SESSION: dict[int, tuple[Capture, Any]] = {}  # id(shell) -> the session's capture, its hook
 
 
 def _parser(prog: str, with_switch: bool) -> argparse.ArgumentParser:
@@ -52,12 +52,13 @@ def _parse(line: str, *, with_switch: bool) -> argparse.Namespace:
     return args
 
 
-def _cell_tags(shell: Any, extra: list[str]) -> dict[str, str]:
+def _cell_tags(shell: Any, extra: list[str], cell_id: object = None) -> dict[str, str]:
     # IPython counts a cell (stored in history, as kernels do) before running it: the running
     # cell's number is one less.
     tags = {"cell": str(shell.execution_count - 1)}
-    parent = getattr(shell, "parent_header", None) or {}
-    cell_id = (parent.get("metadata") or {}).get("cellId")
+    if cell_id is None:
+        parent = getattr(shell, "parent_header", None) or {}
+        cell_id = (parent.get("metadata") or {}).get("cellId")
     if isinstance(cell_id, str) and cell_id:
         tags["cell_id"] = cell_id
     for tag in extra:
@@ -85,7 +86,8 @@ def traffic_line(shell: Any, line: str) -> None:
     args = _parse(line, with_switch=True)
     current = _SESSION.pop(id(shell), None)
     if current is not None:
-        current.__exit__(None, None, None)
+        shell.events.unregister("pre_run_cell", current[1])
+        current[0].__exit__(None, None, None)
     if args.switch == "off":
         if current is None:
             print("traffic_lab: no session capture was on")
@@ -96,7 +98,12 @@ def traffic_line(shell: Any, line: str) -> None:
         args.target, args.mode, tags=_cell_tags(shell, args.tag), scope="process", report=True
     )
     session.__enter__()
-    _SESSION[id(shell)] = session
+
+    def name_the_cell(info: Any) -> None:
+        session.retag(_cell_tags(shell, args.tag, getattr(info, "cell_id", None)))
+
+    shell.events.register("pre_run_cell", name_the_cell)
+    _SESSION[id(shell)] = (session, name_the_cell)
     print(f"traffic_lab: recording to {session.target} (mode {session.effective_mode.value})")
 
 
