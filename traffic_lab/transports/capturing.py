@@ -243,6 +243,10 @@ class Capture:
         """A route for a transport used once (requests' live leg is one per request)."""
         return _Route(self, self._template.over(transport))
 
+    def _aroute_once(self, transport: httpx.AsyncBaseTransport) -> _AsyncRoute:
+        """The async :meth:`_route_once` (httpx2's live leg is one per request)."""
+        return _AsyncRoute(self, self._template.async_over(transport))
+
     def _aroute(self, transport: httpx.AsyncBaseTransport) -> _AsyncRoute:
         route = self._async.get(transport)
         if route is None:
@@ -462,6 +466,12 @@ class _Patch:
                 pass
             else:
                 self._swap(adapters.HTTPAdapter, "send", adapters.patched_send)
+            try:
+                bridge = importlib.import_module(__package__ + ".httpx2_bridge")
+            except ImportError:  # httpx2: what newer SDKs build on, when installed
+                pass
+            else:
+                bridge.patch(self._swap, active_capture)
         except BaseException:
             self._uninstall()
             raise
