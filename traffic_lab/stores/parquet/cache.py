@@ -372,7 +372,13 @@ class ParquetCache(ParquetBase):
             if not started and cutoff is not None and f.last_us < cutoff:
                 return _Loaded(f, None, 0, stored=True)  # all cleared
             columns = ["started_at", KEY_HASH_COLUMN] if started else [KEY_HASH_COLUMN]
-            table = self._capture.read_columns(f, columns, once=True)
+            # The first row group's hashes are checked against its keys: a column that is
+            # wrong throughout (nulls, another hash, copied from other rows) is not used.
+            sample = ["request_key", "response_status", "truncated", KEY_HASH_COLUMN]
+            table, first = self._capture.read_with_sample(f, columns, sample)
+            stored = self._hashes_agree(first.slice(0, 64))
+        if stored:
+            pass  # read above
         elif bulk and own_keys:
             table = self._capture.read_columns(f, [*_BULK_COLUMNS, "request_key"], once=True)
         elif own_keys:

@@ -353,6 +353,25 @@ class Capture:
                 table = table.append_column(column, pa.nulls(table.num_rows, column.type))
         return table
 
+    def read_with_sample(
+        self, f: DataFile, columns: Sequence[str], sample: Sequence[str]
+    ) -> tuple[pa.Table, pa.Table]:
+        """Some columns of a whole file, and other columns of its first row group (to check the
+        first against the second), the footer read once and not kept. The columns must exist
+        (``request_key_hash`` only where ``f.key_hashes``)."""
+        if not f.row_groups:
+            empty = SCHEMA.append(KEY_HASH_FIELD).empty_table()
+            return empty.select(list(columns)), empty.select(list(sample))
+
+        def read(pf: pq.ParquetFile) -> list[pa.Table]:
+            return [
+                pf.read(columns=list(columns), use_threads=False),
+                pf.read_row_group(0, columns=list(sample), use_threads=False),
+            ]
+
+        table, first = self._read(f, read, keep=False)
+        return table, first
+
     def read_row_group(self, f: DataFile, index: int) -> pa.Table:
         """One row group of a file."""
         [table] = self._read(f, lambda pf: [pf.read_row_group(index)])
