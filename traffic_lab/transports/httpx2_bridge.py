@@ -41,44 +41,32 @@ def _extensions(extensions: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-class _Up(httpx.SyncByteStream, httpx.AsyncByteStream):
+class _Relay:
+    """A response body passed through chunk by chunk, sync or async, closed with it."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._inner
+
+    def close(self) -> None:
+        self._inner.close()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _Up(_Relay, httpx.SyncByteStream, httpx.AsyncByteStream):
     """An httpx2 response body, read as an httpx one (the live leg)."""
 
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
 
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._inner
-
-    def close(self) -> None:
-        self._inner.close()
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class _Down(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+class _Down(_Relay, httpx2.SyncByteStream, httpx2.AsyncByteStream):
     """An httpx response body (live, teed, or replayed), read as an httpx2 one."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._inner
-
-    def close(self) -> None:
-        self._inner.close()
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 def _up(response: httpx2.Response) -> httpx.Response:
