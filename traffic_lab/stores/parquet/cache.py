@@ -239,6 +239,7 @@ class ParquetCache(ParquetBase):
         old = self._find(key)
         if old is None or old == rid or self._order(old) <= self._order(rid):
             self._index[key] = rid
+            self._served.pop(key, None)
 
     def refresh(self) -> None:
         """See files published by other writers since the store opened (or last refreshed);
@@ -289,6 +290,8 @@ class ParquetCache(ParquetBase):
         self._index: dict[str, int] = {}
         self._bulk: KeyHashIndex | None = None
         self._memo: dict[str, int] = {}
+        # Exchanges served from files, by key (bounded like the decoded LRU): warm hits.
+        self._served: dict[str, Exchange] = {}
         self._registered: dict[str, _Registered] = {}
         self._bases: list[int] = []
         self._regs: list[_Registered] = []
@@ -653,11 +656,21 @@ class ParquetCache(ParquetBase):
             # once, so this ends).
             if self._settle():
                 continue
-            return None if rid is None else self._exchange(rid, key)
+            if rid is None:
+                return None
+            exchange = self._exchange(rid, key)
+            if rid >= 0 and exchange is not None:
+                served = self._served
+                if len(served) >= self._cache_exchanges:
+                    served.clear()
+                served[key] = exchange
+            return exchange
 
     def lookup(self, request: httpx.Request) -> Exchange | None:
         """The exchange that would answer ``request``, or ``None``."""
-        return self._lookup_key(self.matcher.key(request))
+        key = self.matcher.key(request)
+        exchange = self._served.get(key)  # a warm hit costs what a MemoryCache hit costs
+        return exchange if exchange is not None else self._lookup_key(key)
 
     def lookup_nowait(self, request: httpx.Request) -> Exchange | None:
         """:meth:`lookup` from what is in memory: ``BlockingIOError`` when the answer needs a
@@ -665,6 +678,9 @@ class ParquetCache(ParquetBase):
         return self._nowait(self.matcher.key(request))
 
     def _nowait(self, key: str) -> Exchange | None:
+        exchange = self._served.get(key)
+        if exchange is not None:
+            return exchange
         if self._rebuild_needed:
             raise BlockingIOError("the index must be rebuilt")
         rid = self._find(key, read=False)
