@@ -72,9 +72,9 @@ class _Reads:
             self.row_groups += 1
             return read_row_group(capture, f, index)
 
-        def note_sample(capture, f, columns, sample):
+        def note_sample(capture, f, columns, *args):
             self.columns.append(list(columns))
-            return read_with_sample(capture, f, columns, sample)
+            return read_with_sample(capture, f, columns, *args)
 
         def note_columns(capture, f, columns, **kw):
             self.columns.append(list(columns))

@@ -125,6 +125,7 @@ def build_key_hash_index(hashes: _Column, started: _Column | None, base: int) ->
     tied = np.zeros(0, dtype=np.int64)
     if started is not None:
         if n > 1 and not bool(np.all(started[1:] >= started[:-1])):  # files overlap in time
+            # Sorted runs (one a file): a stable argsort (timsort) merges them fast.
             order = np.argsort(started, kind="stable")
             hashes, started = hashes[order], started[order]
             rids = order + base
