@@ -20,7 +20,6 @@ import anyio.to_thread
 import httpx
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ...errors import CorruptCaptureError, StoreNotFoundError
 from ...exchange import Exchange
@@ -105,6 +104,19 @@ class _Bulk:
     files: list[tuple[_Loaded, int]]
     hashes: np.ndarray[Any, np.dtype[np.int64]]
     started: np.ndarray[Any, np.dtype[np.int64]] | None
+
+
+def _copy_hashes(column: _Column, out: np.ndarray[Any, np.dtype[np.int64]]) -> None:
+    """A ``request_key_hash`` column into ``out``, a chunk at a time (no concatenated copy),
+    nulls as :data:`UNSERVABLE`."""
+    at = 0
+    for chunk in column.chunks:
+        n = len(chunk)
+        if chunk.null_count:
+            out[at : at + n] = chunk.fill_null(UNSERVABLE).to_numpy()
+        else:
+            out[at : at + n] = chunk.to_numpy()
+        at += n
 
 
 class ParquetCache(ParquetBase):
@@ -324,7 +336,7 @@ class ParquetCache(ParquetBase):
         # checks its row against its file's time range (and the clear cutoff).
         overlap = any(a.last_us >= b.first_us for a, b in itertools.pairwise(files))
         need_started = overlap or bool(self._untrusted)
-        hashes = np.full(total, UNSERVABLE, dtype=np.int64)
+        hashes = np.empty(total, dtype=np.int64)  # every position is written below
         started = np.empty(total, dtype=np.int64) if need_started else None
         filled = np.zeros(len(files), dtype=bool)
 
@@ -334,9 +346,13 @@ class ParquetCache(ParquetBase):
                 item = self._load_file(f, cutoff, bulk=True, started=need_started)
             except CorruptCaptureError as exc:
                 self._capture.reject(f.rel, exc)
+                hashes[first : first + max(f.num_rows, 1)] = UNSERVABLE
                 return None
-            if f.num_rows and item.hashes is not None:
+            if item.hashes is not None:
                 hashes[first : first + f.num_rows] = item.hashes
+                hashes[first + f.num_rows : first + max(f.num_rows, 1)] = UNSERVABLE
+            else:
+                hashes[first : first + max(f.num_rows, 1)] = UNSERVABLE
             if f.num_rows and started is not None:
                 assert item.started is not None
                 started[first : first + f.num_rows] = item.started
@@ -402,10 +418,10 @@ class ParquetCache(ParquetBase):
             count = 0 if cutoff is not None and f.last_us < cutoff else f.num_rows
         item = _Loaded(f, times, count, stored=stored, recomputed=not own_keys)
         if stored:
-            column: _Column = table.column(KEY_HASH_COLUMN)
-            hashes = column.fill_null(UNSERVABLE).to_numpy()
+            hashes = np.empty(f.num_rows, dtype=np.int64)
+            _copy_hashes(table.column(KEY_HASH_COLUMN), hashes)
             if visible is not None:
-                hashes = np.where(visible, hashes, UNSERVABLE)
+                hashes[~visible] = UNSERVABLE
             item.hashes = hashes
             return item
         keys = table.column("request_key") if own_keys else self._recompute_keys(f, table)
@@ -581,17 +597,20 @@ class ParquetCache(ParquetBase):
         return group
 
     def _hashes_agree(self, table: pa.Table) -> bool:
-        """Whether a row group's ``request_key_hash`` column is the hash of its keys."""
+        """Whether a row group's ``request_key_hash`` column is the hash of its keys (null
+        exactly where a row cannot answer)."""
         if table.schema.get_field_index(KEY_HASH_COLUMN) < 0:
             return False
         stored: _Column = table.column(KEY_HASH_COLUMN)
         if stored.type != pa.int64():
             return False
-        if isinstance(stored, pa.ChunkedArray):
-            stored = stored.combine_chunks()
-        expected = pa.array(self._key_hashes(table.column("request_key")), pa.int64())
-        expected = pc.if_else(pa.array(servable_rows(table)), expected, None)
-        return bool(stored.equals(expected))
+        servable = servable_rows(table)
+        valid = np.asarray(stored.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        if not np.array_equal(valid, servable):
+            return False
+        values = stored.fill_null(0).to_numpy()
+        computed = self._key_hashes(table.column("request_key"))
+        return bool(np.array_equal(values[servable], computed[servable]))
 
     def _settle(self) -> bool:
         """Rebuild the index if a file's hashes proved wrong; whether it was rebuilt."""
