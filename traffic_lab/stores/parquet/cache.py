@@ -1,11 +1,12 @@
 """ParquetCache: a capture opened for lookup by request (a ReadWriteCache).
 
-Opening reads, of every file, the key hashes (the ``request_key_hash`` column; computed from
-``request_key`` for files without it), start times, statuses and the truncated flag: never the
-keys themselves nor the bodies. They go to a sorted array (:class:`KeyHashIndex`, 16 bytes a
-row); a hit reads the row group holding the candidate row and compares its full key, so a miss
-reads no row data. Rows added one by one (puts, refreshes) go to a dict. Row groups read and
-exchanges built are kept in LRUs.
+Opening reads, of every file, the ``request_key_hash`` column (and ``started_at`` where files
+overlap in time or a clear cutoff falls inside one): never keys nor bodies. Files without the
+column have their keys read and hashed. The hashes go to one sorted array
+(:class:`KeyHashIndex`, 16 bytes a row); a hit reads the row group holding the candidate row and
+compares its full key, so a miss reads no row data and a hash that lies never answers. Rows
+added one by one (puts, refreshes) go to a dict. Row groups read and exchanges built are kept in
+LRUs, exchanges served by key for warm hits.
 """
 
 from __future__ import annotations
