@@ -20,6 +20,7 @@ import pandas as pd
 import traitlets
 
 from ..exchange import Exchange
+from ..frames.display import format_bytes, format_ms
 from ..transports.requester import ReplayResult, build_replay_request
 from ._browser_data import COLUMNS, Criteria, TrafficView, open_view, sort_key
 from ._controls import ReplayClient
@@ -498,10 +499,20 @@ class TrafficBrowser(anywidget.AnyWidget):
             f"<th class='tl-header-cell' data-col='{k}'>{esc(COLUMNS[k])}</th>" for k in shown
         )
         head += "<th class='tl-header-cell' data-col='waterfall'>Waterfall</th>"
-        cells = dict(zip(COLUMNS, range(1, 9), strict=True))
+        # Where each column's value is in a list row (index 6 is the status class).
+        cells = dict(zip(COLUMNS, (1, 2, 3, 4, 5, 7, 8, 9), strict=True))
+        units = {"size": format_bytes, "duration": format_ms}
+        widths = {"url": 56, "host": 28, "status": 18, "type": 24}  # characters, then "..."
         body = []
         for row in self.view.list_rows(positions, self._axis):
-            values = [esc(shorten(str(row[cells[k]]), 120)) for k in shown]
+            values = [
+                esc(
+                    units[k](row[cells[k]])
+                    if k in units
+                    else shorten(str(row[cells[k]]), widths.get(k, 120))
+                )
+                for k in shown
+            ]
             tds = "".join(
                 f"<td class='tl-cell tl-col-{k}{' ' + row[6] if k == 'status' else ''}'>{v}</td>"
                 for k, v in zip(shown, values, strict=True)
