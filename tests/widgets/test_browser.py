@@ -339,6 +339,21 @@ def test_snapshot_shows_the_selection_and_an_empty_list(small):
     assert "https://c.test/report" in page  # the shown exchange stays in the detail
 
 
+def test_snapshot_cells_sit_under_their_headers(small):
+    import re
+
+    page = small.snapshot_html()
+    first_row = page.split("<tr class='tl-row", 1)[1].split("</tr>", 1)[0]
+    cells = re.findall(r"<td class='tl-cell tl-col-(\w+)[^']*'>(.*?)</td>", first_row)
+    assert [name for name, _ in cells] == [c for c, _ in small.columns]
+    row = small.view.rows(small.rows[:1])[0]
+    shown = dict(cells)
+    assert shown["method"] == row["method"] and shown["host"] == row["host"]
+    assert shown["type"] == html.escape(row["content_type"] or "")
+    assert shown["size"].endswith(" B") and shown["duration"].endswith(" ms")
+    assert "tl-s" not in shown["type"]
+
+
 def test_mimebundle_has_the_widget_view_and_the_snapshot(small):
     bundle = small._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
