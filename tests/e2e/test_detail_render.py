@@ -13,7 +13,6 @@ import os
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,17 +21,8 @@ from traffic_lab.testing import make_exchange
 from traffic_lab.transports import ReplayResult
 from traffic_lab.widgets._detail import detail_css, detail_html
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from ._harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
 #: JupyterLab's dark theme values for the variables the pane reads.
 DARK = """
 --jp-layout-color0: #111111; --jp-layout-color1: #1e1e1e; --jp-layout-color2: #2b2b2b;
@@ -134,7 +124,7 @@ def browser_context() -> Iterator[object]:
             profile,
             executable_path=CHROMIUM,
             headless=True,
-            args=ARGS,
+            args=CHROMIUM_ARGS,
             java_script_enabled=False,  # a static snapshot: nothing may need it
             viewport={"width": 900, "height": 900},
         )
