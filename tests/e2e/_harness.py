@@ -80,36 +80,31 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], timeout: float) -> Non
 
 
 @contextmanager
-def serve_voila(notebook: Path, work: Path, extra_env: Mapping[str, str] = {}) -> Iterator[str]:
-    """Voila serving ``notebook`` (cwd: its folder) on 127.0.0.1; yields the page's URL."""
+def _serve(
+    module: str, args: list[str], cwd: Path, work: Path, env: dict[str, str]
+) -> Iterator[str]:
+    """``python -m module`` serving on a free port of 127.0.0.1 (``{port}`` in ``args``), its
+    output in ``work/<module>.log``; yields the base URL once it answers, stops it (SIGTERM,
+    so kernels shut down and connection files go) at the end."""
     try:
-        import voila  # noqa: F401
+        __import__(module)
     except ImportError:
-        pytest.fail("voila is not installed: pip install voila (CI installs it)")
+        pytest.fail(f"{module} is not installed: pip install {module} (CI installs it)")
     port = free_port()
     work.mkdir(parents=True, exist_ok=True)
-    with (work / "voila.log").open("wb") as log:
+    url = f"http://127.0.0.1:{port}/"
+    with (work / f"{module}.log").open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "voila",
-                str(notebook),
-                "--no-browser",
-                f"--port={port}",
-                "--Voila.ip=127.0.0.1",
-                "--show_tracebacks=True",
-            ],
-            cwd=notebook.parent,
-            env=jupyter_env(work, extra_env),
+            [sys.executable, "-m", module, *(a.format(port=port) for a in args)],
+            cwd=cwd,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_for(f"http://127.0.0.1:{port}/", process, timeout=60)
-            yield f"http://127.0.0.1:{port}/"
+            _wait_for(url, process, timeout=60)
+            yield url
         finally:
-            # SIGTERM: voila shuts its kernels down and removes its connection files.
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=20)
@@ -119,50 +114,34 @@ def serve_voila(notebook: Path, work: Path, extra_env: Mapping[str, str] = {}) -
 
 
 @contextmanager
+def serve_voila(notebook: Path, work: Path, extra_env: Mapping[str, str] = {}) -> Iterator[str]:
+    """Voila serving ``notebook`` (cwd: its folder) on 127.0.0.1; yields the page's URL."""
+    args = [str(notebook), "--no-browser", "--port={port}", "--Voila.ip=127.0.0.1"]
+    args.append("--show_tracebacks=True")
+    with _serve("voila", args, notebook.parent, work, jupyter_env(work, extra_env)) as url:
+        yield url
+
+
+@contextmanager
 def serve_jupyter(app: str, root: Path, work: Path) -> Iterator[str]:
     """JupyterLab (``app="lab"``) or Notebook 7 (``"notebook"``) on 127.0.0.1 serving
     ``root``, no token; yields the server's base URL."""
     module = {"lab": "jupyterlab", "notebook": "notebook"}[app]
-    try:
-        __import__(module)
-    except ImportError:
-        pytest.fail(f"{module} is not installed: pip install {module} (CI installs it)")
-    port = free_port()
-    work.mkdir(parents=True, exist_ok=True)
-    with (work / f"{app}.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                module,
-                "--no-browser",
-                f"--port={port}",
-                "--ServerApp.ip=127.0.0.1",
-                "--ServerApp.port_retries=0",
-                "--IdentityProvider.token=",
-                "--ServerApp.password=",
-                "--ServerApp.disable_check_xsrf=True",
-                "--ServerApp.allow_root=True",
-                f"--ServerApp.root_dir={root}",
-                "--LabApp.news_url=",
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            ],
-            cwd=root,
-            env=jupyter_env(work),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}/"
-            _wait_for(f"{url}api", process, timeout=60)
-            yield url
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    args = [
+        "--no-browser",
+        "--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        "--ServerApp.disable_check_xsrf=True",
+        "--ServerApp.allow_root=True",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    with _serve(module, args, root, work, jupyter_env(work)) as url:
+        yield url
 
 
 @contextmanager

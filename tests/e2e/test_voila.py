@@ -8,110 +8,21 @@ installs them (``.ci/run``), and a skipped browser test would hide a broken note
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._harness import ARTIFACTS, ROOT, chromium, serve_voila
+
 NOTEBOOK = ROOT / "notebooks" / "04-browse-with-widgets.ipynb"
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"voila exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
-    raise TimeoutError(f"voila did not answer {url} within {timeout} s")
 
 
 @pytest.fixture(scope="session")
 def voila_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Voila serving notebook 04 on a free port of 127.0.0.1; stopped by PID at the end."""
-    try:
-        import voila  # noqa: F401
-    except ImportError:
-        pytest.fail("voila is not installed: pip install voila (CI installs it)")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (CI installs it)")
-    work = tmp_path_factory.mktemp("voila")
-    env = dict(os.environ)
-    for name, folder in {
-        "JUPYTER_CONFIG_DIR": "config",
-        "JUPYTER_DATA_DIR": "data",
-        "JUPYTER_RUNTIME_DIR": "runtime",
-        "IPYTHONDIR": "ipython",
-        "MPLCONFIGDIR": "mpl",
-        "TMPDIR": "tmp",
-    }.items():
-        (work / folder).mkdir()
-        env[name] = str(work / folder)
-    env["JUPYTER_PLATFORM_DIRS"] = "1"
-    env.pop("TRAFFIC_LAB_CAPTURE", None)
-    port = free_port()
-    log = (work / "voila.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "voila",
-            str(NOTEBOOK),
-            "--no-browser",
-            f"--port={port}",
-            "--Voila.ip=127.0.0.1",
-            "--show_tracebacks=True",
-        ],
-        cwd=NOTEBOOK.parent,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/", process, timeout=60)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        # SIGTERM: voila shuts its kernels down and removes its connection files.
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    """Voila serving notebook 04 on a free port of 127.0.0.1; stopped at the end."""
+    with serve_voila(NOTEBOOK, tmp_path_factory.mktemp("voila")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -138,145 +49,129 @@ def status_labels(sample, descending: bool) -> list[str]:
 
 
 def test_browse_sort_search_filter_select_replay_in_chromium(voila_url, sample):
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: pip install playwright (CI installs it)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    profile = tempfile.mkdtemp(prefix="tl-chromium-")
+    from playwright.sync_api import expect
+
     total = len(sample)
     expected_5xx = int((sample.response_status >= 500).sum())
     orders = int(sample.request_url.str.lower().str.contains("/api/orders", regex=False).sum())
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1600, "height": 1400},
-        )
-        # Voila asks a CDN for an icon font; there is no internet: fail it fast.
-        context.route("https://**/*", lambda route: route.abort())
-        try:
-            page = context.new_page()
-            page.goto(voila_url)
-            count = page.locator(".tl-browser .tl-count")
-            # the kernel runs the whole notebook first; its last cell resets the filters
-            expect(count).to_contain_text(f"{total:,} of {total:,} exchanges", timeout=120_000)
-            rows = page.locator(".tl-row")
-            expect(rows.first).to_be_visible(timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "voila-04-browser-open.png"))
+    with chromium({"width": 1600, "height": 1400}) as context:
+        page = context.new_page()
+        page.goto(voila_url)
+        count = page.locator(".tl-browser .tl-count")
+        # the kernel runs the whole notebook first; its last cell resets the filters
+        expect(count).to_contain_text(f"{total:,} of {total:,} exchanges", timeout=120_000)
+        rows = page.locator(".tl-row")
+        expect(rows.first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "voila-04-browser-open.png"))
 
-            # click a row: the detail shows that exchange
-            third = page.locator(".tl-row[data-index='2']")
-            path = third.locator(".tl-col-url").inner_text()
-            position = int(third.get_attribute("data-position"))
-            third.click()
-            expect(third).to_have_class(re.compile(r"\btl-row-selected\b"))
-            detail = page.locator(".tl-detail-pane .tl-detail")
-            expect(detail).to_contain_text(sample.request_url.iloc[position])
-            picked = page.locator(".tl-picked")
-            expect(picked).to_contain_text(f"browser.selected: 1 rows ({position})")
+        # click a row: the detail shows that exchange
+        third = page.locator(".tl-row[data-index='2']")
+        path = third.locator(".tl-col-url").inner_text()
+        position = int(third.get_attribute("data-position"))
+        third.click()
+        expect(third).to_have_class(re.compile(r"\btl-row-selected\b"))
+        detail = page.locator(".tl-detail-pane .tl-detail")
+        expect(detail).to_contain_text(sample.request_url.iloc[position])
+        picked = page.locator(".tl-picked")
+        expect(picked).to_contain_text(f"browser.selected: 1 rows ({position})")
 
-            # keyboard down: the next exchange
-            page.keyboard.press("ArrowDown")
-            fourth = page.locator(".tl-row[data-index='3']")
-            expect(fourth).to_have_class(re.compile(r"\btl-row-selected\b"))
-            nxt = int(fourth.get_attribute("data-position"))
-            expect(picked).to_contain_text(f"browser.selected: 1 rows ({nxt})")
-            expect(detail).to_contain_text(sample.request_url.iloc[nxt])
-            assert path  # the row showed its path
+        # keyboard down: the next exchange
+        page.keyboard.press("ArrowDown")
+        fourth = page.locator(".tl-row[data-index='3']")
+        expect(fourth).to_have_class(re.compile(r"\btl-row-selected\b"))
+        nxt = int(fourth.get_attribute("data-position"))
+        expect(picked).to_contain_text(f"browser.selected: 1 rows ({nxt})")
+        expect(detail).to_contain_text(sample.request_url.iloc[nxt])
+        assert path  # the row showed its path
 
-            # shift-click: a range, handed to pandas as browser.selected
-            page.locator(".tl-row[data-index='6']").click(modifiers=["Shift"])
-            expect(picked).to_contain_text(f"browser.selected: 4 rows ({nxt}, ")
+        # shift-click: a range, handed to pandas as browser.selected
+        page.locator(".tl-row[data-index='6']").click(modifiers=["Shift"])
+        expect(picked).to_contain_text(f"browser.selected: 4 rows ({nxt}, ")
 
-            # click the status header: sorted, then reversed
-            header = page.locator(".tl-header-cell[data-col=status]")
-            header.click()
-            expect(header).to_have_class(re.compile(r"\btl-sorted-asc\b"))
-            first_ten = page.locator(".tl-rows > .tl-row:nth-child(-n+10) .tl-col-status")
-            expect(first_ten).to_have_text(status_labels(sample, descending=False))
-            header.click()
-            expect(header).to_have_class(re.compile(r"\btl-sorted-desc\b"))
-            expect(first_ten).to_have_text(status_labels(sample, descending=True))
+        # click the status header: sorted, then reversed
+        header = page.locator(".tl-header-cell[data-col=status]")
+        header.click()
+        expect(header).to_have_class(re.compile(r"\btl-sorted-asc\b"))
+        first_ten = page.locator(".tl-rows > .tl-row:nth-child(-n+10) .tl-col-status")
+        expect(first_ten).to_have_text(status_labels(sample, descending=False))
+        header.click()
+        expect(header).to_have_class(re.compile(r"\btl-sorted-desc\b"))
+        expect(first_ten).to_have_text(status_labels(sample, descending=True))
 
-            # type a search
-            search = page.locator(".tl-search")
-            search.fill("/api/orders")
-            search.press("Enter")
-            expect(count).to_contain_text(f"{orders:,} of {total:,} exchanges")
-            expect(rows.first.locator(".tl-col-url")).to_contain_text("/api/orders")
-            search.fill("")
-            search.press("Enter")
-            expect(count).to_contain_text(f"{total:,} of {total:,} exchanges")
+        # type a search
+        search = page.locator(".tl-search")
+        search.fill("/api/orders")
+        search.press("Enter")
+        expect(count).to_contain_text(f"{orders:,} of {total:,} exchanges")
+        expect(rows.first.locator(".tl-col-url")).to_contain_text("/api/orders")
+        search.fill("")
+        search.press("Enter")
+        expect(count).to_contain_text(f"{total:,} of {total:,} exchanges")
 
-            # ctrl-click adds a row to the selection
-            page.locator(".tl-row[data-index='0']").click()
-            page.locator(".tl-row[data-index='2']").click(modifiers=["Control"])
-            expect(picked).to_contain_text("browser.selected: 2 rows")
-            expect(page.locator(".tl-row.tl-row-selected")).to_have_count(2)
+        # ctrl-click adds a row to the selection
+        page.locator(".tl-row[data-index='0']").click()
+        page.locator(".tl-row[data-index='2']").click(modifiers=["Control"])
+        expect(picked).to_contain_text("browser.selected: 2 rows")
+        expect(page.locator(".tl-row.tl-row-selected")).to_have_count(2)
 
-            # Enter opens the detail pane the close button hid
-            root = page.locator(".tl-browser").first
-            page.locator(".tl-close-detail").click()
-            expect(root).to_have_class(re.compile(r"\btl-detail-closed\b"))
-            page.locator(".tl-scroll").focus()
-            page.keyboard.press("Enter")
-            expect(root).not_to_have_class(re.compile(r"\btl-detail-closed\b"))
+        # Enter opens the detail pane the close button hid
+        root = page.locator(".tl-browser").first
+        page.locator(".tl-close-detail").click()
+        expect(root).to_have_class(re.compile(r"\btl-detail-closed\b"))
+        page.locator(".tl-scroll").focus()
+        page.keyboard.press("Enter")
+        expect(root).not_to_have_class(re.compile(r"\btl-detail-closed\b"))
 
-            # resize a column by its header's edge; hide one from the column menu
-            url_head = page.locator(".tl-header-cell[data-col=url]")
-            before = url_head.bounding_box()["width"]
-            grip = url_head.locator(".tl-resize").bounding_box()
-            page.mouse.move(grip["x"] + 2, grip["y"] + 5)
-            page.mouse.down()
-            page.mouse.move(grip["x"] + 102, grip["y"] + 5, steps=5)
-            page.mouse.up()
-            assert url_head.bounding_box()["width"] == pytest.approx(before + 100, abs=2)
-            cell = rows.first.locator(".tl-col-url").bounding_box()["width"]
-            assert cell == pytest.approx(before + 100, abs=2)
-            page.locator(".tl-menu-button").click()
-            page.locator(".tl-column-menu input[data-col=type]").uncheck()
-            expect(page.locator(".tl-header-cell[data-col=type]")).to_have_count(0)
-            expect(rows.first.locator(".tl-col-type")).to_have_count(0)
-            page.locator(".tl-column-menu input[data-col=type]").check()
-            expect(page.locator(".tl-header-cell[data-col=type]")).to_have_count(1)
-            page.locator(".tl-menu-button").click()
+        # resize a column by its header's edge; hide one from the column menu
+        url_head = page.locator(".tl-header-cell[data-col=url]")
+        before = url_head.bounding_box()["width"]
+        grip = url_head.locator(".tl-resize").bounding_box()
+        page.mouse.move(grip["x"] + 2, grip["y"] + 5)
+        page.mouse.down()
+        page.mouse.move(grip["x"] + 102, grip["y"] + 5, steps=5)
+        page.mouse.up()
+        assert url_head.bounding_box()["width"] == pytest.approx(before + 100, abs=2)
+        cell = rows.first.locator(".tl-col-url").bounding_box()["width"]
+        assert cell == pytest.approx(before + 100, abs=2)
+        page.locator(".tl-menu-button").click()
+        page.locator(".tl-column-menu input[data-col=type]").uncheck()
+        expect(page.locator(".tl-header-cell[data-col=type]")).to_have_count(0)
+        expect(rows.first.locator(".tl-col-type")).to_have_count(0)
+        page.locator(".tl-column-menu input[data-col=type]").check()
+        expect(page.locator(".tl-header-cell[data-col=type]")).to_have_count(1)
+        page.locator(".tl-menu-button").click()
 
-            # the time brush: drag over the first half of the histogram, click to clear
-            brush = page.locator(".tl-brush").bounding_box()
-            page.mouse.move(brush["x"] + 2, brush["y"] + 10)
-            page.mouse.down()
-            page.mouse.move(brush["x"] + brush["width"] / 2, brush["y"] + 10, steps=5)
-            page.mouse.up()
-            expect(count).not_to_contain_text(f"{total:,} of {total:,}")
-            shown = int(count.inner_text().split(" of ")[0].replace(",", ""))
-            assert 0 < shown < total
-            page.mouse.click(brush["x"] + 20, brush["y"] + 10)
-            expect(count).to_contain_text(f"{total:,} of {total:,} exchanges")
+        # the time brush: drag over the first half of the histogram, click to clear
+        brush = page.locator(".tl-brush").bounding_box()
+        page.mouse.move(brush["x"] + 2, brush["y"] + 10)
+        page.mouse.down()
+        page.mouse.move(brush["x"] + brush["width"] / 2, brush["y"] + 10, steps=5)
+        page.mouse.up()
+        expect(count).not_to_contain_text(f"{total:,} of {total:,}")
+        shown = int(count.inner_text().split(" of ")[0].replace(",", ""))
+        assert 0 < shown < total
+        page.mouse.click(brush["x"] + 20, brush["y"] + 10)
+        expect(count).to_contain_text(f"{total:,} of {total:,} exchanges")
 
-            # the 5xx chip: only 5xx rows
-            chip = page.locator(".tl-chip[data-value='5xx']")
-            expect(chip).to_contain_text(f"{expected_5xx:,}")
-            chip.click()
-            expect(chip).to_have_class(re.compile(r"\btl-chip-on\b"))
-            expect(count).to_contain_text(f"{expected_5xx:,} of {total:,} exchanges")
-            shown = status_texts(page, 100)
-            assert shown and all(s.startswith("5") for s in shown), shown
-            page.screenshot(path=str(ARTIFACTS / "voila-04-browser-5xx.png"))
+        # the 5xx chip: only 5xx rows
+        chip = page.locator(".tl-chip[data-value='5xx']")
+        expect(chip).to_contain_text(f"{expected_5xx:,}")
+        chip.click()
+        expect(chip).to_have_class(re.compile(r"\btl-chip-on\b"))
+        expect(count).to_contain_text(f"{expected_5xx:,} of {total:,} exchanges")
+        shown = status_texts(page, 100)
+        assert shown and all(s.startswith("5") for s in shown), shown
+        page.screenshot(path=str(ARTIFACTS / "voila-04-browser-5xx.png"))
 
-            # replay a 5xx (the second: the notebook's code replayed the first): the verdict
-            # and the diff appear in the detail
-            second = rows.nth(1)
-            second.click()
-            url = str(sample.request_url.iloc[int(second.get_attribute("data-position"))])
-            expect(detail).to_contain_text(url)
-            verdict = detail.locator(".tl-d-same, .tl-d-differs")
-            expect(verdict).to_have_count(0)
-            page.locator("button.tl-replay").click()
-            expect(verdict).to_be_visible(timeout=30_000)
-            expect(detail).to_contain_text("replayed")
-            page.screenshot(path=str(ARTIFACTS / "voila-04-browse.png"), full_page=True)
-        finally:
-            context.close()
+        # replay a 5xx (the second: the notebook's code replayed the first): the verdict
+        # and the diff appear in the detail
+        second = rows.nth(1)
+        second.click()
+        url = str(sample.request_url.iloc[int(second.get_attribute("data-position"))])
+        expect(detail).to_contain_text(url)
+        verdict = detail.locator(".tl-d-same, .tl-d-differs")
+        expect(verdict).to_have_count(0)
+        page.locator("button.tl-replay").click()
+        expect(verdict).to_be_visible(timeout=30_000)
+        expect(detail).to_contain_text("replayed")
+        page.screenshot(path=str(ARTIFACTS / "voila-04-browse.png"), full_page=True)
