@@ -108,7 +108,9 @@ def test_style_is_inlined_once_and_scoped():
     html = detail_html(ex(), uid="a")
     assert html.startswith(f"<style>{detail_css()}</style>")
     rules = [line for line in detail_css().splitlines() if line.startswith(".")]
-    assert rules and all(line.startswith(".tl-detail") for line in rules)
+    # the shared palette first (theme.css), then the pane's own rules, all under tl- classes
+    assert rules[0] == ".tl-browser, .tl-player, .tl-detail {"
+    assert rules[1:] and all(line.startswith(".tl-detail") for line in rules[1:])
     assert "var(--jp-layout-color1" in detail_css()
 
 

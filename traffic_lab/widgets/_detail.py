@@ -22,8 +22,6 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
-from functools import cache
-from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -41,6 +39,7 @@ from ._html import (
     media_type,
     status_line,
 )
+from ._static import widget_css
 from .snippets import to_curl, to_httpx_code, to_pytest_httpx_code, to_respx_code
 
 __all__ = [
@@ -91,10 +90,9 @@ _UID_OK = re.compile(r"[^A-Za-z0-9_-]")
 _COUNTER = itertools.count(1)
 
 
-@cache
 def detail_css() -> str:
-    """The pane's style sheet (``static/detail.css``), as text."""
-    return resources.files(__package__).joinpath("static/detail.css").read_text("utf-8")
+    """The pane's style sheet (the palette and ``static/detail.css``), as text."""
+    return widget_css("detail")
 
 
 def _uid(uid: str) -> str:

@@ -26,13 +26,13 @@ from ._browser_data import COLUMNS, Criteria, TrafficView, open_view, sort_key
 from ._controls import ReplayClient
 from ._detail import detail_html
 from ._html import esc, shorten
+from ._static import STATIC, StaticSnapshot, widget_css
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = ["TrafficBrowser"]
 
-STATIC = Path(__file__).parent / "static"
 #: Rows in the static snapshot's list.
 SNAPSHOT_ROWS = 20
 #: The most rows one window request is answered with.
@@ -45,19 +45,15 @@ NEAR_ROWS = 2048
 
 
 def browser_css() -> str:
-    """The browser's CSS and the detail pane's (``static/detail.css``, when present)."""
-    parts = [(STATIC / "browser.css").read_text(encoding="utf-8")]
-    detail = STATIC / "detail.css"
-    if detail.is_file():
-        parts.append(detail.read_text(encoding="utf-8"))
-    return "\n".join(parts)
+    """The browser's style sheet, with the detail pane's."""
+    return widget_css("browser", "detail")
 
 
 def _list_filter(description: str) -> Any:
     return traitlets.List(traitlets.Unicode(), help=description).tag(sync=True, filter=True)
 
 
-class TrafficBrowser(anywidget.AnyWidget):
+class TrafficBrowser(StaticSnapshot, anywidget.AnyWidget):
     """Browse a capture like a browser's network panel: a virtual list of every exchange,
     filter chips, search, a time brush, sort by any column, the selected exchange's detail,
     replay with a diff, and the selection handed back to pandas.
@@ -547,10 +543,3 @@ class TrafficBrowser(anywidget.AnyWidget):
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
             f"<div class='tl-detail-pane'>{detail}</div></div></div>"
         )
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if data is not None:
-            data["text/html"] = self.snapshot_html()
-        return bundle

@@ -23,6 +23,7 @@ from ._html import (
     message_html,
     message_view,
 )
+from ._static import StaticSnapshot
 from .snippets import to_curl, to_httpx_code
 
 __all__ = ["ExchangeInspector"]
@@ -41,7 +42,7 @@ def _message_box(exchange: Exchange, side: str) -> w.VBox:
     return w.VBox(parts)
 
 
-class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
+class ExchangeInspector(StaticSnapshot, w.VBox):  # type: ignore[misc]  # untyped base
     """The detail pane for one exchange (set :attr:`exchange`).
 
     Tabs: *Request* and *Response* (first line, headers, body decoded from gzip/deflate/brotli
@@ -197,14 +198,6 @@ class ExchangeInspector(w.VBox):  # type: ignore[misc]  # untyped base
         if self.exchange is None:
             return "<div class='tl-detail tl-note'>no exchange selected</div>"
         return detail_html(self.exchange, replay=self._replay, uid=f"tli{self.model_id[:8]}")
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        # Beside the live view, a snapshot for where no kernel runs (nbconvert, a saved page).
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if data is not None:
-            data["text/html"] = self.snapshot_html()
-        return bundle
 
     def close(self) -> None:
         """Close the widget, and the replay client if the pane made it."""

@@ -18,7 +18,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sized
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anywidget
@@ -35,8 +34,9 @@ from ..transports.requester import (
 )
 from ..transports.responder import NO_MORE_TRAFFIC, responder
 from ._controls import ReplayClient
-from ._detail import detail_css, detail_html
+from ._detail import detail_html
 from ._html import esc, request_target
+from ._static import STATIC, StaticSnapshot, widget_css
 
 __all__ = ["Step", "StreamPlayer"]
 
@@ -84,7 +84,6 @@ def _label(exchange: Exchange) -> str:
     return f"{exchange.method} {request_target(exchange.url)}"
 
 
-STATIC = Path(__file__).parent / "static"
 #: Playing speeds: how much faster than recorded the exchanges follow each other.
 SPEEDS = {"1x": 1.0, "2x": 2.0, "10x": 10.0, "max": 0.0}
 #: A recorded pause longer than this is shortened to it when playing at a speed.
@@ -94,11 +93,11 @@ MAX_TICK = 0.1
 
 
 def player_css() -> str:
-    """The player's style sheet and the detail pane's."""
-    return (STATIC / "player.css").read_text(encoding="utf-8") + "\n" + detail_css()
+    """The player's style sheet, with the detail pane's."""
+    return widget_css("player", "detail")
 
 
-class StreamPlayer(anywidget.AnyWidget):
+class StreamPlayer(StaticSnapshot, anywidget.AnyWidget):
     """Step through a ReadWriteStream in order, or play it at 1x, 2x, 10x or full speed.
 
     The page shows a progress line (*n of N*), the played and upcoming exchanges around the
@@ -439,13 +438,6 @@ class StreamPlayer(anywidget.AnyWidget):
             f"<th>recorded</th><th>answered</th></tr></thead><tbody>{rows}</tbody></table>"
             f"<div class='tl-p-detail'>{self.detail}</div></div>"
         )
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if data is not None:
-            data["text/html"] = self.snapshot_html()
-        return bundle
 
     def close(self) -> None:
         """Close the widget and the clients it made."""
