@@ -12,17 +12,30 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
 from .errors import InvalidExchangeError, RecordedTransportError, preview
 from .wire import response_reason
 
-__all__ = ["FROM_CACHE", "MAX_ELAPSED", "REPLAYED", "Exchange", "RecordedError", "check_storable"]
+__all__ = [
+    "FROM_CACHE",
+    "MAX_CHUNKS",
+    "MAX_CHUNK_OFFSET_US",
+    "MAX_ELAPSED",
+    "REPLAYED",
+    "Chunk",
+    "ChunkedByteStream",
+    "Exchange",
+    "RecordedError",
+    "check_chunks",
+    "check_storable",
+    "chunks_from_reads",
+]
 
 #: ``response.extensions`` key set on responses served from a store by lookup.
 FROM_CACHE = "traffic_lab.from_cache"
@@ -30,6 +43,97 @@ FROM_CACHE = "traffic_lab.from_cache"
 REPLAYED = "traffic_lab.replayed"
 
 _EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
+
+#: The most chunks an exchange keeps (a capture is untrusted: a longer list is ignored on read).
+MAX_CHUNKS = 100_000
+#: The latest chunk offset an exchange keeps, in µs (one day).
+MAX_CHUNK_OFFSET_US = 86_400 * 1_000_000
+
+
+class Chunk(NamedTuple):
+    """One piece of a streamed response body as the client read it.
+
+    ``size`` is its length in bytes, ``offset_us`` when it arrived, in µs from the moment the
+    response (its status and headers) came back.
+    """
+
+    size: int
+    offset_us: int
+
+
+def check_chunks(chunks: tuple[Chunk, ...], body_size: int) -> str | None:
+    """Why ``chunks`` cannot describe a body of ``body_size`` bytes, or ``None`` if they can.
+
+    Rules: 1 to :data:`MAX_CHUNKS` chunks; sizes are non-negative integers that sum to
+    ``body_size``; offsets are integers from 0 to :data:`MAX_CHUNK_OFFSET_US`, never decreasing.
+
+    >>> check_chunks((Chunk(2, 0), Chunk(3, 50_000)), 5) is None
+    True
+    >>> check_chunks((Chunk(2, 0), Chunk(3, 50_000)), 6)
+    'chunk sizes sum to 5, not the body size 6'
+    """
+    if not 1 <= len(chunks) <= MAX_CHUNKS:
+        return f"must be 1 to {MAX_CHUNKS} chunks, not {len(chunks)}"
+    total = 0
+    last = 0
+    for chunk in chunks:
+        if type(chunk) is not Chunk:
+            return "must be Chunk(size, offset_us) values"
+        size, offset = chunk
+        if type(size) is not int or type(offset) is not int or size < 0:
+            return f"invalid chunk {tuple(chunk)!r}"
+        if not last <= offset <= MAX_CHUNK_OFFSET_US:
+            return f"offsets must not decrease and stay in 0-{MAX_CHUNK_OFFSET_US} µs"
+        last = offset
+        total += size
+    if total != body_size:
+        return f"chunk sizes sum to {total}, not the body size {body_size}"
+    return None
+
+
+def chunks_from_reads(sizes: list[int], times: list[float], t0: float) -> tuple[Chunk, ...] | None:
+    """The chunks of a streamed body read as ``sizes`` at ``times`` (``time.perf_counter()``
+    values, the response back at ``t0``); ``None`` for a body read in one piece (what a
+    non-streamed response is: it costs nothing to store)."""
+    pieces = [(size, at) for size, at in zip(sizes, times, strict=True) if size]
+    if len(pieces) < 2:
+        return None
+    last = 0
+    chunks = []
+    for size, at in pieces:
+        # perf_counter is monotonic; max() keeps offsets ordered against float rounding.
+        last = max(last, min(int((at - t0) * 1_000_000), MAX_CHUNK_OFFSET_US))
+        chunks.append(Chunk(size, last))
+    return tuple(chunks[:MAX_CHUNKS]) if len(chunks) <= MAX_CHUNKS else None
+
+
+class ChunkedByteStream(httpx.ByteStream):
+    """A body served in its recorded chunks, at once (sync and async).
+
+    A ``ByteStream``: ``b"".join(stream)`` is the whole wire body, as for any replayed body.
+    """
+
+    def __init__(self, body: bytes, chunks: tuple[Chunk, ...]) -> None:
+        super().__init__(body)
+        self._body = body
+        self._sizes = [c.size for c in chunks]
+
+    def pieces(self) -> Iterator[bytes]:
+        """The body cut at the recorded chunk boundaries (empty chunks left out)."""
+        body, at = self._body, 0
+        for size in self._sizes:
+            if size:
+                yield body[at : at + size]
+                at += size
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.pieces()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces():
+            yield piece
+
+
 _HeaderTuple = tuple[tuple[bytes, bytes], ...]
 
 
@@ -119,6 +223,10 @@ class Exchange:
     truncated
         The client closed the response before reading all of it; ``response_body`` holds what
         was read. Caches never serve a truncated exchange.
+    chunks
+        How a streamed body arrived: its :class:`Chunk` sizes (summing to the body's length) and
+        offsets from the response's start; ``None`` for a body that came in one piece. Replays
+        serve the body in these chunks (see ``timing=`` on the transports).
 
     Examples
     --------
@@ -134,6 +242,7 @@ class Exchange:
         "_request",
         "_response",
         "_served",
+        "chunks",
         "elapsed",
         "error",
         "http_version",
@@ -164,6 +273,7 @@ class Exchange:
     error: RecordedError | None
     tags: Mapping[str, str]
     truncated: bool
+    chunks: tuple[Chunk, ...] | None
     _request: httpx.Request | None
     _response: httpx.Response | None
     _served: tuple[httpx.Headers, dict[str, Any]] | None
@@ -185,6 +295,7 @@ class Exchange:
         error: RecordedError | None = None,
         tags: Mapping[str, str] | None = None,
         truncated: bool = False,
+        chunks: tuple[Chunk, ...] | None = None,
     ) -> None:
         if status_code is None and error is None:
             raise ValueError("an exchange needs a status_code (a response) or an error")
@@ -217,6 +328,7 @@ class Exchange:
         _set_error(self, error)
         _set_tags(self, MappingProxyType(dict(tags)) if tags else _EMPTY_TAGS)
         _set_truncated(self, truncated)
+        _set_chunks(self, chunks)
         _set_request(self, None)
         _set_response(self, None)
         _set_served(self, None)
@@ -243,11 +355,23 @@ class Exchange:
         "error",
         "tags",
         "truncated",
+        "chunks",
     )
 
     def replace(self, **changes: Any) -> Exchange:
-        """A copy with some parts changed (like :func:`dataclasses.replace`)."""
+        """A copy with some parts changed (like :func:`dataclasses.replace`).
+
+        A new ``response_body`` of another length (a redacted one) drops the chunks, unless
+        ``chunks`` are given too: they described the old body.
+        """
         parts = {name: getattr(self, name) for name in self._FIELDS}
+        chunks = self.chunks
+        if (
+            chunks is not None
+            and "chunks" not in changes
+            and len(changes.get("response_body", self.response_body)) != len(self.response_body)
+        ):
+            parts["chunks"] = None
         parts.update(changes)
         method = parts.pop("method")
         url = parts.pop("url")
@@ -391,11 +515,13 @@ class Exchange:
         headers, ext = served
         if extensions:
             ext = {**ext, **extensions}
+        chunks = self.chunks
+        body = self.response_body
         # httpx.Response copies both headers and extensions: the shared ones never leak.
         return httpx.Response(
             self.status_code,
             headers=headers,
-            stream=httpx.ByteStream(self.response_body),
+            stream=httpx.ByteStream(body) if chunks is None else ChunkedByteStream(body, chunks),
             extensions=ext,
         )
 
@@ -457,6 +583,7 @@ _set_elapsed = _slot_setter("elapsed")
 _set_error = _slot_setter("error")
 _set_tags = _slot_setter("tags")
 _set_truncated = _slot_setter("truncated")
+_set_chunks = _slot_setter("chunks")
 _set_request = _slot_setter("_request")
 _set_response = _slot_setter("_response")
 _set_served = _slot_setter("_served")
@@ -580,7 +707,8 @@ def check_storable(exchange: Exchange) -> None:
     that encodes as UTF-8, with a port (if any) from 0 to 65535; a status is 100-999; the reason
     phrase is Latin-1 (it goes on the wire); the HTTP version is at most 32 printable ASCII
     characters; headers are ``(name, value)`` pairs of bytes, names not empty; ``elapsed`` is
-    from 0 to :data:`MAX_ELAPSED`; tags and the recorded error are UTF-8 text.
+    from 0 to :data:`MAX_ELAPSED`; tags and the recorded error are UTF-8 text; ``chunks``, if
+    any, pass :func:`check_chunks`.
 
     >>> import traffic_lab as tl
     >>> try:
@@ -657,3 +785,10 @@ def check_storable(exchange: Exchange) -> None:
     if error is not None:
         _utf8("error.type", error.type)
         _utf8("error.message", error.message)
+    chunks = exchange.chunks
+    if chunks is not None:
+        if type(chunks) is not tuple:
+            raise _invalid("chunks", chunks, "must be a tuple of Chunk(size, offset_us)")
+        problem = check_chunks(chunks, len(exchange.response_body))
+        if problem is not None:
+            raise InvalidExchangeError(problem, field="chunks", value=f"{len(chunks)} chunks")

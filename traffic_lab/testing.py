@@ -248,13 +248,16 @@ class _Handler(QuietHandler):
             chunks = int(query.get("chunks", "5"))
             size = int(query.get("size", "100"))
             delay = float(query.get("delay_ms", "0")) / 1000
+            sse = query.get("sse") == "1"
             self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Type", "text/event-stream" if sse else "text/plain")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             try:
                 for i in range(chunks):
                     data = (f"{i:04d}" * (size // 4 + 1))[:size].encode()
+                    if sse:
+                        data = b"data: " + data + b"\n\n"
                     self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                     self.wfile.flush()
                     if delay:
@@ -355,9 +358,10 @@ class LoopbackServer(ServerThread):
     """A real HTTP/1.1 server on 127.0.0.1 (stdlib, threaded) with routes for tests.
 
     Routes: ``/json?size=N&seed=S``, ``/gzip``, ``/deflate``, ``/brotli`` (encoded JSON),
-    ``/bytes?n=N&seed=S`` (binary), ``/stream?chunks=N&size=S&delay_ms=D`` (chunked),
-    ``/redirect/N`` (N hops then ``/json``), ``/status/CODE``, ``/headers`` (duplicate and
-    non-UTF-8 headers), ``/reason`` (status 299 "Custom Reason"), ``/echo`` (the request as JSON,
+    ``/bytes?n=N&seed=S`` (binary), ``/stream?chunks=N&size=S&delay_ms=D`` (chunked; with
+    ``&sse=1`` each chunk is one server-sent event ``data: ...``), ``/redirect/N`` (N hops
+    then ``/json``), ``/status/CODE``, ``/headers`` (duplicate and non-UTF-8 headers),
+    ``/reason`` (status 299 "Custom Reason"), ``/echo`` (the request as JSON,
     body base64), ``/close`` (hangs up without answering). Any route takes ``?ms=N`` to sleep.
     ``hits`` lists ``(method, path)`` of every request served.
     """

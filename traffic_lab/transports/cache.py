@@ -17,11 +17,13 @@ from ..protocols import (
     Clearable,
     Enumerable,
     KeyedLookup,
+    NonBlockingLookup,
     ReadWriteCache,
     Source,
     matcher_of,
 )
 from ..redaction import Redactor
+from ._streams import Timing, replay_pace, serve_exchange
 from .record import AsyncRecordingTransport, RecordingTransport
 
 _FROM_CACHE_EXT = {FROM_CACHE: True}
@@ -54,6 +56,10 @@ class CachingTransport(httpx.BaseTransport):
         Any object with ``get(request) -> httpx.Response | None``.
     transport
         Where misses go; default ``httpx.HTTPTransport()``.
+    timing, speed
+        How a streamed body is served (from a store with ``lookup``): ``"none"`` (default) in
+        its recorded chunks at once; ``"recorded"`` at the recorded pace, ``speed`` times
+        faster (each gap and the whole wait are capped: see docs/capture-format.md).
 
     Examples
     --------
@@ -69,9 +75,16 @@ class CachingTransport(httpx.BaseTransport):
     (None, True)
     """
 
-    def __init__(self, source: Source, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        timing: Timing = "none",
+        speed: float = 1.0,
+    ) -> None:
         self._source = source
-        self._get = _getter(source)
+        self._get = _getter(source, replay_pace(timing, speed))
         self._inner = transport if transport is not None else httpx.HTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -85,21 +98,45 @@ class CachingTransport(httpx.BaseTransport):
         self._inner.close()
 
 
-def _getter(source: Source) -> Callable[[httpx.Request], httpx.Response | None]:
+def _getter(
+    source: Source, pace: float | None = None
+) -> Callable[[httpx.Request], httpx.Response | None]:
     """How a transport asks ``source``: by exchange when it can (a fresh, unread response for
-    the client to read and decode as it would a live one), else through ``get``."""
+    the client to read and decode as it would a live one, streamed in its recorded chunks),
+    else through ``get``."""
     if not isinstance(source, KeyedLookup):
         return source.get
     lookup = source.lookup
 
     def serve(request: httpx.Request) -> httpx.Response | None:
         exchange = lookup(request)
-        return None if exchange is None else exchange.new_response(_FROM_CACHE_EXT)
+        return None if exchange is None else serve_exchange(exchange, _FROM_CACHE_EXT, pace)
 
     return serve
 
 
-def _async_getter(source: Source) -> Callable[[httpx.Request], Any]:
+def _async_getter(source: Source, pace: float | None = None) -> Callable[[httpx.Request], Any]:
+    if isinstance(source, KeyedLookup) and (
+        pace is not None or not isinstance(source, AsyncSource)
+    ):
+        lookup = source.lookup
+        nowait = source.lookup_nowait if isinstance(source, NonBlockingLookup) else None
+
+        async def serve(request: httpx.Request) -> httpx.Response | None:
+            exchange: Any = BlockingIOError
+            if nowait is not None:
+                try:
+                    exchange = nowait(request)
+                except BlockingIOError:
+                    pass
+            if exchange is BlockingIOError:
+                # A lookup that reads a file must not block the event loop.
+                import anyio.to_thread
+
+                exchange = await anyio.to_thread.run_sync(lookup, request)
+            return None if exchange is None else serve_exchange(exchange, _FROM_CACHE_EXT, pace)
+
+        return serve
     if isinstance(source, AsyncSource):
         return source.aget
 
@@ -119,9 +156,16 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
     otherwise ``get`` runs in a worker thread so a store doing I/O never blocks the event loop.
     """
 
-    def __init__(self, source: Source, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        timing: Timing = "none",
+        speed: float = 1.0,
+    ) -> None:
         self._source = source
-        self._aget = _async_getter(source)
+        self._aget = _async_getter(source, replay_pace(timing, speed))
         self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -254,6 +298,8 @@ class CaptureTransport(_Modes, httpx.BaseTransport):
         ``"once"`` (default), ``"new_episodes"``, ``"none"``, ``"all"`` or ``"rewrite"``.
     redactor, tags
         As for :class:`RecordingTransport`.
+    timing, speed
+        How replayed streamed bodies are served, as for :class:`CachingTransport`.
 
     Examples
     --------
@@ -282,9 +328,12 @@ class CaptureTransport(_Modes, httpx.BaseTransport):
         mode: RecordMode | str = RecordMode.ONCE,
         redactor: Redactor | None = None,
         tags: Mapping[str, str] | None = None,
+        timing: Timing = "none",
+        speed: float = 1.0,
     ) -> None:
         self._core = _CaptureCore(cache, mode)
-        self._get = _getter(cache)
+        self._pace = replay_pace(timing, speed)
+        self._get = _getter(cache, self._pace)
         inner = transport if transport is not None else httpx.HTTPTransport()
         self._live: httpx.BaseTransport = (
             RecordingTransport(cache, inner, redactor=redactor, tags=tags)
@@ -296,7 +345,7 @@ class CaptureTransport(_Modes, httpx.BaseTransport):
         """This capture (store, mode, redactor, tags) sending its live requests through
         ``transport``: what :func:`traffic_lab.capture` puts in front of each client's own."""
         twin = object.__new__(CaptureTransport)
-        twin._core, twin._get = self._core, self._get
+        twin._core, twin._get, twin._pace = self._core, self._get, self._pace
         live = self._live
         twin._live = live.over(transport) if isinstance(live, RecordingTransport) else transport
         return twin
@@ -305,7 +354,7 @@ class CaptureTransport(_Modes, httpx.BaseTransport):
         """The async twin of :meth:`over`: the same decisions (a ``rewrite`` clears once, a
         ``once`` resolved once), for an ``httpx.AsyncClient``'s transport."""
         twin = object.__new__(AsyncCaptureTransport)
-        twin._core, twin._aget = self._core, _async_getter(self._core.cache)
+        twin._core, twin._aget = self._core, _async_getter(self._core.cache, self._pace)
         live = self._live
         twin._live = (
             AsyncRecordingTransport.sharing(live, transport)
@@ -341,9 +390,11 @@ class AsyncCaptureTransport(_Modes, httpx.AsyncBaseTransport):
         mode: RecordMode | str = RecordMode.ONCE,
         redactor: Redactor | None = None,
         tags: Mapping[str, str] | None = None,
+        timing: Timing = "none",
+        speed: float = 1.0,
     ) -> None:
         self._core = _CaptureCore(cache, mode)
-        self._aget = _async_getter(cache)
+        self._aget = _async_getter(cache, replay_pace(timing, speed))
         inner = transport if transport is not None else httpx.AsyncHTTPTransport()
         self._live: httpx.AsyncBaseTransport = (
             AsyncRecordingTransport(cache, inner, redactor=redactor, tags=tags)

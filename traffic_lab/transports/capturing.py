@@ -55,6 +55,7 @@ from ..exchange import FROM_CACHE
 from ..matching import Matcher
 from ..protocols import ReadWriteCache
 from ..redaction import Redactor
+from ._streams import Timing
 from .cache import (
     AsyncCachingTransport,
     AsyncCaptureTransport,
@@ -186,6 +187,8 @@ class Capture:
         scope: Literal["context", "process"] = "context",
         report: bool = True,
         on_miss: Callable[[UnmatchedRequestError], None] | None = None,
+        timing: Timing = "none",
+        speed: float = 1.0,
     ) -> None:
         self.mode = RecordMode.parse(mode)
         if scope not in ("context", "process"):
@@ -208,7 +211,13 @@ class Capture:
         self._show = report
         self._on_miss = on_miss
         self._template = CaptureTransport(
-            self.store, _Unbound(), mode=self.mode, redactor=redactor, tags=tags
+            self.store,
+            _Unbound(),
+            mode=self.mode,
+            redactor=redactor,
+            tags=tags,
+            timing=timing,
+            speed=speed,
         )
         self._sync: weakref.WeakKeyDictionary[object, _Route] = weakref.WeakKeyDictionary()
         self._async: weakref.WeakKeyDictionary[object, _AsyncRoute] = weakref.WeakKeyDictionary()
@@ -355,6 +364,8 @@ def capture(
     tags: Mapping[str, str] | None = None,
     scope: Literal["context", "process"] = "context",
     report: bool = True,
+    timing: Timing = "none",
+    speed: float = 1.0,
 ) -> Capture:
     """Record and replay every httpx (and ``requests``) request made inside a ``with`` block.
 
@@ -381,6 +392,9 @@ def capture(
     report
         Show "N recorded, M replayed, K missed" on exit (under the cell in a notebook, else a
         log line on ``traffic_lab.capture``); it is kept as ``.report`` either way.
+    timing, speed
+        How replayed streamed responses (SSE, chunked) arrive: ``"none"`` (default) in their
+        recorded chunks at once; ``"recorded"`` at the recorded pace, ``speed`` times faster.
 
     Examples
     --------
@@ -400,7 +414,15 @@ def capture(
     (1, 0)
     """
     return Capture(
-        target, mode, matcher=matcher, redactor=redactor, tags=tags, scope=scope, report=report
+        target,
+        mode,
+        matcher=matcher,
+        redactor=redactor,
+        tags=tags,
+        scope=scope,
+        report=report,
+        timing=timing,
+        speed=speed,
     )
 
 

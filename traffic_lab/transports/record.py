@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from ..exchange import Exchange, RecordedError, _response_wire_body
+from ..exchange import Chunk, Exchange, RecordedError, _response_wire_body
 from ..protocols import DeferredRedaction, Sink
 from ..redaction import Redactor
 from ..wire import response_reason
@@ -99,6 +99,7 @@ class _Recorder:
         truncated: bool,
         error: BaseException | None = None,
         headers: tuple[tuple[bytes, bytes], ...] | None = None,
+        chunks: tuple[Chunk, ...] | None = None,
     ) -> None:
         if truncated and error is None and _ends_an_event(response, body):
             truncated = False
@@ -118,6 +119,7 @@ class _Recorder:
             error=RecordedError.from_exception(error) if error is not None else None,
             tags=self.tags,
             truncated=truncated,
+            chunks=chunks,
         )
         self.store(exchange)
 
@@ -194,8 +196,13 @@ class RecordingTransport(httpx.BaseTransport):
         if not isinstance(stream, httpx.SyncByteStream):
             raise TypeError(f"expected a sync response stream, got {type(stream).__name__}")
 
-        def on_close(body: bytes, truncated: bool, error: BaseException | None) -> None:
-            core.finish(pending, response, body, truncated, error)
+        def on_close(
+            body: bytes,
+            truncated: bool,
+            error: BaseException | None,
+            chunks: tuple[Chunk, ...] | None,
+        ) -> None:
+            core.finish(pending, response, body, truncated, error, chunks=chunks)
 
         response.stream = TeeSyncStream(stream, on_close)
         return response
@@ -256,8 +263,13 @@ class AsyncRecordingTransport(httpx.AsyncBaseTransport):
         if not isinstance(stream, httpx.AsyncByteStream):
             raise TypeError(f"expected an async response stream, got {type(stream).__name__}")
 
-        def on_close(body: bytes, truncated: bool, error: BaseException | None) -> None:
-            core.finish(pending, response, body, truncated, error)
+        def on_close(
+            body: bytes,
+            truncated: bool,
+            error: BaseException | None,
+            chunks: tuple[Chunk, ...] | None,
+        ) -> None:
+            core.finish(pending, response, body, truncated, error, chunks=chunks)
 
         response.stream = TeeAsyncStream(stream, on_close)
         return response

@@ -11,7 +11,8 @@ from .._types import Handler
 from ..errors import ReplayExhaustedError, UnmatchedRequestError
 from ..exchange import FROM_CACHE, REPLAYED, Exchange
 from ..matching import Matcher
-from ..protocols import Enumerable, Replay, Source, matcher_of
+from ..protocols import Enumerable, KeyedLookup, Replay, Source, matcher_of
+from ._streams import Timing, replay_pace, serve_exchange
 
 __all__ = ["NO_MORE_TRAFFIC", "responder"]
 
@@ -24,7 +25,12 @@ def _no_more_traffic() -> httpx.Response:
 
 
 def responder(
-    store: Source | Replay, *, strict: bool = False, matcher: Matcher | None = None
+    store: Source | Replay,
+    *,
+    strict: bool = False,
+    matcher: Matcher | None = None,
+    timing: Timing = "none",
+    speed: float = 1.0,
 ) -> Handler:
     """A handler that answers requests from recorded traffic.
 
@@ -47,6 +53,9 @@ def responder(
         :class:`~traffic_lab.errors.ReplayExhaustedError` once a Replay has no more responses.
     matcher
         For strict diagnostics; default: the store's ``matcher`` attribute, else ``Matcher()``.
+    timing, speed
+        ``"recorded"``: streamed bodies arrive at their recorded pace, ``speed`` times faster
+        (a Replay, or a Source with ``lookup``); ``"none"`` (default): at once.
 
     Examples
     --------
@@ -59,23 +68,32 @@ def responder(
     """
     if matcher is None:
         matcher = matcher_of(store) or Matcher()
+    pace = replay_pace(timing, speed)
     if isinstance(store, Source):
-        return _SourceResponder(store, strict, matcher)
+        return _SourceResponder(store, strict, matcher, pace)
     if isinstance(store, Enumerable):
-        return _ReplayResponder(store, strict, matcher)
+        return _ReplayResponder(store, strict, matcher, pace)
     raise TypeError(
         f"responder() needs a Source (get) or a Replay (exchanges); got {type(store).__name__}"
     )
 
 
 class _SourceResponder:
-    def __init__(self, source: Source, strict: bool, matcher: Matcher) -> None:
+    def __init__(self, source: Source, strict: bool, matcher: Matcher, pace: float | None) -> None:
         self.source = source
         self.strict = strict
         self.matcher = matcher
+        self.pace = pace
+
+    def _get(self, request: httpx.Request) -> httpx.Response | None:
+        source = self.source
+        if self.pace is None or not isinstance(source, KeyedLookup):
+            return source.get(request)
+        exchange = source.lookup(request)
+        return None if exchange is None else serve_exchange(exchange, None, self.pace)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        response = self.source.get(request)
+        response = self._get(request)
         if response is not None:
             if not response.extensions.get(FROM_CACHE):
                 response.extensions = {**response.extensions, FROM_CACHE: True}
@@ -92,8 +110,9 @@ class _SourceResponder:
 
 
 class _ReplayResponder:
-    def __init__(self, replay: Replay, strict: bool, matcher: Matcher) -> None:
+    def __init__(self, replay: Replay, strict: bool, matcher: Matcher, pace: float | None) -> None:
         self.replay = replay
+        self.pace = pace
         self.strict = strict
         self.matcher = matcher
         self._iterator: Iterator[Exchange] | None = None
@@ -128,4 +147,4 @@ class _ReplayResponder:
                     nearest=[(exchange.request, differences)],
                 )
         # Raises the recorded transport error again for an exchange that failed.
-        return exchange.new_response({REPLAYED: True})
+        return serve_exchange(exchange, {REPLAYED: True}, self.pace)

@@ -44,6 +44,8 @@ from .reader import (
     while_compacting,
 )
 from .schema import (
+    CHUNKS_COLUMN,
+    CHUNKS_FIELD,
     EPOCH,
     META_FINGERPRINT,
     META_REPLACES,
@@ -235,7 +237,12 @@ def _merge(
     tables = []
     for f in batch:
         try:
-            table = capture.read_columns(f, SCHEMA.names).select(SCHEMA.names).cast(SCHEMA)
+            read = capture.read_columns(f, [*SCHEMA.names, CHUNKS_COLUMN])
+            table = read.select(SCHEMA.names).cast(SCHEMA)
+            chunks: Any = read.column(CHUNKS_COLUMN)
+            if chunks.type != CHUNKS_FIELD.type:  # not ours: the merged rows have none
+                chunks = pa.nulls(read.num_rows, CHUNKS_FIELD.type)
+            table = table.append_column(CHUNKS_FIELD, chunks)
         except CorruptCaptureError as exc:
             capture.reject(f.rel, exc)
             continue

@@ -48,6 +48,8 @@ from ._validate import (
     parse_time_range,
 )
 from .schema import (
+    CHUNKS_COLUMN,
+    CHUNKS_FIELD,
     KEY_HASH_COLUMN,
     KEY_HASH_FIELD,
     META_FINGERPRINT,
@@ -90,6 +92,8 @@ MARKERS_DIR = f"{INTERNAL_DIR}/markers"
 #: A temporary file older than this (seconds) is taken as a crash's leftover.
 STALE_TEMP_SECONDS = 600.0
 #: The dataset schema: the file schema plus the ``day`` partition column.
+# Columns beside the row schema (index and timing), by name.
+_EXTRA_FIELDS = {KEY_HASH_COLUMN: KEY_HASH_FIELD, CHUNKS_COLUMN: CHUNKS_FIELD}
 DATASET_SCHEMA = SCHEMA.append(pa.field("day", pa.int32())).with_metadata(
     {"traffic_lab.schema_version": str(SCHEMA_VERSION)}
 )
@@ -349,7 +353,7 @@ class Capture:
         [table] = self._read(f, read, keep=not once)
         for name in columns:
             if name not in table.column_names:
-                column = KEY_HASH_FIELD if name == KEY_HASH_COLUMN else SCHEMA.field(name)
+                column: pa.Field[Any] = _EXTRA_FIELDS.get(name) or SCHEMA.field(name)
                 table = table.append_column(column, pa.nulls(table.num_rows, column.type))
         return table
 

@@ -19,10 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...errors import CorruptCaptureError, SchemaVersionError
-from ...exchange import Exchange, RecordedError, check_storable
+from ...exchange import MAX_CHUNKS, Chunk, Exchange, RecordedError, check_chunks, check_storable
 from ...matching import _DEFAULT_PORTS, Matcher
 
 __all__ = [
+    "CHUNKS_COLUMN",
+    "CHUNKS_FIELD",
     "DEFAULT_BLOB_THRESHOLD",
     "EPOCH",
     "HEADERS_TYPE",
@@ -40,6 +42,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TAGS_TYPE",
     "check_schema",
+    "chunks_column",
     "exchanges_to_table",
     "file_schema_version",
     "key_hash",
@@ -54,8 +57,9 @@ __all__ = [
 ]
 
 #: The version of the capture format this library writes. Independent of the release version.
-#: v2 added the ``request_key_hash`` column (see :data:`KEY_HASH_FIELD`).
-SCHEMA_VERSION = 2
+#: v2 added the ``request_key_hash`` column (see :data:`KEY_HASH_FIELD`); v3 the
+#: ``response_chunks`` column (see :data:`CHUNKS_FIELD`).
+SCHEMA_VERSION = 3
 
 #: Bodies larger than this (bytes) are stored in content-addressed blob files by default.
 DEFAULT_BLOB_THRESHOLD = 1024 * 1024
@@ -139,9 +143,54 @@ def _v1_to_v2(table: pa.Table) -> pa.Table:
     return table
 
 
+#: The chunks column every file written since schema v3 carries beside the row columns: for a
+#: streamed response, each chunk's size (bytes) and offset (µs from the response's start) as
+#: the client read it (:attr:`Exchange.chunks <traffic_lab.Exchange.chunks>`); null for a body
+#: that came in one piece (so a non-streamed exchange costs one null). Outside :data:`SCHEMA`
+#: like the key hashes (frames and queries do not see it); readers check every list
+#: (:func:`~traffic_lab.exchange.check_chunks`) and ignore one that does not fit its body.
+CHUNKS_COLUMN = "response_chunks"
+CHUNKS_FIELD = pa.field(
+    CHUNKS_COLUMN,
+    pa.list_(
+        pa.field(
+            "item",
+            pa.struct(
+                [pa.field("size", pa.int64(), False), pa.field("offset_us", pa.int64(), False)]
+            ),
+            False,
+        )
+    ),
+)
+
+
+def _v2_to_v3(table: pa.Table) -> pa.Table:
+    """v3 only added the optional ``response_chunks`` column, outside the row schema: a v2 row
+    is a v3 row whose body came in one piece, so there is nothing to change."""
+    return table
+
+
 # Upgrade steps: _UPGRADES[v] turns a table of schema version v into version v + 1. A new version
 # adds one step and never edits an old one.
-_UPGRADES: dict[int, Callable[[pa.Table], pa.Table]] = {1: _v1_to_v2}
+_UPGRADES: dict[int, Callable[[pa.Table], pa.Table]] = {1: _v1_to_v2, 2: _v2_to_v3}
+
+
+def chunks_column(exchanges: Sequence[Exchange]) -> pa.Array[Any]:
+    """The ``response_chunks`` column of some exchanges (see :data:`CHUNKS_FIELD`).
+
+    >>> import traffic_lab as tl
+    >>> from traffic_lab.exchange import Chunk
+    >>> ex = tl.Exchange("GET", "https://a.example/", status_code=200, response_body=b"abc",
+    ...                  chunks=(Chunk(1, 0), Chunk(2, 40)))
+    >>> chunks_column([ex, ex.replace(chunks=None)]).to_pylist()[1]
+    >>> chunks_column([ex]).to_pylist()[0]
+    [{'size': 1, 'offset_us': 0}, {'size': 2, 'offset_us': 40}]
+    """
+    lists = [e.chunks for e in exchanges]
+    if not any(lists):
+        return pa.nulls(len(lists), CHUNKS_FIELD.type)
+    rows = [None if c is None else [{"size": s, "offset_us": o} for s, o in c] for c in lists]
+    return pa.array(rows, CHUNKS_FIELD.type)
 
 
 def key_hash(key: str) -> int:
@@ -581,6 +630,7 @@ class RowReader:
         self._error_types = _column(table, "error_type", None, n)
         self._error_messages = _column(table, "error_message", None, n)
         self._tags = _column(table, "tags", None, n)
+        self._chunks = _ChunkColumn(table)
         # Set last: a thread that reads the flag finds every column (two threads that come
         # first may both decode; each gets the same columns).
         self._decoded = True
@@ -620,6 +670,7 @@ class RowReader:
         elapsed = self._elapsed[i]
         started = self._started[i]
         version = self._versions[i]
+        response_body = self._body(self._response_bodies, self._response_blobs, i)
         return Exchange(
             self._methods[i],
             self._urls[i],
@@ -629,13 +680,47 @@ class RowReader:
             reason_phrase=self._reasons[i] or "",
             http_version=version if version is not None else "HTTP/1.1",
             response_headers=self._response_headers.row(i),
-            response_body=self._body(self._response_bodies, self._response_blobs, i),
+            response_body=response_body,
             started_at=EPOCH + timedelta(microseconds=started) if started is not None else None,
             elapsed=timedelta(microseconds=elapsed) if elapsed is not None else timedelta(0),
             error=error,
             tags={k: v or "" for k, v in row_tags} if row_tags else None,
             truncated=bool(self._truncated[i]),
+            chunks=self._chunks.row(i, len(response_body)),
         )
+
+
+class _ChunkColumn:
+    """The ``response_chunks`` column, checked row by row when asked: a list that does not fit
+    its row (sizes that do not sum to the body's length, offsets that go back or out of range,
+    more than :data:`~traffic_lab.exchange.MAX_CHUNKS`, a column of another type) is ignored,
+    and the body replays in one piece."""
+
+    __slots__ = ("_offsets", "_offsets_us", "_sizes", "_valid")
+
+    def __init__(self, table: pa.Table | pa.RecordBatch) -> None:
+        self._offsets: Any = None
+        if table.schema.get_field_index(CHUNKS_COLUMN) < 0:
+            return
+        column: Any = table.column(CHUNKS_COLUMN)
+        if column.type != CHUNKS_FIELD.type or column.null_count == len(column):
+            return
+        lists: Any = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        values = lists.values  # offsets index into these (a slice keeps its parent's)
+        self._offsets = lists.offsets.to_numpy()
+        self._valid = lists.is_valid().to_numpy(zero_copy_only=False)
+        self._sizes = values.field("size").to_numpy(zero_copy_only=False)
+        self._offsets_us = values.field("offset_us").to_numpy(zero_copy_only=False)
+
+    def row(self, i: int, body_size: int) -> tuple[Chunk, ...] | None:
+        """Row ``i``'s chunks if they describe its body of ``body_size`` bytes, else None."""
+        if self._offsets is None or not self._valid[i]:
+            return None
+        a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+        if not 1 <= b - a <= MAX_CHUNKS:
+            return None
+        chunks = tuple(map(Chunk, self._sizes[a:b].tolist(), self._offsets_us[a:b].tolist()))
+        return chunks if check_chunks(chunks, body_size) is None else None
 
 
 def row_name(table: pa.Table | pa.RecordBatch, i: int) -> str:

@@ -30,11 +30,13 @@ from ._log import DurableLog, encode_binary_record
 from ._options import ParquetOptions
 from ._validate import is_digest, is_segment, is_writer_id
 from .schema import (
+    CHUNKS_FIELD,
     EPOCH,
     KEY_HASH_COLUMN,
     KEY_HASH_FIELD,
     META_TIME_RANGE,
     ONE_US,
+    chunks_column,
     exchanges_to_table,
     key_hash_column,
     new_writer_id,
@@ -212,14 +214,16 @@ def entries_table(
     for e in entries:
         if e.key is None:
             e.key = matcher.key(e.exchange, redacted_by=e.redacted_by)
-    return exchanges_to_table(
-        [e.exchange for e in entries],
+    exchanges = [e.exchange for e in entries]
+    table = exchanges_to_table(
+        exchanges,
         matcher,
         keys=[e.key for e in entries],  # type: ignore[misc]  # all set above
         writer_id=writer_id,
         seqs=[e.seq for e in entries],
         **options,
     )
+    return table.append_column(CHUNKS_FIELD, chunks_column(exchanges))
 
 
 def _convert(
