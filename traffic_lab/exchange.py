@@ -116,6 +116,7 @@ class ChunkedByteStream(httpx.ByteStream):
     def __init__(self, body: bytes, chunks: tuple[Chunk, ...]) -> None:
         super().__init__(body)
         self._body = body
+        self.chunks = chunks
         self._sizes = [c.size for c in chunks]
 
     def pieces(self) -> Iterator[bytes]:

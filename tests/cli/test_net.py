@@ -78,6 +78,26 @@ def test_serve_answers_with_recorded_bytes_then_stops_on_sigint(live_capture, se
     )
 
 
+def test_serve_timing_recorded_paces_a_recorded_sse_stream(tmp_path, server, running):
+    sse = "/stream?chunks=5&size=8&delay_ms=50&sse=1"
+    capture = record_live(tmp_path / "sse", server, sse)
+    [recorded] = list(tl.ParquetStream(capture).exchanges())
+    span = recorded.chunks[-1].offset_us / 1e6  # about 0.2 s: 5 events 50 ms apart
+    served = running("serve", capture, "--timing", "recorded", "--speed", "2", "--port", "0")
+    times, pieces = [], []
+    start = time.perf_counter()
+    with httpx.Client(base_url=served.url) as client, client.stream("GET", sse) as response:
+        for piece in response.iter_raw():
+            pieces.append(piece)
+            times.append(time.perf_counter() - start)
+    assert b"".join(pieces) == recorded.response_body
+    assert len(pieces) >= 3  # sent apart (a loaded machine may merge two reads)
+    # The waits run from when the headers went out: the last event comes about span / 2 later.
+    assert 0.4 * span <= times[-1] < 0.8 * span + 0.15, (times, span)
+    code, _ = served.stop(signal.SIGTERM)
+    assert code == 0
+
+
 def test_serve_stream_mode_in_order_and_sigterm(tmp_path, running):
     capture = write_capture(
         tmp_path / "c",

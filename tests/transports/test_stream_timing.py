@@ -12,7 +12,7 @@ import pytest
 
 import traffic_lab as tl
 from traffic_lab.exchange import Chunk
-from traffic_lab.transports._streams import MAX_GAP_US, replay_schedule
+from traffic_lab.transports.stream_timing import MAX_GAP_US, replay_schedule
 
 pytestmark = pytest.mark.anyio
 

@@ -21,10 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import traffic_lab as tl
-from traffic_lab.exchange import RecordedError
+from traffic_lab.exchange import Chunk, RecordedError
 from traffic_lab.testing import make_exchange
 from traffic_lab.transports import ReplayResult
 from traffic_lab.widgets._detail import (
+    MAX_CHUNKS_SHOWN,
     MAX_CODE_BODY,
     MAX_DEPTH,
     MAX_NODES,
@@ -399,6 +400,33 @@ def test_timing():
         "Total 1,234.5 ms Tags session s1"
     )
     assert '<div class="tl-d-bar tl-d-s2"></div>' in timing
+
+
+def test_timing_lists_the_chunk_arrivals_of_a_streamed_body():
+    chunks = (Chunk(16, 300), Chunk(16, 50_300), Chunk(2048, 100_300))
+    exchange = ex(elapsed_ms=120.0).replace(response_body=b"x" * 2080, chunks=chunks)
+    timing = panel(detail_html(exchange, uid="t", style=False), "timing")
+    assert text(timing).endswith(
+        "Chunk arrivals (3 chunks, the last at 100.3 ms) # at size "
+        "1 0.3 ms 16 B 2 50.3 ms 16 B 3 100.3 ms 2.0 KB"
+    )
+    assert (
+        '<tr><td>2</td><td>50.3 ms</td><td>16 B</td><td class="tl-d-ctrack">'
+        '<div class="tl-d-cmark" style="margin-left:50.1%"></div></td></tr>'
+    ) in timing
+
+
+def test_timing_lists_at_most_max_chunks_shown_arrivals():
+    chunks = tuple(Chunk(1, i) for i in range(MAX_CHUNKS_SHOWN + 7))
+    exchange = ex().replace(response_body=b"x" * len(chunks), chunks=chunks)
+    timing = panel(detail_html(exchange, uid="t", style=False), "timing")
+    assert timing.count('<div class="tl-d-cmark"') == MAX_CHUNKS_SHOWN
+    assert '<div class="tl-d-note">7 more chunks not listed</div>' in timing
+
+
+def test_timing_of_a_body_in_one_piece_lists_no_chunks():
+    timing = panel(detail_html(ex(), uid="t", style=False), "timing")
+    assert "Chunk arrivals" not in timing
 
 
 def test_replay_tab_with_a_diff():

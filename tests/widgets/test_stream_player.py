@@ -3,6 +3,7 @@ drives it, exhaustion (503), the detail pane at the cursor, and the static snaps
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 
 import traffic_lab as tl
 from traffic_lab.demo import generate_traffic
+from traffic_lab.exchange import Chunk
 from traffic_lab.testing import make_exchange
 from traffic_lab.widgets import StreamPlayer
 from traffic_lab.widgets.stream_player import MAX_GAP, player_css
@@ -247,4 +249,40 @@ def test_snapshot_and_mime_bundle(small_stream):
     data, _ = player._repr_mimebundle_()
     assert list(data) == ["text/plain", "application/vnd.jupyter.widget-view+json", "text/html"]
     assert data["text/html"] == html
+    player.close()
+
+
+def _sse_stream() -> tl.MemoryStream:
+    """One recorded SSE stream: 5 events 40 ms apart (recorded chunks)."""
+    events = [f"data: {i}\n\n".encode() for i in range(5)]
+    chunks = tuple(Chunk(len(e), i * 40_000) for i, e in enumerate(events))
+    stream = tl.MemoryStream()
+    body = b"".join(events)
+    sse = make_exchange(url="https://api.example/v1/chat/completions", response_body=body)
+    stream.put(sse.replace(chunks=chunks))
+    return stream
+
+
+@pytest.mark.parametrize(("speed", "low", "high"), [("1x", 0.16, 0.5), ("2x", 0.08, 0.16)])
+def test_the_responder_leg_replays_a_streamed_body_at_the_recorded_pace(speed, low, high):
+    player = StreamPlayer(_sse_stream())
+    player.speed = speed
+    start = time.perf_counter()
+    step = player.step()
+    took = time.perf_counter() - start
+    assert step.same and step.response.content == b"".join(
+        f"data: {i}\n\n".encode() for i in range(5)
+    )
+    assert 0.8 * low <= took < high + 0.1, took
+    # The detail pane's Timing tab lists the chunk arrivals.
+    assert "Chunk arrivals (5 chunks, the last at 160.0 ms)" in player.detail
+    player.close()
+
+
+def test_at_max_speed_a_streamed_body_is_replayed_at_once():
+    player = StreamPlayer(_sse_stream())
+    player.speed = "max"
+    start = time.perf_counter()
+    assert player.step().same
+    assert time.perf_counter() - start < 0.1
     player.close()

@@ -142,6 +142,8 @@ stream mode: recorded responses in recorded order, whatever is asked; then 503 (
 With one origin in the capture, requests are matched as if made to it; with several, the
 origin is ignored unless --origin names one. A recorded transport error answers 502 (504 for
 a timeout). Responses go out as recorded (gzip stays gzip unless Accept-Encoding refuses it).
+--timing recorded sends streamed bodies (server-sent events, chunked) chunk by chunk at the
+recorded pace (--speed 2 twice as fast; each gap at most 10 s, a body's waits at most 5 min).
 Ctrl-C or SIGTERM stops the server after the requests in flight.
 """,
 )
@@ -176,6 +178,20 @@ Ctrl-C or SIGTERM stops the server after the requests in flight.
     metavar="NAME",
     help="Request header whose value must match too (repeatable).",
 )
+@click.option(
+    "--timing",
+    type=click.Choice(["none", "recorded"]),
+    default="none",
+    show_default=True,
+    help="Send streamed bodies at once, or chunk by chunk at the recorded pace.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True, max=1e6),
+    default=1.0,
+    show_default=True,
+    help="With --timing recorded: how many times faster than recorded.",
+)
 def serve(
     capture: str,
     mode: str,
@@ -186,6 +202,8 @@ def serve(
     ignore_query: tuple[str, ...],
     match_body: str,
     match_header: tuple[str, ...],
+    timing: str,
+    speed: float,
 ) -> None:
     """Serve a capture as an HTTP mock server: requests are answered with recorded responses,
     by request key (cache mode) or in recorded order (stream mode)."""
@@ -209,7 +227,14 @@ def serve(
         body=match_body,  # type: ignore[arg-type]
     )
     store: Any = open_cache(capture, matcher) if mode == "cache" else open_stream(capture)
-    app = MockApp(store, strict=strict, matcher=matcher, origin=origin)
+    app = MockApp(
+        store,
+        strict=strict,
+        matcher=matcher,
+        origin=origin,
+        timing=timing,  # type: ignore[arg-type]  # click checked the choice
+        speed=speed,
+    )
     sock = _listen(host, port)
     where = f"as {origin}" if origin else "any origin"
     doing = f"serving {capture} ({plural(count, 'exchange')}, {mode} mode, {where})"

@@ -29,7 +29,7 @@ import anyio.to_thread
 import httpx
 
 from ..errors import RecordedTransportError, ReplayExhaustedError, UnmatchedRequestError
-from ..exchange import REPLAYED, Exchange, RecordedError
+from ..exchange import REPLAYED, Chunk, ChunkedByteStream, Exchange, RecordedError
 from ..matching import Matcher
 from ..protocols import (
     Enumerable,
@@ -41,6 +41,7 @@ from ..protocols import (
     matcher_of,
 )
 from ..transports.responder import NO_MORE_TRAFFIC, responder
+from ..transports.stream_timing import PacedStream, Timing, replay_pace
 from ..wire import BodyTooLargeError, content_codings, decode_body, header_values, response_reason
 from ._asgi import (
     Receive,
@@ -51,6 +52,7 @@ from ._asgi import (
     read_body,
     request_target,
     send_prepared,
+    send_start,
     wire_headers,
 )
 
@@ -78,6 +80,8 @@ class _Answer(NamedTuple):
     headers: list[tuple[bytes, bytes]]
     body: bytes
     reason: str
+    #: How the recorded body arrived (sent at that pace with ``timing="recorded"``).
+    chunks: tuple[Chunk, ...] | None = None
 
 
 #: A recorded body up to this size is answered on the event loop when the store has it in memory
@@ -101,6 +105,10 @@ class MockApp:
     origin
         Scheme, host and port (``"https://api.example"``) requests are taken to be for before
         matching (the recordings name the real server); ``None`` keeps the URL asked for.
+    timing, speed
+        ``"recorded"``: a streamed body (one recorded with its chunks, e.g. server-sent
+        events) goes out chunk by chunk at the recorded pace, ``speed`` times faster (each gap
+        and the whole wait capped, as for the transports); ``"none"`` (default): at once.
 
     The store is asked in the app's own worker thread, one request at a time, never on the
     event loop (``lookup`` of a :class:`~traffic_lab.protocols.KeyedLookup` Source first: the
@@ -134,7 +142,10 @@ class MockApp:
         strict: bool = False,
         matcher: Matcher | None = None,
         origin: str | None = None,
+        timing: Timing = "none",
+        speed: float = 1.0,
     ) -> None:
+        self._pace = replay_pace(timing, speed)
         if not isinstance(store, Source | Enumerable):
             raise TypeError(
                 f"MockApp needs a Source (get) or a Replay (exchanges); got {type(store).__name__}"
@@ -194,7 +205,12 @@ class MockApp:
             request = self._request(scope, body)
             answer = await self._worker.run(lambda: self._answer(request, accept))
         self.counts[answer.kind] += 1
-        await send_prepared(scope, send, answer.status, answer.headers, answer.body, answer.reason)
+        if self._pace is not None and answer.chunks is not None and scope["method"] != "HEAD":
+            await _send_paced(scope, send, answer, answer.chunks, self._pace)
+        else:
+            await send_prepared(
+                scope, send, answer.status, answer.headers, answer.body, answer.reason
+            )
 
     # -- the request -------------------------------------------------------------------------------
     def _netloc(self, scope: Scope) -> tuple[bytes, bytes]:
@@ -440,27 +456,47 @@ def _for_client(method: str, answer: _Answer, accept: bytes | None) -> _Answer:
     headers = [
         (name, value) for name, value in answer.headers if name.lower() != b"content-encoding"
     ]
-    return answer._replace(headers=wire_headers(method, answer.status, headers, body), body=body)
+    return answer._replace(
+        headers=wire_headers(method, answer.status, headers, body), body=body, chunks=None
+    )
+
+
+async def _send_paced(
+    scope: Scope, send: Send, answer: _Answer, chunks: tuple[Chunk, ...], pace: float
+) -> None:
+    """Send ``answer`` with its body in its recorded chunks, at the recorded pace times
+    ``pace`` (the waits capped as :func:`~traffic_lab.transports.replay_schedule` caps them)."""
+    await send_start(scope, send, answer.status, answer.headers, answer.reason)
+    stream = PacedStream(answer.body, chunks, pace)
+    async for piece in stream:
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _from_response(method: str, response: httpx.Response) -> _Answer:
     stream = response.stream
     # Responses from a store hold their wire bytes in a ByteStream: iterate it, never decode.
     body = b"".join(stream) if isinstance(stream, httpx.SyncByteStream) else response.content
-    return _recorded(
+    answer = _recorded(
         method, response.status_code, response.headers.raw, body, response_reason(response)
     )
+    if isinstance(stream, ChunkedByteStream) and answer.kind == "recorded":
+        return answer._replace(chunks=stream.chunks)
+    return answer
 
 
 def _stored(method: str, exchange: Exchange, status: int) -> _Answer:
     """The answer of a stored exchange whose response has ``status``."""
-    return _recorded(
+    answer = _recorded(
         method,
         status,
         exchange.response_headers,
         exchange.response_body,
         exchange.reason_phrase,
     )
+    if exchange.chunks is not None and answer.kind == "recorded":
+        return answer._replace(chunks=exchange.chunks)
+    return answer
 
 
 def _recorded(

@@ -23,8 +23,8 @@ from ..protocols import (
     matcher_of,
 )
 from ..redaction import Redactor
-from ._streams import Timing, replay_pace, serve_exchange
 from .record import AsyncRecordingTransport, RecordingTransport
+from .stream_timing import Timing, replay_pace, serve_exchange
 
 _FROM_CACHE_EXT = {FROM_CACHE: True}
 

@@ -55,7 +55,6 @@ from ..exchange import FROM_CACHE
 from ..matching import Matcher
 from ..protocols import ReadWriteCache
 from ..redaction import Redactor
-from ._streams import Timing
 from .cache import (
     AsyncCachingTransport,
     AsyncCaptureTransport,
@@ -64,6 +63,7 @@ from .cache import (
     RecordMode,
 )
 from .record import AsyncRecordingTransport, RecordingTransport
+from .stream_timing import Timing
 
 __all__ = ["Capture", "CaptureReport", "capture", "no_capture"]
 

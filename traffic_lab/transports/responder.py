@@ -12,7 +12,7 @@ from ..errors import ReplayExhaustedError, UnmatchedRequestError
 from ..exchange import FROM_CACHE, REPLAYED, Exchange
 from ..matching import Matcher
 from ..protocols import Enumerable, KeyedLookup, Replay, Source, matcher_of
-from ._streams import Timing, replay_pace, serve_exchange
+from .stream_timing import Timing, replay_pace, serve_exchange
 
 __all__ = ["NO_MORE_TRAFFIC", "responder"]
 

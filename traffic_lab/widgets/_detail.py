@@ -43,6 +43,7 @@ from ._static import widget_css
 from .snippets import to_curl, to_httpx_code, to_pytest_httpx_code, to_respx_code
 
 __all__ = [
+    "MAX_CHUNKS_SHOWN",
     "MAX_CODE_BODY",
     "MAX_DEPTH",
     "MAX_NODES",
@@ -69,6 +70,8 @@ MAX_NODES = 2000
 MAX_CODE_BODY = 16 * 1024
 #: Largest image shown inline (as a ``data:`` URL).
 MAX_IMAGE = 4 << 20
+#: Chunk arrivals of a streamed body listed in the Timing tab; the rest are counted in a note.
+MAX_CHUNKS_SHOWN = 50
 #: Levels of the tree open at first (DevTools opens the first).
 _OPEN_LEVELS = 2
 
@@ -446,9 +449,34 @@ def _timing_tab(exchange: Exchange) -> str:
     )
     tags = exchange.tags
     parts = [_section("Timing", bar + _pairs_table(rows))]
+    if exchange.chunks:
+        parts.append(_chunks_section(exchange))
     if tags:
         parts.append(_section("Tags", _pairs_table(sorted(tags.items()))))
     return "".join(parts)
+
+
+def _chunks_section(exchange: Exchange) -> str:
+    """A streamed body's chunk arrivals: when each came (from the response's start), its size,
+    and a mark on a track as long as the stream (the first :data:`MAX_CHUNKS_SHOWN`)."""
+    chunks = exchange.chunks or ()
+    span = chunks[-1].offset_us or 1
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{esc(_ms(timedelta(microseconds=c.offset_us)))}</td>"
+        f"<td>{esc(_size(c.size))}</td>"
+        f'<td class="tl-d-ctrack"><div class="tl-d-cmark" '
+        f'style="margin-left:{100 * c.offset_us / span:.1f}%"></div></td></tr>'
+        for i, c in enumerate(chunks[:MAX_CHUNKS_SHOWN], 1)
+    )
+    table = (
+        '<table class="tl-d-chunks"><tr><th>#</th><th>at</th><th>size</th><th></th></tr>'
+        f"{rows}</table>"
+    )
+    more = len(chunks) - MAX_CHUNKS_SHOWN
+    if more > 0:
+        table += _note(f"{more:,} more chunks not listed")
+    last = _ms(timedelta(microseconds=chunks[-1].offset_us))
+    return _section(f"Chunk arrivals ({len(chunks):,} chunks, the last at {last})", table)
 
 
 def _code_tab(exchange: Exchange) -> str:

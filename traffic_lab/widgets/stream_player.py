@@ -110,7 +110,9 @@ class StreamPlayer(StaticSnapshot, anywidget.AnyWidget):
     stream
         A ReadWriteStream or any Replay (``exchanges()`` in recorded order).
     target
-        ``""`` (default): the stream's responder answers, in order. A base URL
+        ``""`` (default): the stream's responder answers, in order, a streamed body (one
+        recorded with its chunks) at its recorded pace times :attr:`speed` (at once at
+        ``"max"``; its chunk arrivals are in the detail pane's *Timing* tab). A base URL
         (``"http://127.0.0.1:8000"``): the recorded requests are sent there.
     client
         The ``httpx.Client`` used for a base-URL target (default: a plain client).
@@ -178,7 +180,7 @@ class StreamPlayer(StaticSnapshot, anywidget.AnyWidget):
         self._client = ReplayClient(client)
         self._responder_client: httpx.Client | None = None
         self.target = target
-        self.observe(self._on_target, names="target")
+        self.observe(self._on_target, names=["target", "speed"])
         self.on_msg(self._on_msg)
         self.reset()  # sets the cursor and the counts
 
@@ -205,7 +207,8 @@ class StreamPlayer(StaticSnapshot, anywidget.AnyWidget):
         self._render()
 
     def _on_target(self, change: Any) -> None:
-        # A responder must start where the cursor is: made again on the next step.
+        # A responder must start where the cursor is, and pace streamed bodies at the speed
+        # chosen: made again on the next step.
         self._close_responder()
         self._render()
 
@@ -224,7 +227,14 @@ class StreamPlayer(StaticSnapshot, anywidget.AnyWidget):
         if self.target.strip() != _RESPONDER:
             return self._client.get()
         if self._responder_client is None:
-            handler = responder(_Tail(self.stream, self.position))
+            # Streamed bodies (SSE, chunked) arrive at their recorded pace times the speed; at
+            # "max" at once, in their recorded chunks.
+            factor = SPEEDS[self.speed]
+            handler = responder(
+                _Tail(self.stream, self.position),
+                timing="recorded" if factor else "none",
+                speed=factor or 1.0,
+            )
             self._responder_client = httpx.Client(transport=httpx.MockTransport(handler))
         return self._responder_client
 
