@@ -4,6 +4,7 @@ recorded against the demo API's LLM endpoints on 127.0.0.1, replayed with the se
 from __future__ import annotations
 
 import asyncio
+import time
 
 import anthropic
 import openai
@@ -96,3 +97,36 @@ def test_anthropic_sdk_records_then_replays_offline(tmp_path):
     assert events2 == events
     assert final2 == final
     assert final.content[0].text == message.content[0].text
+
+
+def _timed_stream(client: openai.OpenAI) -> tuple[list, list[float]]:
+    """The streamed completion's chunks, and when each arrived (s from the call)."""
+    start = time.perf_counter()
+    chunks, times = [], []
+    stream = client.chat.completions.create(model="demo-model", messages=MESSAGES, stream=True)
+    for chunk in stream:
+        chunks.append(chunk)
+        times.append(time.perf_counter() - start)
+    return chunks, times
+
+
+def test_openai_streamed_call_replays_at_the_recorded_pace(tmp_path):
+    target = tmp_path / "paced"
+    # slowness=8: the demo API sends an event every 40 ms.
+    with DemoAPI(slowness=8) as api:
+        client = openai.OpenAI(base_url=api.url + "/v1", api_key="sk-test", max_retries=0)
+        with tl.capture(target):
+            live, _ = _timed_stream(client)
+    [recorded] = list(tl.ParquetStream(target).exchanges())
+    assert recorded.chunks is not None and len(recorded.chunks) == len(live) + 1  # + [DONE]
+    span = recorded.chunks[-1].offset_us / 1e6
+    assert span >= 0.04 * len(live) * 0.8
+    with tl.capture(target, mode="none", timing="recorded") as replay:
+        paced, paced_times = _timed_stream(client)
+    with tl.capture(target, mode="none") as at_once:
+        fast, fast_times = _timed_stream(client)
+    assert (replay.replayed, at_once.replayed) == (1, 1)
+    assert paced == live and fast == live  # the same events in the same order
+    assert paced_times == sorted(paced_times)
+    assert 0.8 * span <= paced_times[-1] < 2 * span + 0.5, (paced_times, span)
+    assert fast_times[-1] < 0.5 * span
