@@ -107,3 +107,33 @@ def test_the_magics_in_a_shell(tmp_path):
             shell.run_line_magic("traffic", "sideways")
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_traffic_cell_replays_a_stream_at_the_recorded_pace(tmp_path):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    cell = (
+        "import time\nstart = time.perf_counter()\n"
+        "with httpx.Client() as c, c.stream('GET', URL + SSE) as r:\n"
+        "    pieces = list(r.iter_raw())\n"
+        "took = time.perf_counter() - start"
+    )
+    try:
+        shell.run_line_magic("load_ext", "traffic_lab")
+        target = tmp_path / "sse"
+        sse = "/stream?chunks=5&size=8&delay_ms=50&sse=1"
+        with LoopbackServer() as server:
+            shell.user_ns.update(URL=server.url, T=str(target), httpx=httpx, SSE=sse)
+            assert shell.run_cell("%%traffic {T}\n" + cell).success
+        live = shell.user_ns["pieces"]
+        [recorded] = list(tl.ParquetStream(target).exchanges())
+        span = recorded.chunks[-1].offset_us / 1e6
+        line = "%%traffic {T} --mode none --timing recorded --speed 2\n"
+        assert shell.run_cell(line + cell).success
+        assert shell.user_ns["pieces"] == live
+        assert 0.4 * span <= shell.user_ns["took"] < 0.8 * span + 0.15
+        result = shell.run_cell("%%traffic {T} --timing sometimes\n1")
+        assert "usage: %%traffic PATH" in str(result.error_before_exec or result.error_in_exec)
+    finally:
+        InteractiveShell.clear_instance()

@@ -32,6 +32,8 @@ def _parser(prog: str, with_switch: bool) -> argparse.ArgumentParser:
         parser.add_argument("target")
     parser.add_argument("--mode", default="new_episodes")
     parser.add_argument("--tag", action="append", default=[], metavar="K=V")
+    parser.add_argument("--timing", choices=["none", "recorded"], default="none")
+    parser.add_argument("--speed", type=float, default=1.0)
     return parser
 
 
@@ -41,9 +43,10 @@ def _parse(line: str, *, with_switch: bool) -> argparse.Namespace:
         args = _parser(prog, with_switch).parse_args(shlex.split(line))
     except (argparse.ArgumentError, SystemExit) as exc:
         usage = (
-            "%traffic on PATH [--mode MODE] [--tag K=V] | %traffic off"
+            "%traffic on PATH [--mode MODE] [--tag K=V] [--timing recorded [--speed X]]"
+            " | %traffic off"
             if with_switch
-            else "%%traffic PATH [--mode MODE] [--tag K=V]"
+            else "%%traffic PATH [--mode MODE] [--tag K=V] [--timing recorded [--speed X]]"
         )
         raise ValueError(f"{exc}; usage: {usage}") from None
     for tag in args.tag:
@@ -70,7 +73,14 @@ def _cell_tags(shell: Any, extra: list[str], cell_id: object = None) -> dict[str
 def traffic_cell(shell: Any, line: str, cell: str) -> None:
     """``%%traffic``: run ``cell`` inside a capture and show what it did."""
     args = _parse(line, with_switch=False)
-    block = Capture(args.target, args.mode, tags=_cell_tags(shell, args.tag), report=False)
+    block = Capture(
+        args.target,
+        args.mode,
+        tags=_cell_tags(shell, args.tag),
+        report=False,
+        timing=args.timing,
+        speed=args.speed,
+    )
     with block:
         result = shell.run_cell(cell, store_history=False)
     assert block.report is not None
@@ -95,7 +105,13 @@ def traffic_line(shell: Any, line: str) -> None:
     if not args.target:
         raise ValueError("usage: %traffic on PATH [--mode MODE] [--tag K=V]")
     session = Capture(
-        args.target, args.mode, tags=_cell_tags(shell, args.tag), scope="process", report=True
+        args.target,
+        args.mode,
+        tags=_cell_tags(shell, args.tag),
+        scope="process",
+        report=True,
+        timing=args.timing,
+        speed=args.speed,
     )
     session.__enter__()
 
