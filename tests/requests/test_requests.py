@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 
 import pytest
 import requests
@@ -141,3 +142,23 @@ def test_mounted_adapters_are_not_recorded_twice_by_a_capture(server):
     with tl.capture(outer), session_with(tl.RecordingAdapter(own)) as session:
         session.get(server.url + "/json?size=8")
     assert (len(own), len(outer)) == (1, 0)
+
+
+def test_a_streamed_body_is_recorded_with_its_chunks_and_replayed_at_its_pace():
+    sse = "/stream?chunks=5&size=8&delay_ms=50&sse=1"
+    cache = tl.MemoryCache()
+    with LoopbackServer() as server:
+        url = server.url + sse
+        response = session_with(tl.RecordingAdapter(cache)).get(url, stream=True)
+        live = b"".join(response.iter_content(chunk_size=None))
+        response.close()
+    [recorded] = list(cache.exchanges())
+    assert [c.size for c in recorded.chunks] == [16] * 5
+    span = recorded.chunks[-1].offset_us / 1e6
+    with tl.capture(cache, mode="none", timing="recorded", report=False):
+        start = time.perf_counter()
+        replayed = requests.get(url, stream=True)
+        body = b"".join(replayed.iter_content(chunk_size=None))
+        took = time.perf_counter() - start
+    assert body == live == recorded.response_body
+    assert 0.8 * span <= took < 2 * span + 0.15
