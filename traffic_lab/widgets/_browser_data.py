@@ -652,7 +652,8 @@ class TrafficView:
                 }
             )
             keys.attrs.update(self._attrs)
-            return list(frame_exchanges(keys))
+            found = list(frame_exchanges(keys))
+            return _with_recorded_chunks(capture_of(linked), keys, found)
         return list(frame_exchanges(self.frame_rows(positions)))
 
     def __repr__(self) -> str:
@@ -674,3 +675,26 @@ def open_view(source: object, where: Any = None) -> TrafficView:
         return TrafficView(source)
     table, attrs = read_capture_table(source, CAPTURE_LIGHT_COLUMNS, where)
     return TrafficView.from_table(table, attrs)
+
+
+def _with_recorded_chunks(
+    ref: Any, keys: pd.DataFrame, exchanges: list[Exchange]
+) -> list[Exchange]:
+    """``exchanges`` (the rows named by ``keys``) with the chunks their capture recorded for
+    streamed responses (the Timing tab shows their arrivals); rows read whole are unchanged."""
+    from ..stores.parquet import ParquetBase
+
+    store = ref.store() if ref is not None else None
+    if not isinstance(store, ParquetBase):
+        return exchanges
+    names = list(zip(keys["writer_id"], keys["writer_seq"].astype("int64"), strict=True))
+    rows = {
+        (str(w), int(s)): len(ex.response_body or b"")
+        for (w, s), ex in zip(names, exchanges, strict=True)
+        if ex.chunks is None
+    }
+    chunks = store.recorded_chunks(rows)
+    return [
+        ex.replace(chunks=chunks[(str(w), int(s))]) if (str(w), int(s)) in chunks else ex
+        for (w, s), ex in zip(names, exchanges, strict=True)
+    ]

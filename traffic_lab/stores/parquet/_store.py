@@ -10,8 +10,9 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from ...exchange import check_storable
+from ...exchange import Chunk, check_storable
 from ...matching import Matcher
 from .._pandas_views import PandasViews
 from ._fs import CaptureFS
@@ -27,6 +28,7 @@ from .reader import (
     time_filter,
     while_compacting,
 )
+from .schema import CHUNKS_COLUMN, ChunkColumn
 from .writer import CaptureWriter, Entry, day_of, entries_table
 
 if TYPE_CHECKING:
@@ -252,10 +254,57 @@ class ParquetBase(PandasViews):
             if entries:
                 import pyarrow.dataset as ds
 
-                pending = ds.dataset(self._pending_table(entries), schema=DATASET_SCHEMA)
+                # The row columns only (the writer adds columns kept beside them).
+                rows = self._pending_table(entries).select(DATASET_SCHEMA.names)
+                pending = ds.dataset(rows, schema=DATASET_SCHEMA)
                 yield from pending.scanner(columns=projection, filter=where).to_batches()
 
         return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def recorded_chunks(
+        self, rows: Mapping[tuple[str, int], int]
+    ) -> dict[tuple[str, int], tuple[Chunk, ...]]:
+        """The recorded chunks (schema v3) of the rows named by ``(writer_id, writer_seq)``,
+        given each row's response body length: only files of those writers are opened, only
+        their ``writer_seq``, body size and chunk columns are read, and a list that does not
+        describe its body (or a file that cannot be read, or a column of another type) is left
+        out. Rows read whole (no chunks recorded) are absent from the answer."""
+        import pyarrow.dataset as ds
+
+        if not rows:
+            return {}
+        self.refresh()
+        with self._state_lock:
+            files = self._files
+        wanted: dict[str, dict[int, int]] = {}
+        for (writer_id, seq), size in rows.items():
+            wanted.setdefault(writer_id, {})[int(seq)] = int(size)
+        found: dict[tuple[str, int], tuple[Chunk, ...]] = {}
+        for f in files:
+            seqs = wanted.get(f.writer_id)
+            if not seqs:
+                continue
+            try:
+                dataset = ds.dataset(
+                    self._cfs.full(f.rel), format="parquet", filesystem=self._cfs.fs
+                )
+                if CHUNKS_COLUMN not in dataset.schema.names:
+                    continue
+                table = dataset.to_table(
+                    columns=["writer_id", "writer_seq", CHUNKS_COLUMN],
+                    filter=pc.field("writer_seq").isin(list(seqs)),
+                )
+            except (pa.ArrowException, OSError, ValueError):
+                continue
+            column = ChunkColumn(table)
+            ids = table.column("writer_id").to_pylist()
+            for i, number in enumerate(table.column("writer_seq").to_pylist()):
+                if ids[i] != f.writer_id or not isinstance(number, int) or number not in seqs:
+                    continue
+                chunks = column.row(i, seqs[number])
+                if chunks is not None:
+                    found[(f.writer_id, number)] = chunks
+        return found
 
     def _read_published(
         self,

@@ -25,6 +25,7 @@ from ...matching import _DEFAULT_PORTS, Matcher
 __all__ = [
     "CHUNKS_COLUMN",
     "CHUNKS_FIELD",
+    "ChunkColumn",
     "DEFAULT_BLOB_THRESHOLD",
     "EPOCH",
     "HEADERS_TYPE",
@@ -630,7 +631,7 @@ class RowReader:
         self._error_types = _column(table, "error_type", None, n)
         self._error_messages = _column(table, "error_message", None, n)
         self._tags = _column(table, "tags", None, n)
-        self._chunks = _ChunkColumn(table)
+        self._chunks = ChunkColumn(table)
         # Set last: a thread that reads the flag finds every column (two threads that come
         # first may both decode; each gets the same columns).
         self._decoded = True
@@ -690,7 +691,7 @@ class RowReader:
         )
 
 
-class _ChunkColumn:
+class ChunkColumn:
     """The ``response_chunks`` column, checked row by row when asked: a list that does not fit
     its row (sizes that do not sum to the body's length, offsets that go back or out of range,
     more than :data:`~traffic_lab.exchange.MAX_CHUNKS`, a column of another type) is ignored,
