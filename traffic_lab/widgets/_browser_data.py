@@ -684,7 +684,7 @@ def _with_recorded_chunks(
     streamed responses (the Timing tab shows their arrivals); rows read whole are unchanged."""
     from ..stores.parquet import ParquetBase
 
-    store = ref.store() if ref is not None else None
+    store = ref.store() if ref is not None and ref.partitioned else None
     if not isinstance(store, ParquetBase):
         return exchanges
     names = list(zip(keys["writer_id"], keys["writer_seq"].astype("int64"), strict=True))
