@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import operator
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -123,13 +123,24 @@ class CaptureRef:
         """Every exchange of the source, in recorded order (bounded memory for Parquet)."""
         return iter(self._snapshot if self._snapshot is not None else self.store().exchanges())
 
-    def read(self, columns: Sequence[str], where: pc.Expression | None) -> pa.Table:
-        """Rows matching ``where``, in recorded order, with ``columns`` (capture names)."""
+    def read(
+        self,
+        columns: Sequence[str],
+        where: pc.Expression | None,
+        *,
+        writers: Collection[str] | None = None,
+    ) -> pa.Table:
+        """Rows matching ``where``, in recorded order, with ``columns`` (capture names);
+        ``writers``: ``where`` keeps only rows of these writer ids (a Parquet store then opens
+        only their files)."""
         columns = list(dict.fromkeys(columns))
         if self._snapshot is not None:
             return self._snapshot_table(range(len(self._snapshot)), columns, where)
         store = self.store()
-        table = store.to_arrow(columns=columns, filter=where)
+        if writers is not None and isinstance(store, ParquetBase):
+            table = store.to_arrow(columns=columns, filter=where, writers=writers)
+        else:
+            table = store.to_arrow(columns=columns, filter=where)
         if not isinstance(table, pa.Table):
             raise TypeError(f"{type(store).__name__}.to_arrow() returned {type(table).__name__}")
         return table.select(columns)
@@ -143,7 +154,8 @@ class CaptureRef:
         if keys.num_rows == 0:
             return SCHEMA.empty_table().select(columns)
         if self._snapshot is None:
-            found = self.read([*IDENTITY, *columns], _identity_filter(keys))
+            writers = {w for w in keys.column("writer_id").to_pylist() if isinstance(w, str)}
+            found = self.read([*IDENTITY, *columns], _identity_filter(keys), writers=writers)
             found_keys, table = found.select(list(IDENTITY)), found.select(columns)
         else:
             # Rows of another capture, or numbers out of range, are reported missing by _align.

@@ -180,9 +180,17 @@ class ParquetBase(PandasViews):
         self.refresh()
         return self._capture.dataset(self._files)
 
-    def to_arrow(self, columns: Sequence[str] | None = None, filter: Any = None) -> pa.Table:
+    def to_arrow(
+        self,
+        columns: Sequence[str] | None = None,
+        filter: Any = None,
+        *,
+        writers: Collection[str] | None = None,
+    ) -> pa.Table:
         """Rows as an Arrow table in recorded order; ``filter`` (a ``pyarrow.compute``
         Expression) is pushed down to the files, ``columns`` defaults to all plus ``day``.
+        ``writers``, when the filter keeps only rows of those writer ids, skips the files of
+        other writers without opening them (compacted files, which hold many, are read).
 
         Blob-stored bodies are read in; buffered exchanges are included, cleared rows are not.
 
@@ -203,7 +211,9 @@ class ParquetBase(PandasViews):
             bodies = [body for body in bodies if body in wanted]
             read.extend(f"{body}_blob" for body in bodies)
         entries, names = self._writer.pending()
-        table, cutoff = self._read_published(read, filter, exclude=names, bodies=bodies)
+        table, cutoff = self._read_published(
+            read, filter, exclude=names, bodies=bodies, writers=writers
+        )
         if entries:
             where = time_filter(cutoff, filter)
             extra = self._pending_table(entries)
@@ -313,15 +323,20 @@ class ParquetBase(PandasViews):
         *,
         exclude: Collection[str] = (),
         bodies: Collection[str] = (),
+        writers: Collection[str] | None = None,
     ) -> tuple[pa.Table, int | None]:
-        """Rows of the published files (but ``exclude``) matching ``filter`` and not cleared,
-        with ``bodies`` read from blobs; and the clear cutoff. Retried if compaction interferes."""
+        """Rows of the published files (but ``exclude``; only ``writers``' files and compacted
+        ones, when given) matching ``filter`` and not cleared, with ``bodies`` read from blobs;
+        and the clear cutoff. Retried if compaction interferes."""
 
         def read() -> tuple[pa.Table, int | None]:
             self.refresh()
             with self._state_lock:
                 files, cutoff = self._files, self._cutoff
             files = [f for f in files if f.rel not in exclude]
+            if writers is not None:
+                # A writer's file holds its rows only; a compacted one names no writer.
+                files = [f for f in files if not f.writer_id or f.writer_id in writers]
             where = time_filter(cutoff, filter)
             return self._capture.scan(files, columns, where, bodies), cutoff
 
