@@ -12,7 +12,7 @@ from ..exchange import Chunk, Exchange, RecordedError, _response_wire_body
 from ..protocols import DeferredRedaction, Sink
 from ..redaction import Redactor
 from ..wire import response_reason
-from ._streams import TeeAsyncStream, TeeSyncStream
+from ._streams import OnClose, TeeAsyncStream, TeeSyncStream
 
 __all__ = ["AsyncRecordingTransport", "RecordingTransport"]
 
@@ -90,6 +90,20 @@ class _Recorder:
             tags=self.tags,
         )
         self.store(exchange)
+
+    def on_close(self, pending: _Pending, response: httpx.Response) -> OnClose:
+        """What a tee stream calls when the client is done with ``response``'s body (sync and
+        async alike): finish ``pending`` with what was read."""
+
+        def close(
+            body: bytes,
+            truncated: bool,
+            error: BaseException | None,
+            chunks: tuple[Chunk, ...] | None,
+        ) -> None:
+            self.finish(pending, response, body, truncated, error, chunks=chunks)
+
+        return close
 
     def finish(
         self,
@@ -196,15 +210,7 @@ class RecordingTransport(httpx.BaseTransport):
         if not isinstance(stream, httpx.SyncByteStream):
             raise TypeError(f"expected a sync response stream, got {type(stream).__name__}")
 
-        def on_close(
-            body: bytes,
-            truncated: bool,
-            error: BaseException | None,
-            chunks: tuple[Chunk, ...] | None,
-        ) -> None:
-            core.finish(pending, response, body, truncated, error, chunks=chunks)
-
-        response.stream = TeeSyncStream(stream, on_close)
+        response.stream = TeeSyncStream(stream, core.on_close(pending, response))
         return response
 
     def close(self) -> None:
@@ -263,15 +269,7 @@ class AsyncRecordingTransport(httpx.AsyncBaseTransport):
         if not isinstance(stream, httpx.AsyncByteStream):
             raise TypeError(f"expected an async response stream, got {type(stream).__name__}")
 
-        def on_close(
-            body: bytes,
-            truncated: bool,
-            error: BaseException | None,
-            chunks: tuple[Chunk, ...] | None,
-        ) -> None:
-            core.finish(pending, response, body, truncated, error, chunks=chunks)
-
-        response.stream = TeeAsyncStream(stream, on_close)
+        response.stream = TeeAsyncStream(stream, core.on_close(pending, response))
         return response
 
     async def aclose(self) -> None:
