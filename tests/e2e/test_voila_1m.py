@@ -66,6 +66,17 @@ def test_a_million_exchanges_scroll_to_the_end_and_filter(page_url: str) -> None
         last = page.locator(f".tl-row[data-index='{SIZE - 1}']")
         expect(last).to_be_visible(timeout=30_000)
         expect(page.locator(f".tl-row[data-index='{SIZE - 2}']")).to_be_visible()
+        # the last row ends at the list's bottom edge, whole, and drawing it did not grow the
+        # scroll area (a row drawn past the spacer made the list chase its own scrolling)
+        box = page.locator(".tl-scroll").bounding_box()
+        row_box = last.bounding_box()
+        assert box is not None and row_box is not None
+        assert row_box["y"] + row_box["height"] <= box["y"] + box["height"] + 0.5
+        assert row_box["y"] >= box["y"]
+        heights = page.locator(".tl-scroll").evaluate(
+            "el => [el.scrollHeight, el.querySelector('.tl-spacer').offsetHeight]"
+        )
+        assert heights[0] == heights[1]
         path = last.locator(".tl-col-url").inner_text().strip()
         last.click()
         expect(last).to_have_class(re.compile(r"\btl-row-selected\b"))

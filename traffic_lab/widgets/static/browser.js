@@ -44,6 +44,8 @@ function render({ model, el }) {
   el.appendChild(root);
   const widths = { ...DEFAULT_WIDTHS };
   let requested = [-1, -1, -1]; // start, count, generation of the last window request
+  let drawn = "";
+  let drawnWindow = null; // what the drawn rows show (see drawRows)
 
   // header line, messages
   const count = node("div", "tl-count");
@@ -240,8 +242,24 @@ function render({ model, el }) {
     const columns = visibleColumns();
     const offset = g.scaled ? 0 : scroll.scrollTop % ROW;
     const firstShown = Math.max(start, g.first - MARGIN);
-    const lastShown = Math.min(start + rows.length, g.first + g.view + MARGIN);
-    rowsBox.style.top = `${scroll.scrollTop - offset - (g.first - firstShown) * ROW}px`;
+    let top = scroll.scrollTop - offset - (g.first - firstShown) * ROW;
+    if (g.scaled) {
+      // the rows in view end at the spacer's end, never past it: a row drawn below the
+      // spacer would grow the scroll area, and scrolling to it would move the rows again
+      const over = scroll.scrollTop + (Math.min(g.matches, g.first + g.view) - g.first) * ROW - g.height;
+      if (over > 0) top -= over;
+    }
+    const fits = Math.max(0, Math.floor((g.height - top) / ROW));
+    const lastShown = Math.min(start + rows.length, g.first + g.view + MARGIN, firstShown + fits);
+    rowsBox.style.top = `${top}px`;
+    // rebuild the rows only when what they show changed: scrolling within the window moves
+    // them, and a row under the pointer stays the same element
+    const key = [win.generation, start, rows.length, firstShown, lastShown, cursor,
+      model.get("selected_positions").join(","), columns.join(","),
+      columns.map((k) => widths[k]).join(","), g.matches].join("|");
+    if (key === drawn && win === drawnWindow) return;
+    drawn = key;
+    drawnWindow = win;
     const out = [];
     for (let index = firstShown; index < lastShown; index++) {
       const row = rows[index - start];
