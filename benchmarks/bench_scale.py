@@ -72,22 +72,27 @@ def make_exchange(i: int, rng: random.Random):
     )
 
 
-def build_capture(folder: Path, size: int) -> float:
-    """A capture of ``size`` exchanges (a multiple of 100k) at ``folder``; seconds taken."""
+def build_capture(folder: Path, size: int, row_group_size: int | None = None) -> float:
+    """A capture of ``size`` exchanges (a multiple of 100k) at ``folder``; seconds taken.
+
+    Row groups are sized as the writer sizes them (``ParquetOptions``), or hold
+    ``row_group_size`` rows (1,024: captures written before row groups were sized by bytes)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     import traffic_lab as tl
+    from traffic_lab.stores.parquet import ParquetOptions
     from traffic_lab.stores.parquet.schema import KEY_HASH_COLUMN, key_hash_column
-    from traffic_lab.stores.parquet.writer import compression_by_column, data_file_name
+    from traffic_lab.stores.parquet.writer import compression_by_column, data_file_name, group_rows
 
     start = time.perf_counter()
     rng = random.Random(1)
     base_n = min(size, BASE)
-    with tl.ParquetStream(
-        folder, flush_rows=base_n, flush_bytes=1 << 31, flush_seconds=None
-    ) as stream:
+    options = ParquetOptions(flush_rows=base_n, flush_bytes=1 << 31, flush_seconds=None)
+    if row_group_size is not None:
+        options = options.replace(row_group_size=row_group_size, row_group_bytes=None)
+    with tl.ParquetStream(folder, options=options) as stream:
         for i in range(base_n):
             stream.put(make_exchange(i, rng))
     [base_file] = sorted(folder.glob("day=*/*.parquet"))
@@ -128,7 +133,8 @@ def build_capture(folder: Path, size: int) -> float:
         target = folder / data_file_name(day, writer_id, 0)
         target.parent.mkdir(parents=True, exist_ok=True)
         codecs = compression_by_column(table.schema, "zstd")
-        pq.write_table(table, target, row_group_size=1024, compression=codecs)  # type: ignore[arg-type]
+        rows = group_rows(table, options)
+        pq.write_table(table, target, row_group_size=rows, compression=codecs)  # type: ignore[arg-type]
     return time.perf_counter() - start
 
 

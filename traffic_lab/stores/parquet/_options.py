@@ -46,8 +46,13 @@ class ParquetOptions:
     flush_seconds: float | None = 10.0
     #: Bodies larger than this many bytes go to content-addressed blob files (default 1 MiB).
     blob_threshold: int = DEFAULT_BLOB_THRESHOLD
-    #: Rows per Parquet row group of the files written (default 1,024).
-    row_group_size: int = 1024
+    #: Rows per Parquet row group of the files written, at most (default 65,536; a file
+    #: written by a flush holds at most ``flush_rows``).
+    row_group_size: int = 65_536
+    #: ... and about this many bytes of row data (Arrow's in-memory size, bodies included) per
+    #: group: fewer rows when rows are large (default 8 MiB; ``None``: rows only). Reading one
+    #: exchange back (a cache hit, the browser's detail) decodes at most its group.
+    row_group_bytes: int | None = 8 * 1024 * 1024
     #: Parquet compression codec of the files written (default ``"zstd"``).
     compression: str = "zstd"
     #: Raise :class:`~traffic_lab.errors.CorruptCaptureError` on an unreadable file or row
@@ -66,6 +71,10 @@ class ParquetOptions:
     def __post_init__(self) -> None:
         if self.flush_rows < 1 or self.flush_bytes < 1:
             raise ValueError("flush_rows and flush_bytes must be positive")
+        if self.row_group_size < 1 or (
+            self.row_group_bytes is not None and self.row_group_bytes < 1
+        ):
+            raise ValueError("row_group_size and row_group_bytes must be positive")
         if self.flush_seconds is not None and self.flush_seconds <= 0:
             raise ValueError("flush_seconds must be positive (or None)")
 

@@ -57,6 +57,7 @@ __all__ = [
     "compression_by_column",
     "data_file_name",
     "day_of",
+    "group_rows",
     "write_entries",
     "write_table",
 ]
@@ -200,9 +201,10 @@ def write_entries(
         if table is None:
             continue
         rel = names(day) if names is not None else data_file_name(day, writer_id, segment)
-        write_table(cfs, rel, table, options, sync=sync)
+        group = group_rows(table, options)
+        write_table(cfs, rel, table, options, sync=sync, row_group_size=group)
         if on_publish is not None:
-            on_publish(rel, kept, options.row_group_size)
+            on_publish(rel, kept, group)
     return all_dropped
 
 
@@ -258,12 +260,16 @@ def write_table(
     options: ParquetOptions,
     *,
     sync: bool = True,
+    row_group_size: int | None = None,
 ) -> bool:
     """Publish one table as a Parquet file at ``rel``; False if that name exists.
 
-    The ``request_key_hash`` column is computed here from ``request_key``, for every file
-    written (new rows and compacted ones alike), never carried over from what was read.
+    Row groups hold ``row_group_size`` rows (default: :func:`group_rows`). The
+    ``request_key_hash`` column is computed here from ``request_key``, for every file written
+    (new rows and compacted ones alike), never carried over from what was read.
     """
+    if row_group_size is None:
+        row_group_size = group_rows(table, options)
     if table.schema.get_field_index(KEY_HASH_COLUMN) >= 0:
         table = table.drop_columns([KEY_HASH_COLUMN])
     table = table.append_column(KEY_HASH_FIELD, key_hash_column(table))
@@ -273,7 +279,7 @@ def write_table(
         pq.write_table(
             table,
             where,
-            row_group_size=options.row_group_size,
+            row_group_size=row_group_size,
             compression=codec,
             use_dictionary=_DICTIONARY_COLUMNS,  # type: ignore[arg-type]  # a list is allowed
             write_statistics=_STATISTICS_COLUMNS,
@@ -285,6 +291,27 @@ def write_table(
     sink = pa.BufferOutputStream()
     write(sink)
     return cfs.publish(rel, sink.getvalue().to_pybytes())
+
+
+def group_rows(table: pa.Table, options: ParquetOptions) -> int:
+    """Rows per row group for ``table``: ``options.row_group_size``, fewer when the rows are
+    large, so that a group holds about ``options.row_group_bytes`` of row data (what reading
+    one exchange back decodes, at most).
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> from traffic_lab.stores.parquet import ParquetOptions
+    >>> small = pa.table({"b": [b"x" * 100] * 1000})  # ~104 bytes a row
+    >>> group_rows(small, ParquetOptions(row_group_bytes=10_500))
+    100
+    >>> group_rows(small, ParquetOptions(row_group_size=64))
+    64
+    """
+    if table.num_rows == 0 or options.row_group_bytes is None:
+        return options.row_group_size
+    per_row = max(1.0, table.nbytes / table.num_rows)
+    return max(1, min(options.row_group_size, int(options.row_group_bytes // per_row)))
 
 
 def compression_by_column(schema: pa.Schema, codec: str) -> dict[str, str]:
