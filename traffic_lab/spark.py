@@ -37,10 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["SparkCaptureQuery", "open_capture"]
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
-#: What Spark reads: the analysis columns and the tags (for ``Where(tags=...)``).
-_ROWS_SCHEMA = pa.schema(
-    [*analyses.ANALYSIS_SCHEMA, pa.field("tags", pa.map_(pa.string(), pa.string()))]
-)
 
 
 def open_capture(path: str, spark: SparkSession) -> SparkCaptureQuery:
@@ -60,13 +56,14 @@ class SparkCaptureQuery(CaptureQuery):
         ref = open_source(path)
         # head() and to_pandas() read through traffic_lab, with the same filters.
         expressions = [e for e in (w.expression(partitioned=True) for w in wheres) if e is not None]
-        super().__init__(ref, functools.reduce(operator.and_, expressions) if expressions else None)
+        combined = functools.reduce(operator.and_, expressions) if expressions else None
+        super().__init__(ref, combined, wheres)
         self._path = path
         self._spark = spark
-        self._wheres = wheres
+        self._spark_wheres = wheres
 
     def __repr__(self) -> str:
-        wheres = " and ".join(map(repr, self._wheres))
+        wheres = " and ".join(map(repr, self._spark_wheres))
         return f"<SparkCaptureQuery {self._path!r}{' where ' + wheres if wheres else ''}>"
 
     def where(self, where: WhereArg = None, **fields: Any) -> SparkCaptureQuery:
@@ -83,7 +80,7 @@ class SparkCaptureQuery(CaptureQuery):
             )
         if fields:
             added.append(Where(**fields))
-        return SparkCaptureQuery(self._path, self._spark, (*self._wheres, *added))
+        return SparkCaptureQuery(self._path, self._spark, (*self._spark_wheres, *added))
 
     def to_spark(self, session: SparkSession | None = None) -> DataFrame:
         """The matching rows' analysis columns (``elapsed_ms`` computed) and ``tags``, as a
@@ -97,26 +94,13 @@ class SparkCaptureQuery(CaptureQuery):
         if not isinstance(store, ParquetBase):
             raise TypeError(f"not a Parquet capture: {self._path!r}")
         files, cutoff = store.live_files()
-        columns = [
-            "CAST(CAST(elapsed AS BIGINT) AS DOUBLE) / 1000.0 AS elapsed_ms"
-            if name == "elapsed_ms"
-            else f"`{name}`"
-            for name in analyses.ANALYSIS_SCHEMA.names
-        ]
         if files:
-            frame = session.read.parquet(*files).selectExpr(*columns, "tags")
+            frame = session.read.parquet(*files).selectExpr(*analyses.rows_select("`"))
         else:  # a capture with nothing published yet
-            frame = session.createDataFrame(_ROWS_SCHEMA.empty_table())
+            frame = session.createDataFrame(analyses.ROWS_SCHEMA.empty_table())
         frame.createOrReplaceTempView("capture_rows")
-        raw = ibis.table(ibis.Schema.from_pyarrow(_ROWS_SCHEMA), name="capture_rows")
-        predicates = [analyses.where_filter(raw, w) for w in self._wheres]
-        if cutoff is not None:
-            moment = pa.scalar(cutoff, _TIMESTAMP).as_py()
-            predicates.append(raw.started_at >= ibis.literal(moment))
-        kept = [p for p in predicates if p is not None]
-        if kept:
-            raw = raw.filter(functools.reduce(operator.and_, kept))
-        return session.sql(str(ibis.to_sql(raw, dialect="pyspark")))
+        rows = analyses.live_rows("capture_rows", self._spark_wheres, cutoff)
+        return session.sql(str(ibis.to_sql(rows, dialect="pyspark")))
 
     def _run(self, expr: Table) -> pa.Table:
         import ibis

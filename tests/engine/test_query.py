@@ -316,3 +316,79 @@ def test_docstring_examples_run(monkeypatch):
     monkeypatch.chdir(SAMPLE.parents[1])  # the examples open data/sample-capture
     failures, tried = doctest.testmod(traffic_lab.engine.query)
     assert tried > 0 and failures == 0
+
+
+def test_on_local_disk_duckdb_reads_the_files_itself(capture, monkeypatch):
+    # Where filters over a capture on disk: DuckDB scans the live files, not the batch stream
+    # of traffic_lab's reader (which only a pyarrow Expression, or a failure, still needs).
+    import pyarrow.compute as pc
+
+    from traffic_lab.stores.parquet import ParquetBase
+
+    frame = tl.read_capture(capture)
+    streamed: list[int] = []
+    original = ParquetBase.to_batches
+
+    def counted(self, *args, **kwargs):
+        streamed.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ParquetBase, "to_batches", counted)
+    query = tl.open_capture(capture).where(status="5xx").where({"method": "GET"})
+    expected = frame[(frame.response_status >= 500) & (frame.request_method == "GET")]
+    assert query.count() == len(expected) > 0
+    assert_same_endpoints(query, expected)
+    assert streamed == []
+    by_expression = tl.open_capture(capture).where(pc.field("response_status") >= 500)
+    assert by_expression.count() == int((frame.response_status >= 500).sum())
+    assert streamed == [1]
+
+
+@pytest.mark.parametrize("where", WHERES, ids=str)
+def test_to_pandas_read_by_duckdb_is_read_capture(capture, where, monkeypatch):
+    from traffic_lab.stores.parquet import ParquetBase
+
+    expected = tl.read_capture(capture, where=where)
+    if where is not None:  # an unfiltered read goes through traffic_lab's reader
+        monkeypatch.setattr(ParquetBase, "to_arrow", None)  # DuckDB reads the files itself
+    got = tl.open_capture(capture).where(where).to_pandas()
+    pd.testing.assert_frame_equal(got, expected)
+    # linked to the capture, as read_capture's frames are: bodies and replay work
+    [(name, ref)] = got.attrs.items()
+    assert (name, ref.location) == ("traffic_lab.source", str(capture))
+    columns = ["response_status", "tags", "elapsed_ms"]
+    narrow = tl.open_capture(capture).where(where).to_pandas(columns)
+    monkeypatch.undo()
+    assert list(narrow.columns) == list(expected[list(narrow.columns)].columns)
+    pd.testing.assert_frame_equal(narrow, expected[list(narrow.columns)])
+    assert set(columns) <= set(narrow.columns)
+    from traffic_lab.frames.convert import frame_exchanges
+
+    assert list(frame_exchanges(got.head(3))) == list(frame_exchanges(expected.head(3)))
+
+
+def test_to_pandas_by_duckdb_hides_cleared_rows_and_falls_back_on_bad_text(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "c"
+    with tl.ParquetStream(path) as stream:
+        for ex in varied(30, start=datetime.now(UTC) - timedelta(hours=1)):
+            stream.put(ex)
+        stream.clear()
+        for ex in varied(60, seed=3, start=datetime.now(UTC) + timedelta(seconds=5))[:40]:
+            stream.put(ex)
+        stream.flush()
+        for ex in varied(60, seed=4, start=datetime.now(UTC) + timedelta(minutes=5))[:20]:
+            stream.put(ex)
+    query = tl.open_capture(path)
+    pd.testing.assert_frame_equal(query.to_pandas(), tl.read_capture(path))
+    assert len(query.to_pandas()) == 60
+    bad = sorted(path.glob("day=*/*.parquet"))[-1]
+    table = pq.read_table(bad)
+    assert table.num_rows == 20
+    i = table.schema.get_field_index("request_url")
+    broken = pa.array([b"https://a.example/\xff"] * table.num_rows, pa.binary()).view(pa.string())
+    pq.write_table(table.set_column(i, table.schema.field(i), broken), bad)
+    with pytest.warns(tl.errors.SkippedFileWarning, match=re.escape(str(bad))):
+        assert len(query.to_pandas()) == 40

@@ -14,8 +14,6 @@ rules (``df.traffic``), and a test checks that both give the same answers on the
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +21,8 @@ import ibis
 import pyarrow as pa
 
 from ..frames.analysis import DEFAULT_SEGMENT_RULES, SegmentRule
-from ..frames.where import Where, glob_to_regex, parse_status
+from ..frames.where import Where, rows_where
 from ..stores.parquet import SCHEMA
-
-_GLOB_CHARS = frozenset("*?[")
 
 if TYPE_CHECKING:
     from ibis.expr.types import Table
@@ -44,7 +40,9 @@ __all__ = [
     "status_mix",
     "summary",
     "timeline",
-    "where_filter",
+    "ROWS_SCHEMA",
+    "rows_select",
+    "live_rows",
 ]
 
 #: The columns analyses read, as the engine presents a capture: the capture's own columns
@@ -229,43 +227,30 @@ def duplicates(t: Table) -> Table:
     return grouped.order_by([ibis.desc("saved_ms"), ibis.desc("count"), "key"])
 
 
-def where_filter(t: Table, where: Where) -> Any:
-    """A :class:`~traffic_lab.Where` as an Ibis predicate over ``t`` (``None``: no filter), for
-    engines that cannot take the ``pyarrow.compute`` Expression it compiles to (Spark). The
-    grammar is parsed by :mod:`traffic_lab.frames.where`; only the emitting differs, and a test
-    checks both forms select the same rows."""
-    parts: list[Any] = []
+#: What an engine that reads the files itself takes of each row: the analysis columns and the
+#: tags (for ``Where(tags=...)``).
+ROWS_SCHEMA = pa.schema([*ANALYSIS_SCHEMA, pa.field("tags", pa.map_(pa.string(), pa.string()))])
 
-    def text(column: Any, values: Sequence[str], *, fold: bool = False) -> Any:
-        globs = [v for v in values if _GLOB_CHARS & set(v)]
-        exact = [v for v in values if v not in globs]
-        options = [column.isin(exact)] if exact else []
-        for glob in globs:
-            options.append(column.re_search(("(?i)" if fold else "") + glob_to_regex(glob)))
-        return functools.reduce(operator.or_, options)
 
-    if where.host is not None:
-        parts.append(text(t.request_host, where.host, fold=True))
-    if where.method is not None:
-        parts.append(text(t.request_method, where.method))
-    if where.status is not None:
-        status = parse_status(where.status)
-        column = t.response_status
-        options = [(column >= low) & (column <= high) for low, high in status.ranges]
-        if status.failed:
-            options.append(column.isnull())
-        parts.append(functools.reduce(operator.or_, options) if options else ibis.literal(False))
-    if where.start is not None:
-        parts.append(t.started_at >= ibis.literal(where.start))
-    if where.end is not None:
-        parts.append(t.started_at < ibis.literal(where.end))
-    if where.path is not None:
-        parts.append(text(t.request_path, where.path))
-    if where.failed is not None:
-        parts.append(t.error_type.notnull() if where.failed else t.error_type.isnull())
-    for name, value in dict(where.tags or {}).items():
-        parts.append(t.tags.get(name) == value)
-    return functools.reduce(operator.and_, parts) if parts else None
+def rows_select(quote: str = '"') -> list[str]:
+    """The SQL select list that makes :data:`ROWS_SCHEMA` from a capture file's columns
+    (``quote`` quotes a name: ``"`` for DuckDB, a backtick for Spark)."""
+    return [
+        "CAST(CAST(elapsed AS BIGINT) AS DOUBLE) / 1000.0 AS elapsed_ms"
+        if name == "elapsed_ms"
+        else f"{quote}{name}{quote}"
+        for name in ROWS_SCHEMA.names
+    ]
+
+
+def live_rows(
+    name: str, wheres: Sequence[Where], cutoff: int | None, schema: pa.Schema = ROWS_SCHEMA
+) -> Table:
+    """The rows an analysis sees, over a table ``name`` of ``schema`` (default
+    :data:`ROWS_SCHEMA`; or the capture's row schema) read from a capture's live files: the
+    clear ``cutoff`` (µs since the epoch, as ``ParquetBase.live_files`` gives it) and every one
+    of ``wheres`` applied."""
+    return rows_where(ibis.table(ibis.Schema.from_pyarrow(schema), name=name), wheres, cutoff)
 
 
 def status_mix(

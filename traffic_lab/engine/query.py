@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -19,7 +19,7 @@ from ..frames.analysis import (
     compare_sides,
     endpoint_shapes,
 )
-from ..frames.convert import CaptureRef, open_source, read_capture
+from ..frames.convert import CaptureRef, capture_columns, open_source, read_capture, read_frame
 from ..frames.display import Summary, TrafficTable, label_duplicates
 from ..frames.where import Where, WhereArg, as_expression
 from ..stores.parquet import ParquetBase
@@ -78,6 +78,32 @@ def open_capture(source: Any, *, filesystem: Any = None) -> CaptureQuery:
     return CaptureQuery(open_source(source, filesystem=filesystem))
 
 
+def _as_where(where: WhereArg) -> Where | None:
+    """``where`` as a :class:`~traffic_lab.Where` (None for an Expression)."""
+    if isinstance(where, Where):
+        return where
+    if isinstance(where, Mapping):
+        return Where(**where)
+    return None
+
+
+def _run_over_files(files: Sequence[str], rows_sql: str, sql: str) -> pa.Table:
+    """``sql`` over a view ``capture`` of ``rows_sql`` over ``capture_rows``: the analysis
+    columns of ``files``, read by DuckDB itself (in parallel, only the columns and row groups
+    the question needs)."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        if files:
+            raw = con.read_parquet(list(files), hive_partitioning=False)
+            raw.select(", ".join(analyses.rows_select('"'))).create_view("capture_rows")
+        else:
+            con.register("capture_rows", analyses.ROWS_SCHEMA.empty_table())
+        con.sql(rows_sql).create_view("capture")
+        answer: pa.Table = con.sql(sql).to_arrow_table()
+        return answer
+
+
 class CaptureQuery:
     """Questions about the rows of a capture that match a filter (see :func:`open_capture`).
 
@@ -85,9 +111,17 @@ class CaptureQuery:
     holds no rows and can be asked again (the capture is read afresh, new rows included).
     """
 
-    def __init__(self, ref: CaptureRef, where: pc.Expression | None = None) -> None:
+    def __init__(
+        self,
+        ref: CaptureRef,
+        where: pc.Expression | None = None,
+        wheres: tuple[Where, ...] | None = (),
+    ) -> None:
         self._ref = ref
         self._where = where
+        # The same filters as Where objects, for DuckDB reading the files itself (None: a
+        # pyarrow Expression was given, which only traffic_lab's reader can apply).
+        self._wheres = wheres
 
     def __repr__(self) -> str:
         where = "" if self._where is None else f" where {self._where}"
@@ -99,13 +133,18 @@ class CaptureQuery:
         fields or an Expression) and/or :class:`~traffic_lab.Where` fields as keywords, e.g.
         ``.where(status="5xx", host="api.example")``; every filter given must hold."""
         parts = [self._where]
+        wheres = self._wheres
         if where is not None:
             parts.append(as_expression(where, partitioned=self._ref.partitioned))
+            added = _as_where(where)
+            wheres = None if wheres is None or added is None else (*wheres, added)
         if fields:
-            parts.append(Where(**fields).expression(partitioned=self._ref.partitioned))
+            added = Where(**fields)
+            parts.append(added.expression(partitioned=self._ref.partitioned))
+            wheres = None if wheres is None else (*wheres, added)
         kept = [p for p in parts if p is not None]
         combined = functools.reduce(operator.and_, kept) if kept else None
-        return CaptureQuery(self._ref, combined)
+        return CaptureQuery(self._ref, combined, wheres)
 
     # -- running -----------------------------------------------------------------------------------
     def _reader(self, names: Sequence[str]) -> pa.RecordBatchReader:
@@ -117,14 +156,36 @@ class CaptureQuery:
         projection: Any = _projection(names)  # the stubs know only a list of names
         return ds.dataset(table).scanner(columns=projection).to_reader()
 
+    def _local_files(self) -> tuple[list[str], int | None] | None:
+        """The live files and clear cutoff, when DuckDB can read the files itself and apply
+        this query's filters (a capture on local disk, nothing buffered, Where filters)."""
+        if self._wheres is None or not self._ref.partitioned:
+            return None
+        store = self._ref.store()
+        return store.local_files() if isinstance(store, ParquetBase) else None
+
     def _run(self, expr: Table) -> pa.Table:
-        """``expr`` (over :func:`analyses.capture_table`) compiled to DuckDB SQL and run over
-        the columns it uses (a count reads one small column)."""
+        """``expr`` (over :func:`analyses.capture_table`) compiled to DuckDB SQL and run.
+
+        On local disk DuckDB reads the capture's live files itself (files listed, and their
+        footers checked, by traffic_lab; DuckDB rejects text that is not UTF-8 and damaged
+        pages). If it fails on anything, the question is asked again through traffic_lab's
+        reader, which names and skips the file that spoiled it and answers from the others.
+        """
         import duckdb
         import ibis
         import ibis.expr.operations as ops
 
-        sql = ibis.to_sql(expr, dialect="duckdb")
+        sql = str(ibis.to_sql(expr, dialect="duckdb"))
+        local = self._local_files()
+        if local is not None:
+            files, cutoff = local
+            assert self._wheres is not None
+            rows = analyses.live_rows("capture_rows", self._wheres, cutoff)
+            try:
+                return _run_over_files(files, str(ibis.to_sql(rows, dialect="duckdb")), sql)
+            except duckdb.Error:
+                pass  # a damaged or vanished file: the reader below names it, or lists again
         # Every column name a field anywhere in the expression refers to (a name a derived
         # table reuses may read one column more than needed, never one less).
         used = {f.name for f in expr.op().find(ops.Field)}
@@ -133,7 +194,7 @@ class CaptureQuery:
         def run() -> pa.Table:
             with duckdb.connect() as con:
                 con.register("capture", self._reader(names))
-                answer: pa.Table = con.sql(str(sql)).to_arrow_table()
+                answer: pa.Table = con.sql(sql).to_arrow_table()
                 return answer
 
         location = self._ref.location
@@ -171,8 +232,10 @@ class CaptureQuery:
     def to_pandas(
         self, columns: Sequence[str] | str | None = None, *, bodies: bool = False
     ) -> pd.DataFrame:
-        """The matching rows as a frame: :func:`~traffic_lab.read_capture` with this filter."""
-        return read_capture(self._ref, columns, self._where, bodies)
+        """The matching rows as a frame: :func:`~traffic_lab.read_capture` with this filter
+        (over a capture on local disk, without bodies, DuckDB reads the rows that match)."""
+        wanted = capture_columns(columns, bodies)
+        return read_frame(self._ref, wanted, self._where, self._wheres)
 
     def summary(self, rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES) -> Summary:
         """Headline figures, as ``df.traffic.summary()``."""

@@ -16,6 +16,8 @@ from ..exchange import Exchange
 from ..protocols import Enumerable, exchanges_of, matcher_of
 from ..stores.parquet import SCHEMA, ParquetBase, ParquetStream, exchanges_to_table
 from ..stores.parquet.schema import new_writer_id
+from ._local_scan import BODY_NAMES, read_local
+from .where import Where
 
 if TYPE_CHECKING:
     from ..matching import Matcher
@@ -129,14 +131,26 @@ class CaptureRef:
         where: pc.Expression | None,
         *,
         writers: Collection[str] | None = None,
+        wheres: Sequence[Where] | None = None,
     ) -> pa.Table:
         """Rows matching ``where``, in recorded order, with ``columns`` (capture names);
         ``writers``: ``where`` keeps only rows of these writer ids (a Parquet store then opens
-        only their files)."""
+        only their files). ``wheres``: the same filter as :class:`~traffic_lab.Where` objects,
+        if it is one; a capture on local disk is then read by DuckDB (see
+        :mod:`traffic_lab.frames._local_scan`), unless bodies are asked for."""
         columns = list(dict.fromkeys(columns))
         if self._snapshot is not None:
             return self._snapshot_table(range(len(self._snapshot)), columns, where)
         store = self.store()
+        if wheres and isinstance(store, ParquetBase) and not BODY_NAMES & set(columns):
+            local = store.local_files()
+            if local is not None:
+                import duckdb
+
+                try:
+                    return read_local(*local, wheres, columns)
+                except duckdb.Error:
+                    pass  # a damaged or vanished file: the store's reader names it
         if writers is not None and isinstance(store, ParquetBase):
             table = store.to_arrow(columns=columns, filter=where, writers=writers)
         else:

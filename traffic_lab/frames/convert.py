@@ -19,7 +19,7 @@ from ..exchange import Exchange
 from ..protocols import exchanges_of
 from ..stores.parquet import SCHEMA, ParquetStream, table_to_exchanges
 from ._capture_ref import CAPTURE_COLUMNS, IDENTITY, SOURCE_ATTR, CaptureRef, open_source
-from .where import WhereArg, as_expression
+from .where import Where, WhereArg, as_expression, as_wheres
 
 if TYPE_CHECKING:
     from ..matching import Matcher
@@ -32,6 +32,7 @@ __all__ = [
     "KEY_COLUMNS",
     "SOURCE_ATTR",
     "CaptureRef",  # re-exported for the engine: what a frame or query reads from
+    "capture_columns",
     "capture_of",
     "frame_columns",
     "frame_exchanges",
@@ -39,6 +40,7 @@ __all__ = [
     "open_source",
     "read_capture",
     "read_capture_table",
+    "read_frame",
     "to_pandas",
     "write_capture",
 ]
@@ -90,8 +92,9 @@ def _frame_name(capture_name: str) -> str:
     return "elapsed_ms" if capture_name == "elapsed" else capture_name
 
 
-def _wanted(columns: ColumnsArg, bodies: bool, headers: bool) -> list[str]:
-    """Capture column names to read, in schema order."""
+def capture_columns(columns: ColumnsArg, bodies: bool = False, headers: bool = False) -> list[str]:
+    """The capture column names (schema order) that :func:`read_capture` reads for these
+    arguments: ``columns`` checked, :data:`KEY_COLUMNS` added."""
     if columns is None:
         chosen = set(DEFAULT_COLUMNS)
     elif isinstance(columns, str):
@@ -182,7 +185,19 @@ def read_capture(
     """
     ref = open_source(source, filesystem=filesystem)
     expr = as_expression(where, partitioned=ref.partitioned)
-    df = table_to_frame(ref.read(_wanted(columns, bodies, headers), expr))
+    return read_frame(ref, capture_columns(columns, bodies, headers), expr, as_wheres(where))
+
+
+def read_frame(
+    ref: CaptureRef,
+    columns: Sequence[str],
+    where: pc.Expression | None,
+    wheres: Sequence[Where] | None = None,
+) -> pd.DataFrame:
+    """The traffic frame of capture ``columns`` of ``ref``'s rows matching ``where``, linked
+    to the capture (what :func:`read_capture` returns); ``wheres`` as for
+    :meth:`CaptureRef.read`."""
+    df = table_to_frame(ref.read(columns, where, wheres=wheres))
     df.attrs[SOURCE_ATTR] = ref
     return df
 
@@ -204,7 +219,7 @@ def read_capture_table(
     """
     ref = open_source(source, filesystem=filesystem)
     expr = as_expression(where, partitioned=ref.partitioned)
-    return ref.read(list(columns), expr), {SOURCE_ATTR: ref}
+    return ref.read(list(columns), expr, wheres=as_wheres(where)), {SOURCE_ATTR: ref}
 
 
 def _series_to_arrow(series: pd.Series[Any], name: str) -> Any:

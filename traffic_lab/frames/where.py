@@ -26,8 +26,10 @@ __all__ = [
     "Where",
     "WhereArg",
     "as_expression",
+    "as_wheres",
     "glob_to_regex",
     "parse_status",
+    "rows_where",
 ]
 
 #: What ``Where(status=...)`` accepts: a code, a class like ``"5xx"``, a ``range``, or codes.
@@ -281,6 +283,74 @@ class Where:
         for name, value in dict(self.tags or {}).items():
             parts.append(pc.map_lookup(pc.field("tags"), pa.scalar(name), "first") == value)
         return functools.reduce(operator.and_, parts) if parts else None
+
+    def predicate(self, t: Any) -> Any:
+        """The filter as an Ibis predicate over the capture columns of table ``t`` (``None``
+        when nothing is filtered), for engines that read the files themselves (DuckDB,
+        Spark): the same rows as :meth:`expression` (a test checks both)."""
+        import ibis
+
+        parts: list[Any] = []
+
+        def text(column: Any, values: Sequence[str], *, fold: bool = False) -> Any:
+            globs = [v for v in values if _GLOB_CHARS & set(v)]
+            exact = [v for v in values if v not in globs]
+            options = [column.isin(exact)] if exact else []
+            for glob in globs:
+                options.append(column.re_search(("(?i)" if fold else "") + glob_to_regex(glob)))
+            return functools.reduce(operator.or_, options)
+
+        if self.host is not None:
+            parts.append(text(t.request_host, self.host, fold=True))
+        if self.method is not None:
+            parts.append(text(t.request_method, self.method))
+        if self.status is not None:
+            status = parse_status(self.status)
+            column = t.response_status
+            options = [(column >= low) & (column <= high) for low, high in status.ranges]
+            if status.failed:
+                options.append(column.isnull())
+            parts.append(
+                functools.reduce(operator.or_, options) if options else ibis.literal(False)
+            )
+        if self.start is not None:
+            parts.append(t.started_at >= ibis.literal(self.start))
+        if self.end is not None:
+            parts.append(t.started_at < ibis.literal(self.end))
+        if self.path is not None:
+            parts.append(text(t.request_path, self.path))
+        if self.failed is not None:
+            parts.append(t.error_type.notnull() if self.failed else t.error_type.isnull())
+        for name, value in dict(self.tags or {}).items():
+            parts.append(t.tags.get(name) == value)
+        return functools.reduce(operator.and_, parts) if parts else None
+
+
+def as_wheres(where: WhereArg) -> tuple[Where, ...] | None:
+    """``where`` as :class:`Where` objects for engines that read the files themselves: ``()``
+    for no filter, ``None`` for an Expression (which only pyarrow can apply). Raises as
+    :func:`as_expression` does for anything else."""
+    if where is None:
+        return ()
+    if isinstance(where, Where):
+        return (where,)
+    if isinstance(where, Mapping):
+        as_expression(where)  # the keys checked, with as_expression's message
+        return (Where(**where),)
+    return None
+
+
+def rows_where(t: Any, wheres: Sequence[Where], cutoff: int | None) -> Any:
+    """Ibis table ``t`` (capture columns, read from a capture's live files) with the clear
+    ``cutoff`` (µs since the epoch: earlier rows are hidden) and every one of ``wheres``."""
+    import ibis
+
+    predicates = [w.predicate(t) for w in wheres]
+    if cutoff is not None:
+        moment = pa.scalar(cutoff, _TIMESTAMP).as_py()
+        predicates.append(t.started_at >= ibis.literal(moment))
+    kept = [p for p in predicates if p is not None]
+    return t.filter(functools.reduce(operator.and_, kept)) if kept else t
 
 
 def as_expression(where: WhereArg, *, partitioned: bool = False) -> pc.Expression | None:

@@ -238,6 +238,14 @@ class ParquetBase(PandasViews):
             files, cutoff = self._files, self._cutoff
         return [self._cfs.full(f.rel) for f in files], cutoff
 
+    def local_files(self) -> tuple[list[str], int | None] | None:
+        """:meth:`live_files` when an embedded engine can read them itself and see every row:
+        the capture is on the local filesystem and this store holds no buffered rows (those
+        are in no file yet). ``None`` otherwise: read through :meth:`to_batches`."""
+        if not self._cfs.local or self._writer.pending()[0]:
+            return None
+        return self.live_files()  # rows buffered after the check are later than the answer
+
     def to_batches(self, columns: Mapping[str, Any], filter: Any = None) -> pa.RecordBatchReader:
         """Rows matching ``filter`` as a stream of record batches projected to ``columns``
         (name -> ``pyarrow.compute`` Expression over the capture's columns), for engines that
