@@ -132,12 +132,15 @@ class CaptureRef:
         *,
         writers: Collection[str] | None = None,
         wheres: Sequence[Where] | None = None,
+        dictionaries: Collection[str] = (),
     ) -> pa.Table:
         """Rows matching ``where``, in recorded order, with ``columns`` (capture names);
         ``writers``: ``where`` keeps only rows of these writer ids (a Parquet store then opens
         only their files). ``wheres``: the same filter as :class:`~traffic_lab.Where` objects,
         if it is one; a capture on local disk is then read by DuckDB (see
-        :mod:`traffic_lab.frames._local_scan`), unless bodies are asked for."""
+        :mod:`traffic_lab.frames._local_scan`), unless bodies are asked for.
+        ``dictionaries``: text columns a Parquet store may return as Arrow dictionaries (read
+        as the files store them); other sources, and DuckDB, return them as text."""
         columns = list(dict.fromkeys(columns))
         if self._snapshot is not None:
             return self._snapshot_table(range(len(self._snapshot)), columns, where)
@@ -151,8 +154,10 @@ class CaptureRef:
                     return read_local(*local, wheres, columns)
                 except duckdb.Error:
                     pass  # a damaged or vanished file: the store's reader names it
-        if writers is not None and isinstance(store, ParquetBase):
-            table = store.to_arrow(columns=columns, filter=where, writers=writers)
+        if isinstance(store, ParquetBase):
+            table = store.to_arrow(
+                columns=columns, filter=where, writers=writers, dictionaries=dictionaries
+            )
         else:
             table = store.to_arrow(columns=columns, filter=where)
         if not isinstance(table, pa.Table):

@@ -207,7 +207,12 @@ to_pandas = read_capture
 
 
 def read_capture_table(
-    source: Any, columns: Sequence[str], where: WhereArg = None, *, filesystem: Any = None
+    source: Any,
+    columns: Sequence[str],
+    where: WhereArg = None,
+    *,
+    filesystem: Any = None,
+    dictionaries: Sequence[str] = (),
 ) -> tuple[pa.Table, dict[str, Any]]:
     """Exactly ``columns`` (capture column names: ``elapsed``, not ``elapsed_ms``) of a capture,
     in recorded order, as an Arrow table; and the ``attrs`` that link a frame made from its rows
@@ -215,11 +220,13 @@ def read_capture_table(
 
     For readers that keep columns compactly in memory (the notebook browser): no key column is
     added and nothing is converted to pandas. ``source`` and ``where`` as for
-    :func:`read_capture`.
+    :func:`read_capture`; the text columns ``dictionaries`` may come back as Arrow
+    dictionaries (a Parquet capture stores low-cardinality columns so).
     """
     ref = open_source(source, filesystem=filesystem)
     expr = as_expression(where, partitioned=ref.partitioned)
-    return ref.read(list(columns), expr, wheres=as_wheres(where)), {SOURCE_ATTR: ref}
+    table = ref.read(list(columns), expr, wheres=as_wheres(where), dictionaries=dictionaries)
+    return table, {SOURCE_ATTR: ref}
 
 
 def _series_to_arrow(series: pd.Series[Any], name: str) -> Any:

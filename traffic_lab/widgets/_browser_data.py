@@ -49,6 +49,8 @@ CAPTURE_LIGHT_COLUMNS = [
     "error_type",
     "truncated",
 ]
+#: Light columns read as Arrow dictionaries (few distinct values; no string per row is made).
+DICTIONARY_COLUMNS = ["writer_id", "request_method", "request_host", "response_content_type"]
 #: Status filter choices: label -> spec (the grammar of ``Where(status=...)``).
 STATUS_CLASSES = {
     "any": "",
@@ -117,12 +119,31 @@ def codes_of(values: Any) -> tuple[np.ndarray[Any, Any], list[str]]:
         return values.cat.codes.to_numpy().astype(np.int32), categories
     if isinstance(values, pd.Series):
         values = pa.array(values, from_pandas=True)
+    if pa.types.is_dictionary(values.type):
+        return _dictionary_codes(values)
     encoded = pc.dictionary_encode(values)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks() if encoded.num_chunks else pa.array([], encoded.type)
     indices = encoded.indices.fill_null(_NO_STATUS)
     dictionary = [str(v) for v in encoded.dictionary.to_pylist()]
     return indices.to_numpy(zero_copy_only=False).astype(np.int32), dictionary
+
+
+def _dictionary_codes(values: Any) -> tuple[np.ndarray[Any, Any], list[str]]:
+    """:func:`codes_of` for an Arrow dictionary column (as a capture's files store hosts,
+    methods...): its chunks' dictionaries unified, the values no row uses dropped."""
+    chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    if chunked.num_chunks == 0:
+        return np.zeros(0, np.int32), []
+    unified: Any = chunked.unify_dictionaries()
+    dictionary = unified.chunk(0).dictionary
+    indices: Any = pa.chunked_array([c.indices for c in unified.chunks], unified.type.index_type)
+    codes = indices.fill_null(-1).to_numpy().astype(np.int32)
+    used = np.bincount(codes[codes >= 0], minlength=len(dictionary)) > 0
+    remap = np.full(len(dictionary) + 1, _NO_STATUS, dtype=np.int32)  # [-1] stays missing
+    remap[:-1][used] = np.arange(int(used.sum()), dtype=np.int32)
+    kept = [str(v) for v, u in zip(dictionary.to_pylist(), used, strict=True) if u]
+    return remap[codes], kept
 
 
 def sort_key(sort: str) -> tuple[str, bool]:
@@ -673,7 +694,9 @@ def open_view(source: object, where: Any = None) -> TrafficView:
         if where is not None:
             raise TypeError("where= filters a capture being read; filter the DataFrame instead")
         return TrafficView(source)
-    table, attrs = read_capture_table(source, CAPTURE_LIGHT_COLUMNS, where)
+    table, attrs = read_capture_table(
+        source, CAPTURE_LIGHT_COLUMNS, where, dictionaries=DICTIONARY_COLUMNS
+    )
     return TrafficView.from_table(table, attrs)
 
 

@@ -422,16 +422,23 @@ class Capture:
             raise ValueError(f"body blob {where} does not match its digest")
         return data
 
-    def dataset(self, files: Sequence[DataFile]) -> ds.Dataset:
-        """A ``pyarrow.dataset.Dataset`` over ``files`` with the ``day`` partition column."""
+    def dataset(self, files: Sequence[DataFile], dictionaries: Collection[str] = ()) -> ds.Dataset:
+        """A ``pyarrow.dataset.Dataset`` over ``files`` with the ``day`` partition column;
+        ``dictionaries``: text columns read as Arrow dictionaries (what the files store for
+        low-cardinality columns: no string is materialised per row)."""
         import pyarrow.dataset as ds
 
+        schema = dictionary_schema(dictionaries)
         if not files:
-            return ds.dataset(DATASET_SCHEMA.empty_table())
+            return ds.dataset(schema.empty_table())
         return ds.dataset(
             [self.cfs.full(f.rel) for f in files],
-            schema=DATASET_SCHEMA,
-            format="parquet",
+            schema=schema,
+            format=ds.ParquetFileFormat(
+                read_options=ds.ParquetReadOptions(dictionary_columns=sorted(dictionaries))
+            )
+            if dictionaries
+            else "parquet",
             filesystem=self.cfs.fs,
             partitioning=ds.partitioning(pa.schema([pa.field("day", pa.int32())]), flavor="hive"),
             partition_base_dir=self.cfs.root,
@@ -461,14 +468,16 @@ class Capture:
         columns: Sequence[str] | None = None,
         where: Any = None,
         bodies: Collection[str] = (),
+        dictionaries: Collection[str] = (),
     ) -> pa.Table:
-        """Rows of ``files`` matching ``where``, with the blob-stored ``bodies`` read in.
+        """Rows of ``files`` matching ``where``, with the blob-stored ``bodies`` read in and
+        ``dictionaries`` as Arrow dictionaries.
 
         Unreadable files and rows are skipped (named). ``StoreNotFoundError`` when a listed file
         is gone (compacted): list again and retry (:func:`while_compacting`).
         """
         try:
-            return self._scan(files, columns, where, bodies)
+            return self._scan(files, columns, where, bodies, dictionaries)
         except (pa.ArrowException, OSError) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
@@ -476,14 +485,14 @@ class Capture:
         tables = []
         for f in files:
             try:
-                tables.append(self._scan([f], columns, where, bodies))
+                tables.append(self._scan([f], columns, where, bodies, dictionaries))
             except (pa.ArrowException, OSError) as exc:
                 if isinstance(exc, FileNotFoundError):
                     raise
                 path = self.cfs.display(f.rel)
                 self.reject(f.rel, CorruptCaptureError(f"cannot read ({exc})", path=path))
         if not tables:
-            return self._scan([], columns, where, bodies)
+            return self._scan([], columns, where, bodies, dictionaries)
         return pa.concat_tables(tables)
 
     def _scan(
@@ -492,10 +501,11 @@ class Capture:
         columns: Sequence[str] | None,
         where: Any,
         bodies: Collection[str],
+        dictionaries: Collection[str] = (),
     ) -> pa.Table:
         cols = list(columns) if columns is not None else None
         try:
-            dataset = self.dataset(files)  # raises if a file is gone already
+            dataset = self.dataset(files, dictionaries)  # raises if a file is gone already
             if not files or not bodies:
                 table = dataset.to_table(columns=cols, filter=where)
             else:
@@ -536,6 +546,26 @@ class Capture:
             index = batch.schema.get_field_index(body)
             batch = batch.set_column(index, batch.schema.field(body), pa.array(values, pa.binary()))
         return batch if keep.all() else batch.filter(pa.array(keep))
+
+
+def dictionary_schema(dictionaries: Collection[str] = ()) -> pa.Schema:
+    """:data:`DATASET_SCHEMA` with the text columns ``dictionaries`` typed as Arrow
+    dictionaries (``ValueError`` for a name that is not a text column)."""
+    if not dictionaries:
+        return DATASET_SCHEMA
+    fields = []
+    for f in DATASET_SCHEMA:
+        if f.name in dictionaries:
+            if f.type != pa.string():
+                raise ValueError(
+                    f"{f.name} is not a text column: it cannot be read as a dictionary"
+                )
+            f = f.with_type(pa.dictionary(pa.int32(), pa.string()))
+        fields.append(f)
+    unknown = sorted(set(dictionaries) - set(DATASET_SCHEMA.names))
+    if unknown:
+        raise ValueError(f"unknown columns {unknown}")
+    return pa.schema(fields).with_metadata(DATASET_SCHEMA.metadata)
 
 
 def while_compacting(read: Callable[[], T], *, path: str) -> T:
