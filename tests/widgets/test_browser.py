@@ -546,7 +546,11 @@ def test_arrow_keys_find_the_next_exchanges_already_read(small, monkeypatch):
 @pytest.mark.parametrize(
     "key",
     [
-        np.random.default_rng(1).integers(-300, 300, 5_000),  # one 16-bit pass
+        np.random.default_rng(5).integers(0, 4, 5_000),  # counting sort
+        np.random.default_rng(6).integers(100, 4_195, 5_000).astype(np.int32),  # counting
+        np.random.default_rng(1).integers(-300, 6_000, 5_000),  # one 16-bit pass
+        np.random.default_rng(7).integers(0, 460_000, 5_000),  # 16 bits, then counting
+        np.array([2**32 - 1, 0, 7, 2**32 - 1, 7], dtype=np.uint32),  # the widest narrow key
         np.random.default_rng(2).integers(-(10**6), 10**7, 5_000),  # two passes
         np.random.default_rng(3).integers(0, 2**40, 5_000),  # too wide: numpy's own sort
         np.random.default_rng(4).normal(size=5_000).round(1),  # floats: numpy's own sort
@@ -557,4 +561,6 @@ def test_stable_argsort_is_numpys_stable_argsort(key):
     from traffic_lab.widgets._browser_data import stable_argsort
 
     assert stable_argsort(key).tolist() == np.argsort(key, kind="stable").tolist()
-    assert stable_argsort(-key).tolist() == np.argsort(-key, kind="stable").tolist()
+    signed = key.astype(np.int64) if key.dtype.kind == "u" else key  # -key of uint wraps
+    expected = np.argsort(-signed, kind="stable").tolist()
+    assert stable_argsort(key, descending=True).tolist() == expected

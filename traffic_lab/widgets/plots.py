@@ -96,7 +96,7 @@ class _Columns:
 
     def __init__(self, view: TrafficView, rows: np.ndarray[Any, Any]) -> None:
         self.start_us = view.start_us[rows]
-        self.elapsed_ms = view.elapsed_ms[rows]
+        self.elapsed_ms = view.elapsed_us[rows] / 1000
         self.status = view.status[rows]
         self.methods: Any = view.method_names(rows)  # Arrow strings
         self.paths: Any = view.path.take(pa.array(rows, pa.int64()))
