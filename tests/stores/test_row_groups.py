@@ -70,16 +70,3 @@ def test_a_cache_serves_every_row_of_groups_cut_by_bytes(tmp_path):
     for i in (5, 47, 48, 398):
         response = reopened.get(httpx.Request("GET", f"https://a.example/r/{i}"))
         assert response is not None and response.content == bodies[i]
-
-
-def test_a_cache_cuts_smaller_groups_than_a_stream_by_default(tmp_path):
-    # a cache's first hit in a group decodes the group; a stream is scanned
-    body = b"y" * 65_536
-    with tl.ParquetCache(tmp_path / "cache", flush_seconds=None) as cache:
-        for i in range(40):
-            cache.put(make_exchange(url=f"https://a.example/c/{i}", response_body=body))
-    assert cache.options.row_group_bytes == 2**20
-    assert groups(tmp_path / "cache") == [15, 15, 10]
-    assert tl.ParquetStream(tmp_path / "s").options.row_group_bytes == 8 * 2**20
-    explicit = tl.ParquetCache(tmp_path / "x", options=ParquetOptions())
-    assert explicit.options.row_group_bytes == 8 * 2**20  # options= are taken as given

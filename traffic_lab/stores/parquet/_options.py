@@ -8,10 +8,7 @@ from typing import Any
 
 from .schema import DEFAULT_BLOB_THRESHOLD
 
-__all__ = ["ROW_GROUP_BYTES", "ParquetOptions"]
-
-#: The default ``row_group_bytes`` (a ``ParquetCache`` built from keyword arguments uses less).
-ROW_GROUP_BYTES = 8 * 1024 * 1024
+__all__ = ["ParquetOptions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +50,9 @@ class ParquetOptions:
     #: written by a flush holds at most ``flush_rows``).
     row_group_size: int = 65_536
     #: ... and about this many bytes of row data (Arrow's in-memory size, bodies included) per
-    #: group: fewer rows when rows are large (default 8 MiB; 1 MiB for a ``ParquetCache`` built
-    #: without ``options=``; ``None``: rows only). Reading one exchange back (a cache's first hit
-    #: in a group, the browser's detail) decodes its group; a scan reads fewer, larger groups.
-    row_group_bytes: int | None = ROW_GROUP_BYTES
+    #: group: fewer rows when rows are large (default 8 MiB; ``None``: rows only). Reading one
+    #: exchange back (a cache hit, the browser's detail) decodes at most its group.
+    row_group_bytes: int | None = 8 * 1024 * 1024
     #: Parquet compression codec of the files written (default ``"zstd"``).
     compression: str = "zstd"
     #: Raise :class:`~traffic_lab.errors.CorruptCaptureError` on an unreadable file or row

@@ -16,7 +16,7 @@ from ...exchange import Chunk, check_storable
 from ...matching import Matcher
 from .._pandas_views import PandasViews
 from ._fs import CaptureFS
-from ._options import ROW_GROUP_BYTES, ParquetOptions
+from ._options import ParquetOptions
 from .compact import CompactionReport, compact_capture, recover_logs
 from .reader import (
     DATASET_SCHEMA,
@@ -45,8 +45,6 @@ class ParquetBase(PandasViews):
 
     #: Whether ``put`` computes the request key at once (else the writer does, when it flushes).
     _keyed_puts = False
-    #: ``row_group_bytes`` when the store is built from keyword arguments that do not set it.
-    _row_group_bytes: int | None = ROW_GROUP_BYTES
 
     def __init__(
         self,
@@ -56,8 +54,6 @@ class ParquetBase(PandasViews):
         options: ParquetOptions | None = None,
         **settings: Any,
     ) -> None:
-        if options is None and "row_group_bytes" not in settings:
-            settings["row_group_bytes"] = self._row_group_bytes
         self.options = o = ParquetOptions.of(options, settings)
         self.matcher = matcher if matcher is not None else Matcher()
         self._cfs = CaptureFS(path, o.filesystem)

@@ -143,8 +143,6 @@ class ParquetCache(ParquetBase):
     """
 
     _keyed_puts = True
-    # A first hit decodes its row group: smaller groups than a stream's (scanned) by default.
-    _row_group_bytes = 1024 * 1024
     # The key hash and whether files' stored hashes are used: tests force collisions here.
     _key_hash = staticmethod(key_hash)
     _key_hashes = staticmethod(key_hashes)
