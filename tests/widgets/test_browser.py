@@ -564,3 +564,57 @@ def test_stable_argsort_is_numpys_stable_argsort(key):
     signed = key.astype(np.int64) if key.dtype.kind == "u" else key  # -key of uint wraps
     expected = np.argsort(-signed, kind="stable").tolist()
     assert stable_argsort(key, descending=True).tolist() == expected
+
+
+def test_a_prefetched_sort_is_the_sort_and_is_waited_for(monkeypatch):
+    import threading
+
+    import traffic_lab.widgets._browser_data as data
+    from traffic_lab.widgets._browser_data import TrafficView
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "request_method": ["GET"] * 5000,
+            "request_url": [f"https://a.example/{i}" for i in range(5000)],
+            "elapsed_ms": rng.integers(0, 900_000, 5000) / 1000,
+            "response_status": [200] * 5000,
+        }
+    )
+    view = TrafficView(frame)
+    release = threading.Event()
+    sorting = data.stable_argsort
+
+    def slow(key, descending=False):
+        release.wait(5)  # the thread sorts only when the test lets it
+        return sorting(key, descending)
+
+    monkeypatch.setattr(data, "stable_argsort", slow)
+    view.prefetch("duration", descending=True)
+    view.prefetch("duration", descending=True)  # once is enough: no second thread
+    assert [t.name for t in threading.enumerate()].count("traffic_lab sort duration") == 1
+    assert ("duration", True) not in view._orders
+    threading.Timer(0.2, release.set).start()
+    order = view.order("duration", descending=True)  # waits for the thread, does not re-sort
+    assert order is view._orders[("duration", True)]
+    expected = np.argsort(-np.rint(frame.elapsed_ms.to_numpy() * 1000), kind="stable")
+    assert order.tolist() == expected.tolist()
+    with pytest.raises(ValueError, match="unknown sort column 'latency'"):
+        view.prefetch("latency")
+
+
+def test_big_lists_sort_slowest_first_in_the_background(monkeypatch, tmp_path):
+    import traffic_lab.widgets.browser as browser_module
+    from traffic_lab.widgets import TrafficBrowser
+
+    with tl.ParquetStream(tmp_path / "c") as stream:
+        for i in range(50):
+            stream.put(make_exchange(url=f"https://a.example/{i}", elapsed_ms=float(i % 7)))
+    small = TrafficBrowser(tmp_path / "c")
+    assert not small.view._sorting and not small.view._orders  # below PREFETCH_ROWS
+    monkeypatch.setattr(browser_module, "PREFETCH_ROWS", 50)
+    big = TrafficBrowser(tmp_path / "c")
+    assert ("duration", True) in {**big.view._orders, **big.view._sorting}  # started at open
+    big.sort = "-duration"
+    assert big.view.order("duration", True) is big.view._orders[("duration", True)]
+    assert [big.view.elapsed_us[i] for i in big._rows[:3]] == [6000, 6000, 6000]

@@ -5,6 +5,7 @@ criterion), and the way back from a row to the full exchange through the frame's
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial, reduce
@@ -314,6 +315,7 @@ class TrafficView:
     def _caches(self) -> None:
         self._masks: dict[str, tuple[object, np.ndarray[Any, Any] | None]] = {}
         self._orders: dict[tuple[str, bool], np.ndarray[Any, Any]] = {}
+        self._sorting: dict[tuple[str, bool], threading.Event] = {}  # by prefetch()
         self._indexes: dict[bool, Any] = {}
         self._urls: tuple[np.ndarray[Any, Any], pa.Array[Any]] | None = None
 
@@ -528,11 +530,41 @@ class TrafficView:
         cached = self._orders.get((column, descending))
         if cached is not None:
             return cached
-        key = self._sort_key(column)
-        # -key keeps ties in recorded order (a reversed ascending order would reverse them)
-        order = stable_argsort(key, descending)
+        pending = self._sorting.get((column, descending))
+        if pending is not None:  # being sorted in the background: wait for it
+            pending.wait()
+            cached = self._orders.get((column, descending))
+            if cached is not None:
+                return cached
+        return self._sort(column, descending)
+
+    def _sort(self, column: str, descending: bool) -> np.ndarray[Any, Any]:
+        order = stable_argsort(self._sort_key(column), descending)
         self._orders[(column, descending)] = order
         return order
+
+    def prefetch(self, column: str, descending: bool = False) -> None:
+        """Sort by ``column`` in a background thread, so that the first :meth:`order` by it
+        (waiting for the thread if it is still running) costs nothing more. A failure is left
+        to :meth:`order` to meet again."""
+        wanted = (column, descending)
+        if wanted in self._orders or wanted in self._sorting:
+            return
+        if column not in COLUMNS:  # raised here, not in the thread
+            raise ValueError(f"unknown sort column {column!r}; use one of {list(COLUMNS)}")
+        done = threading.Event()
+        self._sorting[wanted] = done
+
+        def work() -> None:
+            try:
+                self._sort(column, descending)
+            except Exception:  # order() sorts again, and raises there
+                pass
+            finally:
+                done.set()
+                self._sorting.pop(wanted, None)
+
+        threading.Thread(target=work, name=f"traffic_lab sort {column}", daemon=True).start()
 
     def _sort_key(self, column: str) -> np.ndarray[Any, Any]:
         numbers: dict[str, np.ndarray[Any, Any]] = {
