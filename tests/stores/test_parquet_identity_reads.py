@@ -97,3 +97,47 @@ def test_a_footer_that_lies_about_its_writer_costs_its_rows_never_a_wrong_row(tm
     assert urls == frame.request_url[honest].tolist() and len(urls) == 3
     with pytest.raises(LookupError):  # its own rows: their file claims another writer
         list(frame_exchanges(keys[frame.writer_id == liar].iloc[[0]]))
+
+
+def one_writer_in_files(path, files: int, rows: int) -> None:
+    """One writer's exchanges over ``files`` flushes (files), ``rows`` each."""
+    with tl.ParquetStream(path, flush_seconds=None) as stream:
+        for k in range(files):
+            for i in range(rows):
+                when = T0 + timedelta(seconds=k * rows + i)
+                stream.put(make_exchange(url=f"https://one.example/{k}/{i}", started_at=when))
+            stream.flush()
+
+
+def test_a_long_running_writers_row_is_read_from_the_file_that_holds_it(tmp_path, opened):
+    # One writer, eight files: the footers' writer_seq statistics choose the file to open.
+    one_writer_in_files(tmp_path, 8, 5)
+    frame = tl.read_capture(tmp_path)
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("day=*/*.parquet"))
+    assert len(files) == 8 and frame.writer_id.nunique() == 1
+    opened.clear()
+    picked = frame.iloc[[22, 23]][["writer_id", "writer_seq"]]
+    assert [e.url for e in frame_exchanges(picked)] == [
+        "https://one.example/4/2",
+        "https://one.example/4/3",
+    ]
+    assert opened == [[files[4]]]
+    opened.clear()
+    spread = frame.iloc[[1, 39]][["writer_id", "writer_seq"]]  # the first and last files
+    assert [e.url for e in frame_exchanges(spread)][1] == "https://one.example/7/4"
+    assert opened == [files]  # one range from the first to the last: every file may hold it
+
+
+def test_a_file_without_statistics_is_read_for_any_row(tmp_path, opened):
+    import pyarrow.parquet as pq
+
+    one_writer_in_files(tmp_path, 3, 4)
+    files = sorted(tmp_path.glob("day=*/*.parquet"))
+    plain = files[0]
+    table = pq.read_table(plain)
+    pq.write_table(table, plain, write_statistics=False)  # no writer_seq range in its footer
+    frame = tl.read_capture(tmp_path)
+    opened.clear()
+    picked = frame.iloc[[9]][["writer_id", "writer_seq"]]
+    assert [e.url for e in frame_exchanges(picked)] == ["https://one.example/2/1"]
+    assert opened == [sorted(str(p.relative_to(tmp_path)) for p in (files[0], files[2]))]

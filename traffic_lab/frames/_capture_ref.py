@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import operator
 import os
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -130,7 +130,7 @@ class CaptureRef:
         columns: Sequence[str],
         where: pc.Expression | None,
         *,
-        writers: Collection[str] | None = None,
+        writers: Collection[str] | Mapping[str, tuple[int, int]] | None = None,
         wheres: Sequence[Where] | None = None,
         dictionaries: Collection[str] = (),
     ) -> pa.Table:
@@ -173,7 +173,7 @@ class CaptureRef:
         if keys.num_rows == 0:
             return SCHEMA.empty_table().select(columns)
         if self._snapshot is None:
-            writers = {w for w in keys.column("writer_id").to_pylist() if isinstance(w, str)}
+            writers = _seq_ranges(keys)
             found = self.read([*IDENTITY, *columns], _identity_filter(keys), writers=writers)
             found_keys, table = found.select(list(IDENTITY)), found.select(columns)
         else:
@@ -224,6 +224,17 @@ def open_source(source: Any, *, filesystem: Any = None) -> CaptureRef:
     if bad is not None:
         raise TypeError(f"expected traffic_lab.Exchange items, got {type(bad).__name__}")
     return CaptureRef(snapshot=items, matcher=matcher_of(source))
+
+
+def _seq_ranges(keys: pa.Table) -> dict[str, tuple[int, int]]:
+    """Per writer id of ``keys``, the least and greatest ``writer_seq`` asked for."""
+    ranges: dict[str, tuple[int, int]] = {}
+    ids, seqs = keys.column("writer_id").to_pylist(), keys.column("writer_seq").to_pylist()
+    for writer, seq in zip(ids, seqs, strict=True):
+        if isinstance(writer, str) and type(seq) is int:
+            low, high = ranges.get(writer, (seq, seq))
+            ranges[writer] = (min(low, seq), max(high, seq))
+    return ranges
 
 
 def _identity_filter(keys: pa.Table) -> pc.Expression:

@@ -185,13 +185,15 @@ class ParquetBase(PandasViews):
         columns: Sequence[str] | None = None,
         filter: Any = None,
         *,
-        writers: Collection[str] | None = None,
+        writers: Collection[str] | Mapping[str, tuple[int, int]] | None = None,
         dictionaries: Collection[str] = (),
     ) -> pa.Table:
         """Rows as an Arrow table in recorded order; ``filter`` (a ``pyarrow.compute``
         Expression) is pushed down to the files, ``columns`` defaults to all plus ``day``.
         ``writers``, when the filter keeps only rows of those writer ids, skips the files of
-        other writers without opening them (compacted files, which hold many, are read).
+        other writers without opening them (compacted files, which hold many, are read); as a
+        mapping of writer id to the (least, greatest) ``writer_seq`` the filter keeps, it also
+        skips that writer's files whose footer statistics hold none of them.
         ``dictionaries``: text columns returned as Arrow dictionaries, read as the files store
         them (faster, and far smaller for low-cardinality columns such as hosts).
 
@@ -334,7 +336,7 @@ class ParquetBase(PandasViews):
         *,
         exclude: Collection[str] = (),
         bodies: Collection[str] = (),
-        writers: Collection[str] | None = None,
+        writers: Collection[str] | Mapping[str, tuple[int, int]] | None = None,
         dictionaries: Collection[str] = (),
     ) -> tuple[pa.Table, int | None]:
         """Rows of the published files (but ``exclude``; only ``writers``' files and compacted
@@ -349,6 +351,8 @@ class ParquetBase(PandasViews):
             if writers is not None:
                 # A writer's file holds its rows only; a compacted one names no writer.
                 files = [f for f in files if not f.writer_id or f.writer_id in writers]
+                if isinstance(writers, Mapping):
+                    files = [f for f in files if not f.writer_id or _holds(f, writers)]
             where = time_filter(cutoff, filter)
             return self._capture.scan(files, columns, where, bodies, dictionaries), cutoff
 
@@ -361,3 +365,10 @@ class ParquetBase(PandasViews):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._cfs.url!r}>"
+
+
+def _holds(f: DataFile, seqs: Mapping[str, tuple[int, int]]) -> bool:
+    """Whether file ``f``'s ``writer_seq`` range (from its footer) meets the range wanted of
+    its writer; a file without statistics may hold anything."""
+    low, high = seqs[f.writer_id]
+    return f.seqs is None or (f.seqs[0] <= high and low <= f.seqs[1])

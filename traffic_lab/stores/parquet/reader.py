@@ -134,6 +134,29 @@ class DataFile:
     #: Whether the file has a ``request_key_hash`` column of type int64 (schema v2 on); its
     #: values are not trusted (a cache compares the full key on every hit).
     key_hashes: bool = False
+    #: The least and greatest ``writer_seq`` by the footer's statistics (None without them).
+    #: Untrusted: it only chooses which files to open for rows named by identity, whose filter
+    #: still checks every row (a footer that lies costs its own rows, never a wrong row).
+    seqs: tuple[int, int] | None = None
+
+
+def seq_range(meta: pq.FileMetaData, schema: pa.Schema) -> tuple[int, int] | None:
+    """(min, max) of ``writer_seq`` over every row group's statistics, or None if a group has
+    none (or they are not integers)."""
+    index = schema.get_field_index("writer_seq")
+    if index < 0 or meta.num_row_groups == 0:
+        return None
+    low, high = None, None
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lo, hi = stats.min, stats.max
+        if type(lo) is not int or type(hi) is not int or lo > hi:
+            return None
+        low = lo if low is None else min(low, lo)
+        high = hi if high is None else max(high, hi)
+    return None if low is None or high is None else (low, high)
 
 
 class Capture:
@@ -285,6 +308,7 @@ class Capture:
                 key_hashes=version >= 2
                 and schema.get_field_index(KEY_HASH_COLUMN) >= 0
                 and schema.field(KEY_HASH_COLUMN).type == KEY_HASH_FIELD.type,
+                seqs=seq_range(meta, schema),
             )
         except StoreNotFoundError:
             return None, None  # deleted since it was listed (by compaction)
