@@ -364,7 +364,7 @@ def test_show_transport_error(sample):
 
 def test_show_binary_and_raw(sample):
     assert lines(run("show", sample, 3).stdout)[-1] == (
-        "(binary body, 264 bytes; --raw writes it to stdout)"
+        "(image/png image, 264 bytes; --raw writes it to stdout)"
     )
     assert run_bytes("show", sample, 3, "--raw").stdout == PNG
     assert run_bytes("show", sample, 1, "--raw").stdout == b'{"orders":[{"id":1},{"id":2}]}'
@@ -443,3 +443,34 @@ def test_unreadable_capture_file_is_skipped_with_a_warning(tmp_path):
 
 def test_console_script_is_installed():
     assert TL.endswith("traffic-lab")
+
+
+def test_show_survives_hostile_bodies(tmp_path):
+    # The terminal view is the notebook's body view (wire.bodies): bounded decoding, JSON
+    # nested deeper than the parser's stack shown as text, long text cut with a note.
+    import gzip
+
+    import traffic_lab as tl
+    from traffic_lab.testing import make_exchange
+
+    deep = b"[" * 200_000 + b"]" * 200_000  # json.loads raises RecursionError on it
+    bomb = gzip.compress(b"\0" * (80 << 20), mtime=0)  # 80 MiB of zeros in ~80 KB
+    capture = tmp_path / "c"
+    with tl.ParquetStream(capture) as stream:
+        stream.put(make_exchange(url="https://a.example/deep", response_body=deep,
+                                 response_headers=[(b"Content-Type", b"application/json")]))  # fmt: skip
+        stream.put(make_exchange(url="https://a.example/bomb", response_body=bomb,
+                                 response_headers=[(b"Content-Encoding", b"gzip")]))  # fmt: skip
+    done = run("show", capture, 0)
+    assert done.returncode == 0, done.stderr
+    out = lines(done.stdout)
+    assert "(showing the first 200,000 of 400,000 characters)" in out
+    assert out[-1].startswith("[[[[") and len(out[-1]) <= 200_000
+    done = run("show", capture, 1)
+    assert done.returncode == 0, done.stderr
+    assert any(
+        "decodes to more than" in line and "shown as stored" in line for line in lines(done.stdout)
+    )
+    assert (
+        lines(done.stdout)[-1] == f"(binary body, {len(bomb):,} bytes; --raw writes it to stdout)"
+    )

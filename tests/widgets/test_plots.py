@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from traffic_lab.frames import to_pandas
-from traffic_lab.widgets import _browser_data, _html, browser, inspector, plots, stream_player
+from traffic_lab.widgets import _browser_data, browser, inspector, plots, stream_player
 from traffic_lab.widgets.plots import figure_png, latency_by_endpoint, status_mix, timeline
+from traffic_lab.wire import bodies
 
 
 @pytest.fixture
@@ -195,7 +196,9 @@ def test_figures_display_as_png_under_ipython():
         InteractiveShell.clear_instance()
 
 
-@pytest.mark.parametrize("module", [_browser_data, _html, browser, inspector, plots, stream_player])
+@pytest.mark.parametrize(
+    "module", [_browser_data, bodies, browser, inspector, plots, stream_player]
+)
 def test_docstring_examples(module):
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0

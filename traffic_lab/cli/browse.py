@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.text import Text
 
-from ..wire import header_values
+from ..wire import header_value
+from ..wire.bodies import body_view, decoded
 from ._inputs import count_option, reading
 from ._output import BadInputError, command, make_console, plural, simple_table
 
@@ -316,34 +317,25 @@ def stats(
 
 
 # -- show ------------------------------------------------------------------------------------------
-def _body_view(body: bytes, headers: Any) -> tuple[str | None, bool]:
-    """``(text, is_json)`` for showing a decoded body; ``None`` for binary."""
-    content_type = (header_values(headers, "content-type") or [b""])[-1].decode("latin-1")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, False
-    if "json" in content_type.lower() or (text[:1] in "{[" and text.strip()):
-        try:
-            return json.dumps(json.loads(text), indent=2, ensure_ascii=False), True
-        except ValueError:
-            pass
-    if "\x00" in text:
-        return None, False
-    return text, False
+#: ``show --raw`` and ``--json`` decode a response body up to this size (a decompression bomb
+#: stops here and is refused); the terminal view stops at ``wire.bodies.MAX_DECODED``.
+MAX_RAW_DECODED = 1 << 30
+
+
+def _text_header(headers: Any, name: str) -> str | None:
+    value = header_value(headers, name)
+    return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
 def _decoded_response(exchange: Exchange) -> tuple[bytes | None, str | None]:
     """The decoded response body, or ``(None, why)`` when it cannot be decoded."""
-    import httpx
-
-    response = exchange.response
-    if response is None:
+    if exchange.status_code is None:
         return None, None
-    try:
-        return response.content, None
-    except httpx.ResponseNotRead:
-        return None, "the body cannot be decoded (truncated or corrupt encoded stream)"
+    encoding = _text_header(exchange.response_headers, "content-encoding")
+    data, note = decoded(exchange.response_body, encoding, limit=MAX_RAW_DECODED)
+    if note is not None and note.endswith("shown as stored"):
+        return None, f"the body cannot be decoded: {note.removesuffix(': shown as stored')}"
+    return data, None
 
 
 def _headers(headers: Any) -> list[list[str]]:
@@ -360,7 +352,7 @@ def _body_json(body: bytes | None) -> dict[str, Any]:
 
 
 def _exchange_json(index: int, ex: Exchange) -> dict[str, Any]:
-    decoded, why = _decoded_response(ex)
+    body, why = _decoded_response(ex)
     out: dict[str, Any] = {
         "index": index,
         "started_at": ex.started_at.isoformat(timespec="microseconds"),
@@ -383,35 +375,36 @@ def _exchange_json(index: int, ex: Exchange) -> dict[str, Any]:
             "http_version": ex.http_version,
             "headers": _headers(ex.response_headers),
             "wire_bytes": len(ex.response_body),
-            **_body_json(decoded),
+            **_body_json(body),
         }
         if why is not None:
             out["response"]["undecodable"] = why
     return out
 
 
-def _print_message(
-    console: Any, first: str, headers: Any, body: bytes | None, why: str | None = None
-) -> None:
-    """A request or a response: its first line, headers, and body (``why`` it cannot be shown)."""
+def _print_message(console: Any, first: str, headers: Any, body: bytes | None) -> None:
+    """A request or a response: its first line, headers, and body (decoded, bounded and cut as
+    :func:`traffic_lab.wire.bodies.body_view` shows it, saying what it did)."""
     from rich.syntax import Syntax
 
     console.print(Text(first, style="bold"))
     for pair in _headers(headers):
         console.print(Text(": ".join(pair)))
-    if why is not None:
-        console.print(Text(f"({why})"))
-        return
     if not body:
         return
-    text, is_json = _body_view(body, headers)
+    view = body_view(
+        body, _text_header(headers, "content-type"), _text_header(headers, "content-encoding")
+    )
     console.print()
-    if text is None:
-        console.print(Text(f"(binary body, {len(body)} bytes; --raw writes it to stdout)"))
-    elif is_json and console.is_terminal:
-        console.print(Syntax(text, "json", theme="ansi_dark", word_wrap=True))
+    if view.note and not view.note.startswith("decoded from "):  # a cut, or why not decoded
+        console.print(Text(f"({view.note})"))
+    if view.kind in ("binary", "image"):
+        what = f"{view.mime} image" if view.kind == "image" else "binary body"
+        console.print(Text(f"({what}, {view.size:,} bytes; --raw writes it to stdout)"))
+    elif view.kind == "json" and console.is_terminal:
+        console.print(Syntax(view.text, "json", theme="ansi_dark", word_wrap=True))
     else:
-        console.print(Text(text))
+        console.print(Text(view.text))
 
 
 @command(
@@ -443,9 +436,11 @@ def show(capture: str, number: int, as_json: bool, raw: bool) -> None:
     if as_json:
         click.echo(json.dumps(_exchange_json(index, exchange), indent=2, ensure_ascii=False))
         return
-    decoded, why = _decoded_response(exchange)
     if raw:
-        click.echo(decoded or b"", nl=False)
+        body, why = _decoded_response(exchange)
+        if why is not None:
+            raise BadInputError(f"exchange {number}: {why}; --json shows the stored bytes")
+        click.echo(body or b"", nl=False)
         return
     console = make_console()
     ms = exchange.elapsed.total_seconds() * 1000
@@ -469,4 +464,4 @@ def show(capture: str, number: int, as_json: bool, raw: bool) -> None:
     status = f"{exchange.http_version} {exchange.status_code} {exchange.reason_phrase}".rstrip()
     if exchange.truncated:
         status += "  (truncated: the client stopped reading)"
-    _print_message(console, status, exchange.response_headers, decoded, why)
+    _print_message(console, status, exchange.response_headers, exchange.response_body)

@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - exercised by the import-guard t
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_exports as _lazy_exports
-from ._html import body_view
+from ..wire.bodies import body_view
 from .browser import TrafficBrowser
 from .inspector import ExchangeInspector
 from .snippets import to_curl, to_httpx_code

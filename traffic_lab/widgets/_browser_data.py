@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..exchange import Exchange
-from ._html import media_type
+from ..wire.bodies import media_type
 
 if TYPE_CHECKING:
     import pandas as pd

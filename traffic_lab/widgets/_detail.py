@@ -27,16 +27,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..exchange import Exchange
 from ..transports.requester import ReplayResult
-from ._html import (
-    _CONTROL_CHARS,
-    _IMAGE_TYPES,
-    _decoded,
-    _header,
-    _shown,
-    diff_html,
-    esc,
+from ..wire.bodies import (
+    CONTROL_CHARS,
+    IMAGE_TYPES,
+    body_kind,
+    decoded,
     hexdump,
     media_type,
+)
+from ._html import (
+    _header,
+    diff_html,
+    esc,
     status_line,
 )
 from ._static import widget_css
@@ -110,7 +112,7 @@ def _uid(uid: str) -> str:
 
 def _image_ok(data: bytes, mime: str) -> bool:
     """A raster type we show, and bytes that start as that type does."""
-    if mime not in _IMAGE_TYPES or len(data) > MAX_IMAGE:
+    if mime not in IMAGE_TYPES or len(data) > MAX_IMAGE:
         return False
     if mime == "image/webp":
         return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
@@ -136,7 +138,7 @@ def _is_json(mime: str, data: bytes) -> bool:
 def body_html(body: bytes, content_type: str | None, content_encoding: str | None) -> str:
     """A body decoded and shown: a JSON tree, text, an image, a hex dump, or "(empty body)",
     with a note saying what was decoded, cut or could not be read. Never raises on bad input."""
-    data, decode_note = _decoded(body, content_encoding)
+    data, decode_note = decoded(body, content_encoding)
     notes = [decode_note] if decode_note else []
     mime = media_type(content_type or "")
     if not data:
@@ -159,7 +161,7 @@ def body_html(body: bytes, content_type: str | None, content_encoding: str | Non
         text, cut = _cut(text)
         notes += [cut] if cut else []
         return _note("; ".join(notes)) + f'<pre class="tl-d-text">{esc(text)}</pre>'
-    if mime in _IMAGE_TYPES:
+    if mime in IMAGE_TYPES:
         if _image_ok(data, mime):
             url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
             info = f"{mime}, {len(data):,} bytes"
@@ -171,7 +173,7 @@ def body_html(body: bytes, content_type: str | None, content_encoding: str | Non
         notes.append(f"not a {mime} image (or over {MAX_IMAGE >> 20} MB): shown as hex")
         return _note("; ".join(notes)) + f'<pre class="tl-d-hex">{esc(hexdump(data))}</pre>'
     head = _utf8_head(data, MAX_SHOWN)
-    kind, text = _shown(head, mime)
+    kind, text = body_kind(head, mime)
     if kind == "json":  # sniffed as JSON under a text type: shown as sent
         kind, text = "text", head.decode("utf-8", errors="replace")
     if kind == "binary":
@@ -207,7 +209,7 @@ def raw_html(body: bytes) -> str:
         text = shown.decode("utf-8")
     except UnicodeDecodeError:
         text = "\x00"  # not text: a hex dump
-    if any(ch in text for ch in _CONTROL_CHARS):
+    if any(ch in text for ch in CONTROL_CHARS):
         if len(body) > MAX_RAW_HEX:
             note += f"; showing the first {MAX_RAW_HEX // 1024} KB"
         return _note(note) + f'<pre class="tl-d-hex">{esc(hexdump(body, MAX_RAW_HEX))}</pre>'

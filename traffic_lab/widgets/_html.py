@@ -12,35 +12,15 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..exchange import Exchange
 from ..transports.requester import MISSING, ResponseDiff
-from ..wire import (
-    BodyTooLargeError,
-    content_codings,
-    decode_body,
-    header_values,
-    supports,
+from ..wire import header_values
+from ..wire.bodies import (  # the body views, shared with the CLI
+    BodyView,
+    body_view,
 )
-
-#: Bodies longer than this are cut when rendered (the stored body is untouched).
-MAX_TEXT = 200_000
-#: Bytes shown in a hex dump.
-MAX_HEX = 4096
-#: A body that decodes to more than this is shown as stored (a decompression bomb stops here).
-MAX_DECODED = 64 << 20
-_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
-_TEXT_TYPES = (
-    "text/",
-    "application/xml",
-    "application/javascript",
-    "application/x-www-form-urlencoded",
-    "application/graphql",
-    "image/svg+xml",
-)
-_CONTROL_CHARS = "\x00\x01\x02\x03\x04\x05\x06\x07\x08"  # in text, they mean binary
 
 
 def esc(value: object) -> str:
@@ -52,136 +32,6 @@ def _header(pairs: Sequence[tuple[bytes, bytes]], name: str) -> str | None:
     """A header's values as one text, repeats joined with ``", "`` (``httpx.Headers.get``)."""
     values = header_values(pairs, name)
     return ", ".join(v.decode("latin-1") for v in values) if values else None
-
-
-def _decoded(body: bytes, content_encoding: str | None) -> tuple[bytes, str | None]:
-    """``body`` with its ``Content-Encoding`` undone (:func:`traffic_lab.wire.decode_body`),
-    and a note: ``None`` when nothing needed doing, else what was done or why not (the bytes
-    are then the stored ones).
-
-    >>> import gzip
-    >>> _decoded(gzip.compress(b"hi"), "gzip"), _decoded(b"hi", "gzip")[1]
-    ((b'hi', 'decoded from gzip'), 'could not decode gzip (truncated or corrupt): shown as stored')
-    """
-    codings = content_codings([("content-encoding", content_encoding or "")])
-    if not codings or not body:
-        return body, None
-    for coding in codings:
-        if not supports(coding):
-            why = "br needs brotli, zstd needs zstandard" if coding in ("br", "zstd") else "unknown"
-            return body, f"content-encoding {coding!r} ({why}): shown as stored"
-    try:
-        data = decode_body(body, codings, limit=MAX_DECODED)
-    except BodyTooLargeError as exc:
-        return body, f"{content_encoding} body {exc}: shown as stored"
-    if data is None:
-        return body, f"could not decode {content_encoding} (truncated or corrupt): shown as stored"
-    return data, f"decoded from {content_encoding}"
-
-
-@dataclass(frozen=True, slots=True)
-class BodyView:
-    """A body ready to show.
-
-    ``kind`` is ``"empty"``, ``"json"`` (``text`` is indented JSON), ``"text"``, ``"image"``
-    (``data`` holds the image bytes, ``mime`` its type) or ``"binary"`` (``text`` is a hex
-    dump). ``note`` says what was decoded or cut; ``size`` is the decoded size in bytes.
-    """
-
-    kind: str
-    text: str
-    data: bytes
-    mime: str
-    size: int
-    note: str
-
-    def to_html(self) -> str:
-        """The body as escaped HTML (an image shows as a placeholder line: use ``data``)."""
-        note = f'<div class="tl-note">{esc(self.note)}</div>' if self.note else ""
-        if self.kind == "empty":
-            return f'{note}<div class="tl-note">(empty body)</div>'
-        if self.kind == "image":
-            return f'{note}<div class="tl-note">{esc(self.mime)} image, {self.size} bytes</div>'
-        return f'{note}<pre class="tl-body tl-{self.kind}">{esc(self.text)}</pre>'
-
-
-def hexdump(data: bytes, limit: int = MAX_HEX) -> str:
-    """A classic 16-bytes-a-line hex dump of the first ``limit`` bytes.
-
-    Examples
-    --------
-    >>> print(hexdump(b"\\x89PNG\\r\\n"))
-    00000000  89 50 4e 47 0d 0a                                .PNG..
-    """
-    lines = []
-    for offset in range(0, min(len(data), limit), 16):
-        chunk = data[offset : offset + 16]
-        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{offset:08x}  {chunk.hex(' '):<47}  {text}")
-    if len(data) > limit:
-        lines.append(f"... {len(data) - limit:,} more bytes")
-    return "\n".join(lines)
-
-
-def body_view(
-    body: bytes, content_type: str | None = None, content_encoding: str | None = None
-) -> BodyView:
-    """Decode and pretty-print a body: indented JSON, text, an image, or a hex dump.
-
-    Parameters
-    ----------
-    body
-        The body as stored (wire bytes).
-    content_type, content_encoding
-        The message's ``Content-Type`` and ``Content-Encoding`` header values.
-
-    Examples
-    --------
-    >>> print(body_view(b'{"id":1,"tags":["a"]}', "application/json").text)
-    {
-      "id": 1,
-      "tags": [
-        "a"
-      ]
-    }
-    >>> body_view(b"\\x00\\x01", "application/octet-stream").kind
-    'binary'
-    """
-    data, note = _decoded(body, content_encoding)
-    mime = media_type(content_type or "")
-    kind, text = _shown(data, mime)
-    if len(text) > MAX_TEXT:
-        cut = f"showing the first {MAX_TEXT:,} of {len(text):,} characters"
-        text, note = text[:MAX_TEXT], f"{note}; {cut}" if note else cut
-    return BodyView(kind, text, data, mime, len(data), note or "")
-
-
-def _shown(data: bytes, mime: str) -> tuple[str, str]:
-    """The kind of a decoded body, and its text."""
-    if not data:
-        return "empty", ""
-    if mime in _IMAGE_TYPES:
-        return "image", ""
-    is_json = mime == "application/json" or mime.endswith("+json")
-    if is_json or (not mime and data[:1] in (b"{", b"[")):
-        try:
-            return "json", json.dumps(json.loads(data), indent=2, ensure_ascii=False)
-        except (ValueError, RecursionError):  # nested deeper than the parser's stack: as text
-            pass
-    textual = is_json or mime.startswith(_TEXT_TYPES)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1") if textual else ""
-    if textual or (text and not any(ch in text for ch in _CONTROL_CHARS)):
-        return "text", text
-    return "binary", hexdump(data)
-
-
-def media_type(content_type: str) -> str:
-    """The media type of a ``Content-Type`` value, lower-cased: ``text/html; charset=x`` ->
-    ``text/html``."""
-    return content_type.split(";")[0].strip().lower()
 
 
 def shorten(text: str, limit: int) -> str:

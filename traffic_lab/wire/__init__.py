@@ -9,6 +9,9 @@
                          :func:`with_content_length`, :func:`body_consistent_headers`
 ``wire.urls``            :func:`rebase_url` (and its text, :func:`rebased_text`): a recorded URL
                          moved onto another base URL
+``wire.bodies``          a body ready to show (:func:`~traffic_lab.wire.bodies.body_view`):
+                         bounded decoding, indented JSON, text, image or hex dump; the notebook
+                         widgets and ``traffic-lab show`` both use it
 =======================  ==========================================================================
 
 Part of the core layer: it imports the standard library and httpx only (``brotli`` and
