@@ -26,7 +26,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 def exchanges(n: int, start: datetime = T0) -> list[tl.Exchange]:
     out = []
     for i in range(n):
-        host = ["a.example", "b.example", "c.example"][i % 3]
+        host = ["a.example", "B.example", "c.example"][i % 3]
         path = ["/users/7", "/users", "/orders/9/items", "/files/x.png", "/search"][i % 5]
         when = {"started_at": start + timedelta(milliseconds=41 * i), "elapsed_ms": i % 97 + 0.5}
         tags = {"cell": str(i % 4)} if i % 2 else {}
@@ -62,8 +62,9 @@ WHERES = [
     {"status": "4xx,5xx"},
     {"status": "failed"},
     {"status": [404, 500]},
-    {"host": "b.example"},
-    {"host": "[ab].EXAMPLE"},  # globs match hosts case-insensitively
+    {"host": "b.example"},  # stored as B.example: hosts match without case
+    {"host": ["B.EXAMPLE", "a.example"]},
+    {"host": "[ab].EXAMPLE"},
     {"method": "post"},
     {"method": ["GET", "DELETE"]},
     {"path": "/users/*"},

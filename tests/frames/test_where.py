@@ -298,3 +298,22 @@ def test_a_narrow_filter_reads_a_small_part_of_the_files(ten_days):
     assert full_bytes > 10_000_000  # the bodies do not compress
     # One row group of one file: about 1% of the capture.
     assert narrow_bytes < full_bytes / 50, (narrow_bytes, full_bytes)
+
+
+def test_hosts_and_methods_match_without_case_wherever_they_are_stored():
+    # A capture may store "API.Example" or "get" (imported from a HAR, made by hand).
+    import traffic_lab as tl
+    from traffic_lab.frames import to_pandas
+    from traffic_lab.testing import make_exchange
+
+    stream = tl.MemoryStream()
+    for url in ("https://API.Example/a", "https://api.example/b", "https://other.example/c"):
+        stream.put(make_exchange(url=url))
+    frame = to_pandas(stream)
+    frame["request_method"] = frame["request_method"].astype(str)
+    frame.loc[0, "request_method"] = "get"  # as a hand-made or imported row may hold it
+    by_host = frame.traffic.filter(host="api.EXAMPLE")
+    assert by_host.request_url.tolist() == ["https://API.Example/a", "https://api.example/b"]
+    assert len(to_pandas(stream, where={"host": ["Api.Example"]})) == 2
+    assert frame.traffic.filter(method="GET").request_url.tolist() == frame.request_url.tolist()
+    assert len(frame.traffic.filter(method="get", host="*.EXAMPLE")) == 3

@@ -3,7 +3,8 @@
 ``where=`` is spelled the same way everywhere (loading frames, secret scans, rewrites): a
 :class:`Where`, a ``dict`` of its fields, or an Expression over the capture's columns. It is
 pushed down to the Parquet files: a time range prunes day partitions and row groups, and
-``request_host``, ``request_method`` and ``response_status`` have row-group statistics too.
+``response_status`` has row-group statistics too (hosts and methods match without case, so
+their statistics cannot prune).
 """
 
 from __future__ import annotations
@@ -95,17 +96,22 @@ def _strings(value: str | Iterable[str], name: str) -> tuple[str, ...]:
     return values
 
 
-def _text_match(field: str, values: Sequence[str], *, fold: bool = False) -> pc.Expression:
-    """Equality (pushed down to row-group statistics) or, for globs, a regex match."""
+def _text_match(field: str, values: Sequence[str], *, fold: str | None = None) -> pc.Expression:
+    """Equality or, for globs, a regex match. ``fold`` (``"lower"``/``"upper"``, the case the
+    values were normalised to) compares without case: the column's values are folded too,
+    since a capture may store ``API.example`` or ``get`` (imported from a HAR, made by hand)."""
     column = pc.field(field)
     globs = [v for v in values if _GLOB_CHARS & set(v)]
     exact = [v for v in values if v not in globs]
     parts = [
-        pc.match_substring_regex(column, pattern=glob_to_regex(glob), ignore_case=fold)
+        pc.match_substring_regex(column, pattern=glob_to_regex(glob), ignore_case=fold is not None)
         for glob in globs
     ]
     if exact:
-        parts.insert(0, column == exact[0] if len(exact) == 1 else column.isin(exact))
+        folded: Any = column
+        if fold is not None:
+            folded = pc.utf8_lower(column) if fold == "lower" else pc.utf8_upper(column)
+        parts.insert(0, folded == exact[0] if len(exact) == 1 else folded.isin(exact))
     return functools.reduce(operator.or_, parts)
 
 
@@ -263,9 +269,9 @@ class Where:
         """
         parts: list[pc.Expression] = []
         if self.host is not None:
-            parts.append(_text_match("request_host", self.host, fold=True))
+            parts.append(_text_match("request_host", self.host, fold="lower"))
         if self.method is not None:
-            parts.append(_text_match("request_method", self.method))
+            parts.append(_text_match("request_method", self.method, fold="upper"))
         if self.status is not None:
             parts.append(parse_status(self.status).expression())
         # start <= started_at < end; whole days for the partition column.
@@ -292,18 +298,19 @@ class Where:
 
         parts: list[Any] = []
 
-        def text(column: Any, values: Sequence[str], *, fold: bool = False) -> Any:
+        def text(column: Any, values: Sequence[str], *, fold: str | None = None) -> Any:
             globs = [v for v in values if _GLOB_CHARS & set(v)]
             exact = [v for v in values if v not in globs]
-            options = [column.isin(exact)] if exact else []
+            folded = column.lower() if fold == "lower" else column.upper() if fold else column
+            options = [folded.isin(exact)] if exact else []
             for glob in globs:
                 options.append(column.re_search(("(?i)" if fold else "") + glob_to_regex(glob)))
             return functools.reduce(operator.or_, options)
 
         if self.host is not None:
-            parts.append(text(t.request_host, self.host, fold=True))
+            parts.append(text(t.request_host, self.host, fold="lower"))
         if self.method is not None:
-            parts.append(text(t.request_method, self.method))
+            parts.append(text(t.request_method, self.method, fold="upper"))
         if self.status is not None:
             status = parse_status(self.status)
             column = t.response_status
