@@ -27,7 +27,7 @@ import pyarrow as pa
 from .engine import analyses
 from .engine.query import CaptureQuery
 from .frames.convert import open_source
-from .frames.where import Where, WhereArg
+from .frames.where import Where, WhereArg, as_wheres
 from .stores.parquet import ParquetBase
 
 if TYPE_CHECKING:
@@ -68,18 +68,14 @@ class SparkCaptureQuery(CaptureQuery):
 
     def where(self, where: WhereArg = None, **fields: Any) -> SparkCaptureQuery:
         """A query narrowed further (every filter given must hold)."""
-        added: list[Where] = []
-        if isinstance(where, Where):
-            added.append(where)
-        elif isinstance(where, dict):
-            added.append(Where(**where))
-        elif where is not None:
+        added = as_wheres(where)
+        if added is None:
             raise TypeError(
                 f"Spark queries take a traffic_lab.Where or a dict of its fields, not "
                 f"{type(where).__name__}"
             )
         if fields:
-            added.append(Where(**fields))
+            added = (*added, Where(**fields))
         return SparkCaptureQuery(self._path, self._spark, (*self._spark_wheres, *added))
 
     def to_spark(self, session: SparkSession | None = None) -> DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -21,7 +21,7 @@ from ..frames.analysis import (
 )
 from ..frames.convert import CaptureRef, capture_columns, open_source, read_capture, read_frame
 from ..frames.display import Summary, TrafficTable, label_duplicates
-from ..frames.where import Where, WhereArg, as_expression
+from ..frames.where import Where, WhereArg, as_expression, as_wheres
 from ..stores.parquet import ParquetBase
 from ..stores.parquet.reader import ORDER_COLUMNS, while_compacting
 from . import analyses
@@ -78,15 +78,6 @@ def open_capture(source: Any, *, filesystem: Any = None) -> CaptureQuery:
     return CaptureQuery(open_source(source, filesystem=filesystem))
 
 
-def _as_where(where: WhereArg) -> Where | None:
-    """``where`` as a :class:`~traffic_lab.Where` (None for an Expression)."""
-    if isinstance(where, Where):
-        return where
-    if isinstance(where, Mapping):
-        return Where(**where)
-    return None
-
-
 def _run_over_files(files: Sequence[str], rows_sql: str, sql: str) -> pa.Table:
     """``sql`` over a view ``capture`` of ``rows_sql`` over ``capture_rows``: the analysis
     columns of ``files``, read by DuckDB itself (in parallel, only the columns and row groups
@@ -136,12 +127,12 @@ class CaptureQuery:
         wheres = self._wheres
         if where is not None:
             parts.append(as_expression(where, partitioned=self._ref.partitioned))
-            added = _as_where(where)
-            wheres = None if wheres is None or added is None else (*wheres, added)
+            added = as_wheres(where)
+            wheres = None if wheres is None or added is None else (*wheres, *added)
         if fields:
-            added = Where(**fields)
-            parts.append(added.expression(partitioned=self._ref.partitioned))
-            wheres = None if wheres is None else (*wheres, added)
+            keywords = Where(**fields)
+            parts.append(keywords.expression(partitioned=self._ref.partitioned))
+            wheres = None if wheres is None else (*wheres, keywords)
         kept = [p for p in parts if p is not None]
         combined = functools.reduce(operator.and_, kept) if kept else None
         return CaptureQuery(self._ref, combined, wheres)

@@ -342,9 +342,10 @@ def as_wheres(where: WhereArg) -> tuple[Where, ...] | None:
     if isinstance(where, Where):
         return (where,)
     if isinstance(where, Mapping):
-        as_expression(where)  # the keys checked, with as_expression's message
-        return (Where(**where),)
-    return None
+        return (_from_fields(where),)
+    if isinstance(where, pc.Expression):
+        return None
+    raise _not_a_filter(where)
 
 
 def rows_where(t: Any, wheres: Sequence[Where], cutoff: int | None) -> Any:
@@ -377,12 +378,21 @@ def as_expression(where: WhereArg, *, partitioned: bool = False) -> pc.Expressio
     if isinstance(where, Where):
         return where.expression(partitioned=partitioned)
     if isinstance(where, Mapping):
-        fields = {f.name for f in dataclasses.fields(Where)}
-        unknown = sorted(set(where) - fields)
-        if unknown:
-            raise TypeError(f"unknown where= keys {unknown}; valid keys: {sorted(fields)}")
-        return Where(**where).expression(partitioned=partitioned)
-    raise TypeError(
+        return _from_fields(where).expression(partitioned=partitioned)
+    raise _not_a_filter(where)
+
+
+def _from_fields(where: Mapping[str, Any]) -> Where:
+    """A :class:`Where` from a dict of its fields (``TypeError`` naming an unknown key)."""
+    fields = {f.name for f in dataclasses.fields(Where)}
+    unknown = sorted(set(where) - fields)
+    if unknown:
+        raise TypeError(f"unknown where= keys {unknown}; valid keys: {sorted(fields)}")
+    return Where(**where)
+
+
+def _not_a_filter(where: object) -> TypeError:
+    return TypeError(
         "where= takes a traffic_lab.Where, a dict of its fields or a pyarrow.compute "
         f"Expression, not {type(where).__name__}"
     )
