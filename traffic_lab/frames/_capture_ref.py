@@ -173,8 +173,8 @@ class CaptureRef:
         if keys.num_rows == 0:
             return SCHEMA.empty_table().select(columns)
         if self._snapshot is None:
-            writers = _seq_ranges(keys)
-            found = self.read([*IDENTITY, *columns], _identity_filter(keys), writers=writers)
+            where, writers = _identity_filter(keys)
+            found = self.read([*IDENTITY, *columns], where, writers=writers)
             found_keys, table = found.select(list(IDENTITY)), found.select(columns)
         else:
             # Rows of another capture, or numbers out of range, are reported missing by _align.
@@ -226,30 +226,25 @@ def open_source(source: Any, *, filesystem: Any = None) -> CaptureRef:
     return CaptureRef(snapshot=items, matcher=matcher_of(source))
 
 
-def _seq_ranges(keys: pa.Table) -> dict[str, tuple[int, int]]:
-    """Per writer id of ``keys``, the least and greatest ``writer_seq`` asked for."""
-    ranges: dict[str, tuple[int, int]] = {}
-    ids, seqs = keys.column("writer_id").to_pylist(), keys.column("writer_seq").to_pylist()
-    for writer, seq in zip(ids, seqs, strict=True):
-        if isinstance(writer, str) and type(seq) is int:
-            low, high = ranges.get(writer, (seq, seq))
-            ranges[writer] = (min(low, seq), max(high, seq))
-    return ranges
-
-
-def _identity_filter(keys: pa.Table) -> pc.Expression:
-    """Per writer, a ``writer_seq`` range (for row-group pruning), and membership if sparse."""
+def _identity_filter(
+    keys: pa.Table,
+) -> tuple[pc.Expression, dict[str, tuple[int, int]]]:
+    """Per writer, a ``writer_seq`` range (for row-group pruning), and membership if sparse;
+    and those ranges by writer id (a Parquet store opens only the files that may hold them)."""
     grouped = keys.group_by("writer_id").aggregate(
         [("writer_seq", "min"), ("writer_seq", "max"), ("writer_seq", "distinct")]
     )
     seq = pc.field("writer_seq")
     parts: list[pc.Expression] = []
+    ranges: dict[str, tuple[int, int]] = {}
     for row in grouped.to_pylist():
-        low, high = row["writer_seq_min"], row["writer_seq_max"]
+        writer, low, high = row["writer_id"], row["writer_seq_min"], row["writer_seq_max"]
         distinct = row["writer_seq_distinct"]
-        part = (pc.field("writer_id") == row["writer_id"]) & (seq >= low) & (seq <= high)
+        part = (pc.field("writer_id") == writer) & (seq >= low) & (seq <= high)
         parts.append(part & seq.isin(distinct) if len(distinct) != high - low + 1 else part)
-    return functools.reduce(operator.or_, parts)
+        if isinstance(writer, str) and low is not None:
+            ranges[writer] = (low, high)
+    return functools.reduce(operator.or_, parts), ranges
 
 
 def _numbered(keys: pa.Table, name: str) -> pa.Table:
