@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.text import Text
 
-from ..wire import header_value
-from ..wire.bodies import body_view, decoded
+from ..wire import header_text
+from ..wire.bodies import decoded, message_body_view
 from ._inputs import count_option, reading
 from ._output import BadInputError, command, make_console, plural, simple_table
 
@@ -322,16 +322,11 @@ def stats(
 MAX_RAW_DECODED = 1 << 30
 
 
-def _text_header(headers: Any, name: str) -> str | None:
-    value = header_value(headers, name)
-    return value.decode("latin-1") if isinstance(value, bytes) else value
-
-
 def _decoded_response(exchange: Exchange) -> tuple[bytes | None, str | None]:
     """The decoded response body, or ``(None, why)`` when it cannot be decoded."""
     if exchange.status_code is None:
         return None, None
-    encoding = _text_header(exchange.response_headers, "content-encoding")
+    encoding = header_text(exchange.response_headers, "content-encoding")
     data, note = decoded(exchange.response_body, encoding, limit=MAX_RAW_DECODED)
     if note is not None and note.endswith("shown as stored"):
         return None, f"the body cannot be decoded: {note.removesuffix(': shown as stored')}"
@@ -392,9 +387,7 @@ def _print_message(console: Any, first: str, headers: Any, body: bytes | None) -
         console.print(Text(": ".join(pair)))
     if not body:
         return
-    view = body_view(
-        body, _text_header(headers, "content-type"), _text_header(headers, "content-encoding")
-    )
+    view = message_body_view(headers, body)
     console.print()
     if view.note and not view.note.startswith("decoded from "):  # a cut, or why not decoded
         console.print(Text(f"({view.note})"))

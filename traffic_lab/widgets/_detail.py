@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..exchange import Exchange
 from ..transports.requester import ReplayResult
+from ..wire import header_text
 from ..wire.bodies import (
     CONTROL_CHARS,
     IMAGE_TYPES,
@@ -36,7 +37,6 @@ from ..wire.bodies import (
     media_type,
 )
 from ._html import (
-    _header,
     diff_html,
     esc,
     status_line,
@@ -389,7 +389,7 @@ def _payload_tab(exchange: Exchange, uid: str) -> str:
     if query:
         parts.append(_section("Query String Parameters", _pairs_table(query)))
     pairs = exchange.request_headers
-    ctype, cenc = _header(pairs, "content-type"), _header(pairs, "content-encoding")
+    ctype, cenc = header_text(pairs, "content-type"), header_text(pairs, "content-encoding")
     body = exchange.request_body
     if body and media_type(ctype or "") == "application/x-www-form-urlencoded" and not cenc:
         form = parse_qsl(body[:MAX_SHOWN].decode("latin-1"), keep_blank_values=True)
@@ -421,7 +421,9 @@ def _response_body(exchange: Exchange, uid: str, side: str = "response") -> str:
         return f'<div class="tl-d-error">{esc(status_line(exchange))}</div>'
     pairs = exchange.response_headers
     preview = body_html(
-        exchange.response_body, _header(pairs, "content-type"), _header(pairs, "content-encoding")
+        exchange.response_body,
+        header_text(pairs, "content-type"),
+        header_text(pairs, "content-encoding"),
     )
     truncated = (
         _note("truncated: the client closed the response early") if exchange.truncated else ""

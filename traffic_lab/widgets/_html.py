@@ -16,22 +16,15 @@ from typing import Any
 
 from ..exchange import Exchange
 from ..transports.requester import MISSING, ResponseDiff
-from ..wire import header_values
 from ..wire.bodies import (  # the body views, shared with the CLI
     BodyView,
-    body_view,
+    message_body_view,
 )
 
 
 def esc(value: object) -> str:
     """``html.escape`` of ``str(value)``, quotes included."""
     return html.escape(str(value), quote=True)
-
-
-def _header(pairs: Sequence[tuple[bytes, bytes]], name: str) -> str | None:
-    """A header's values as one text, repeats joined with ``", "`` (``httpx.Headers.get``)."""
-    values = header_values(pairs, name)
-    return ", ".join(v.decode("latin-1") for v in values) if values else None
 
 
 def shorten(text: str, limit: int) -> str:
@@ -77,8 +70,7 @@ def _side(exchange: Exchange, side: str) -> tuple[Sequence[tuple[bytes, bytes]],
 
 def message_view(exchange: Exchange, side: str) -> BodyView:
     """The request's (``side="request"``) or the response's body, ready to show."""
-    pairs, body = _side(exchange, side)
-    return body_view(body, _header(pairs, "content-type"), _header(pairs, "content-encoding"))
+    return message_body_view(*_side(exchange, side))
 
 
 def message_html(exchange: Exchange, side: str, view: BodyView | None = None) -> str:

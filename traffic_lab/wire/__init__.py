@@ -4,8 +4,8 @@
 ``wire.codings``         content codings (gzip, deflate, br, zstd): :func:`content_codings`,
                          :func:`decode_body` (bounded, decodes as httpx does), :func:`encode_body`,
                          :func:`supports`, :class:`BodyTooLargeError`
-``wire.headers``         :func:`header_value` / :func:`header_values`, :func:`content_charset`,
-                         :func:`reason_phrase` / :func:`response_reason`,
+``wire.headers``         :func:`header_value` / :func:`header_values` / :func:`header_text`,
+                         :func:`content_charset`, :func:`reason_phrase` / :func:`response_reason`,
                          :func:`with_content_length`, :func:`body_consistent_headers`
 ``wire.urls``            :func:`rebase_url` (and its text, :func:`rebased_text`): a recorded URL
                          moved onto another base URL
@@ -23,6 +23,7 @@ from .codings import BodyTooLargeError, content_codings, decode_body, encode_bod
 from .headers import (
     body_consistent_headers,
     content_charset,
+    header_text,
     header_value,
     header_values,
     reason_phrase,
@@ -38,6 +39,7 @@ __all__ = [
     "content_codings",
     "decode_body",
     "encode_body",
+    "header_text",
     "header_value",
     "header_values",
     "reason_phrase",

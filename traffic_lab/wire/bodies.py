@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .codings import BodyTooLargeError, content_codings, decode_body, supports
+from .headers import header_text
 
 __all__ = [
     "CONTROL_CHARS",
@@ -25,6 +27,7 @@ __all__ = [
     "body_view",
     "decoded",
     "hexdump",
+    "message_body_view",
     "media_type",
 ]
 
@@ -152,6 +155,14 @@ def body_view(
         cut = f"showing the first {MAX_TEXT:,} of {len(text):,} characters"
         text, note = text[:MAX_TEXT], f"{note}; {cut}" if note else cut
     return BodyView(kind, text, data, mime, len(data), note or "")
+
+
+def message_body_view(headers: Iterable[tuple[bytes, bytes]], body: bytes) -> BodyView:
+    """:func:`body_view` of a message's stored ``body`` under its ``headers`` (their
+    ``Content-Type`` and ``Content-Encoding``)."""
+    return body_view(
+        body, header_text(headers, "content-type"), header_text(headers, "content-encoding")
+    )
 
 
 def body_kind(data: bytes, mime: str) -> tuple[str, str]:

@@ -18,6 +18,7 @@ import httpx
 __all__ = [
     "body_consistent_headers",
     "content_charset",
+    "header_text",
     "header_value",
     "header_values",
     "reason_phrase",
@@ -49,6 +50,22 @@ def header_value(headers: Iterable[tuple[_S, _S]], name: str) -> _S | None:
     """
     values = header_values(headers, name)
     return values[0] if values else None
+
+
+def header_text(headers: Iterable[tuple[_S, _S]], name: str) -> str | None:
+    """Header ``name``'s values as one text, repeats joined with ``", "`` (what
+    ``httpx.Headers.get`` answers; bytes read as latin-1), or ``None``.
+
+    >>> pairs = [(b"Content-Encoding", b"gzip"), (b"content-encoding", b"br")]
+    >>> header_text(pairs, "content-encoding")
+    'gzip, br'
+    >>> header_text([("Accept", "*/*")], "accept"), header_text([], "accept")
+    ('*/*', None)
+    """
+    values = header_values(headers, name)
+    if not values:
+        return None
+    return ", ".join(v.decode("latin-1") if isinstance(v, bytes) else v for v in values)
 
 
 def content_charset(content_type: str | bytes | None, default: str = "utf-8") -> str:
