@@ -131,3 +131,19 @@ def test_saved_without_widget_state_stock_nbconvert_shows_snapshots(executed, st
     result = measure(to_html(notebook, snapshots=False), tmp_path, f"{stem}-stateless")
     assert_nothing_blank(result)
     assert result["snapshots"] and all(s["height"] > 100 for s in result["snapshots"])
+
+
+@pytest.mark.parametrize("stem", [p.stem for p in NOTEBOOKS])
+def test_no_result_is_a_raw_pandas_repr(executed, stem):
+    # A Series or frame shown as plain text ("Name: x, dtype: float64") reads as a debugging
+    # dump in an exported report: results show as tables (or the display helpers' HTML).
+    raw = [
+        output["data"]["text/plain"]
+        for cell in executed[stem].cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "execute_result"
+        and "text/html" not in output["data"]
+        and "dtype: " in output["data"].get("text/plain", "")
+    ]
+    assert raw == []
